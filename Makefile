@@ -2,9 +2,9 @@
 # simulators (bin/reloc-sim-*), unit tests, fuzzers, benchmarks and demos.
 #
 # Where sources go (nothing needs listing here; new files are picked up by these rules):
-#   src/<concern>/*.c          library code of one concern, all archived into libreloc.a
-#   src/ioc/main.c             main() of the IOC                        -> bin/relocioc
-#   src/<concern>/tool_<x>.c   main() of a command-line tool            -> bin/reloc-<x>
+#   src/<tier>/<concern>/*.c         library code of one concern, all archived into libreloc.a
+#   src/core/ioc/main.c              main() of the IOC                        -> bin/relocioc
+#   src/<tier>/<concern>/tool_<x>.c  main() of a command-line tool            -> bin/reloc-<x>
 #   sim/<x>/*.c                a simulator (one program per folder)     -> bin/reloc-sim-<x>
 #   tests/unit/test_<x>.c      a cmocka unit test                       -> build/<variant>/tests/test_<x>
 #   tests/fuzz/fuzz_<x>.c      a libFuzzer harness                      -> build/fuzz/fuzz_<x>
@@ -39,12 +39,12 @@ CFLAGS  := $(STD_FLAGS) $(WARN_FLAGS) $(OPT_$(VARIANT)) -Isrc $(PKG_CFLAGS) $(EX
 LDFLAGS := $(OPT_$(VARIANT))
 LDLIBS  := $(PKG_LIBS) $(EXTRA_LIBS)
 
-ENTRY_SRCS := src/ioc/main.c $(wildcard src/*/tool_*.c)
-LIB_SRCS   := $(filter-out $(ENTRY_SRCS),$(wildcard src/*/*.c))
+ENTRY_SRCS := src/core/ioc/main.c $(wildcard src/*/*/tool_*.c)
+LIB_SRCS   := $(filter-out $(ENTRY_SRCS),$(wildcard src/*/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(OBJDIR)/%.o)
 LIBRELOC   := $(OBJDIR)/libreloc.a
 
-TOOL_SRCS  := $(wildcard src/*/tool_*.c)
+TOOL_SRCS  := $(wildcard src/*/*/tool_*.c)
 TOOLS      := $(foreach s,$(TOOL_SRCS),$(BINDIR)/reloc-$(patsubst tool_%.c,%,$(notdir $(s))))
 SIM_DIRS   := $(patsubst %/,%,$(sort $(dir $(wildcard sim/*/*.c))))
 SIMS       := $(foreach d,$(SIM_DIRS),$(BINDIR)/reloc-sim-$(notdir $(d)))
@@ -83,7 +83,7 @@ $(LIBRELOC): $(LIB_OBJS)
 	$(call say,AR,$@)
 	$(Q)$(AR) rcs $@ $^
 
-$(BINDIR)/relocioc: $(OBJDIR)/src/ioc/main.o $(LIBRELOC)
+$(BINDIR)/relocioc: $(OBJDIR)/src/core/ioc/main.o $(LIBRELOC)
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -143,4 +143,5 @@ install: all
 clean:
 	rm -rf build bin demo/out
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# Header dependencies of the objects this variant builds (written by -MMD next to each object).
+-include $(wildcard $(OBJDIR)/src/*/*/*.d $(OBJDIR)/sim/*/*.d $(OBJDIR)/tests/unit/*.d)

@@ -31,7 +31,7 @@ from motor_stage import start_stage, stop_stage  # noqa: E402
 
 PREFIX = "BM:"
 MOTORS = ["samx", "samy", "samz", "pssx", "pssy"]
-FAST_POLL_HZ = 20.0   # src/motor/controller.c FAST_POLL
+FAST_POLL_HZ = 20.0   # src/drivers/motor/controller.c FAST_POLL
 
 
 def report(what, ours, peer, unit, peer_name):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 TOP = Path(os.environ.get("RELOC_TOP", Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(TOP / "tests"))
-sys.path.insert(0, str(TOP / "tests/mapping"))
+sys.path.insert(0, str(TOP / "tests/stagemap"))
 import ioc as ioc_module  # noqa: E402
 
 CA_PORT, REPEATER_PORT = ioc_module.free_port(), ioc_module.free_port()

@@ -4,9 +4,9 @@
  *                   [--rotation DEG] [--flip-x] [--flip-y] [--exposure E] [--gain G] [--read-noise E]
  *                   [--gradient GX GY] [--noiseless] [--seed N] [--float]
  * Prints, as CSV on stdout, the ground truth: id,x_px,y_px,stage_x,stage_y,removed for every particle. */
-#include "base/base.h"
-#include "imageio/imageio.h"
-#include "simscope/simscope.h"
+#include "core/base/base.h"
+#include "formats/imageio/imageio.h"
+#include "drivers/simscope/simscope.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,9 +11,9 @@
  * I0 * sensitivity * depth-mean fraction), /truth_fractions/<El> (depth-mean weight fraction).
  * Streaming: rows of constant y (--axis y) or columns of constant x (--axis x), ascending or descending.
  */
-#include "xrf/xrf.h"
+#include "kernels/xrf/xrf.h"
 
-#include "base/base.h"
+#include "core/base/base.h"
 
 #include <cJSON.h>
 #include <math.h>

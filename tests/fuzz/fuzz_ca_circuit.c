@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "access/access.h"
-#include "base/base.h"
-#include "ca/ca_private.h"
-#include "db/db.h"
+#include "core/access/access.h"
+#include "core/base/base.h"
+#include "core/ca/ca_internal.h"
+#include "core/db/db.h"
 
 static void load(const char *type, const char *name, const char *const *fields)
 {

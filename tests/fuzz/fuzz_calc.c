@@ -1,7 +1,7 @@
 /* fuzz_calc.c -- libFuzzer harness for the CALC compiler and evaluator: any text must either compile to a
  * program that evaluates without touching memory outside its stack, or be refused with a position inside
  * the text. */
-#include "calc/calc.h"
+#include "core/calc/calc.h"
 
 #include <stdint.h>
 #include <stdlib.h>

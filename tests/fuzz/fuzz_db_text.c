@@ -1,7 +1,7 @@
 /* fuzz_db_text.c -- libFuzzer harness for text written into record fields (dbpf, autosave restore, CA puts
  * of strings): any text put to any kind of field -- number, menu, state, string, long string, array, link,
  * CALC expression -- is stored or refused, never crashes, and leaves the record processable. */
-#include "db/db.h"
+#include "core/db/db.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dbload/dbload.h"
-#include "macro/macro.h"
+#include "core/dbload/dbload.h"
+#include "core/macsub/macsub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -16,11 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
     char err[512];
 
-    macro_table *macros = macro_create(NULL, 0);
-    macro_define(macros, "P", "F:");
-    macro_define(macros, "SELF", "$(SELF)");
-    macro_parse_defs(macros, text, err, sizeof err);
-    free(macro_expand(macros, text, err, sizeof err));
+    macsub_table *macros = macsub_create(NULL, 0);
+    macsub_define(macros, "P", "F:");
+    macsub_define(macros, "SELF", "$(SELF)");
+    macsub_parse_defs(macros, text, err, sizeof err);
+    free(macsub_expand(macros, text, err, sizeof err));
 
     dbload_db db = {0};
     dbload_parse_text(&db, text, "fuzz.db", macros, err, sizeof err);
@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dbload_parse_template_text(&tpl, text, "fuzz.substitutions", macros, err, sizeof err);
     dbload_template_free(&tpl);
 
-    macro_free(macros);
+    macsub_free(macros);
     free(text);
     return 0;
 }

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "base/base.h"
-#include "xrf/xrf.h"
+#include "core/base/base.h"
+#include "kernels/xrf/xrf.h"
 
 #define MAX_FUZZ_PARTS 16
 

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "db/db.h"
+#include "core/db/db.h"
 
 /* Creates a record and sets fields given as "FIELD", "value" pairs, ending with NULL. */
 static inline db_record *make_record(const char *type, const char *name, ...)

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "access/access.h"
-#include "base/base.h"
-#include "db/db.h"
+#include "core/access/access.h"
+#include "core/base/base.h"
+#include "core/db/db.h"
 
 #define RW (ACCESS_READ | ACCESS_WRITE)
 

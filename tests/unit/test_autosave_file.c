@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autosave/autosave.h"
+#include "core/autosave/autosave.h"
 
 static char dir[64], path[128], err[512];
 

@@ -1,4 +1,4 @@
-/* test_base.c -- unit tests of src/base: log level names, bounded copies, time arithmetic. */
+/* test_base.c -- unit tests of src/core/base: log level names, bounded copies, time arithmetic. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "base/base.h"
+#include "core/base/base.h"
 
 static void log_level_names(void **state)
 {

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "access/access.h"
-#include "base/base.h"
-#include "ca/ca_private.h"
-#include "db/db.h"
+#include "core/access/access.h"
+#include "core/base/base.h"
+#include "core/ca/ca_internal.h"
+#include "core/db/db.h"
 
 typedef struct msg {
     ca_hdr h;

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ca/ca_private.h"
+#include "core/ca/ca_internal.h"
 
 /* epics-facts.md §5.1/§5.2: dbr_size and value offset of every DBR type 0..38. */
 static const struct { unsigned type; unsigned size, off; } reference[] = {

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "calc/calc.h"
+#include "core/calc/calc.h"
 
 static double eval_with(const char *expr, double *args, double val)
 {

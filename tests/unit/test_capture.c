@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/base.h"
-#include "capture/capture.h"
-#include "frames/frames.h"
+#include "core/base/base.h"
+#include "drivers/capture/capture.h"
+#include "drivers/frames/frames.h"
 
 static char dir[] = "/tmp/reloc-capture-XXXXXX";
 

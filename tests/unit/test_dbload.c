@@ -1,5 +1,5 @@
-/* test_dbload.c -- unit tests of loading parsed databases into the record database (src/dbload/load.c with
- * the real src/db): fields, infos and aliases arrive; unknown types and fields, bad names, type clashes and
+/* test_dbload.c -- unit tests of loading parsed databases into the record database (src/core/dbload/load.c with
+ * the real src/core/db): fields, infos and aliases arrive; unknown types and fields, bad names, type clashes and
  * bad values are reported with file:line; a broken file or template creates none of its records. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "db/db.h"
-#include "dbload/dbload.h"
+#include "core/db/db.h"
+#include "core/dbload/dbload.h"
 
 static char dir[64], err[512];
 

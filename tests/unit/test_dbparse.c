@@ -1,4 +1,4 @@
-/* test_dbparse.c -- unit tests of the .db and substitution-file parsers of src/dbload (no record database
+/* test_dbparse.c -- unit tests of the .db and substitution-file parsers of src/core/dbload (no record database
  * involved): every syntax form, includes, macros, and the file:line messages of broken input. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dbload/dbload.h"
+#include "core/dbload/dbload.h"
 
 static char err[512];
 static char tmpdir[64];
@@ -42,7 +42,7 @@ static int remove_dir(void **state)
 }
 
 /* Parses text that must parse. */
-static void parse_ok(dbload_db *db, const char *text, const macro_table *macros)
+static void parse_ok(dbload_db *db, const char *text, const macsub_table *macros)
 {
     memset(db, 0, sizeof *db);
     err[0] = '\0';
@@ -128,10 +128,10 @@ static void string_escapes(void **state)
 static void macros_are_expanded(void **state)
 {
     (void)state;
-    macro_table *m = macro_create(NULL, 0);
-    macro_define(m, "P", "BL:");
-    macro_define(m, "N", "1");
-    macro_define(m, "M1", "m$(N)");
+    macsub_table *m = macsub_create(NULL, 0);
+    macsub_define(m, "P", "BL:");
+    macsub_define(m, "N", "1");
+    macsub_define(m, "M1", "m$(N)");
     dbload_db db;
     parse_ok(&db,
              "# $(UNDEFINED) in a comment line is not expanded\n"
@@ -143,7 +143,7 @@ static void macros_are_expanded(void **state)
     assert_string_equal(field_value(&db.records[0], "DESC"), "cost $(P)");
     assert_string_equal(db.records[1].name, "BL:#2");
     dbload_db_free(&db);
-    macro_free(m);
+    macsub_free(m);
 }
 
 static void includes_relative_and_search_path(void **state)
@@ -158,8 +158,8 @@ static void includes_relative_and_search_path(void **state)
     write_file("sub/part.db", "record(ai, \"$(P)B\")\n");
     write_file("other/far.db", "\n\nrecord(ai, \"C\") { field(DESC, x) }\n");
     setenv("EPICS_DB_INCLUDE_PATH", other, 1);
-    macro_table *m = macro_create(NULL, 0);
-    macro_define(m, "P", "inc:");
+    macsub_table *m = macsub_create(NULL, 0);
+    macsub_define(m, "P", "inc:");
     dbload_db db = {0};
     snprintf(top, sizeof top, "%s/top.db", sub);
     if (dbload_parse_file(&db, top, m, err, sizeof err)) fail_msg("%s", err);
@@ -179,7 +179,7 @@ static void includes_relative_and_search_path(void **state)
     assert_non_null(strstr(err, "self.db:1: includes nested too deeply"));
     dbload_db_free(&db);
     unsetenv("EPICS_DB_INCLUDE_PATH");
-    macro_free(m);
+    macsub_free(m);
 }
 
 static void broken_input_names_file_and_line(void **state)
@@ -200,14 +200,14 @@ static void broken_input_names_file_and_line(void **state)
 
 static const char *instance_value(const dbload_instance *in, const char *name)
 {
-    return macro_lookup(in->macros, name);
+    return macsub_lookup(in->macros, name);
 }
 
 static void substitution_files(void **state)
 {
     (void)state;
-    macro_table *parent = macro_create(NULL, 0);
-    macro_define(parent, "TOP", "/top");
+    macsub_table *parent = macsub_create(NULL, 0);
+    macsub_define(parent, "TOP", "/top");
     dbload_substitutions tpl;
     const char *text =
         "# substitutions\n"
@@ -225,7 +225,7 @@ static void substitution_files(void **state)
     assert_int_equal(tpl.instances[0].line, 5);
     assert_string_equal(instance_value(&tpl.instances[0], "M"), "m1");
     assert_string_equal(instance_value(&tpl.instances[1], "M"), "m 2");
-    char *p = macro_expand(tpl.instances[0].macros, "$(P)$(M)", err, sizeof err);
+    char *p = macsub_expand(tpl.instances[0].macros, "$(P)$(M)", err, sizeof err);
     assert_string_equal(p, "BL:m1");
     free(p);
     assert_string_equal(tpl.instances[2].dbfile, "$(TOP)/cam.db");
@@ -248,7 +248,7 @@ static void substitution_files(void **state)
                                                 sizeof err), -1);
     assert_non_null(strstr(err, "t.substitutions:2:1: expected file or global"));
     dbload_template_free(&tpl);
-    macro_free(parent);
+    macsub_free(parent);
 }
 
 int main(void)

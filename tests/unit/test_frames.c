@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/base.h"
-#include "frames/frames.h"
+#include "core/base/base.h"
+#include "drivers/frames/frames.h"
 
 #define FRAMES 400
 

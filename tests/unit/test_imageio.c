@@ -1,4 +1,4 @@
-/* test_imageio.c -- writers of src/imageio round-trip through the readers; bad paths are reported. */
+/* test_imageio.c -- writers of src/formats/imageio round-trip through the readers; bad paths are reported. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "imageio/imageio.h"
+#include "formats/imageio/imageio.h"
 
 static char dir[] = "/tmp/reloc-imageio-XXXXXX";
 

@@ -1,4 +1,4 @@
-/* test_locate.c -- unit tests of src/locate: parameter validation, empty and flat frames, the band pass
+/* test_locate.c -- unit tests of src/kernels/detection: parameter validation, empty and flat frames, the band pass
  * against a direct (non-separable) evaluation of its definition, one rendered spot, CSV output, and the
  * linker's IDs under displacement priors and memory. */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "locate/locate.h"
+#include "kernels/detection/detection.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 /* Exported by libasan (declared in LLVM's sanitizer/allocator_interface.h, which gcc does not ship). */

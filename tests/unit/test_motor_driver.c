@@ -18,8 +18,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "base/base.h"
-#include "motor/motor.h"
+#include "core/base/base.h"
+#include "drivers/motor/motor.h"
 
 static char proto_path[PATH_MAX + 64];
 

@@ -11,9 +11,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "base/base.h"
-#include "frames/frames.h"
-#include "preview/preview.h"
+#include "core/base/base.h"
+#include "drivers/frames/frames.h"
+#include "drivers/preview/preview.h"
 
 static void publish_gradient(frame_ring *ring, int w, int h)
 {

@@ -1,4 +1,4 @@
-/* test_register.c -- unit tests of src/register on synthetic scenes whose transform is known exactly: Gaussian
+/* test_register.c -- unit tests of src/kernels/registration on synthetic scenes whose transform is known exactly: Gaussian
  * blobs drawn analytically at their true (shifted, rotated, scaled) positions, so no interpolation of ours or
  * anybody's enters the ground truth. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "register/register.h"
+#include "kernels/registration/registration.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 /* From the sanitizers' public interface (sanitizer/allocator_interface.h, which Debian ships with clang only). */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shell/shell.h"
+#include "core/shell/shell.h"
 
 static char err[1024];
 static char seen[8][128];   /* arguments of the last call of "probe" */

@@ -1,4 +1,4 @@
-/* test_stream.c -- unit tests of src/stream: protocol file parsing, output formatting, input matching and
+/* test_stream.c -- unit tests of src/drivers/stream: protocol file parsing, output formatting, input matching and
  * converters, handlers and timeouts, run against a scripted byte stream (no sockets). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "stream/stream.h"
+#include "drivers/stream/stream.h"
 
 /* A scripted device: what the protocol sent, and the chunks it will read (NULL chunk = a timeout). */
 typedef struct fake_device {

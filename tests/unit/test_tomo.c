@@ -1,4 +1,4 @@
-/* test_tomo.c -- unit tests of src/tomo: the back-projector is the projector's transpose, response ratios and
+/* test_tomo.c -- unit tests of src/kernels/tomo: the back-projector is the projector's transpose, response ratios and
  * weight fractions are exact on exact data, the edge-spread-function threshold sits halfway up a blurred edge,
  * and the metrics behave as their definitions say. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tomo/tomo.h"
+#include "kernels/tomo/tomo.h"
 
 static double uniform(unsigned *state)
 {

@@ -1,4 +1,4 @@
-/* test_web_http.c -- the web view's HTTP plumbing (src/web/http.c): requests arriving in pieces, with a
+/* test_web_http.c -- the web view's HTTP plumbing (src/live/web/http.c): requests arriving in pieces, with a
  * form body, pipelined, malformed or oversized; form numbers; and the per-browser output buffer that never
  * grows past its limit and never holds half a response, written to a real socket pair. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "web/web_internal.h"
+#include "live/web/web_internal.h"
 
 static void request_in_pieces(void **state)
 {

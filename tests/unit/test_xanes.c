@@ -1,4 +1,4 @@
-/* test_xanes.c -- unit tests of src/xanes: exact fits of known polynomials, the alignment hook, and the live
+/* test_xanes.c -- unit tests of src/kernels/xanes: exact fits of known polynomials, the alignment hook, and the live
  * use (images appended one by one in any energy order, analysis refreshed after each). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xanes/xanes.h"
+#include "kernels/xanes/xanes.h"
 
 /* mu(E) = 2 - 0.05 (E - 8350)^2 + 0.004 (E - 8350)^3: maximum at E = 8350 inside a window of 8342..8356. */
 static double cubic(double e)

@@ -1,4 +1,4 @@
-/* test_xrf.c -- unit tests of src/xrf through its C interface (the one the IOC uses): the correction inverts the
+/* test_xrf.c -- unit tests of src/kernels/xrf through its C interface (the one the IOC uses): the correction inverts the
  * forward model exactly for every numerical choice when the composition is uniform along the beam; the streaming
  * engine fed in chunks of any size, in either direction, ends with the batch map, never changes a row it published
  * as final, and a rejected chunk changes nothing. */
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xrf/xrf.h"
+#include "kernels/xrf/xrf.h"
 
 #define W 23
 #define H 17

@@ -1,5 +1,5 @@
 """xrf_numpy.py -- an independent, vectorized numpy implementation of reloc's XRF self-absorption correction
-(the triangular sweep from the detector edge, documented in src/xrf/xrf.h), used as the reference in tests and as
+(the triangular sweep from the detector edge, documented in src/kernels/xrf/xrf.h), used as the reference in tests and as
 the peer in bench/bench_xrf.py.
 
 It takes the prepared parameters that reloc records with every result (the "parameters" JSON: xraylib mass

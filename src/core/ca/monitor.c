@@ -1,0 +1,120 @@
+/* monitor.c -- CA subscriptions (EVENT_ADD): the db callback that encodes an update and queues it, and the
+ * per-client flow control that keeps a slow client from costing memory or delaying anybody else.
+ *
+ * An update goes straight into the client's output queue while the queue is below the per-client limit
+ * (ca_server_limits.max_queue_bytes) and events are on. Otherwise it is kept in the subscription's
+ * `pending` slot, replacing the value kept there before: a slow client keeps only the newest value per
+ * subscription (as EPICS IOCs do) and the callback -- running under the db lock on a scan thread --
+ * never waits for the network. Once a subscription has a pending value, later updates also go there so
+ * that a client never sees values out of order. The loop refills the queue from the pending slots after
+ * each flush (ca_client_refill_locked). */
+#include "core/ca/ca_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/base.h"
+
+/* [client lock] */
+static void keep_newest_locked(ca_client *c, ca_sub *s, const uint8_t *msg, size_t n)
+{
+    s->pending.len = 0;
+    s->pending.head = 0;
+    ca_bytes_append(&s->pending, msg, n);
+    c->updates_coalesced++;
+    if (s->on_pending_list)
+        return;
+    s->on_pending_list = 1;
+    s->next_pending = NULL;
+    if (c->pending_tail)
+        c->pending_tail->next_pending = s;
+    else
+        c->pending_head = s;
+    c->pending_tail = s;
+}
+
+/* [db locked] */
+static void post_update_locked(ca_sub *s)
+{
+    ca_client *c = s->chan->client;
+    uint8_t *msg;
+    size_t n = ca_encode_value_locked(s->chan, CA_PROTO_EVENT_ADD, s->dtype, s->count, s->subid, &msg);
+    pthread_mutex_lock(&c->lock);
+    int room = c->out.len == 0 || c->out.len + n <= ca_server_limits.max_queue_bytes;
+    if (s->on_pending_list || c->events_off || !room) {
+        keep_newest_locked(c, s, msg, n);
+    } else {
+        int was_empty = c->out.len == 0;
+        ca_bytes_append(&c->out, msg, n);
+        c->updates_sent++;
+        if (was_empty && c->wake)
+            c->wake(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void sub_event(void *user, const db_addr *addr, unsigned mask)
+{
+    (void)addr;
+    (void)mask;
+    post_update_locked(user);
+}
+
+void ca_client_refill_locked(ca_client *c)
+{
+    while (!c->events_off && c->pending_head) {
+        ca_sub *s = c->pending_head;
+        if (c->out.len && c->out.len + s->pending.len > ca_server_limits.max_queue_bytes)
+            break;
+        ca_bytes_append(&c->out, s->pending.data + s->pending.head, s->pending.len);
+        c->updates_sent++;
+        ca_bytes_free(&s->pending);
+        c->pending_head = s->next_pending;
+        if (!c->pending_head)
+            c->pending_tail = NULL;
+        s->on_pending_list = 0;
+        s->next_pending = NULL;
+    }
+}
+
+int ca_sub_start(ca_client *c, ca_channel *ch, const ca_hdr *h, uint16_t mask)
+{
+    ca_sub *s = xcalloc(1, sizeof *s);
+    s->chan = ch;
+    s->subid = h->p2;
+    s->dtype = h->dtype;
+    s->count = h->count;
+    s->mask = mask;
+    s->next = ch->subs;
+    ch->subs = s;
+    s->dbsub = db_subscribe(&ch->addr, mask, sub_event, s);
+    if (!s->dbsub)
+        log_warn("ca", "client %s: cannot subscribe to %s", c->peer, ch->name);
+    /* The first update goes out at once whatever the mask; later ones when an event matches it. */
+    db_lock();
+    post_update_locked(s);
+    db_unlock();
+    return 0;
+}
+
+void ca_sub_free(ca_sub *s)
+{
+    if (s->dbsub)
+        db_unsubscribe(s->dbsub);       /* no callback runs for s after this returns */
+    ca_client *c = s->chan->client;
+    pthread_mutex_lock(&c->lock);
+    if (s->on_pending_list) {
+        ca_sub **pp = &c->pending_head;
+        ca_sub *prev = NULL;
+        while (*pp != s) {
+            prev = *pp;
+            pp = &(*pp)->next_pending;
+        }
+        *pp = s->next_pending;
+        if (c->pending_tail == s)
+            c->pending_tail = prev;
+    }
+    pthread_mutex_unlock(&c->lock);
+    ca_bytes_free(&s->pending);
+    free(s);
+}

@@ -1,0 +1,68 @@
+/* dev_soft.c -- "Soft Channel" device support for every record type with INP or OUT: an input record
+ * reads its INP link into VAL (whatever VAL's type: number, string, long string, array), an output record
+ * writes VAL to OUT (calcout has its own, writing OVAL: rec_calc.c). Constant INP links are loaded into VAL once at iocInit.
+ */
+#include "core/db/db_internal.h"
+
+#include <string.h>
+
+/* The link and value fields of a record, found by name (INP or OUT, and VAL). */
+typedef struct soft_fields {
+    db_link *link;
+    db_addr value;
+    int output;
+} soft_fields;
+
+static int find_fields(db_record *rec, soft_fields *sf)
+{
+    const db_field_desc *inp = db_find_field(rec, "INP");
+    const db_field_desc *out = inp ? NULL : db_find_field(rec, "OUT");
+    if (!inp && !out) return -1;
+    sf->output = out != NULL;
+    sf->link = db_field_ptr(rec, inp ? inp : out);
+    return recsup_field_addr(rec, "VAL", &sf->value);
+}
+
+static int soft_init(db_record *rec)
+{
+    soft_fields sf;
+    if (find_fields(rec, &sf) != 0) return -1;
+    if (sf.output || sf.link->kind != LINK_CONSTANT) return sf.link->kind == LINK_HW ? -1 : 0;
+    db_storage st;
+    if (db_addr_storage(&sf.value, &st) != DB_OK || !st.data) return 0;
+    db_span dst = {st.type, st.data, st.elem_size, &sf.value};
+    if (db_link_load_constant(sf.link, &dst) != 0) return -1;
+    rec->udf = 0;
+    return 0;
+}
+
+static long soft_io(db_record *rec)
+{
+    soft_fields sf;
+    db_storage st;
+    if (find_fields(rec, &sf) != 0 || db_addr_storage(&sf.value, &st) != DB_OK || !st.data) return -1;
+    const db_field_desc *f = sf.value.field;
+    if (sf.output) {
+        db_span src = {st.type, st.data, st.elem_size, &sf.value};
+        return db_link_write(rec, sf.link, &src, st.nelem > 0 ? st.nelem : 1) < 0 ? -1 : 0;
+    }
+    db_span dst = {st.type, st.data, st.elem_size, &sf.value};
+    long n = st.capacity;
+    int status = db_link_read(rec, sf.link, &dst, &n);
+    if (status < 0) {
+        db_alarm_raise(rec, STAT_LINK, INVALID_ALARM);
+        return -1;
+    }
+    if (status == 0) {
+        rec->udf = 0;
+        if ((f->flags & DBFLD_ARRAY) && f->type != DBF_STRING) rec->rtype->put_array(&sf.value, n);
+    }
+    return 2;
+}
+
+static const db_dset soft_channel = {"Soft Channel", NULL, soft_init, NULL, soft_io};
+
+void dev_soft_register(void)
+{
+    db_register_dset(&soft_channel);
+}

@@ -1,0 +1,35 @@
+/* camera.h -- the camera driver: acquisition from a frame source into the frame ring, and the
+ * areaDetector-style parameters its records use ($(P)cam1:, $(P)image1:, $(P)HDF1:, see db/camera.db).
+ *
+ * st.cmd commands (registered by camera_register):
+ *   cameraConfigure(PORT, SOURCE, ARG, MAX_WIDTH, MAX_HEIGHT)
+ *       SOURCE "sim" (ARG: sample description file), "zmq" (ARG: publisher endpoint), "files" (ARG: a
+ *       directory of TIFF/PNG files, an image file, or file.h5:/dataset)
+ *   cameraStage(PORT, X_CHANNEL, Y_CHANNEL, Z_CHANNEL, PIXEL_SIZE_CHANNEL)
+ *       channels (e.g. "IOC:samx.RBV", or "IOC:samx.RBV+IOC:pssx.RBV" for coarse plus piezo) read at every
+ *       exposure: the stage position stored with each frame and the view the sim source renders, in um
+ *       whatever the records' EGU (mm, um, nm); "" for none (0, or 1 um per pixel)
+ *   cameraPreview(PORT, ENDPOINT, QUALITY, MAX_WIDTH, MAX_RATE_HZ)
+ *       JPEG preview on a ZeroMQ PUB socket (src/drivers/preview)
+ *
+ * Threads, each owned by the driver and stopped at db_shutdown: the acquisition thread (source -> ring,
+ * pacing, ImageMode, counters, once-a-second statistics and capture bookkeeping), the image thread (newest
+ * frame -> $(P)image1:ArrayData), the preview thread and the capture thread. The driver's own lock guards
+ * its control state (requests from record writes); it is never held while calling into db.
+ */
+#ifndef RELOC_CAMERA_H
+#define RELOC_CAMERA_H
+
+#include "drivers/frames/frames.h"
+
+typedef struct camera camera;
+
+void camera_register(void);
+camera *camera_find(const char *port);
+/* The camera's frame ring, for analysis stages that consume frames (registration, detection). */
+frame_ring *camera_ring(camera *cam);
+/* Attaches an analysis result (JSON text) under key to the following JPEG previews (preview_set_result;
+ * NULL removes it). Does nothing when the camera has no preview running. Any thread. */
+void camera_post_result(camera *cam, const char *key, const char *json_value);
+
+#endif

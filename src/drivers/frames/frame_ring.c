@@ -1,0 +1,189 @@
+/* frame_ring.c -- the frame pool, the ring of newest frames and per-consumer bookkeeping (frames.h says
+ * the rules). Everything here is guarded by ring->lock; see frames.h for why the producer never waits. */
+#include "drivers/frames/frames.h"
+
+#include "core/base/base.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct frame_consumer {
+    frame_ring *ring;
+    frame_consumer_stats stats;
+    frames_mode mode;
+    uint64_t last_id;            /* id of the last frame taken (0: none yet) */
+    double rate_window_start;    /* monotonic time the rate window opened */
+    uint64_t rate_window_count;
+};
+
+struct frame_ring {
+    pthread_mutex_t lock;
+    pthread_cond_t published_cond;
+    int depth, npool, nconsumers, max_consumers;
+    frame *pool;
+    frame **ring;                /* ring[k % depth]: published frames, newest at (published - 1) */
+    uint64_t published;          /* frames published so far = id of the newest */
+    int shutting_down;
+    frame_consumer *consumers;
+};
+
+frame_ring *frame_ring_create(int depth, int max_consumers, size_t max_pixels)
+{
+    frame_ring *r = xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->published_cond, NULL);
+    r->depth = depth < 1 ? 1 : depth;
+    r->max_consumers = max_consumers < 1 ? 1 : max_consumers;
+    r->npool = r->depth + r->max_consumers + 1;
+    r->pool = xcalloc((size_t)r->npool, sizeof *r->pool);
+    for (int i = 0; i < r->npool; i++) {
+        r->pool[i].data = xmalloc(max_pixels * sizeof(uint16_t));
+        r->pool[i].capacity = max_pixels;
+    }
+    r->ring = xcalloc((size_t)r->depth, sizeof *r->ring);
+    r->consumers = xcalloc((size_t)r->max_consumers, sizeof *r->consumers);
+    return r;
+}
+
+void frame_ring_destroy(frame_ring *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->npool; i++) free(r->pool[i].data);
+    free(r->pool);
+    free(r->ring);
+    free(r->consumers);
+    pthread_cond_destroy(&r->published_cond);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+frame *frame_ring_acquire(frame_ring *r, int width, int height)
+{
+    size_t pixels = (size_t)width * height;
+    pthread_mutex_lock(&r->lock);
+    frame *f = NULL;
+    for (int i = 0; i < r->npool && !f; i++)
+        if (r->pool[i].refs == 0) f = &r->pool[i];
+    if (!f) {   /* impossible while consumers hold at most one frame each (frames.h) */
+        log_error("frames", "frame pool exhausted: a consumer holds more than one frame");
+        abort();
+    }
+    f->refs = 1;    /* the producer's reference, handed to the ring on publish */
+    pthread_mutex_unlock(&r->lock);
+    if (pixels > f->capacity) {
+        f->data = xrealloc(f->data, pixels * sizeof(uint16_t));
+        f->capacity = pixels;
+    }
+    f->width = width;
+    f->height = height;
+    return f;
+}
+
+void frame_ring_publish(frame_ring *r, frame *f)
+{
+    pthread_mutex_lock(&r->lock);
+    f->id = ++r->published;
+    frame **slot = &r->ring[f->id % (uint64_t)r->depth];
+    if (*slot) (*slot)->refs--;        /* the oldest frame leaves the ring */
+    *slot = f;                          /* the producer's reference becomes the ring's */
+    pthread_cond_broadcast(&r->published_cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void frame_ring_discard(frame_ring *r, frame *f)
+{
+    pthread_mutex_lock(&r->lock);
+    f->refs--;
+    pthread_mutex_unlock(&r->lock);
+}
+
+uint64_t frame_ring_published(frame_ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    uint64_t n = r->published;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+frame_consumer *frame_ring_add_consumer(frame_ring *r, const char *name, frames_mode mode)
+{
+    pthread_mutex_lock(&r->lock);
+    frame_consumer *c = NULL;
+    if (r->nconsumers < r->max_consumers) {
+        c = &r->consumers[r->nconsumers++];
+        c->ring = r;
+        c->mode = mode;
+        c->last_id = r->published;     /* starts with the next frame */
+        c->rate_window_start = time_monotonic();
+        str_copy(c->stats.name, name, sizeof c->stats.name);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (!c) log_error("frames", "no room for consumer %s (max %d)", name, r->max_consumers);
+    return c;
+}
+
+/* [ring locked] The frame this consumer should take next, or NULL if none is newer than its last. */
+static frame *pick(frame_consumer *c)
+{
+    frame_ring *r = c->ring;
+    if (r->published <= c->last_id) return NULL;
+    uint64_t oldest_held = r->published > (uint64_t)r->depth ? r->published - (uint64_t)r->depth + 1 : 1;
+    uint64_t want = c->mode == FRAMES_NEWEST ? r->published : c->last_id + 1;
+    if (want < oldest_held) want = oldest_held;
+    c->stats.dropped += want - c->last_id - 1;
+    c->last_id = want;
+    return r->ring[want % (uint64_t)r->depth];
+}
+
+frame *frame_consumer_next(frame_consumer *c, double timeout_s)
+{
+    frame_ring *r = c->ring;
+    struct timespec deadline = time_add(time_wall(), timeout_s);
+    pthread_mutex_lock(&r->lock);
+    frame *f = NULL;
+    while (!r->shutting_down && !(f = pick(c)))
+        if (pthread_cond_timedwait(&r->published_cond, &r->lock, &deadline) != 0) break;
+    if (f && !r->shutting_down) f->refs++;
+    else f = NULL;
+    pthread_mutex_unlock(&r->lock);
+    return f;
+}
+
+void frame_consumer_done(frame_consumer *c, frame *f)
+{
+    frame_ring *r = c->ring;
+    struct timespec now = time_wall();
+    double latency = (double)(now.tv_sec - f->stamp.tv_sec) + (double)(now.tv_nsec - f->stamp.tv_nsec) * 1e-9;
+    double mono = time_monotonic();
+    pthread_mutex_lock(&r->lock);
+    f->refs--;
+    c->stats.processed++;
+    c->stats.latency_s = latency;
+    c->rate_window_count++;
+    double window = mono - c->rate_window_start;
+    if (window >= 1.0) {
+        c->stats.rate_hz = (double)c->rate_window_count / window;
+        c->rate_window_count = 0;
+        c->rate_window_start = mono;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+void frame_consumer_stats_get(frame_consumer *c, frame_consumer_stats *out)
+{
+    pthread_mutex_lock(&c->ring->lock);
+    *out = c->stats;
+    /* a consumer that stopped receiving frames reports its rate decaying to zero */
+    double window = time_monotonic() - c->rate_window_start;
+    if (window > 2.0) out->rate_hz = (double)c->rate_window_count / window;
+    pthread_mutex_unlock(&c->ring->lock);
+}
+
+void frame_ring_shutdown(frame_ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->shutting_down = 1;
+    pthread_cond_broadcast(&r->published_cond);
+    pthread_mutex_unlock(&r->lock);
+}

@@ -1,0 +1,126 @@
+/* detection.h -- particle detection and tracking as trackpy users know it: Crocker-Grier location
+ * ("locate"), a bright-field ring locator, nearest-neighbour linking across frames ("link"), and export
+ * of the feature table to CSV and HDF5.
+ *
+ * Detection follows trackpy's locate step by step so that its parameters and columns mean the same:
+ * band pass (Gaussian of noise_size truncated at 4 sigma with zero edges, minus a boxcar of smoothing_size
+ * with nearest edges, clipped below threshold), rescaling to the full range of the file's integer sample
+ * type (floats: 8 bits), local maxima by a square grey dilation within separation above a percentile of
+ * the non-zero pixels, edge exclusion, centroid refinement in a circular mask of radius diameter/2 with up
+ * to max_iterations one-pixel re-centrings, pruning of pairs closer than separation (lower mass dropped),
+ * then minmass, maxsize and topn. Positions have their origin at the centre of pixel (0, 0).
+ *
+ * Usage for a live stream: create one locate_ctx per frame size and parameter set, call locate_frame on
+ * every frame, keep one locate_table and reuse it. Neither allocates in steady state (the table grows only
+ * when a frame has more features than any before). A ctx is not thread-safe: one thread owns it.
+ */
+#ifndef RELOC_LOCATE_H
+#define RELOC_LOCATE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define LOCATE_MAX_DIAMETER 251
+
+typedef struct locate_params {
+    int diameter;         /* odd feature diameter in pixels (3..251); the mask has radius diameter/2 */
+    double minmass;       /* keep features with mass > minmass (>= 0) */
+    double maxsize;       /* keep features with size < maxsize; 0 = no limit */
+    double separation;    /* minimum separation between features (default diameter + 1) */
+    double noise_size;    /* sigma of the Gaussian of the band pass (default 1) */
+    int smoothing_size;   /* odd side of the boxcar of the band pass (default diameter) */
+    double threshold;     /* band-pass clip level; negative = trackpy's default (1 integer, 1/255 float) */
+    int invert;           /* features darker than the background (bright-field, SEM) */
+    double percentile;    /* a maximum must be brighter than this percentile of non-zero pixels (64) */
+    int topn;             /* keep only the topn most massive features; 0 = all */
+    int preprocess;       /* 1 = band pass; 0 = locate on the raw image */
+    int max_iterations;   /* maximum number of re-centrings of the refinement (10) */
+    int characterize;     /* compute size, ecc, signal, raw_mass and ep (1) */
+    int roi_x, roi_y;     /* region of interest; roi_width = roi_height = 0 means the whole frame */
+    int roi_width, roi_height;
+} locate_params;
+
+/* trackpy's defaults for a feature diameter. */
+void locate_params_default(locate_params *p, int diameter);
+/* Checks parameters alone (no frame size): 0, or -1 with a sentence saying what is wrong in err. */
+int locate_params_check(const locate_params *p, char *err, size_t errlen);
+
+/* Features of one frame (or of many: frame and particle tell them apart), one array per column. */
+typedef struct locate_table {
+    int count, capacity;
+    double *x, *y, *mass, *size, *ecc, *signal, *raw_mass, *ep;
+    double *r;            /* ring radius (bright-field ring locator only; NaN otherwise) */
+    int *frame;           /* frame index given to locate_frame (or the caller's) */
+    long *particle;       /* particle ID from the linker; -1 before linking */
+    int has_r;            /* the r column is meaningful */
+} locate_table;
+
+void locate_table_init(locate_table *t);
+void locate_table_free(locate_table *t);
+void locate_table_clear(locate_table *t);
+/* Makes room for n rows (no allocation when the capacity already suffices). */
+void locate_table_reserve(locate_table *t, int n);
+/* Appends all rows of src to dst (for collecting a movie into one table). */
+void locate_table_append(locate_table *dst, const locate_table *src);
+
+typedef struct locate_ctx locate_ctx;
+
+/* A context for frames of width x height with the given sample type: sample_max is the largest value of
+ * the file's integer sample type (255 for 8-bit, 65535 for 16-bit, 32767 for signed 16-bit ...) or 0 for
+ * floating-point samples; trackpy's integer rescaling and default threshold depend on it. Returns NULL
+ * with a message in err for bad parameters or an ROI outside the frame. */
+locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, double sample_max, char *err,
+                              size_t errlen);
+void locate_ctx_free(locate_ctx *ctx);
+const locate_params *locate_ctx_params(const locate_ctx *ctx);
+
+/* Locates the features of one frame (width*height samples, x fastest) into out, replacing its rows; every
+ * row gets frame index frame_index and particle -1. Positions are in full-frame pixels even with an ROI.
+ * Rows come in raster order of the local maxima they started from (with topn, trackpy instead orders by
+ * mass). Non-finite samples count as 0. A frame without features gives an empty table and returns 0. */
+int locate_frame(locate_ctx *ctx, const float *frame, int frame_index, locate_table *out);
+
+/* The band-passed ROI of the last frame (roi_width x roi_height doubles, before integer rescaling), and the
+ * rescale factor applied after it (mass and signal are divided back by it). For tests and diagnostics. */
+const double *locate_ctx_bandpassed(const locate_ctx *ctx, int *width, int *height);
+double locate_ctx_scale_factor(const locate_ctx *ctx);
+
+/* Bright-field ring locator (trackpy's locate_brightfield_ring): particles seen as a dark ring around a
+ * brighter interior. Starting points come from locate on the frame (ctx's parameters, whose diameter is
+ * the ring's approximate outer diameter); each is refined by sampling the image along rays, finding the
+ * dark ring on every ray and fitting a circle. Rows get x, y and r (ring radius); rows whose fit fails
+ * are dropped. */
+int locate_rings(locate_ctx *ctx, const float *frame, int frame_index, locate_table *out);
+
+/* Linking across frames: nearest neighbour within search_range of the predicted position, the pairs
+ * assigned in order of increasing distance, with memory for particles that are missing for up to memory
+ * frames. The prediction is the last position plus the known displacement of the sample since then
+ * (registration or stage motion), so IDs survive moves larger than the particle spacing. */
+typedef struct link_params {
+    double search_range;  /* largest distance (pixels) between prediction and feature (> 0) */
+    int memory;           /* frames a particle may be missing and keep its ID (>= 0) */
+    double drift_range;   /* > 0: also search for an unknown common displacement up to this many pixels
+                           * (on top of the prior): the one most particle-feature pairs agree on */
+} link_params;
+
+/* A linker keeps the particles of one stream; like a ctx it is owned by one thread. */
+typedef struct linker linker;
+
+linker *linker_create(const link_params *p, char *err, size_t errlen);
+void linker_free(linker *lk);
+/* Assigns particle IDs to the rows of t (one frame). dx, dy: displacement of the image content since the
+ * previous frame given to the linker (0, 0 without a prior). IDs count up from 0. */
+void linker_link_frame(linker *lk, locate_table *t, double dx, double dy);
+/* Particles currently tracked (seen within memory frames). */
+int linker_active_count(const linker *lk);
+
+/* Export. CSV: header line then one line per row: frame,particle,y,x,mass,size,ecc,signal,raw_mass,ep
+ * (with_ids = 0 leaves out frame and particle; r follows x when the table has ring radii). */
+int locate_table_write_csv(const locate_table *t, FILE *f, int with_ids);
+/* HDF5: one 1-D dataset per column in group (created or replaced) of path, plus the detection parameters
+ * as attributes of the group when p is not NULL. An existing file keeps its other contents; an existing
+ * file that is not HDF5 is refused, never overwritten. */
+int locate_table_write_hdf5(const locate_table *t, const char *path, const char *group, const locate_params *p,
+                            char *err, size_t errlen);
+
+#endif

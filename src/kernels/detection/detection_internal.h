@@ -1,0 +1,116 @@
+/* detection_internal.h -- the detection context and the pipeline stages shared by the files of src/kernels/detection.
+ * Not a public interface: callers use locate.h. The image buffers are sized once in locate_ctx_create for
+ * the ROI; the per-feature lists (candidates, pair grid, ring scratch) only grow past their largest size so
+ * far, so a stream of similar frames allocates nothing (tests/unit/test_locate.c checks it). */
+#ifndef RELOC_LOCATE_INTERNAL_H
+#define RELOC_LOCATE_INTERNAL_H
+
+#include <stdint.h>
+
+#include "kernels/detection/detection.h"
+
+#define LOCATE_HIST_BINS 65536
+
+/* Candidate features between refinement and output (ROI coordinates, raw units before rescale). */
+typedef struct locate_cands {
+    int count, capacity;
+    int *iy, *ix;             /* integer starting position (local maximum) */
+    double *y, *x, *mass, *size, *ecc, *signal, *raw_mass;
+    unsigned char *drop;
+    int *order;               /* scratch for sorting by mass */
+} locate_cands;
+
+/* Points binned in square cells, for pair searches (close features, link candidates). Owned by one ctx or
+ * linker; its arrays grow and are reused. cell_start[c]..cell_start[c+1] index order[] for cell c. */
+typedef struct point_grid {
+    int nx, ny;
+    double x0, y0, cell;
+    int *cell_start, *order, *cell_of;
+    size_t cells_cap, points_cap;
+} point_grid;
+
+/* Walks the points of the 3x3 cells around a position: every point within one cell size is visited. */
+typedef struct point_grid_iter {
+    const point_grid *g;
+    int gy, gx, cell, slot, end;
+} point_grid_iter;
+
+void point_grid_build(point_grid *g, const double *y, const double *x, int n, double cell);
+void point_grid_near(const point_grid *g, double y, double x, point_grid_iter *it);
+/* The next point's index, or -1 when the neighbourhood is exhausted. */
+int point_grid_next(point_grid_iter *it);
+void point_grid_free(point_grid *g);
+
+/* Scratch of the ring locator: samples[ray * steps + step] along the rays, their sorted copy, and the ring
+ * position per ray followed by the ring points' y and x. Grown, never shrunk. */
+typedef struct ring_scratch {
+    double *samples, *sorted, *edge;
+    size_t samples_cap, rays_cap;
+} ring_scratch;
+
+struct locate_ctx {
+    locate_params p;
+    int frame_width;          /* row length of the frames given to locate_frame */
+    int w, h;                 /* ROI size; ROI origin is p.roi_x, p.roi_y */
+    int integer_samples;      /* the file's samples are integers */
+    double sample_max;        /* largest value of the integer sample type (0 for floats) */
+    double int_max;           /* the integer range trackpy rescales to: sample_max, or 255 for floats */
+    double threshold;         /* band-pass clip level after defaults */
+    int radius, margin;
+    int dilate_size;          /* side of the square grey dilation */
+    double scale;             /* rescale factor of the last frame */
+
+    int gauss_half;           /* Gaussian taps: gauss[0..gauss_half], symmetric */
+    double *gauss;
+
+    /* Circular refinement mask: offsets into the (2r+1)^2 square and per-pixel weights. */
+    int mask_count;
+    int *mask_dy, *mask_dx;
+    double *mask_r2, *mask_cos, *mask_sin;
+    double mask_sum_y2;       /* sum of dy^2 over the mask (for ep) */
+    int *disk_half;           /* half width of the mask's row at dy, index dy + radius */
+
+    float *raw;               /* ROI of the frame, inverted when asked (w*h) */
+    float *zero_row;          /* w zeros: the rows outside the image for the Gaussian */
+    double *bp;               /* band-passed ROI (w*h) */
+    double bp_max;            /* its largest value */
+    double *tmp;              /* pass buffer of the separable filters (w*h) */
+    double *line;             /* one row, with room for the Gaussian's zero padding */
+    uint32_t *img;            /* band pass rescaled to integers (w*h) */
+    uint32_t *dil;            /* its grey dilation along x (w*h) */
+    uint32_t *dil_g, *dil_h;  /* van Herk / Gil-Werman block maxima of one row (w + size) */
+    uint32_t *hist, *hist_fine; /* histograms of the non-zero values for the percentile */
+    int hist_shift;           /* first-level bin = value >> hist_shift (0 up to 16-bit types) */
+    uint8_t *row_distance;    /* distance to the nearest non-zero pixel in the row, capped (w*h) */
+    uint8_t *background_row;  /* background flags of one row (w) */
+
+    locate_cands cands;
+    point_grid grid;
+    ring_scratch ring;
+};
+
+/* bandpass.c: ctx->raw -> ctx->bp (clipped below threshold) and ctx->bp_max, as trackpy's bandpass. */
+void locate_bandpass(locate_ctx *ctx);
+/* bandpass.c: ctx->bp -> ctx->img and ctx->scale (trackpy's convert_to_int). */
+void locate_rescale(locate_ctx *ctx);
+/* maxima.c: local maxima of ctx->img into ctx->cands (raster order). */
+void locate_find_maxima(locate_ctx *ctx);
+/* refine.c: centroid refinement and characterization of every candidate. */
+void locate_refine(locate_ctx *ctx);
+/* refine.c: marks the lower-mass member of every pair closer than separation (trackpy's where_close);
+ * with mass NULL, the member nearer the top-left corner. */
+void locate_mark_close(point_grid *g, const double *y, const double *x, const double *mass, int n,
+                       double separation, unsigned char *drop);
+/* refine.c: background level and noise of the raw ROI away from any feature (trackpy's measure_noise). */
+void locate_measure_noise(locate_ctx *ctx, double *black_level, double *noise);
+/* sort.c: sorts n elements of size bytes in place into increasing order under cmp (not stable: make cmp
+ * total), allocating nothing. */
+typedef int (*locate_compare)(const void *a, const void *b, void *arg);
+void locate_sort(void *array, size_t n, size_t size, locate_compare cmp, void *arg);
+
+/* locate.c: keeps the rows of t whose keep flag is set, in order. */
+void locate_table_compact(locate_table *t, const unsigned char *keep);
+/* locate.c: grows the candidate list to hold n entries. */
+void locate_cands_reserve(locate_cands *c, int n);
+
+#endif

@@ -1,0 +1,156 @@
+/* refine.c -- centroid refinement and characterization of candidate features, pruning of close pairs and
+ * the background noise behind the position uncertainty ep, as trackpy's refine_com, where_close and
+ * measure_noise do them.
+ *
+ * Refinement: the brightness centroid of the rescaled band pass inside a circular mask of radius
+ * diameter/2; while it is 0.6 px or more off the mask centre (in either axis) the mask moves one pixel
+ * that way, at most max_iterations times. The reported centroid and characterization are those of the
+ * last mask evaluated. size is the radius of gyration, ecc the eccentricity from the cos/sin 2-theta
+ * moments, signal the peak, raw_mass the sum of the raw (possibly inverted) samples under the mask. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/base.h"
+#include "kernels/detection/detection_internal.h"
+
+#define SHIFT_THRESHOLD 0.6
+
+static void refine_one(locate_ctx *ctx, int k)
+{
+    locate_cands *c = &ctx->cands;
+    int r = ctx->radius, w = ctx->w;
+    int cy = c->iy[k], cx = c->ix[k];
+    double pos_y = cy, pos_x = cx, mass = 0;
+    int top = 0, left = 0;
+    for (int it = 0; it < ctx->p.max_iterations; it++) {
+        top = cy - r;
+        left = cx - r;
+        double sy = 0, sx = 0;
+        mass = 0;
+        for (int i = 0; i < ctx->mask_count; i++) {
+            double v = ctx->img[(size_t)(top + ctx->mask_dy[i]) * w + left + ctx->mask_dx[i]];
+            mass += v;
+            sy += v * ctx->mask_dy[i];
+            sx += v * ctx->mask_dx[i];
+        }
+        double cm_y = mass == 0 ? r : sy / mass, cm_x = mass == 0 ? r : sx / mass;
+        pos_y = cm_y - r + cy;
+        pos_x = cm_x - r + cx;
+        double off_y = cm_y - r, off_x = cm_x - r;
+        if (fabs(off_y) < SHIFT_THRESHOLD && fabs(off_x) < SHIFT_THRESHOLD) break;
+        cy += off_y > SHIFT_THRESHOLD ? 1 : (off_y < -SHIFT_THRESHOLD ? -1 : 0);
+        cx += off_x > SHIFT_THRESHOLD ? 1 : (off_x < -SHIFT_THRESHOLD ? -1 : 0);
+        cy = cy < r ? r : (cy > ctx->h - 1 - r ? ctx->h - 1 - r : cy);
+        cx = cx < r ? r : (cx > ctx->w - 1 - r ? ctx->w - 1 - r : cx);
+    }
+    c->y[k] = pos_y;
+    c->x[k] = pos_x;
+    c->mass[k] = mass;
+    if (!ctx->p.characterize) return;
+
+    double rg = 0, ec = 0, es = 0, signal = 0, raw_mass = 0;
+    for (int i = 0; i < ctx->mask_count; i++) {
+        size_t at = (size_t)(top + ctx->mask_dy[i]) * w + left + ctx->mask_dx[i];
+        double v = ctx->img[at];
+        rg += ctx->mask_r2[i] * v;
+        ec += ctx->mask_cos[i] * v;
+        es += ctx->mask_sin[i] * v;
+        if (v > signal) signal = v;
+        raw_mass += ctx->raw[at];
+    }
+    double centre = ctx->img[(size_t)(top + r) * w + left + r];
+    c->size[k] = sqrt(rg / mass);
+    c->ecc[k] = sqrt(ec * ec + es * es) / (mass - centre + 1e-6);
+    c->signal[k] = signal;
+    c->raw_mass[k] = raw_mass;
+}
+
+void locate_refine(locate_ctx *ctx)
+{
+    for (int k = 0; k < ctx->cands.count; k++) refine_one(ctx, k);
+}
+
+void locate_mark_close(point_grid *g, const double *y, const double *x, const double *mass, int n,
+                       double separation, unsigned char *drop)
+{
+    if (n < 2 || !(separation > 0)) return;
+    point_grid_build(g, y, x, n, separation);
+    double limit = 1 - 1e-7;   /* scipy's query_pairs(1 - 1e-7) on positions divided by separation */
+    for (int i = 0; i < n; i++) {
+        point_grid_iter it;
+        point_grid_near(g, y[i], x[i], &it);
+        for (int j; (j = point_grid_next(&it)) >= 0;) {
+            if (j <= i) continue;
+            double dy = y[i] / separation - y[j] / separation, dx = x[i] / separation - x[j] / separation;
+            if (sqrt(dy * dy + dx * dx) > limit) continue;
+            int lower;
+            if (mass && mass[i] != mass[j]) lower = mass[i] > mass[j] ? j : i;
+            else lower = (y[i] + x[i]) / separation > (y[j] + x[j]) / separation ? j : i;
+            drop[lower] = 1;
+        }
+    }
+}
+
+/* background[x] &= (distance[x] > half), eight pixels per step: with distances below 128, the high bit of
+ * each byte of (distance | 0x80) - (half + 1) is set exactly when distance > half, and no byte borrows
+ * from its neighbour. */
+static void keep_if_farther(uint8_t *background, const uint8_t *distance, int w, int half)
+{
+    const uint64_t high = 0x8080808080808080ull, ones = 0x0101010101010101ull;
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        uint64_t d, b;
+        memcpy(&d, distance + x, 8);
+        memcpy(&b, background + x, 8);
+        b &= (((d | high) - ones * (uint64_t)(half + 1)) & high) >> 7;
+        memcpy(background + x, &b, 8);
+    }
+    for (; x < w; x++) background[x] &= distance[x] > half;
+}
+
+/* A pixel is background when no non-zero pixel of the rescaled band pass lies within the refinement mask
+ * around it (trackpy's binary dilation by the mask). Each row first gets, per pixel, the distance to the
+ * nearest non-zero pixel of that row (capped at 127, beyond any mask); a pixel is then background when,
+ * for every row offset dy of the mask, that distance in row y+dy exceeds the mask's half width at dy. The
+ * variance is accumulated about the first background sample, which avoids cancellation in one pass. */
+void locate_measure_noise(locate_ctx *ctx, double *black_level, double *noise)
+{
+    int w = ctx->w, h = ctx->h, r = ctx->radius;
+    for (int y = 0; y < h; y++) {
+        const uint32_t *row = ctx->img + (size_t)y * w;
+        uint8_t *d = ctx->row_distance + (size_t)y * w;
+        int last = -1000;
+        for (int x = 0; x < w; x++) {
+            if (row[x]) last = x;
+            d[x] = x - last > 127 ? 127 : (uint8_t)(x - last);
+        }
+        last = w + 1000;
+        for (int x = w - 1; x >= 0; x--) {
+            if (row[x]) last = x;
+            if (last - x < d[x]) d[x] = (uint8_t)(last - x);
+        }
+    }
+    double shift = 0, sum = 0, sq = 0;
+    size_t count = 0;
+    uint8_t *background = ctx->background_row;
+    for (int y = 0; y < h; y++) {
+        memset(background, 1, (size_t)w);
+        for (int dy = -r; dy <= r; dy++) {
+            int yy = y + dy;
+            if (yy >= 0 && yy < h) keep_if_farther(background, ctx->row_distance + (size_t)yy * w, w, ctx->disk_half[dy + r]);
+        }
+        const float *raw = ctx->raw + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            if (!background[x]) continue;
+            double v = raw[x];
+            if (count == 0) shift = v;
+            sum += v - shift;
+            sq += (v - shift) * (v - shift);
+            count++;
+        }
+    }
+    double n = (double)count, mean_shifted = count ? sum / n : 0;
+    *black_level = count ? shift + mean_shifted : NAN;
+    *noise = count > 1 ? sqrt(fmax(sq / n - mean_shifted * mean_shifted, 0.0)) : NAN;
+}

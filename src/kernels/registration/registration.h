@@ -1,0 +1,157 @@
+/* registration.h -- DFT image registration: subpixel translation by phase correlation (Guizar-Sicairos et al.,
+ * Opt. Lett. 33, 156 (2008)), rotation and scale from log-polar magnitude spectra, and stack alignment.
+ *
+ * Model. A context (reg_ctx) is made once per frame size and parameter set: it owns the FFTW plans and every
+ * buffer, so registering a frame allocates nothing. reg_set_reference() stores the reference's spectrum;
+ * reg_translate() / reg_similarity() then register any number of moving images against it. A context is not
+ * shared: one thread (e.g. the IOC's analysis thread) owns it and calls everything on it; different contexts may
+ * be used from different threads at once (plan creation is serialized internally).
+ *
+ * Conventions. Images are float, row-major, x fastest. Results describe where the reference's content is in the
+ * moving image:  moving(A (p - c) + c + t) = reference(p),  A = scale * R(angle),  with p and t in pixels
+ * (x right, y down), angle in degrees counter-clockwise on screen (as scipy.ndimage.rotate and
+ * skimage.transform.rotate turn content): A = scale * [[cos, sin], [-sin, cos]] acting on (x, y); c is the centre
+ * of the analysis frame expressed in reference-image pixels (reg_result.center_x/y).
+ * A pure translation is shift = t: content that moved by +t.  scikit-image's phase_cross_correlation(ref,
+ * moving) returns -t (the shift that moves the moving image back onto the reference).
+ *
+ * Confidence. Two figures, both needed for confident = 1 (anything else must not be used as a match):
+ * - psr, the peak-to-side-lobe ratio of the integer-pixel phase-correlation surface: (peak - mean) / standard
+ *   deviation outside an 11x11 box around the peak. Noise against noise gives the largest of N roughly Gaussian
+ *   samples, about sqrt(2 ln N) = 4.8-5.6 for 256^2-2048^2 frames; real matches give tens to thousands. But
+ *   whitening turns smooth or sparse scenes (particles, blobs) into a few sharp points, and two unrelated such
+ *   scenes line up somewhere by chance with psr 20-120; hence the second figure:
+ * - correlation, the normalized cross-correlation of the windowed images (not whitened) at the shift found:
+ *   near 1 for a match with good signal-to-noise, below about 0.2 for unrelated images.
+ * Thresholds: params.min_psr (default REG_DEFAULT_MIN_PSR) and params.min_correlation (default
+ * REG_DEFAULT_MIN_CORRELATION; lower it for images of different modalities, whose contrast differs).
+ */
+#ifndef RELOC_REGISTER_H
+#define RELOC_REGISTER_H
+
+#include <stddef.h>
+
+#define REG_DEFAULT_MIN_PSR 10.0
+#define REG_DEFAULT_MIN_CORRELATION 0.3
+/* Whitening gives every frequency the same weight, and the top of the band carries mostly noise, aliasing and
+ * window leakage: on smooth or noisy images it biases shifts by a tenth of a pixel. Set band_high to 0 for the
+ * full band (what scikit-image's phase_cross_correlation uses). */
+#define REG_DEFAULT_BAND_HIGH 0.3
+/* Partial whitening (cross-power divided by |F G|^0.5) keeps the sharp peak of phase correlation while weighting
+ * frequencies by how much signal they carry: on noisy frames it halves the error of full whitening (1). */
+#define REG_DEFAULT_WHITENING 0.5
+
+typedef enum { REG_WINDOW_NONE = 0, REG_WINDOW_HANN, REG_WINDOW_TUKEY } reg_window;
+typedef enum { REG_PLAN_ESTIMATE = 0, REG_PLAN_MEASURE, REG_PLAN_PATIENT } reg_plan_effort;
+
+typedef struct reg_params {
+    int upsample;            /* subpixel refinement: shifts are found to 1/upsample px (1 = integer pixels) */
+    reg_window window;       /* apodization applied over the region that holds data */
+    double tukey_alpha;      /* fraction of the Tukey window that tapers (0 = box, 1 = Hann) */
+    double whitening;        /* cross-power spectrum divided by |F G|^whitening: 1 = phase correlation, 0 = plain
+                                cross-correlation, in between = partial whitening */
+    double band_low;         /* spectral band-pass in cycles/pixel (radial, raised-cosine edges): frequencies */
+    double band_high;        /* below band_low or above band_high are suppressed; 0 and 0.5 (or 0) = off */
+    int contrast_invariant;  /* also accept a negative peak (inverted contrast); phasediff is then pi */
+    int overlap_windows;     /* after a shift of more than 1 % of the frame, register again with both images
+                                windowed over their common part: a window fixed to the frame pulls shifts toward
+                                zero (a few hundredths of a pixel at 10 % of the frame) */
+    double min_psr;          /* confidence thresholds (see Confidence above) */
+    double min_correlation;
+    double pixel_size;       /* micrometres per reference pixel (0 = unknown: no stage-unit outputs) */
+    int iterations;          /* similarity: refinement rounds of rotation/scale (>= 1) */
+    int threads;             /* FFTW threads of one registration; workers over frames in reg_align_stack */
+    reg_plan_effort effort;  /* FFTW planning rigour; MEASURE/PATIENT plans are slow to make, use wisdom */
+} reg_params;
+
+/* Fills p with the defaults: upsample 100, Hann window, Tukey alpha 0.25, whitening REG_DEFAULT_WHITENING,
+ * band 0 to REG_DEFAULT_BAND_HIGH, overlap windows on, min_psr REG_DEFAULT_MIN_PSR, min_correlation
+ * REG_DEFAULT_MIN_CORRELATION, 3 similarity iterations, 1 thread, FFTW_ESTIMATE. */
+void reg_params_default(reg_params *p);
+/* Returns 0 when p is usable, else -1 with the reason in err. */
+int reg_params_check(const reg_params *p, char *err, size_t errlen);
+/* Sets one parameter by name: upsample, window (hann|tukey|none), tukey-alpha, whitening, band-low, band-high,
+ * contrast-invariant (0|1), overlap-windows (0|1), min-psr, min-correlation, pixel-size, iterations, threads,
+ * effort (estimate|measure|patient).
+ * Returns 0, or -1 with a message (unknown name, malformed or out-of-range value; p is then invalid). */
+int reg_params_set(reg_params *p, const char *name, const char *value, char *err, size_t errlen);
+
+/* An image to register, and the part of it that holds usable data. roi_w == 0 or roi_h == 0: the whole image.
+ * The ROI is centred in the analysis frame and the rest of the frame is padding, so a moving image that covers
+ * only part of the reference (or the reverse) is registered with the data it has. */
+typedef struct reg_view {
+    const float *data;
+    int width, height;
+    int stride;              /* samples between rows (0 = width) */
+    int roi_x, roi_y, roi_w, roi_h;
+} reg_view;
+
+typedef struct reg_result {
+    double shift_x, shift_y;     /* t, pixels (see Conventions) */
+    double shift_x_um, shift_y_um; /* t * pixel_size when pixel_size > 0, else 0 */
+    double angle_deg;            /* 0 for translation-only registration */
+    double scale;                /* 1 for translation-only registration */
+    double center_x, center_y;   /* c, in reference pixels */
+    double correlation;          /* normalized cross-correlation r_fg / sqrt(E_f E_g) at the shift, -1..1 */
+    double error;                /* normalized RMS registration error sqrt(1 - correlation^2), 0..1 */
+    double phasediff;            /* phase of the correlation peak: 0, or pi for a contrast-inverted match */
+    double peak;                 /* height of the normalized correlation peak (1 = identical up to the shift) */
+    double psr;                  /* peak-to-side-lobe ratio */
+    int confident;               /* psr >= min_psr and correlation >= min_correlation (|correlation| when
+                                    contrast-invariant) */
+} reg_result;
+
+typedef struct reg_ctx reg_ctx;
+
+/* Makes a context for frames of width x height with parameters p (copied). similarity != 0 also plans the
+ * log-polar stage. Returns NULL with a message in err for bad sizes or parameters. */
+reg_ctx *reg_create(int width, int height, const reg_params *p, int similarity, char *err, size_t errlen);
+void reg_destroy(reg_ctx *ctx);
+const reg_params *reg_get_params(const reg_ctx *ctx);
+
+/* Stores the reference. Returns 0, or -1 with a message (ROI outside the image or larger than the frame). */
+int reg_set_reference(reg_ctx *ctx, const reg_view *ref, char *err, size_t errlen);
+/* Registers a moving image against the reference by translation only. Returns 0 or -1 with a message. */
+int reg_translate(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen);
+/* Registers by rotation, scale and translation (context made with similarity != 0). Rotation is found modulo
+ * 360 degrees; scale within about 0.5-2 (beyond that, resample first with reg_resample and known pixel sizes). */
+int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen);
+
+/* Resamples src (w x h) by factor (> 0; output size round(w*factor) x round(h*factor) in *dw, *dh) so that
+ * output pixel q covers input coordinates [q/factor, (q+1)/factor): area averaging when shrinking, bicubic
+ * interpolation when enlarging. Returns a new array (free()), or NULL when the output would be empty. */
+float *reg_resample(const float *src, int w, int h, double factor, int *dw, int *dh);
+
+/* Turns a result found between a reference resampled by f_ref and a moving image resampled by f_mov (with
+ * reg_resample) into the original images' pixels: centre, shift and scale change, angle and the confidence
+ * figures do not (nor shift_*_um, a physical displacement). */
+void reg_result_unresample(reg_result *r, double f_ref, double f_mov);
+
+/* Warps src (w x h) into dst (dw x dh): dst(p) = src(A (p - c) + c + t) with A = scale * R(angle) (bicubic;
+ * fill outside src). Used to bring a moving image onto the reference once a transform is known. */
+void reg_warp(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
+              double cx, double cy, double tx, double ty, float fill);
+
+/* Benchmark aid: the CPU seconds one forward (r2c) and one inverse (c2r) transform of the context's frame take,
+ * averaged over repeat runs: the floor under any registration of a frame against a stored reference. Leaves
+ * the reference untouched. */
+double reg_transform_floor(reg_ctx *ctx, int repeat);
+
+/* FFTW wisdom: plans made after reg_wisdom_load() reuse what an earlier run measured. Both return 0 or -1. */
+int reg_wisdom_load(const char *path);
+int reg_wisdom_save(const char *path);
+
+/* Stack alignment: frames (count of width x height, frame k at data + k*width*height) are registered by
+ * translation to frame ref_index (neighbours == 0) or each to its neighbour toward ref_index with the shifts
+ * accumulated (neighbours != 0). scale (may be NULL) gives each frame's pixel size relative to the reference
+ * frame's (e.g. from energy): frames are first resampled to the reference pixel size. Results go to
+ * results[count]; aligned (may be NULL, count*width*height) receives each frame moved onto the reference grid
+ * (filled with the frame's mean where it has no data). Frames are registered by p->threads workers at once;
+ * progress (may be NULL) is called from them, one call at a time.
+ * Returns 0 or -1 with a message. */
+int reg_align_stack(const float *frames, int width, int height, int count, int ref_index, int neighbours,
+                    const double *scale, const reg_params *p, reg_result *results, float *aligned,
+                    void (*progress)(int done, int total, void *arg), void *progress_arg, char *err,
+                    size_t errlen);
+
+#endif

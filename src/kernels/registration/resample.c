@@ -1,0 +1,149 @@
+/* resample.c -- geometric resampling for registration: warping an image by a similarity transform (bicubic,
+ * Keys a = -0.5) and changing its pixel size (area averaging when shrinking, bicubic when enlarging). */
+#include "kernels/registration/registration.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/base/base.h"
+
+/* Keys' cubic convolution weights for a sample at fraction t (0 <= t < 1) past the second of four taps. */
+static void cubic_weights(float t, float w[4])
+{
+    const float a = -0.5f;
+    float t2 = t * t, t3 = t2 * t;
+    w[0] = a * (t3 - 2 * t2 + t);
+    w[1] = (a + 2) * t3 - (a + 3) * t2 + 1;
+    w[2] = -(a + 2) * t3 + (2 * a + 3) * t2 - a * t;
+    w[3] = -a * (t3 - t2);
+}
+
+static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Bicubic sample of src at (x, y), taps beyond the border repeating the edge. */
+static float bicubic(const float *src, int w, int h, float x, float y)
+{
+    int x0 = (int)floorf(x), y0 = (int)floorf(y);
+    float wx[4], wy[4];
+    cubic_weights(x - x0, wx);
+    cubic_weights(y - y0, wy);
+    float sum = 0;
+    if (x0 >= 1 && y0 >= 1 && x0 + 2 < w && y0 + 2 < h) {   /* the interior: no clamping */
+        const float *p = src + (size_t)(y0 - 1) * w + (x0 - 1);
+        for (int j = 0; j < 4; j++, p += w) sum += wy[j] * (wx[0] * p[0] + wx[1] * p[1] + wx[2] * p[2] + wx[3] * p[3]);
+        return sum;
+    }
+    for (int j = 0; j < 4; j++) {
+        const float *row = src + (size_t)clampi(y0 - 1 + j, 0, h - 1) * w;
+        float rs = 0;
+        for (int i = 0; i < 4; i++) rs += wx[i] * row[clampi(x0 - 1 + i, 0, w - 1)];
+        sum += wy[j] * rs;
+    }
+    return sum;
+}
+
+void reg_warp(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
+              double cx, double cy, double tx, double ty, float fill)
+{
+    double th = angle_deg * M_PI / 180, c = scale * cos(th), s = scale * sin(th);
+    for (int py = 0; py < dh; py++) {
+        /* A = scale * [[cos, sin], [-sin, cos]] on (x, y); see register.h. */
+        double bx = s * (py - cy) + cx + tx, by = c * (py - cy) + cy + ty;
+        for (int px = 0; px < dw; px++) {
+            double x = c * (px - cx) + bx, y = -s * (px - cx) + by;
+            dst[(size_t)py * dw + px] = (x < -0.5 || y < -0.5 || x > w - 0.5 || y > h - 0.5)
+                                            ? fill : bicubic(src, w, h, (float)x, (float)y);
+        }
+    }
+}
+
+/* Weights of one axis: output q takes taps first[q] .. first[q] + count - 1 with weights wt[q * taps + i]. */
+typedef struct axis_map {
+    int taps;
+    int *first;
+    float *wt;
+} axis_map;
+
+static void axis_map_make(int n_in, int n_out, double factor, axis_map *m)
+{
+    m->taps = factor < 1 ? (int)ceil(1 / factor) + 2 : 4;
+    m->first = xmalloc(sizeof(int) * n_out);
+    m->wt = xcalloc((size_t)n_out * m->taps, sizeof(float));
+    for (int q = 0; q < n_out; q++) {
+        float *wt = m->wt + (size_t)q * m->taps;
+        if (factor < 1) {
+            /* Output pixel q covers input [lo, hi); each input pixel contributes its overlap. */
+            double lo = q / factor, hi = (q + 1) / factor;
+            int first = (int)floor(lo);
+            m->first[q] = first;
+            double total = 0;
+            for (int i = 0; i < m->taps; i++) {
+                double a = fmax(lo, first + i), b = fmin(hi, first + i + 1);
+                double cover = (first + i < n_in && b > a) ? b - a : 0;
+                wt[i] = (float)cover;
+                total += cover;
+            }
+            for (int i = 0; i < m->taps; i++) wt[i] = total > 0 ? (float)(wt[i] / total) : 0;
+        } else {
+            double x = (q + 0.5) / factor - 0.5;
+            int x0 = (int)floor(x);
+            m->first[q] = x0 - 1;
+            cubic_weights((float)(x - x0), wt);
+        }
+    }
+}
+
+static void axis_map_free(axis_map *m)
+{
+    free(m->first);
+    free(m->wt);
+}
+
+void reg_result_unresample(reg_result *r, double f_ref, double f_mov)
+{
+    /* Resampling by f maps pixel centres p to f (p + 1/2) - 1/2 on both sides; substituting into
+     * moving = A (ref - c) + c + t gives A f_ref / f_mov about the unresampled centre. */
+    double cx = (r->center_x + 0.5) / f_ref - 0.5, cy = (r->center_y + 0.5) / f_ref - 0.5;
+    r->shift_x = (r->center_x + r->shift_x + 0.5) / f_mov - 0.5 - cx;
+    r->shift_y = (r->center_y + r->shift_y + 0.5) / f_mov - 0.5 - cy;
+    r->center_x = cx;
+    r->center_y = cy;
+    r->scale *= f_ref / f_mov;
+}
+
+float *reg_resample(const float *src, int w, int h, double factor, int *dw, int *dh)
+{
+    if (!(factor > 0) || w < 1 || h < 1) return NULL;
+    int ow = (int)lround(w * factor), oh = (int)lround(h * factor);
+    if (ow < 1 || oh < 1) return NULL;
+    axis_map mx, my;
+    axis_map_make(w, ow, factor, &mx);
+    axis_map_make(h, oh, factor, &my);
+    float *tmp = xmalloc(sizeof(float) * (size_t)ow * h);
+    for (int y = 0; y < h; y++) {
+        const float *row = src + (size_t)y * w;
+        for (int q = 0; q < ow; q++) {
+            float sum = 0;
+            for (int i = 0; i < mx.taps; i++)
+                sum += mx.wt[(size_t)q * mx.taps + i] * row[clampi(mx.first[q] + i, 0, w - 1)];
+            tmp[(size_t)y * ow + q] = sum;
+        }
+    }
+    float *out = xmalloc(sizeof(float) * (size_t)ow * oh);
+    for (int q = 0; q < oh; q++) {
+        float *orow = out + (size_t)q * ow;
+        for (int x = 0; x < ow; x++) orow[x] = 0;
+        for (int i = 0; i < my.taps; i++) {
+            float wgt = my.wt[(size_t)q * my.taps + i];
+            if (wgt == 0) continue;
+            const float *trow = tmp + (size_t)clampi(my.first[q] + i, 0, h - 1) * ow;
+            for (int x = 0; x < ow; x++) orow[x] += wgt * trow[x];
+        }
+    }
+    free(tmp);
+    axis_map_free(&mx);
+    axis_map_free(&my);
+    *dw = ow;
+    *dh = oh;
+    return out;
+}

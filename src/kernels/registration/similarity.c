@@ -1,0 +1,186 @@
+/* similarity.c -- rotation, scale and translation (similarity registration): rotation and scale from phase
+ * correlation of log-polar magnitude spectra, then translation; every further iteration warps the moving image
+ * by the estimate so far and measures what remains. The frame spectrum of the moving image is shared with the
+ * translation stage (ctx->pc), the log-polar images have their own correlator (ctx->lpc). */
+#include "kernels/registration/registration_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/base.h"
+
+int similarity_init(reg_ctx *ctx, char *err, size_t errlen)
+{
+    ctx->similarity = 1;
+    logpolar_init(&ctx->lp, ctx->w, ctx->h);
+    ctx->lp_params = ctx->p;
+    ctx->lp_params.window = REG_WINDOW_NONE;   /* log_polar_sample windows the radius; angle is periodic */
+    ctx->lp_params.whitening = 1;
+    ctx->lp_params.band_low = ctx->lp_params.band_high = 0;
+    ctx->lp_params.contrast_invariant = 0;
+    ctx->placed = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
+    ctx->warped = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
+    ctx->warped_band = xmalloc(sizeof(float) * ctx->pc.nspec);
+    double high = ctx->p.band_high > 0 && ctx->p.band_high < WARPED_BAND_HIGH ? ctx->p.band_high : WARPED_BAND_HIGH;
+    band_filter(ctx->w, ctx->h, ctx->p.band_low, high, ctx->warped_band);
+    return pc_init(&ctx->lpc, ctx->lp.radii, ctx->lp.angles, &ctx->lp_params, 0, err, errlen);
+}
+
+void similarity_free(reg_ctx *ctx)
+{
+    if (!ctx->similarity) return;
+    logpolar_free(&ctx->lp);
+    pc_free(&ctx->lpc);
+    free(ctx->placed);
+    free(ctx->warped);
+    free(ctx->warped_band);
+    ctx->similarity = 0;
+}
+
+void similarity_set_reference(reg_ctx *ctx)
+{
+    logpolar_sample(&ctx->lp, ctx->pc.spec_ref, ctx->w, ctx->h, ctx->lpc.real);
+    pc_transform(&ctx->lpc, 1);
+}
+
+/* Rotation and scale that remain between the moving spectrum in ctx->pc.spec and the reference. A rotation by
+ * theta and scaling by s of the content shift the log-polar image by (-theta rows, -ln s / step columns). */
+static void residual_rotation_scale(reg_ctx *ctx, double *angle_deg, double *scale)
+{
+    logpolar_sample(&ctx->lp, ctx->pc.spec, ctx->w, ctx->h, ctx->lpc.real);
+    pc_transform(&ctx->lpc, 0);
+    pc_peak lp_peak;
+    pc_correlate_against(&ctx->lpc, ctx->lpc.spec_ref, ctx->p.upsample, &lp_peak);
+    *angle_deg = -lp_peak.dy * 180.0 / ctx->lp.angles;
+    *scale = exp(-lp_peak.dx * ctx->lp.log_step);
+}
+
+/* With rotation and scale fixed, the translation that remains after (tx, ty): the placed moving image warped by
+ * the estimate onto the reference's frame and registered, windowed over the reference's rectangle (disc == 0;
+ * with the overlap-window pass) or over a disc of that radius (the reference's spectrum under the same disc in
+ * ctx->spec_alt). Updates (tx, ty) to the total. */
+static void refine_translation(reg_ctx *ctx, double angle_deg, double scale, double *tx, double *ty, float fill,
+                               double disc, pc_peak *peak)
+{
+    double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
+    reg_warp(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill);
+    if (disc > 0) {
+        /* Twice: the second time with the moving disc moved onto the content the reference's disc holds, since
+         * two windows at one place pull the shift toward zero. */
+        const placement *r = &ctx->ref_pl;
+        peak->dx = peak->dy = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            frame_load_disc(ctx->warped, ctx->w, ctx->h, r->at_x + (r->w - 1) / 2.0 + peak->dx,
+                            r->at_y + (r->h - 1) / 2.0 + peak->dy, disc, ctx->pc.real);
+            pc_transform(&ctx->pc, 0);
+            pc_correlate_against(&ctx->pc, ctx->spec_alt, pass ? ctx->p.upsample : REFINE_RATIO, peak);
+        }
+        pc_match_quality(&ctx->pc, ctx->spec_alt, ctx->alt_energy, peak);
+    } else {
+        placement rect = ctx->ref_pl;
+        rect.roi_x = rect.at_x;
+        rect.roi_y = rect.at_y;
+        reg_view v = {.data = ctx->warped, .width = ctx->w, .height = ctx->h};
+        translate_view(ctx, &v, &rect, 1, peak);
+    }
+    double th = angle_deg * M_PI / 180, c = scale * cos(th), s = scale * sin(th);
+    *tx += c * peak->dx + s * peak->dy;
+    *ty += -s * peak->dx + c * peak->dy;
+}
+
+/* The largest disc about the reference region's centre that the warped moving region (pl) covers completely
+ * under (angle, scale, t), and the reference's spectrum under it in ctx->spec_alt. Returns the radius, or 0 when
+ * less than 8 pixels (the rectangle windows are used then). */
+static double prepare_disc(reg_ctx *ctx, const placement *pl, double angle_deg, double scale, double tx,
+                           double ty)
+{
+    const placement *r = &ctx->ref_pl;
+    double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
+    double dx = r->at_x + (r->w - 1) / 2.0, dy = r->at_y + (r->h - 1) / 2.0;
+    double th = angle_deg * M_PI / 180, c = scale * cos(th), s = scale * sin(th);
+    /* Where the disc's centre lands in the moving frame, and how far that is from the moving region's centre. */
+    double mx = c * (dx - cx) + s * (dy - cy) + cx + tx, my = -s * (dx - cx) + c * (dy - cy) + cy + ty;
+    double off = hypot(mx - (pl->at_x + (pl->w - 1) / 2.0), my - (pl->at_y + (pl->h - 1) / 2.0));
+    double radius = fmin(fmin(r->w, r->h) / 2.0, (fmin(pl->w, pl->h) / 2.0 - off) / scale) - 1;
+    if (radius < 8) return 0;
+    frame_load_disc(ctx->ref_placed, ctx->w, ctx->h, dx, dy, radius, ctx->pc.real);
+    pc_transform_into(&ctx->pc, ctx->spec_alt, &ctx->alt_energy);
+    return radius;
+}
+
+/* One coordinate of (angle, log scale) refined: probes at x - step, x, x + step with the translation found anew at
+ * each, and the vertex of the parabola through the three correlations (kept within the probes). which: 0 varies
+ * the angle (fixed: log scale in other), 1 varies log scale (other: angle). */
+static double refine_by_parabola(reg_ctx *ctx, double x, double other, double step, int which, double *tx,
+                                 double *ty, float fill, double disc, pc_peak *peak)
+{
+    double h[3];
+    for (int i = 0; i < 3; i++) {
+        double probe = x + (i - 1) * step, px = *tx, py = *ty;
+        pc_peak pk;
+        if (which == 0) refine_translation(ctx, probe, exp(other), &px, &py, fill, disc, &pk);
+        else refine_translation(ctx, other, exp(probe), &px, &py, fill, disc, &pk);
+        h[i] = pk.correlation;
+        if (i == 1) *peak = pk;
+    }
+    double curvature = h[0] - 2 * h[1] + h[2];
+    if (!(curvature < 0)) return h[0] > h[1] && h[0] > h[2] ? x - step : h[2] > h[1] ? x + step : x;
+    double offset = 0.5 * (h[0] - h[2]) / curvature;
+    return x + fmax(-1, fmin(1, offset)) * step;
+}
+
+int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen)
+{
+    placement pl;
+    if (!ctx->similarity) {
+        snprintf(err, errlen, "context was made for translation only");
+        return -1;
+    }
+    if (!ctx->have_ref) {
+        snprintf(err, errlen, "no reference image set");
+        return -1;
+    }
+    if (placement_of(moving, ctx->w, ctx->h, &pl, err, errlen) != 0) return -1;
+    float fill = frame_place(moving, &pl, ctx->placed, ctx->w, ctx->h);
+    frame_load(moving, &pl, &ctx->p, 0, 0, ctx->pc.real, ctx->w, ctx->h, ctx->wx, ctx->wy);
+    pc_transform(&ctx->pc, 0);
+    double angle, scale;
+    residual_rotation_scale(ctx, &angle, &scale);
+    float *band = ctx->pc.band;
+    ctx->pc.band = ctx->warped_band;
+    band_support(&ctx->pc, ctx->pc.band);
+    /* Magnitude spectra cannot tell theta from theta + 180: keep the one whose translation correlates better. */
+    double tx = 0, ty = 0;
+    pc_peak peak;
+    refine_translation(ctx, angle, scale, &tx, &ty, fill, 0, &peak);
+    double flip_tx = 0, flip_ty = 0, flip_angle = angle > 0 ? angle - 180 : angle + 180;
+    pc_peak flip_peak;
+    refine_translation(ctx, flip_angle, scale, &flip_tx, &flip_ty, fill, 0, &flip_peak);
+    if (flip_peak.peak > peak.peak) {
+        angle = flip_angle;
+        tx = flip_tx;
+        ty = flip_ty;
+        peak = flip_peak;
+    }
+    /* Later rounds refine angle and scale directly on what matters, how well the images correlate once aligned,
+     * by a parabola through three probes each, probe steps halving every round. (Correlating log-polar spectra
+     * again would be biased toward zero: once the images nearly agree, the sampling artefacts they share
+     * dominate the residual.) The log-polar estimate is good to a fraction of its bin; probes a quarter bin
+     * apart stay on the parabolic top of the curve. Both images are windowed by the same disc, which the
+     * rotated moving region covers entirely: its missing corners would otherwise bias the translation. */
+    double step_angle = 45.0 / ctx->lp.angles, step_log_scale = ctx->lp.log_step / 4;
+    double disc = ctx->p.iterations > 1 ? prepare_disc(ctx, &pl, angle, scale, tx, ty) : 0;
+    for (int it = 1; it < ctx->p.iterations; it++, step_angle /= 2, step_log_scale /= 2) {
+        angle = refine_by_parabola(ctx, angle, log(scale), step_angle, 0, &tx, &ty, fill, disc, &peak);
+        scale = exp(refine_by_parabola(ctx, log(scale), angle, step_log_scale, 1, &tx, &ty, fill, disc, &peak));
+        refine_translation(ctx, angle, scale, &tx, &ty, fill, disc, &peak);
+    }
+    ctx->pc.band = band;
+    band_support(&ctx->pc, ctx->pc.band);
+    if (angle > 180) angle -= 360;
+    if (angle <= -180) angle += 360;
+    result_fill(ctx, &pl, angle, scale, tx, ty, &peak, out);
+    return 0;
+}

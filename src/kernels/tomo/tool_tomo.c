@@ -1,0 +1,465 @@
+/* tool_tomo.c -- reloc-tomo: quantitative EDS-STEM tomography and HAADF-EDS bimodal tomography from the command
+ * line.
+ *
+ *   reloc-tomo series.h5 --element Au=/eds/Au --element Ag=/eds/Ag [--factor Au=1 --factor Ag=1.6]
+ *              [--haadf /haadf --alpha 0.7] [--angles /angles] [--iterations 100] [--threshold esf|VALUE]
+ *              [--reference Au=/truth/Au ...] [-o out.h5] [--png PREFIX]
+ *
+ *   reloc-tomo phantom.h5 --project /slices [--angles /angles] [--detector N] -o sino.h5
+ *
+ * The second form only projects (n, n) or (slices, n, n) images and writes /sinogram, for simulations and checks.
+ * Sinograms are (angles, beam positions) for one slice or (angles, slices, beam positions) for a tilt series of
+ * images whose rows run along the tilt axis; angles are in degrees. Writes the reconstructions (EDS units, or for
+ * HEBT each element's share of the HAADF tomogram), weight fractions, particle mask and metrics to HDF5, a PNG
+ * of each map (middle slice), and progress per slice and iteration on stderr.
+ */
+#include "core/base/base.h"
+#include "formats/h5array/h5array.h"
+#include "formats/imageio/imageio.h"
+#include "kernels/tomo/tomo.h"
+#include "core/toolargs/toolargs.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ELEMENTS 16
+#define NAME_LEN 64
+#define PATH_LEN 4096
+
+typedef struct element {
+    char name[NAME_LEN];
+    char dset[PATH_LEN];
+    char reference[PATH_LEN];  /* "" when none */
+    double factor;             /* f_A */
+} element;
+
+/* Progress lines: workers call progress() concurrently; the lock keeps lines whole and the count right. */
+typedef struct progress {
+    pthread_mutex_t lock;
+    int slices_done;
+    int every;                 /* print every this many iterations */
+} progress;
+
+static void on_progress(void *user, int slice, int n_slices, int iteration, int iterations, double residual)
+{
+    progress *p = user;
+    pthread_mutex_lock(&p->lock);
+    if (iteration == iterations) p->slices_done++;
+    if (iteration % p->every == 0 || iteration == iterations)
+        fprintf(stderr, "slice %d/%d iteration %d/%d residual %.5f%s\n", slice + 1, n_slices, iteration, iterations,
+                residual, iteration == iterations ? " done" : "");
+    if (iteration == iterations)
+        fprintf(stderr, "progress: %d/%d slices reconstructed\n", p->slices_done, n_slices);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: reloc-tomo SERIES.h5 --element EL=/dataset [--element ...] [options]\n"
+            "  --factor EL=F        sensitivity factor f_A of Eq. 12 (default 1)\n"
+            "  --haadf DSET         HAADF sinogram: HEBT with --alpha (default 0.5 when --haadf is given)\n"
+            "  --alpha A            HAADF weight of the joint system, 0..1 (0: EDS-only)\n"
+            "  --r EL=R             response-ratio factor instead of fitting it\n"
+            "  --angles DSET        tilt angles in degrees (default /angles)\n"
+            "  --iterations N       SIRT iterations (default 100)\n"
+            "  --relaxation L       SIRT relaxation, 0..2 (default 1)\n"
+            "  --allow-negative     no non-negativity constraint\n"
+            "  --size N             reconstruct N x N slices (default: beam positions)\n"
+            "  --beam-spacing D     distance between beam positions in slice pixels (default 1)\n"
+            "  --centre-offset C    rotation axis position on the detector, in pixels from its centre (default 0)\n"
+            "  --threshold esf|V    particle threshold on sum(X/f): edge-spread function (default) or value\n"
+            "  --reference EL=DSET  reference map for SSIM and scaled MSE\n"
+            "  --threads N          worker threads (default: one per CPU)\n"
+            "  -o, --output FILE    HDF5 output (default: SERIES stem + _tomo.h5)\n"
+            "  --png PREFIX         PNG prefix (default: output stem)\n"
+            "  --project DSET       only project the (n, n) or (slices, n, n) images DSET into /sinogram\n"
+            "  --detector N         beam positions per projection with --project (default n)\n");
+}
+
+static element *find_element(element *el, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(el[i].name, name) == 0) return &el[i];
+    return NULL;
+}
+
+/* "EL=value": splits into name and value; -1 when malformed. */
+static int split_pair(const char *arg, char *name, const char **value)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || (size_t)(eq - arg) >= NAME_LEN || !eq[1]) return -1;
+    memcpy(name, arg, (size_t)(eq - arg));
+    name[eq - arg] = '\0';
+    *value = eq + 1;
+    return 0;
+}
+
+/* Reads a sinogram set (angles, [slices,] beams) into slice-major order (slices, angles, beams). */
+static float *read_sinogram(const char *file, const char *dset, int n_angles, int *n_slices, int *n_det, char *err,
+                            size_t errlen)
+{
+    h5array a;
+    if (h5array_read(file, dset, &a, err, errlen) != 0) return NULL;
+    float *out = NULL;
+    int slices = a.rank == 3 ? (int)a.dims[1] : 1, det = (int)a.dims[a.rank - 1];
+    if ((a.rank != 2 && a.rank != 3) || (int)a.dims[0] != n_angles) {
+        snprintf(err, errlen, "%s: expected (angles=%d, [slices,] beam positions), got rank %d with %zu angles",
+                 dset, n_angles, a.rank, a.rank ? a.dims[0] : 0);
+    } else if (*n_slices && (slices != *n_slices || det != *n_det)) {
+        snprintf(err, errlen, "%s: %d slices x %d beam positions, but the first sinogram has %d x %d", dset, slices,
+                 det, *n_slices, *n_det);
+    } else {
+        *n_slices = slices;
+        *n_det = det;
+        out = xmalloc((size_t)slices * n_angles * det * sizeof(float));
+        for (int z = 0; z < slices; z++)
+            for (int k = 0; k < n_angles; k++)
+                for (int d = 0; d < det; d++)
+                    out[((size_t)z * n_angles + k) * det + d] = (float)a.data[((size_t)k * slices + z) * det + d];
+        for (size_t i = 0; i < (size_t)slices * n_angles * det; i++)
+            if (!isfinite(out[i])) {
+                snprintf(err, errlen, "%s holds non-finite values", dset);
+                free(out);
+                out = NULL;
+                break;
+            }
+    }
+    h5array_free(&a);
+    return out;
+}
+
+/* Writes the middle slice as PNG, NaN as 0, scaled to the slice's finite range (or [0, 1] for fractions). */
+static int write_png_slice(const char *prefix, const char *name, const char *kind, const float *vol, int n_slices,
+                           int n, int unit_range, char *err, size_t errlen)
+{
+    char path[PATH_LEN + 2 * NAME_LEN];
+    snprintf(path, sizeof path, "%s_%s_%s.png", prefix, name, kind);
+    size_t np = (size_t)n * n;
+    const float *s = vol + (size_t)(n_slices / 2) * np;
+    float *img = xmalloc(np * sizeof(float)), lo = 0, hi = 1;
+    if (!unit_range) hi = 0;
+    for (size_t i = 0; i < np; i++) {
+        img[i] = isfinite(s[i]) ? s[i] : 0.0f;
+        if (!unit_range && img[i] > hi) hi = img[i];
+    }
+    if (hi <= lo) hi = lo + 1;
+    int rc = image_write_png(path, img, n, n, lo, hi, err, errlen);
+    free(img);
+    return rc;
+}
+
+/* --project: slices (n, n) or (slices, n, n) -> /sinogram (angles, [slices,] n_det) in the file layout. */
+static int project_only(const char *file, const char *dset, const h5array *angles, int n_det, double spacing,
+                        double offset, const char *output, char *err, size_t errlen)
+{
+    h5array img;
+    if (h5array_read(file, dset, &img, err, errlen) != 0) return -1;
+    int rc = -1;
+    int slices = img.rank == 3 ? (int)img.dims[0] : 1, n = (int)img.dims[img.rank - 1];
+    if ((img.rank != 2 && img.rank != 3) || img.dims[img.rank - 2] != img.dims[img.rank - 1]) {
+        snprintf(err, errlen, "%s: expected square (n, n) or (slices, n, n) images", dset);
+        h5array_free(&img);
+        return -1;
+    }
+    tomo_geometry g = {.n = n, .n_det = n_det ? n_det : n, .n_angles = (int)h5array_count(angles),
+                       .angles_deg = angles->data, .det_spacing = spacing, .centre_offset = offset};
+    if (tomo_geometry_check(&g, err, errlen) != 0) {
+        h5array_free(&img);
+        return -1;
+    }
+    size_t np = (size_t)n * n, ns = (size_t)g.n_angles * g.n_det;
+    float *slice = xmalloc(np * sizeof(float)), *sino = xmalloc(ns * sizeof(float));
+    float *all = xmalloc(ns * (size_t)slices * sizeof(float));
+    for (int z = 0; z < slices; z++) {
+        for (size_t i = 0; i < np; i++) slice[i] = (float)img.data[(size_t)z * np + i];
+        tomo_project(&g, slice, sino);
+        for (int a = 0; a < g.n_angles; a++)
+            memcpy(all + ((size_t)a * slices + z) * g.n_det, sino + (size_t)a * g.n_det, g.n_det * sizeof(float));
+    }
+    h5out *out = h5out_create(output, err, errlen);
+    if (out) {
+        size_t dims[3] = {(size_t)g.n_angles, (size_t)slices, (size_t)g.n_det}, d2[2] = {dims[0], dims[2]};
+        h5out_write_float(out, "/sinogram", all, img.rank, img.rank == 3 ? dims : d2);
+        h5out_write_double(out, "/angles", angles->data, 1, (size_t[]){h5array_count(angles)});
+        rc = h5out_close(out, err, errlen);
+    }
+    free(slice);
+    free(sino);
+    free(all);
+    h5array_free(&img);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    element el[MAX_ELEMENTS];
+    int n_el = 0;
+    memset(el, 0, sizeof el);
+    tomo_params p;
+    tomo_params_default(&p);
+    const char *haadf_dset = NULL, *angles_dset = "/angles", *output = NULL, *png = NULL, *project = NULL;
+    double threshold = NAN, given_r[MAX_ELEMENTS], spacing = 1.0, offset = 0.0;
+    int have_r[MAX_ELEMENTS] = {0}, size = 0, alpha_given = 0, detector = 0;
+    char err[4 * PATH_LEN], name[NAME_LEN];
+    const char *value;
+    static const struct option opts[] = {
+        {"element", required_argument, 0, 'e'}, {"factor", required_argument, 0, 'f'},
+        {"haadf", required_argument, 0, 'H'}, {"alpha", required_argument, 0, 'a'},
+        {"r", required_argument, 0, 'r'}, {"angles", required_argument, 0, 'A'},
+        {"iterations", required_argument, 0, 'i'}, {"relaxation", required_argument, 0, 'l'},
+        {"allow-negative", no_argument, 0, 'N'}, {"size", required_argument, 0, 's'},
+        {"threshold", required_argument, 0, 't'}, {"reference", required_argument, 0, 'R'},
+        {"threads", required_argument, 0, 'j'}, {"output", required_argument, 0, 'o'},
+        {"png", required_argument, 0, 'p'}, {"project", required_argument, 0, 'P'},
+        {"detector", required_argument, 0, 'D'}, {"beam-spacing", required_argument, 0, 'S'},
+        {"centre-offset", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c, which = 0;
+    while ((c = getopt_long(argc, argv, "o:", opts, &which)) != -1) {
+        int bad = 0;
+        double v = 0;
+        element *e;
+        switch (c) {
+        case 'e':
+            if (split_pair(optarg, name, &value) != 0 || n_el == MAX_ELEMENTS || find_element(el, n_el, name)) {
+                bad = 1;
+                break;
+            }
+            str_copy(el[n_el].name, name, NAME_LEN);
+            str_copy(el[n_el].dset, value, PATH_LEN);
+            el[n_el++].factor = 1.0;
+            break;
+        case 'f':
+        case 'r':
+        case 'R':
+            /* Refers to an element named earlier with --element. */
+            if (split_pair(optarg, name, &value) != 0 || !(e = find_element(el, n_el, name))) {
+                bad = 1;
+                break;
+            }
+            if (c == 'R') str_copy(e->reference, value, PATH_LEN);
+            else if (toolargs_double(value, &v) != 0 || v <= (c == 'f' ? 0 : -1e-300)) bad = 1;
+            else if (c == 'f') e->factor = v;
+            else {
+                given_r[e - el] = v;
+                have_r[e - el] = 1;
+            }
+            break;
+        case 'H': haadf_dset = optarg; break;
+        case 'a': bad = toolargs_double(optarg, &p.alpha); alpha_given = 1; break;
+        case 'A': angles_dset = optarg; break;
+        case 'i': bad = toolargs_int(optarg, 1, 1000000, &p.iterations); break;
+        case 'l': bad = toolargs_double(optarg, &p.relaxation); break;
+        case 'N': p.nonneg = 0; break;
+        case 's': bad = toolargs_int(optarg, 1, 65536, &size); break;
+        case 't':
+            if (strcmp(optarg, "esf") != 0) bad = toolargs_double(optarg, &threshold);
+            break;
+        case 'j': bad = toolargs_int(optarg, 0, 1024, &p.threads); break;
+        case 'o': output = optarg; break;
+        case 'p': png = optarg; break;
+        case 'P': project = optarg; break;
+        case 'D': bad = toolargs_int(optarg, 1, 65536, &detector); break;
+        case 'S': bad = toolargs_double(optarg, &spacing) || !(spacing > 0); break;
+        case 'C': bad = toolargs_double(optarg, &offset); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "reloc-tomo: bad value '%s' for --%s%s\n", optarg, c == 'o' ? "output" : opts[which].name,
+                    c == 'f' || c == 'r' || c == 'R' ? " (EL=value, EL named by an earlier --element)" : "");
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || (n_el == 0 && !project) || (project && !output)) {
+        usage(stderr);
+        return 2;
+    }
+    if (haadf_dset && !alpha_given) p.alpha = 0.5;
+    const char *file = argv[optind];
+
+    h5array angles;
+    if (h5array_read(file, angles_dset, &angles, err, sizeof err) != 0) {
+        fprintf(stderr, "reloc-tomo: %s\n", err);
+        return 1;
+    }
+    if (project) {
+        int prc = project_only(file, project, &angles, detector, spacing, offset, output, err, sizeof err);
+        h5array_free(&angles);
+        if (prc != 0) fprintf(stderr, "reloc-tomo: %s\n", err);
+        return prc == 0 ? 0 : 1;
+    }
+    int n_angles = (int)h5array_count(&angles), n_slices = 0, n_det = 0, rc = 1;
+    float *eds[MAX_ELEMENTS] = {0}, *rec[MAX_ELEMENTS] = {0}, *frac[MAX_ELEMENTS] = {0}, *haadf = NULL;
+    float *signal = NULL;
+    unsigned char *mask = NULL;
+    h5out *out = NULL;
+    for (int e = 0; e < n_el; e++)
+        if (!(eds[e] = read_sinogram(file, el[e].dset, n_angles, &n_slices, &n_det, err, sizeof err))) goto fail;
+    if (haadf_dset && !(haadf = read_sinogram(file, haadf_dset, n_angles, &n_slices, &n_det, err, sizeof err)))
+        goto fail;
+    tomo_geometry g = {.n = size ? size : n_det, .n_det = n_det, .n_angles = n_angles, .angles_deg = angles.data,
+                       .det_spacing = spacing, .centre_offset = offset};
+    if (tomo_geometry_check(&g, err, sizeof err) != 0) goto fail;
+
+    double r[MAX_ELEMENTS], r2 = NAN;
+    size_t nsamp = (size_t)n_slices * n_angles * n_det, nvox = (size_t)n_slices * g.n * g.n;
+    int hebt = haadf && p.alpha > 0;
+    if (hebt) {
+        int all_given = 1, any_given = 0;
+        for (int e = 0; e < n_el; e++) {
+            all_given &= have_r[e];
+            any_given |= have_r[e];
+        }
+        if (any_given && !all_given) {
+            snprintf(err, sizeof err, "--r must be given for every element or for none (then they are fitted)");
+            goto fail;
+        }
+        if (all_given) memcpy(r, given_r, sizeof r);
+        else if (tomo_fit_response(nsamp, n_el, haadf, (const float *const *)eds, r, &r2, err, sizeof err) != 0)
+            goto fail;
+        for (int e = 0; e < n_el; e++)
+            log_info("tomo", "response ratio r_%s = %.6g%s", el[e].name, r[e], all_given ? " (given)" : "");
+        if (!all_given) log_info("tomo", "HAADF ~ sum r_A EDS_A: R^2 = %.5f", r2);
+    }
+    log_info("tomo", "%s reconstruction: %d slice(s) of %d x %d, %d tilts, %d iterations",
+             hebt ? "HEBT" : "EDS-only", n_slices, g.n, g.n, n_angles, p.iterations);
+    for (int e = 0; e < n_el; e++) {
+        rec[e] = xmalloc(nvox * sizeof(float));
+        frac[e] = xmalloc(nvox * sizeof(float));
+    }
+    progress prog = {.every = p.iterations >= 10 ? p.iterations / 10 : 1};
+    pthread_mutex_init(&prog.lock, NULL);
+    p.progress = on_progress;
+    p.progress_user = &prog;
+    double t0 = time_monotonic();
+    int recon_rc = tomo_reconstruct(&g, n_slices, n_el, (const float *const *)eds, haadf, r, &p, rec, err,
+                                    sizeof err);
+    pthread_mutex_destroy(&prog.lock);
+    if (recon_rc != 0) goto fail;
+    log_info("tomo", "reconstructed %d slice(s) x %d element(s) x %d iterations in %.4f s", n_slices, n_el,
+             p.iterations, time_monotonic() - t0);
+
+    /* HEBT maps in HAADF units y_A = r_A x_A, quantified with z_A = r_A f_A (Eq. 18). */
+    double z[MAX_ELEMENTS];
+    for (int e = 0; e < n_el; e++) {
+        z[e] = el[e].factor;
+        if (hebt) {
+            for (size_t i = 0; i < nvox; i++) rec[e][i] *= (float)r[e];
+            z[e] *= r[e];
+        }
+        if (!(z[e] > 0)) {
+            snprintf(err, sizeof err, "element %s has response ratio 0: it cannot be quantified from HEBT; give --r",
+                     el[e].name);
+            goto fail;
+        }
+    }
+    signal = xmalloc(nvox * sizeof(float));
+    mask = xmalloc(nvox);
+    tomo_total_signal(nvox, n_el, (const float *const *)rec, z, signal);
+    const char *method = isnan(threshold) ? "edge-spread function" : "given";
+    if (isnan(threshold)) {
+        threshold = tomo_esf_threshold(signal, n_slices, g.n);
+        if (isnan(threshold)) {
+            snprintf(err, sizeof err, "no particle edge found for the edge-spread-function threshold; give --threshold");
+            goto fail;
+        }
+    }
+    size_t inside = tomo_quantify(nvox, n_el, (const float *const *)rec, z, threshold, frac, mask);
+    log_info("tomo", "particle threshold %.6g (%s): %zu of %zu voxels inside", threshold, method, inside, nvox);
+
+    char stem[PATH_LEN], out_path[PATH_LEN + 16], prefix[PATH_LEN];
+    str_copy(stem, file, sizeof stem);
+    toolargs_strip_extension(stem);
+    if (!output) {
+        snprintf(out_path, sizeof out_path, "%s_tomo.h5", stem);
+        output = out_path;
+    }
+    str_copy(prefix, png ? png : output, sizeof prefix);
+    if (!png) toolargs_strip_extension(prefix);
+
+    if (!(out = h5out_create(output, err, sizeof err))) goto fail;
+    size_t dims[3] = {(size_t)n_slices, (size_t)g.n, (size_t)g.n};
+    int rank = n_slices > 1 ? 3 : 2;
+    const size_t *d = rank == 3 ? dims : dims + 1;
+    int *mask_int = xmalloc(nvox * sizeof(int));
+    for (size_t i = 0; i < nvox; i++) mask_int[i] = mask[i];
+    h5out_write_int(out, "/mask", mask_int, rank, d);
+    free(mask_int);
+    h5out_write_float(out, "/signal", signal, rank, d);
+    h5out_attr_string(out, "/", "mode", hebt ? "HEBT" : "EDS");
+    h5out_attr_double(out, "/", "alpha", hebt ? p.alpha : 0.0);
+    h5out_attr_double(out, "/", "iterations", p.iterations);
+    h5out_attr_double(out, "/", "threshold", threshold);
+    h5out_attr_string(out, "/", "threshold_method", method);
+    if (hebt) h5out_attr_double(out, "/", "r_fit_r2", r2);
+    printf("%s, %d slice(s), threshold %.6g (%s), %zu voxels in the particle\n", hebt ? "HEBT" : "EDS-only",
+           n_slices, threshold, method, inside);
+    for (int e = 0; e < n_el; e++) {
+        char path[NAME_LEN + 32];
+        snprintf(path, sizeof path, "/reconstruction/%.63s", el[e].name);
+        h5out_write_float(out, path, rec[e], rank, d);
+        h5out_attr_double(out, path, "factor", el[e].factor);
+        if (hebt) h5out_attr_double(out, path, "r", r[e]);
+        snprintf(path, sizeof path, "/weight_fraction/%.63s", el[e].name);
+        h5out_write_float(out, path, frac[e], rank, d);
+        double sum = 0;
+        for (size_t i = 0; i < nvox; i++) if (mask[i]) sum += frac[e][i];
+        printf("  %-4s mean weight fraction %.4f%s", el[e].name, inside ? sum / inside : NAN,
+               hebt ? "" : "\n");
+        if (hebt) printf(", r = %.6g\n", r[e]);
+        if (write_png_slice(prefix, el[e].name, "rec", rec[e], n_slices, g.n, 0, err, sizeof err) != 0 ||
+            write_png_slice(prefix, el[e].name, "wt", frac[e], n_slices, g.n, 1, err, sizeof err) != 0)
+            goto fail;
+        if (!el[e].reference[0]) continue;
+        h5array ref;
+        if (h5array_read(file, el[e].reference, &ref, err, sizeof err) != 0) goto fail;
+        if (h5array_count(&ref) != nvox) {
+            snprintf(err, sizeof err, "reference %s has %zu values, the reconstruction %zu", el[e].reference,
+                     h5array_count(&ref), nvox);
+            h5array_free(&ref);
+            goto fail;
+        }
+        float *reff = xmalloc(nvox * sizeof(float));
+        for (size_t i = 0; i < nvox; i++) reff[i] = (float)ref.data[i];
+        h5array_free(&ref);
+        tomo_metrics m;
+        tomo_compare(nvox, rec[e], reff, NULL, &m);
+        free(reff);
+        snprintf(path, sizeof path, "/metrics/%.63s", el[e].name);
+        size_t one = 1;
+        h5out_write_double(out, path, &m.structure, 1, &one);
+        h5out_attr_double(out, path, "ssim_structure", m.structure);
+        h5out_attr_double(out, path, "ssim_luminance", m.luminance);
+        h5out_attr_double(out, path, "ssim_contrast", m.contrast);
+        h5out_attr_double(out, path, "ssim", m.ssim);
+        h5out_attr_double(out, path, "mse_scaled", m.mse_scaled);
+        h5out_attr_double(out, path, "scale", m.scale);
+        printf("       vs %s: SSIM structure %.4f, SSIM %.4f, scaled MSE %.6g\n", el[e].reference, m.structure, m.ssim,
+               m.mse_scaled);
+    }
+    if (h5out_close(out, err, sizeof err) != 0) {
+        out = NULL;
+        goto fail;
+    }
+    out = NULL;
+    printf("wrote %s and %s_*.png\n", output, prefix);
+    rc = 0;
+fail:
+    if (rc != 0) fprintf(stderr, "reloc-tomo: %s\n", err);
+    if (out) h5out_close(out, NULL, 0);
+    for (int e = 0; e < n_el; e++) {
+        free(eds[e]);
+        free(rec[e]);
+        free(frac[e]);
+    }
+    free(haadf);
+    free(signal);
+    free(mask);
+    h5array_free(&angles);
+    return rc;
+}

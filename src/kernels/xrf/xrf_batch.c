@@ -1,0 +1,175 @@
+/* xrf_batch.c -- batch correction of a whole map: the triangular sweep from the detector edge inward (one sweep is
+ * the converged answer), or the paper's Scheme 1 (Jacobi iteration over all pixels until sum Y_emit changes by less
+ * than the tolerance), for either face model. Also the plain per-element map container.
+ *
+ * The state a row leaves for the rows before it: planar faces, its exit state (xrf_exit_state_size per row);
+ * face escape, its row of the depth map (the solver reads the whole map). */
+#include "kernels/xrf/xrf.h"
+
+#include "core/base/base.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int xrf_maps_alloc(xrf_maps *m, int width, int height, int n_elements)
+{
+    memset(m, 0, sizeof *m);
+    if (width < 1 || height < 1 || n_elements < 1 || n_elements > XRF_MAX_ELEMENTS ||
+        (size_t)width * height > ((size_t)1 << 32))
+        return -1;
+    m->width = width;
+    m->height = height;
+    m->n_elements = n_elements;
+    for (int c = 0; c < n_elements; c++) m->map[c] = xcalloc((size_t)width * height, sizeof(double));
+    return 0;
+}
+
+void xrf_maps_free(xrf_maps *m)
+{
+    for (int c = 0; c < m->n_elements; c++) free(m->map[c]);
+    memset(m, 0, sizeof *m);
+}
+
+/* Row y of each map, as the row solver takes it. */
+static void row_pointers(double *const *maps, int n, int width, int y, double **rows)
+{
+    for (int c = 0; c < n; c++) rows[c] = maps[c] + (size_t)y * width;
+}
+
+static void const_row_pointers(const double *const *maps, int n, int width, int y, const double **rows)
+{
+    for (int c = 0; c < n; c++) rows[c] = maps[c] + (size_t)y * width;
+}
+
+/* Sum over pixels and elements of Y_emit = corrected / (I0 * sensitivity). */
+static double total_emission(const xrf_config *cfg, size_t pixels, const double *const *maps, const double *i0)
+{
+    double sum = 0;
+    for (int c = 0; c < cfg->n_elements; c++)
+        for (size_t p = 0; p < pixels; p++) sum += maps[c][p] / (i0[p] * cfg->element[c].sensitivity);
+    return sum;
+}
+
+/* Solves row y reading the rows toward the detector from `read`, writing row y's state into `write` (each holds the
+ * state of every row). */
+static void solve_row(const xrf_config *cfg, int width, int height, int y, const double *const *counts,
+                      const double *i0, xrf_maps *corrected, xrf_maps *fractions, const double *read, double *write)
+{
+    const double *counts_row[XRF_MAX_ELEMENTS];
+    double *corrected_row[XRF_MAX_ELEMENTS], *fractions_row[XRF_MAX_ELEMENTS];
+    const_row_pointers(counts, cfg->n_elements, width, y, counts_row);
+    row_pointers(corrected->map, cfg->n_elements, width, y, corrected_row);
+    row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
+    if (cfg->num.faces == XRF_FACES_ESCAPE) {
+        xrf_solve_span_escape(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width, read, write,
+                              corrected_row, fractions_row);
+        return;
+    }
+    size_t state = xrf_exit_state_size(cfg, width);
+    xrf_solve_span(cfg, width, 0, width, counts_row, i0 + (size_t)y * width,
+                   y == height - 1 ? NULL : read + state * (y + 1), write + state * y, corrected_row, fractions_row);
+}
+
+static size_t all_rows_state_size(const xrf_config *cfg, int width, int height)
+{
+    return cfg->num.faces == XRF_FACES_ESCAPE ? xrf_depth_map_size(cfg, width, height)
+                                              : xrf_exit_state_size(cfg, width) * height;
+}
+
+static int gauss_seidel(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
+                        xrf_maps *corrected, xrf_maps *fractions)
+{
+    if (cfg->num.faces == XRF_FACES_ESCAPE) {
+        double *map = xcalloc(xrf_depth_map_size(cfg, width, height), sizeof *map);
+        for (int y = height - 1; y >= 0; y--) solve_row(cfg, width, height, y, counts, i0, corrected, fractions, map, map);
+        free(map);
+        return 1;
+    }
+    /* Planar faces: only the previous row's state is needed. */
+    size_t state = xrf_exit_state_size(cfg, width);
+    double *next = xmalloc(state * sizeof *next), *cur = xmalloc(state * sizeof *cur);
+    for (int y = height - 1; y >= 0; y--) {
+        const double *counts_row[XRF_MAX_ELEMENTS];
+        double *corrected_row[XRF_MAX_ELEMENTS], *fractions_row[XRF_MAX_ELEMENTS];
+        const_row_pointers(counts, cfg->n_elements, width, y, counts_row);
+        row_pointers(corrected->map, cfg->n_elements, width, y, corrected_row);
+        row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
+        xrf_solve_span(cfg, width, 0, width, counts_row, i0 + (size_t)y * width, y == height - 1 ? NULL : next, cur,
+                       corrected_row, fractions_row);
+        double *swap = next;
+        next = cur;
+        cur = swap;
+    }
+    free(next);
+    free(cur);
+    return 1;
+}
+
+/* Scheme 1: every row is updated from the previous iterate's state of the rows toward the detector, starting from
+ * the state of the raw fractions (what a first pass with uncorrected yields gives). */
+static int jacobi(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
+                  xrf_maps *corrected, xrf_maps *fractions)
+{
+    size_t size = all_rows_state_size(cfg, width, height), state = xrf_exit_state_size(cfg, width);
+    size_t pixels = (size_t)width * height;
+    double *previous = xcalloc(size, sizeof *previous), *current = xcalloc(size, sizeof *current);
+    for (int y = height - 1; y >= 0; y--) {
+        double *fractions_row[XRF_MAX_ELEMENTS];
+        row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
+        for (int x = 0; x < width; x++) {
+            size_t p = (size_t)y * width + x;
+            double sum = 0;
+            for (int c = 0; c < cfg->n_elements; c++) sum += counts[c][p] / cfg->element[c].sensitivity;
+            for (int c = 0; c < cfg->n_elements; c++)
+                fractions_row[c][x] =
+                    sum > 0 ? (1 - cfg->matrix_total) * counts[c][p] / cfg->element[c].sensitivity / sum : 0;
+        }
+        if (cfg->num.faces == XRF_FACES_ESCAPE)
+            xrf_depth_row(cfg, width, height, y, (const double *const *)fractions_row, previous);
+        else
+            xrf_exit_state_row(cfg, width, (const double *const *)fractions_row,
+                               y == height - 1 ? NULL : previous + state * (y + 1), previous + state * y);
+    }
+    double emission = total_emission(cfg, pixels, counts, i0);
+    int iterations = 0;
+    while (iterations < cfg->num.max_iterations) {
+        iterations++;
+        for (int y = 0; y < height; y++) solve_row(cfg, width, height, y, counts, i0, corrected, fractions, previous,
+                                                   current);
+        double updated = total_emission(cfg, pixels, (const double *const *)corrected->map, i0);
+        double change = fabs(updated - emission) / emission;
+        emission = updated;
+        double *swap = previous;
+        previous = current;
+        current = swap;
+        if (change < cfg->num.tolerance) break;
+    }
+    free(previous);
+    free(current);
+    return iterations;
+}
+
+int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
+                      xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen)
+{
+    size_t pixels = (size_t)width * height;
+    for (size_t p = 0; p < pixels; p++) {
+        int bad = !(i0[p] > 0) || !isfinite(i0[p]);
+        for (int c = 0; c < cfg->n_elements && !bad; c++) bad = !(counts[c][p] >= 0) || !isfinite(counts[c][p]);
+        if (bad) {
+            snprintf(err, errlen, "pixel (x=%zu, y=%zu): counts must be finite and >= 0, I0 finite and > 0",
+                     p % width, p / width);
+            return -1;
+        }
+    }
+    if (xrf_maps_alloc(corrected, width, height, cfg->n_elements) < 0 ||
+        xrf_maps_alloc(fractions, width, height, cfg->n_elements) < 0) {
+        xrf_maps_free(corrected);
+        snprintf(err, errlen, "bad map size %dx%d", width, height);
+        return -1;
+    }
+    if (cfg->num.sweep == XRF_SWEEP_JACOBI) return jacobi(cfg, width, height, counts, i0, corrected, fractions);
+    return gauss_seidel(cfg, width, height, counts, i0, corrected, fractions);
+}

@@ -1,0 +1,523 @@
+/* xrf_physics.c -- the self-absorption physics shared by the correction and the forward model: attenuation of a
+ * pixel from its composition, the incident-beam factor, the exit optical depth (carried row by row toward the
+ * detector for planar faces, summed ray by ray with face escape), the cone-averaged exit factor, the row solvers
+ * that invert them, and the forward model that renders a 3D phantom into detected maps with the same functions.
+ * See xrf.h for the geometry and the numerical choices. */
+#include "kernels/xrf/xrf.h"
+
+#include "core/base/base.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Optical depth per pixel length crossed (unit path weight) at every energy of the configuration, for measured
+ * weight fractions w (the matrix fractions are the configured ones). All zero for an empty pixel (w all 0). */
+static void pixel_depths(const xrf_config *cfg, const double *w, double *depth)
+{
+    int n = cfg->n_elements;
+    double measured = 0, inverse_density = 0;
+    for (int c = 0; c < n; c++) {
+        measured += w[c];
+        inverse_density += w[c] / cfg->element[c].density;
+    }
+    if (!(measured > 0)) {
+        for (int k = 0; k <= n; k++) depth[k] = 0;
+        return;
+    }
+    for (int m = 0; m < cfg->n_matrix; m++) inverse_density += cfg->matrix[m].fraction / cfg->matrix[m].density;
+    double rho = cfg->density > 0 ? cfg->density : 1 / inverse_density;
+    double scale = rho * cfg->pixel_um * 1e-4;   /* g/cm^3 * cm */
+    for (int k = 0; k <= n; k++) {
+        double mu = 0;
+        for (int c = 0; c < n; c++) mu += w[c] * cfg->mu_mass[c][k];
+        for (int m = 0; m < cfg->n_matrix; m++) mu += cfg->matrix[m].fraction * cfg->mu_mass[n + m][k];
+        depth[k] = mu * scale;
+    }
+}
+
+/* Optical depth of one depth voxel for the incident beam, from the per-pixel-length depth at energy 0. */
+static double voxel_beam_depth(const xrf_config *cfg, double beam_depth_per_pixel)
+{
+    return beam_depth_per_pixel * (cfg->thickness_um / cfg->depth_voxels) / cfg->pixel_um;
+}
+
+/* (1/N) sum_{n<N} exp(-n a): the beam attenuation averaged over a column of uniform composition. */
+static double beam_factor(int n_voxels, double a)
+{
+    if (a < 1e-300) return 1.0;
+    return expm1(-n_voxels * a) / (n_voxels * expm1(-a));
+}
+
+size_t xrf_exit_state_size(const xrf_config *cfg, int width)
+{
+    return (size_t)cfg->n_elements * cfg->num.n_theta * width;
+}
+
+/* tau[(c * n_theta + t) * width + x] for x in [x0, x1): optical depth (unit path weight) from the far edge of pixel x
+ * of this row to the detector edge along direction t at the line of element c, interpolated in x from the next
+ * row's state (NULL: this row is at the detector edge). */
+static void exit_depths(const xrf_config *cfg, int width, int x0, int x1, const double *exit_next, double *tau)
+{
+    for (int c = 0; c < cfg->n_elements; c++)
+        for (int t = 0; t < cfg->num.n_theta; t++) {
+            double *out = tau + ((size_t)c * cfg->num.n_theta + t) * width;
+            if (!exit_next) {
+                for (int x = x0; x < x1; x++) out[x] = 0;
+                continue;
+            }
+            const double *g = exit_next + ((size_t)c * cfg->num.n_theta + t) * width;
+            double s = cfg->theta_slope[t];
+            int shift = (int)floor(s);
+            double f = s - shift;   /* x + s always has this fractional part */
+            for (int x = x0; x < x1; x++) {
+                int i = x + shift;
+                double lo = i >= 0 && i < width ? g[i] : 0;
+                double hi = i + 1 >= 0 && i + 1 < width ? g[i + 1] : 0;
+                out[x] = (1 - f) * lo + f * hi;
+            }
+        }
+}
+
+void xrf_exit_stencil(const xrf_config *cfg, int *lowest, int *highest)
+{
+    *lowest = INT32_MAX;
+    *highest = INT32_MIN;
+    for (int t = 0; t < cfg->num.n_theta; t++) {
+        int shift = (int)floor(cfg->theta_slope[t]);
+        if (shift < *lowest) *lowest = shift;
+        if (shift + 1 > *highest) *highest = shift + 1;
+    }
+}
+
+/* Cone-averaged exit attenuation of element c at pixel x; self is the optical depth inside the source pixel. */
+static double exit_factor(const xrf_config *cfg, const double *tau, int width, int c, int x, double self)
+{
+    const xrf_numerics *num = &cfg->num;
+    double sum = 0;
+    for (int t = 0; t < num->n_theta; t++) {
+        double depth = tau[((size_t)c * num->n_theta + t) * width + x] + self;
+        for (int k = 0; k < cfg->n_distinct[t]; k++) {
+            double d = cfg->distinct_weight[t][k] * depth;
+            sum += cfg->distinct_count[t][k] * (num->averaging == XRF_AVG_MEAN_EXP ? exp(-d) : d);
+        }
+    }
+    sum /= num->n_theta * num->n_phi;
+    return num->averaging == XRF_AVG_MEAN_EXP ? sum : exp(-sum);
+}
+
+/* Exit factors of every element at pixel x for composition w, whose depths are `depth`. */
+static void exit_factors(const xrf_config *cfg, const double *tau, int width, int x, const double *depth,
+                         double *afl)
+{
+    double half = cfg->num.source_voxel == XRF_SOURCE_HALF ? 0.5 : 0;
+    for (int c = 0; c < cfg->n_elements; c++) afl[c] = exit_factor(cfg, tau, width, c, x, half * depth[1 + c]);
+}
+
+/* This row's state for the row before it: depth across pixel x plus the depth beyond it. */
+static void store_exit_state(const xrf_config *cfg, const double *tau, int width, int x, const double *depth,
+                             double *exit_out)
+{
+    for (int c = 0; c < cfg->n_elements; c++)
+        for (int t = 0; t < cfg->num.n_theta; t++) {
+            size_t i = ((size_t)c * cfg->num.n_theta + t) * width + x;
+            exit_out[i] = depth[1 + c] + tau[i];
+        }
+}
+
+/* Weight fractions from yields: the measured share of the composition split in proportion to the yields.
+ * Returns 0 for a pixel without any yield (then w is all zero: the pixel is treated as empty). */
+static int fractions_from_yields(const xrf_config *cfg, const double *yield, double *w)
+{
+    double sum = 0;
+    for (int c = 0; c < cfg->n_elements; c++) sum += yield[c];
+    if (!(sum > 0)) {
+        for (int c = 0; c < cfg->n_elements; c++) w[c] = 0;
+        return 0;
+    }
+    for (int c = 0; c < cfg->n_elements; c++) w[c] = (1 - cfg->matrix_total) * yield[c] / sum;
+    return 1;
+}
+
+/* A pixel's total attenuation A_beam * A_FL per element as a function of its own depths (its composition). */
+typedef void (*pixel_factor_fn)(const void *ctx, const double *depth, double *factor);
+
+/* Solves one pixel: the weight fractions w with counts = I0 S w factor(w), by fixed point from the raw fractions.
+ * The pixel enters its own factor only through the beam and the source voxel, a fraction of one pixel's depth:
+ * a contraction, converged to 1e-15. When the factor's dependence on the pixel is common to all elements
+ * (`ratios_fixed`: planar faces, source voxel excluded, where only the beam depends on it) one round is exact. */
+static void solve_pixel(const xrf_config *cfg, const double *counts, double i0, pixel_factor_fn factor_of,
+                        const void *ctx, int ratios_fixed, double *w, double *depth, double *factor)
+{
+    int n = cfg->n_elements;
+    double yield[XRF_MAX_ELEMENTS];
+    for (int c = 0; c < n; c++) yield[c] = counts[c] / (i0 * cfg->element[c].sensitivity);
+    fractions_from_yields(cfg, yield, w);
+    pixel_depths(cfg, w, depth);
+    for (int it = 0; it < (ratios_fixed ? 1 : 200); it++) {
+        factor_of(ctx, depth, factor);
+        for (int c = 0; c < n; c++) yield[c] = counts[c] / (i0 * cfg->element[c].sensitivity * factor[c]);
+        double previous[XRF_MAX_ELEMENTS], change = 0;
+        memcpy(previous, w, sizeof previous);
+        fractions_from_yields(cfg, yield, w);
+        pixel_depths(cfg, w, depth);
+        for (int c = 0; c < n; c++) change = fmax(change, fabs(w[c] - previous[c]));
+        if (change < 1e-15) break;
+    }
+    factor_of(ctx, depth, factor);
+}
+
+/* Planar faces: the exit factors come from the row's optical depths; without the source voxel they do not depend
+ * on the pixel and are computed once. */
+typedef struct planar_pixel {
+    const xrf_config *cfg;
+    const double *tau;
+    int width, x;
+    double afl[XRF_MAX_ELEMENTS];
+} planar_pixel;
+
+static void planar_factor(const void *ctx, const double *depth, double *factor)
+{
+    const planar_pixel *pp = ctx;
+    double afl[XRF_MAX_ELEMENTS];
+    const double *exit = pp->afl;
+    if (pp->cfg->num.source_voxel == XRF_SOURCE_HALF) {
+        exit_factors(pp->cfg, pp->tau, pp->width, pp->x, depth, afl);
+        exit = afl;
+    }
+    double beam = beam_factor(pp->cfg->depth_voxels, voxel_beam_depth(pp->cfg, depth[0]));
+    for (int c = 0; c < pp->cfg->n_elements; c++) factor[c] = beam * exit[c];
+}
+
+void xrf_solve_span(const xrf_config *cfg, int width, int x0, int x1, const double *const *counts_row,
+                    const double *i0_row, const double *exit_next, double *exit_out, double *const *corrected_row,
+                    double *const *fractions_row)
+{
+    int n = cfg->n_elements;
+    double *tau = xmalloc(xrf_exit_state_size(cfg, width) * sizeof *tau);
+    exit_depths(cfg, width, x0, x1, exit_next, tau);
+    planar_pixel pp = {.cfg = cfg, .tau = tau, .width = width};
+    for (int x = x0; x < x1; x++) {
+        double counts[XRF_MAX_ELEMENTS], w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], factor[XRF_MAX_ELEMENTS];
+        pp.x = x;
+        if (cfg->num.source_voxel == XRF_SOURCE_EXCLUDE) {
+            static const double no_self[1 + XRF_MAX_ELEMENTS];
+            exit_factors(cfg, tau, width, x, no_self, pp.afl);
+        }
+        for (int c = 0; c < n; c++) counts[c] = counts_row[c][x];
+        solve_pixel(cfg, counts, i0_row[x], planar_factor, &pp, cfg->num.source_voxel == XRF_SOURCE_EXCLUDE, w, depth,
+                    factor);
+        for (int c = 0; c < n; c++) {
+            corrected_row[c][x] = counts[c] / factor[c];
+            fractions_row[c][x] = w[c];
+        }
+        store_exit_state(cfg, tau, width, x, depth, exit_out);
+    }
+    free(tau);
+}
+
+void xrf_exit_state_row(const xrf_config *cfg, int width, const double *const *fractions_row,
+                        const double *exit_next, double *exit_out)
+{
+    double *tau = xmalloc(xrf_exit_state_size(cfg, width) * sizeof *tau);
+    exit_depths(cfg, width, 0, width, exit_next, tau);
+    for (int x = 0; x < width; x++) {
+        double w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS];
+        for (int c = 0; c < cfg->n_elements; c++) w[c] = fractions_row[c][x];
+        pixel_depths(cfg, w, depth);
+        store_exit_state(cfg, tau, width, x, depth, exit_out);
+    }
+    free(tau);
+}
+
+/* ---- Face escape: depth-resolved exit factors, paths summed ray by ray ---- */
+
+size_t xrf_depth_map_size(const xrf_config *cfg, int width, int height)
+{
+    return (size_t)cfg->n_elements * width * height;
+}
+
+void xrf_depth_row(const xrf_config *cfg, int width, int height, int y, const double *const *fractions_row,
+                   double *depth_write)
+{
+    for (int x = 0; x < width; x++) {
+        double w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS];
+        for (int c = 0; c < cfg->n_elements; c++) w[c] = fractions_row[c][x];
+        pixel_depths(cfg, w, depth);
+        for (int c = 0; c < cfg->n_elements; c++)
+            depth_write[(size_t)c * width * height + (size_t)y * width + x] = depth[1 + c];
+    }
+}
+
+/* prefix[k]: optical depth (unit path weight) over the first k rows crossed from (x, y) along slope s, with
+ * `depth(row, i)` the per-pixel-length depth of pixel i of a row (0 outside the map). Returns the rows available. */
+typedef double (*row_depth_fn)(const void *ctx, int row, int i, double z_um);
+
+static int ray_prefix(int width, int height, int x, int y, double slope, double z0_um, double z_step_um,
+                      row_depth_fn depth, const void *ctx, double *prefix)
+{
+    int rows = height - 1 - y;
+    prefix[0] = 0;
+    for (int k = 1; k <= rows; k++) {
+        double u = x + k * slope, z = z0_um + k * z_step_um;
+        int i = (int)floor(u);
+        double f = u - i;
+        double lo = i >= 0 && i < width ? depth(ctx, y + k, i, z) : 0;
+        double hi = i + 1 >= 0 && i + 1 < width ? depth(ctx, y + k, i + 1, z) : 0;
+        prefix[k] = prefix[k - 1] + (1 - f) * lo + f * hi;
+    }
+    return rows;
+}
+
+/* Rows an exit ray from depth z crosses before it leaves the slab through a face (HUGE_VAL: it never does). The
+ * ray leaves its own pixel half a row from the source. */
+static double rows_before_escape(const xrf_config *cfg, double z_um, double z_step_um)
+{
+    double to_face = z_step_um > 0 ? (cfg->thickness_um - z_um) / z_step_um
+                   : z_step_um < 0 ? z_um / -z_step_um : HUGE_VAL;
+    return to_face > 0.5 ? to_face - 0.5 : 0;
+}
+
+static double prefix_at(const double *prefix, int rows, double k_rows)
+{
+    if (k_rows >= rows) return prefix[rows];
+    int k = (int)k_rows;
+    return prefix[k] + (k_rows - k) * (prefix[k + 1] - prefix[k]);
+}
+
+/* Exit factor for a source at depth z_um: the cone average with each ray cut where it leaves the slab. prefix holds
+ * n_theta rays of (rows + 1) values; when `per_phi` is set each (theta, phi) has its own ray (3D phantoms). */
+static double escape_exit_factor(const xrf_config *cfg, const double *prefix, int rows, int per_phi, double z_um,
+                                 double self)
+{
+    const xrf_numerics *num = &cfg->num;
+    double sum = 0;
+    for (int t = 0; t < num->n_theta; t++)
+        for (int p = 0; p < num->n_phi; p++) {
+            const double *ray = prefix + (size_t)(per_phi ? t * num->n_phi + p : t) * (rows + 1);
+            double d = cfg->path_weight[t][p] *
+                       (prefix_at(ray, rows, rows_before_escape(cfg, z_um, cfg->z_step_um[t][p])) + self);
+            sum += num->averaging == XRF_AVG_MEAN_EXP ? exp(-d) : d;
+        }
+    sum /= num->n_theta * num->n_phi;
+    return num->averaging == XRF_AVG_MEAN_EXP ? sum : exp(-sum);
+}
+
+typedef struct depth_map_view {
+    const double *map;         /* one element line: height * width */
+    int width;
+} depth_map_view;
+
+static double depth_from_map(const void *ctx, int row, int i, double z_um)
+{
+    (void)z_um;   /* uniform along the beam */
+    const depth_map_view *v = ctx;
+    return v->map[(size_t)row * v->width + i];
+}
+
+static double voxel_depth_um(const xrf_config *cfg) { return cfg->thickness_um / cfg->depth_voxels; }
+
+/* A_FL(n) of element c at every depth voxel n, for a pixel of uniform composition whose rays are summed. */
+static void escape_exit_profile(const xrf_config *cfg, const double *prefix_c, int rows, double self, double *afl)
+{
+    double dz = voxel_depth_um(cfg);
+    for (int n = 0; n < cfg->depth_voxels; n++) afl[n] = escape_exit_factor(cfg, prefix_c, rows, 0, (n + 0.5) * dz, self);
+}
+
+/* (1/N) sum_n exp(-n a) A_FL(n) of every element for a pixel of uniform composition. afl holds depth_voxels exit
+ * factors per element; with the source voxel counted they depend on the pixel's own depths and are recomputed. */
+static void escape_factors(const xrf_config *cfg, const double *const *prefix, int rows, const double *depth,
+                           double *afl, double *factor)
+{
+    int n_vox = cfg->depth_voxels;
+    double a = voxel_beam_depth(cfg, depth[0]);
+    for (int c = 0; c < cfg->n_elements; c++) {
+        double *profile = afl + (size_t)c * n_vox;
+        if (cfg->num.source_voxel == XRF_SOURCE_HALF) escape_exit_profile(cfg, prefix[c], rows, 0.5 * depth[1 + c], profile);
+        double sum = 0, beam = 1, step = exp(-a);
+        for (int n = 0; n < n_vox; n++, beam *= step) sum += beam * profile[n];
+        factor[c] = sum / n_vox;
+    }
+}
+
+/* Rays of every element and direction from pixel x of row y through the depth map; prefix[c] points at n_theta
+ * rays of rows + 1 values in buffer. Without the source voxel the exit profile follows once and for all. */
+static void escape_rays(const xrf_config *cfg, int width, int height, int x, int y, const double *depth_map,
+                        double *buffer, const double **prefix, double *afl)
+{
+    int rows = height - 1 - y;
+    size_t ray = (size_t)cfg->num.n_theta * (rows + 1);
+    for (int c = 0; c < cfg->n_elements; c++) {
+        depth_map_view v = {depth_map + (size_t)c * width * height, width};
+        for (int t = 0; t < cfg->num.n_theta; t++)
+            ray_prefix(width, height, x, y, cfg->theta_slope[t], 0, 0, depth_from_map, &v,
+                       buffer + c * ray + t * (rows + 1));
+        prefix[c] = buffer + c * ray;
+        if (cfg->num.source_voxel == XRF_SOURCE_EXCLUDE)
+            escape_exit_profile(cfg, prefix[c], rows, 0, afl + (size_t)c * cfg->depth_voxels);
+    }
+}
+
+typedef struct escape_pixel {
+    const xrf_config *cfg;
+    const double *const *prefix;
+    int rows;
+    double *afl;
+} escape_pixel;
+
+static void escape_factor(const void *ctx, const double *depth, double *factor)
+{
+    const escape_pixel *ep = ctx;
+    escape_factors(ep->cfg, ep->prefix, ep->rows, depth, ep->afl, factor);
+}
+
+void xrf_solve_span_escape(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
+                           const double *const *counts_row, const double *i0_row, const double *depth_read,
+                           double *depth_write, double *const *corrected_row, double *const *fractions_row)
+{
+    int n = cfg->n_elements, rows = height - 1 - y;
+    double *buffer = xmalloc((size_t)n * cfg->num.n_theta * (rows + 1) * sizeof *buffer);
+    double *afl = xmalloc((size_t)n * cfg->depth_voxels * sizeof *afl);
+    const double *prefix[XRF_MAX_ELEMENTS];
+    escape_pixel ep = {cfg, prefix, rows, afl};
+    for (int x = x0; x < x1; x++) {
+        double counts[XRF_MAX_ELEMENTS], w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], factor[XRF_MAX_ELEMENTS];
+        escape_rays(cfg, width, height, x, y, depth_read, buffer, prefix, afl);
+        for (int c = 0; c < n; c++) counts[c] = counts_row[c][x];
+        solve_pixel(cfg, counts, i0_row[x], escape_factor, &ep, 0, w, depth, factor);
+        for (int c = 0; c < n; c++) {
+            corrected_row[c][x] = counts[c] / factor[c];
+            fractions_row[c][x] = w[c];
+            depth_write[(size_t)c * width * height + (size_t)y * width + x] = depth[1 + c];
+        }
+    }
+    free(buffer);
+    free(afl);
+}
+
+/* A 3D phantom's depths per slice: map[(c * slices + s) * plane + p] at the line of element c. */
+typedef struct slice_view {
+    const xrf_config *cfg;
+    const double *map;
+    int width, slices;
+    size_t plane;
+    int element;
+} slice_view;
+
+static double depth_from_slices(const void *ctx, int row, int i, double z_um)
+{
+    const slice_view *v = ctx;
+    int s = v->slices == 1 ? 0 : (int)floor(z_um / voxel_depth_um(v->cfg));
+    s = s < 0 ? 0 : s >= v->slices ? v->slices - 1 : s;
+    return v->map[((size_t)v->element * v->slices + s) * v->plane + (size_t)row * v->width + i];
+}
+
+/* Forward model with face escape: every voxel's rays are summed through the phantom's slices. */
+static void forward_escape(const xrf_config *cfg, int width, int height, int slices, const double *const *fractions,
+                           const double *i0, xrf_maps *detected)
+{
+    int n = cfg->n_elements, n_dirs = cfg->num.n_theta * cfg->num.n_phi;
+    size_t plane = (size_t)width * height;
+    double *line_depth = xmalloc((size_t)n * slices * plane * sizeof *line_depth);
+    double *beam_depth = xmalloc((size_t)slices * plane * sizeof *beam_depth);
+    for (int s = 0; s < slices; s++)
+        for (size_t p = 0; p < plane; p++) {
+            double w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS];
+            for (int c = 0; c < n; c++) w[c] = fractions[c][(size_t)s * plane + p];
+            pixel_depths(cfg, w, depth);
+            beam_depth[(size_t)s * plane + p] = voxel_beam_depth(cfg, depth[0]);
+            for (int c = 0; c < n; c++) line_depth[((size_t)c * slices + s) * plane + p] = depth[1 + c];
+        }
+    double *prefix = xmalloc((size_t)n * n_dirs * height * sizeof *prefix);
+    double *afl = xmalloc((size_t)n * cfg->depth_voxels * sizeof *afl);
+    double dz = voxel_depth_um(cfg), half = cfg->num.source_voxel == XRF_SOURCE_HALF ? 0.5 : 0;
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) {
+            size_t p = (size_t)y * width + x;
+            int rows = height - 1 - y;
+            if (slices == 1) {
+                /* Uniform along the beam: the correction's own computation, run forward. */
+                const double *rays[XRF_MAX_ELEMENTS];
+                double w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], factor[XRF_MAX_ELEMENTS];
+                escape_rays(cfg, width, height, x, y, line_depth, prefix, rays, afl);
+                for (int c = 0; c < n; c++) w[c] = fractions[c][p];
+                pixel_depths(cfg, w, depth);
+                escape_factors(cfg, rays, rows, depth, afl, factor);
+                for (int c = 0; c < n; c++)
+                    detected->map[c][p] = i0[p] * cfg->element[c].sensitivity * w[c] * factor[c];
+                continue;
+            }
+            double beam_above = 0;
+            for (int v = 0; v < slices; v++) {
+                double z = (v + 0.5) * dz;
+                for (int c = 0; c < n; c++) {
+                    slice_view view = {cfg, line_depth, width, slices, plane, c};
+                    for (int t = 0; t < cfg->num.n_theta; t++)
+                        for (int q = 0; q < cfg->num.n_phi; q++)
+                            ray_prefix(width, height, x, y, cfg->theta_slope[t], z, cfg->z_step_um[t][q],
+                                       depth_from_slices, &view,
+                                       prefix + (size_t)(t * cfg->num.n_phi + q) * (rows + 1));
+                    double self = half * line_depth[((size_t)c * slices + v) * plane + p];
+                    double exit = escape_exit_factor(cfg, prefix, rows, 1, z, self);
+                    detected->map[c][p] += i0[p] * cfg->element[c].sensitivity * fractions[c][(size_t)v * plane + p] *
+                                           exp(-beam_above) * exit / slices;
+                }
+                beam_above += beam_depth[(size_t)v * plane + p];
+            }
+        }
+    free(prefix);
+    free(afl);
+    free(line_depth);
+    free(beam_depth);
+}
+
+int xrf_forward(const xrf_config *cfg, int width, int height, int slices, const double *const *fractions,
+                const double *i0, xrf_maps *detected, char *err, size_t errlen)
+{
+    int n = cfg->n_elements;
+    if (slices != 1 && slices != cfg->depth_voxels) {
+        snprintf(err, errlen, "forward model: %d slices, expected 1 or depth_voxels (%d)", slices,
+                 cfg->depth_voxels);
+        return -1;
+    }
+    if (xrf_maps_alloc(detected, width, height, n) < 0) {
+        snprintf(err, errlen, "forward model: bad map size %dx%d", width, height);
+        return -1;
+    }
+    if (cfg->num.faces == XRF_FACES_ESCAPE) {
+        forward_escape(cfg, width, height, slices, fractions, i0, detected);
+        return 0;
+    }
+    size_t plane = (size_t)width * height, state = xrf_exit_state_size(cfg, width);
+    double *tau = xmalloc(state * sizeof *tau);
+    double *next = xmalloc(state * sizeof *next), *cur = xmalloc(state * sizeof *cur);
+    double *beam_depth = xcalloc(plane, sizeof *beam_depth);   /* beam optical depth above the current slice */
+    for (int s = 0; s < slices; s++) {
+        for (int y = height - 1; y >= 0; y--) {
+            exit_depths(cfg, width, 0, width, y == height - 1 ? NULL : next, tau);
+            for (int x = 0; x < width; x++) {
+                size_t p = (size_t)y * width + x, v = (size_t)s * plane + p;
+                double w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], afl[XRF_MAX_ELEMENTS];
+                for (int c = 0; c < n; c++) w[c] = fractions[c][v];
+                pixel_depths(cfg, w, depth);
+                exit_factors(cfg, tau, width, x, depth, afl);
+                double a = voxel_beam_depth(cfg, depth[0]);
+                double beam = slices == 1 ? beam_factor(cfg->depth_voxels, a) : exp(-beam_depth[p]) / slices;
+                beam_depth[p] += a;
+                for (int c = 0; c < n; c++)
+                    detected->map[c][p] += i0[p] * cfg->element[c].sensitivity * w[c] * beam * afl[c];
+                store_exit_state(cfg, tau, width, x, depth, cur);
+            }
+            double *swap = next;
+            next = cur;
+            cur = swap;
+        }
+    }
+    free(tau);
+    free(next);
+    free(cur);
+    free(beam_depth);
+    return 0;
+}
