@@ -52,6 +52,65 @@ static void create_and_set_fields(void **state)
     assert_int_equal(db_name_to_addr("T:missing", &a), DB_ERR_NOT_FOUND);
 }
 
+/* Arrays convert in bulk: every element as the scalar rules say (NaN -> 0, clamped to the type's range,
+ * truncated toward zero), past one conversion block, into any alignment; the same type is an exact copy. */
+enum { BULK_N = 15, BULK_REPEAT = 700, BULK_LEN = BULK_N * BULK_REPEAT };
+
+static void put_and_expect(const char *name, const double *src, const double *want)
+{
+    db_addr a = addr_of(name);
+    double *back = test_malloc(sizeof(double) * BULK_LEN);
+    long n = BULK_LEN;
+    assert_int_equal(db_put(&a, DBR_DOUBLE, src, BULK_LEN), DB_OK);
+    assert_int_equal(db_get(&a, DBR_DOUBLE, back, &n), DB_OK);
+    assert_int_equal(n, BULK_LEN);
+    for (int i = 0; i < BULK_LEN; i++) assert_true(back[i] == want[i % BULK_N]);
+    test_free(back);
+}
+
+static void conversions_arrays_in_bulk(void **state)
+{
+    (void)state;
+    static const double in[BULK_N] = {NAN, INFINITY, -INFINITY, 1e10, -1e10, 3.7, -3.7, 255.9, -128.5, 65535.5,
+                                      0.0, 2147483647.0, -2147483648.0, 40000.25, -40000.75};
+    static const double want16[BULK_N] = {0, 32767, -32768, 32767, -32768, 3, -3, 255, -128, 32767, 0, 32767,
+                                          -32768, 32767, -32768};
+    static const double want8[BULK_N] = {0, 255, 0, 255, 0, 3, 0, 255, 0, 255, 0, 255, 0, 255, 0};
+    static const double want32[BULK_N] = {0, 2147483647.0, -2147483648.0, 2147483647.0, -2147483648.0, 3, -3, 255,
+                                          -128, 65535, 0, 2147483647.0, -2147483648.0, 40000, -40000};
+    char nelm[16];
+    snprintf(nelm, sizeof nelm, "%d", BULK_LEN);
+    make_record("waveform", "C:s16", "FTVL", "SHORT", "NELM", nelm, NULL);
+    make_record("waveform", "C:u8", "FTVL", "UCHAR", "NELM", nelm, NULL);
+    make_record("waveform", "C:l32", "FTVL", "LONG", "NELM", nelm, NULL);
+    make_record("waveform", "C:f64", "FTVL", "DOUBLE", "NELM", nelm, NULL);
+    init_db();
+    double *src = test_malloc(sizeof(double) * BULK_LEN);
+    for (int i = 0; i < BULK_LEN; i++) src[i] = in[i % BULK_N];
+    db_lock();
+    put_and_expect("C:s16", src, want16);
+    put_and_expect("C:u8", src, want8);
+    put_and_expect("C:l32", src, want32);
+
+    /* into an odd address, as a CA reply buffer may be */
+    db_addr u8 = addr_of("C:u8");
+    uint8_t *odd = test_malloc(BULK_LEN + 1);
+    long n = BULK_LEN;
+    assert_int_equal(db_get(&u8, DBR_CHAR, odd + 1, &n), DB_OK);
+    for (int i = 0; i < BULK_LEN; i++) assert_int_equal(odd[i + 1], (uint8_t)want8[i % BULK_N]);
+
+    /* the same type: the exact bits back, NaN included */
+    db_addr f64 = addr_of("C:f64");
+    double *back = test_malloc(sizeof(double) * BULK_LEN);
+    assert_int_equal(db_put(&f64, DBR_DOUBLE, src, BULK_LEN), DB_OK);
+    assert_int_equal(db_get(&f64, DBR_DOUBLE, back, &n), DB_OK);
+    assert_memory_equal(back, src, sizeof(double) * BULK_LEN);
+    db_unlock();
+    test_free(src);
+    test_free(odd);
+    test_free(back);
+}
+
 static int collect_names(db_record *rec, void *user)
 {
     char *out = user;
@@ -351,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_and_set_fields, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(foreach_in_name_order, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(conversions_numeric, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(conversions_arrays_in_bulk, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(conversions_every_client_type, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(conversions_menus_and_strings, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(client_puts, setup_db, teardown_db),

@@ -199,8 +199,83 @@ static int menu_choices(const db_span *span)
     return span->ctx->field->menu->nchoices;
 }
 
+/* ---- Numbers to numbers in bulk: the path of every array get and put (a camera frame is a million
+ * elements). Same type: one copy. Otherwise through a block of doubles, exact for every type but the 64-bit
+ * integers (those take the per-element path below), with store_num's rules: NaN -> 0, clamped, truncated. */
+#define NUMERIC_TYPES(X) \
+    X(DBF_CHAR, int8_t, INT8_MIN, INT8_MAX) X(DBF_UCHAR, uint8_t, 0, UINT8_MAX) \
+    X(DBF_SHORT, int16_t, INT16_MIN, INT16_MAX) X(DBF_USHORT, uint16_t, 0, UINT16_MAX) \
+    X(DBF_ENUM, uint16_t, 0, UINT16_MAX) X(DBF_MENU, uint16_t, 0, UINT16_MAX) X(DBF_DEVICE, uint16_t, 0, UINT16_MAX) \
+    X(DBF_LONG, int32_t, INT32_MIN, INT32_MAX) X(DBF_ULONG, uint32_t, 0, UINT32_MAX)
+
+static int is_bulk_type(dbf_type t)
+{
+    switch (t) {
+#define BULK_CASE(T, CT, LO, HI) case T:
+    NUMERIC_TYPES(BULK_CASE)
+#undef BULK_CASE
+    case DBF_FLOAT: case DBF_DOUBLE: return 1;
+    default: return 0;
+    }
+}
+
+static void load_doubles(dbf_type t, const char *s, size_t stride, double *out, long n)
+{
+    switch (t) {
+#define LOAD_CASE(T, CT, LO, HI) \
+    case T: for (long i = 0; i < n; i++) { CT v; memcpy(&v, s + (size_t)i * stride, sizeof v); out[i] = v; } break;
+    NUMERIC_TYPES(LOAD_CASE)
+    LOAD_CASE(DBF_FLOAT, float, 0, 0)
+    LOAD_CASE(DBF_DOUBLE, double, 0, 0)
+#undef LOAD_CASE
+    default: break;
+    }
+}
+
+static void store_doubles(dbf_type t, char *d, size_t stride, const double *in, long n)
+{
+    switch (t) {
+#define STORE_CASE(T, CT, LO, HI)                                                                       \
+    case T:                                                                                              \
+        for (long i = 0; i < n; i++) {                                                                   \
+            double x = in[i];                                                                            \
+            CT v = (CT)(x != x ? 0 : x < (double)(LO) ? (double)(LO) : x > (double)(HI) ? (double)(HI) : x); \
+            memcpy(d + (size_t)i * stride, &v, sizeof v);                                                \
+        }                                                                                                \
+        break;
+    NUMERIC_TYPES(STORE_CASE)
+#undef STORE_CASE
+    case DBF_FLOAT:
+        for (long i = 0; i < n; i++) { float v = (float)in[i]; memcpy(d + (size_t)i * stride, &v, sizeof v); }
+        break;
+    case DBF_DOUBLE:
+        for (long i = 0; i < n; i++) memcpy(d + (size_t)i * stride, &in[i], sizeof in[i]);
+        break;
+    default: break;
+    }
+}
+
+static void convert_numbers(const db_span *dst, const db_span *src, long n)
+{
+    size_t size = dbf_value_size(src->type);
+    if (dst->type == src->type && dst->elem_size == size && src->elem_size == size) {
+        memmove(dst->data, src->data, (size_t)n * size);
+        return;
+    }
+    double block[512];
+    for (long done = 0; done < n; done += 512) {
+        long k = n - done < 512 ? n - done : 512;
+        load_doubles(src->type, (const char *)src->data + (size_t)done * src->elem_size, src->elem_size, block, k);
+        store_doubles(dst->type, (char *)dst->data + (size_t)done * dst->elem_size, dst->elem_size, block, k);
+    }
+}
+
 int db_convert(const db_span *dst, const db_span *src, long n)
 {
+    if (is_bulk_type(src->type) && is_bulk_type(dst->type) && menu_choices(dst) < 0) {
+        convert_numbers(dst, src, n);
+        return DB_OK;
+    }
     enum_states src_states = {0}, dst_states = {0};
     int precision = -2;
     int nchoices = menu_choices(dst);
@@ -377,6 +452,9 @@ static int put_array_text(const db_addr *addr, const char *text, char *err, size
     return status;
 }
 
+/* Before iocInit (the .db, autosave): text into the field's storage, without processing. */
+static int put_text_at_load(const db_addr *addr, const char *text, char *err, size_t errlen);
+
 int db_put_text_locked(const db_addr *addr, const char *text, char *err, size_t errlen)
 {
     char dummy[8];
@@ -402,6 +480,20 @@ int db_put_text_locked(const db_addr *addr, const char *text, char *err, size_t 
                                       db_strerror(status));
         return status;
     }
+    int status = put_text_at_load(addr, text, err, errlen);
+    if (status == DB_OK && strcmp(f->name, "VAL") == 0) {
+        /* A VAL given in the .db (or restored) is defined, as EPICS dbPutString makes it: the record starts
+         * with UDF cleared and without the UDF severity of a record never set. */
+        rec->udf = 0;
+        if (rec->stat == STAT_UDF) rec->sevr = NO_ALARM;
+    }
+    return status;
+}
+
+static int put_text_at_load(const db_addr *addr, const char *text, char *err, size_t errlen)
+{
+    const db_field_desc *f = addr->field;
+    db_record *rec = addr->rec;
     if ((f->flags & DBFLD_ARRAY) && f->type != DBF_STRING) return put_array_text(addr, text, err, errlen);
     db_storage st;
     if (db_addr_storage(addr, &st) != DB_OK || !st.data) {
