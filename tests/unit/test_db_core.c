@@ -84,6 +84,7 @@ static void conversions_arrays_in_bulk(void **state)
     make_record("waveform", "C:u8", "FTVL", "UCHAR", "NELM", nelm, NULL);
     make_record("waveform", "C:l32", "FTVL", "LONG", "NELM", nelm, NULL);
     make_record("waveform", "C:f64", "FTVL", "DOUBLE", "NELM", nelm, NULL);
+    make_record("waveform", "C:f32", "FTVL", "FLOAT", "NELM", nelm, NULL);
     init_db();
     double *src = test_malloc(sizeof(double) * BULK_LEN);
     for (int i = 0; i < BULK_LEN; i++) src[i] = in[i % BULK_N];
@@ -99,9 +100,16 @@ static void conversions_arrays_in_bulk(void **state)
     assert_int_equal(db_get(&u8, DBR_CHAR, odd + 1, &n), DB_OK);
     for (int i = 0; i < BULK_LEN; i++) assert_int_equal(odd[i + 1], (uint8_t)want8[i % BULK_N]);
 
+    /* floating point keeps NaN and the infinities */
+    db_addr f32 = addr_of("C:f32");
+    double *back = test_malloc(sizeof(double) * BULK_LEN);
+    assert_int_equal(db_put(&f32, DBR_DOUBLE, src, BULK_LEN), DB_OK);
+    assert_int_equal(db_get(&f32, DBR_DOUBLE, back, &n), DB_OK);
+    for (int i = 0; i < BULK_LEN; i++)
+        assert_true(isnan(src[i]) ? isnan(back[i]) : back[i] == (double)(float)src[i]);
+
     /* the same type: the exact bits back, NaN included */
     db_addr f64 = addr_of("C:f64");
-    double *back = test_malloc(sizeof(double) * BULK_LEN);
     assert_int_equal(db_put(&f64, DBR_DOUBLE, src, BULK_LEN), DB_OK);
     assert_int_equal(db_get(&f64, DBR_DOUBLE, back, &n), DB_OK);
     assert_memory_equal(back, src, sizeof(double) * BULK_LEN);

@@ -200,60 +200,72 @@ static int menu_choices(const db_span *span)
 }
 
 /* ---- Numbers to numbers in bulk: the path of every array get and put (a camera frame is a million
- * elements). Same type: one copy. Otherwise through a block of doubles, exact for every type but the 64-bit
- * integers (those take the per-element path below), with store_num's rules: NaN -> 0, clamped, truncated. */
-#define NUMERIC_TYPES(X) \
+ * elements). Same type: one copy. Integers to integers: through a block of int64 (exact), clamped to the
+ * destination's range. Otherwise through a block of doubles, exact for every type here, with store_num's
+ * rules: NaN -> 0, clamped, truncated. (64-bit integers take the per-element path below.) */
+#define INTEGER_TYPES(X) \
     X(DBF_CHAR, int8_t, INT8_MIN, INT8_MAX) X(DBF_UCHAR, uint8_t, 0, UINT8_MAX) \
     X(DBF_SHORT, int16_t, INT16_MIN, INT16_MAX) X(DBF_USHORT, uint16_t, 0, UINT16_MAX) \
     X(DBF_ENUM, uint16_t, 0, UINT16_MAX) X(DBF_MENU, uint16_t, 0, UINT16_MAX) X(DBF_DEVICE, uint16_t, 0, UINT16_MAX) \
     X(DBF_LONG, int32_t, INT32_MIN, INT32_MAX) X(DBF_ULONG, uint32_t, 0, UINT32_MAX)
+#define FLOAT_TYPES(X) X(DBF_FLOAT, float, 0, 0) X(DBF_DOUBLE, double, 0, 0)
+enum { BULK_BLOCK = 512 };
 
-static int is_bulk_type(dbf_type t)
+static int is_integer_type(dbf_type t)
 {
     switch (t) {
-#define BULK_CASE(T, CT, LO, HI) case T:
-    NUMERIC_TYPES(BULK_CASE)
-#undef BULK_CASE
-    case DBF_FLOAT: case DBF_DOUBLE: return 1;
+#define TYPE_CASE(T, CT, LO, HI) case T:
+    INTEGER_TYPES(TYPE_CASE)
+        return 1;
+#undef TYPE_CASE
     default: return 0;
     }
 }
 
-static void load_doubles(dbf_type t, const char *s, size_t stride, double *out, long n)
+static int is_bulk_type(dbf_type t)
 {
-    switch (t) {
+    return is_integer_type(t) || t == DBF_FLOAT || t == DBF_DOUBLE;
+}
+
+/* n elements of type t at s (stride bytes apart) into a block of BLOCK_T. */
 #define LOAD_CASE(T, CT, LO, HI) \
     case T: for (long i = 0; i < n; i++) { CT v; memcpy(&v, s + (size_t)i * stride, sizeof v); out[i] = v; } break;
-    NUMERIC_TYPES(LOAD_CASE)
-    LOAD_CASE(DBF_FLOAT, float, 0, 0)
-    LOAD_CASE(DBF_DOUBLE, double, 0, 0)
-#undef LOAD_CASE
-    default: break;
-    }
+
+static void load_ints(dbf_type t, const char *s, size_t stride, int64_t *out, long n)
+{
+    switch (t) { INTEGER_TYPES(LOAD_CASE) default: break; }
 }
+
+static void load_doubles(dbf_type t, const char *s, size_t stride, double *out, long n)
+{
+    switch (t) { INTEGER_TYPES(LOAD_CASE) FLOAT_TYPES(LOAD_CASE) default: break; }
+}
+#undef LOAD_CASE
+
+/* A block into n elements of type t, each clamped into [LO, HI] (NaN as 0) and cast. */
+#define STORE_CASE(T, CT, LO, HI)                                                          \
+    case T:                                                                                 \
+        for (long i = 0; i < n; i++) {                                                      \
+            CT v = (CT)(in[i] != in[i] ? 0 : in[i] < (LO) ? (LO) : in[i] > (HI) ? (HI) : in[i]); \
+            memcpy(d + (size_t)i * stride, &v, sizeof v);                                   \
+        }                                                                                   \
+        break;
+
+static void store_ints(dbf_type t, char *d, size_t stride, const int64_t *in, long n)
+{
+    switch (t) { INTEGER_TYPES(STORE_CASE) default: break; }
+}
+
+/* Floating point keeps NaN and infinities: a plain cast. */
+#define STORE_FLOAT_CASE(T, CT, LO, HI) \
+    case T: for (long i = 0; i < n; i++) { CT v = (CT)in[i]; memcpy(d + (size_t)i * stride, &v, sizeof v); } break;
 
 static void store_doubles(dbf_type t, char *d, size_t stride, const double *in, long n)
 {
-    switch (t) {
-#define STORE_CASE(T, CT, LO, HI)                                                                       \
-    case T:                                                                                              \
-        for (long i = 0; i < n; i++) {                                                                   \
-            double x = in[i];                                                                            \
-            CT v = (CT)(x != x ? 0 : x < (double)(LO) ? (double)(LO) : x > (double)(HI) ? (double)(HI) : x); \
-            memcpy(d + (size_t)i * stride, &v, sizeof v);                                                \
-        }                                                                                                \
-        break;
-    NUMERIC_TYPES(STORE_CASE)
-#undef STORE_CASE
-    case DBF_FLOAT:
-        for (long i = 0; i < n; i++) { float v = (float)in[i]; memcpy(d + (size_t)i * stride, &v, sizeof v); }
-        break;
-    case DBF_DOUBLE:
-        for (long i = 0; i < n; i++) memcpy(d + (size_t)i * stride, &in[i], sizeof in[i]);
-        break;
-    default: break;
-    }
+    switch (t) { INTEGER_TYPES(STORE_CASE) FLOAT_TYPES(STORE_FLOAT_CASE) default: break; }
 }
+#undef STORE_CASE
+#undef STORE_FLOAT_CASE
 
 static void convert_numbers(const db_span *dst, const db_span *src, long n)
 {
@@ -262,11 +274,20 @@ static void convert_numbers(const db_span *dst, const db_span *src, long n)
         memmove(dst->data, src->data, (size_t)n * size);
         return;
     }
-    double block[512];
-    for (long done = 0; done < n; done += 512) {
-        long k = n - done < 512 ? n - done : 512;
-        load_doubles(src->type, (const char *)src->data + (size_t)done * src->elem_size, src->elem_size, block, k);
-        store_doubles(dst->type, (char *)dst->data + (size_t)done * dst->elem_size, dst->elem_size, block, k);
+    int integers = is_integer_type(src->type) && is_integer_type(dst->type);
+    for (long done = 0; done < n; done += BULK_BLOCK) {
+        long k = n - done < BULK_BLOCK ? n - done : BULK_BLOCK;
+        const char *s = (const char *)src->data + (size_t)done * src->elem_size;
+        char *d = (char *)dst->data + (size_t)done * dst->elem_size;
+        if (integers) {
+            int64_t block[BULK_BLOCK];
+            load_ints(src->type, s, src->elem_size, block, k);
+            store_ints(dst->type, d, dst->elem_size, block, k);
+        } else {
+            double block[BULK_BLOCK];
+            load_doubles(src->type, s, src->elem_size, block, k);
+            store_doubles(dst->type, d, dst->elem_size, block, k);
+        }
     }
 }
 
