@@ -199,6 +199,14 @@ static int menu_choices(const db_span *span)
     return span->ctx->field->menu->nchoices;
 }
 
+/* A put into an integer or enum field (dst->ctx names the field) refuses NaN and Inf rather than storing 0 or a
+ * clamped extreme: a raw motor target or a menu index must never come from a value the client did not mean.
+ * Reads (no ctx) keep converting, so a client can still ask for a NaN reading as a LONG. */
+static int refuses_non_finite(const db_span *dst, long double v)
+{
+    return dst->ctx && dst->type != DBF_FLOAT && dst->type != DBF_DOUBLE && !isfinite(v);
+}
+
 int db_convert(const db_span *dst, const db_span *src, long n)
 {
     enum_states src_states = {0}, dst_states = {0};
@@ -244,12 +252,12 @@ int db_convert(const db_span *dst, const db_span *src, long n)
                 index = state_index(&dst_states, dst->ctx, skip_blanks(text));
             }
             if (index >= 0) v = index;
-            else if (parse_number(text, &v) != 0) return DB_ERR_CONVERT;
+            else if (parse_number(text, &v) != 0 || refuses_non_finite(dst, v)) return DB_ERR_CONVERT;
             if (is_enum_type(dst->type) && (v < 0 || (nchoices >= 0 && v >= nchoices))) return DB_ERR_CONVERT;
             store_num(dst->type, d, v);
         } else {
             long double v = load_num(src->type, s);
-            if (nchoices >= 0 && (v < 0 || v >= nchoices)) return DB_ERR_CONVERT;
+            if (refuses_non_finite(dst, v) || (nchoices >= 0 && (v < 0 || v >= nchoices))) return DB_ERR_CONVERT;
             store_num(dst->type, d, v);
         }
     }
