@@ -199,10 +199,19 @@ static int menu_choices(const db_span *span)
     return span->ctx->field->menu->nchoices;
 }
 
+/* A put into an integer or enum field (dst->ctx names the field) refuses NaN and Inf rather than storing 0 or a
+ * clamped extreme: a raw motor target or a menu index must never come from a value the client did not mean.
+ * Reads (no ctx) keep converting, so a client can still ask for a NaN reading as a LONG. */
+static int refuses_non_finite(const db_span *dst, long double v)
+{
+    return dst->ctx && dst->type != DBF_FLOAT && dst->type != DBF_DOUBLE && !isfinite(v);
+}
+
 /* ---- Numbers to numbers in bulk: the path of every array get and put (a camera frame is a million
  * elements). Same type: one copy. Integers to integers: through a block of int64 (exact), clamped to the
  * destination's range. Otherwise through a block of doubles, exact for every type here, with store_num's
- * rules: NaN -> 0, clamped, truncated. (64-bit integers take the per-element path below.) */
+ * rules: clamped, truncated, NaN -> 0 when read (a put of NaN/Inf into an integer field is refused, as
+ * refuses_non_finite says). 64-bit integers take the per-element path below. */
 #define INTEGER_TYPES(X) \
     X(DBF_CHAR, int8_t, INT8_MIN, INT8_MAX) X(DBF_UCHAR, uint8_t, 0, UINT8_MAX) \
     X(DBF_SHORT, int16_t, INT16_MIN, INT16_MAX) X(DBF_USHORT, uint16_t, 0, UINT16_MAX) \
@@ -267,12 +276,12 @@ static void store_doubles(dbf_type t, char *d, size_t stride, const double *in, 
 #undef STORE_CASE
 #undef STORE_FLOAT_CASE
 
-static void convert_numbers(const db_span *dst, const db_span *src, long n)
+static int convert_numbers(const db_span *dst, const db_span *src, long n)
 {
     size_t size = dbf_value_size(src->type);
     if (dst->type == src->type && dst->elem_size == size && src->elem_size == size) {
         memmove(dst->data, src->data, (size_t)n * size);
-        return;
+        return DB_OK;
     }
     int integers = is_integer_type(src->type) && is_integer_type(dst->type);
     for (long done = 0; done < n; done += BULK_BLOCK) {
@@ -286,17 +295,18 @@ static void convert_numbers(const db_span *dst, const db_span *src, long n)
         } else {
             double block[BULK_BLOCK];
             load_doubles(src->type, s, src->elem_size, block, k);
+            for (long i = 0; i < k; i++)
+                if (refuses_non_finite(dst, block[i])) return DB_ERR_CONVERT;
             store_doubles(dst->type, d, dst->elem_size, block, k);
         }
     }
+    return DB_OK;
 }
 
 int db_convert(const db_span *dst, const db_span *src, long n)
 {
-    if (is_bulk_type(src->type) && is_bulk_type(dst->type) && menu_choices(dst) < 0) {
-        convert_numbers(dst, src, n);
-        return DB_OK;
-    }
+    if (is_bulk_type(src->type) && is_bulk_type(dst->type) && menu_choices(dst) < 0)
+        return convert_numbers(dst, src, n);
     enum_states src_states = {0}, dst_states = {0};
     int precision = -2;
     int nchoices = menu_choices(dst);
@@ -340,12 +350,12 @@ int db_convert(const db_span *dst, const db_span *src, long n)
                 index = state_index(&dst_states, dst->ctx, skip_blanks(text));
             }
             if (index >= 0) v = index;
-            else if (parse_number(text, &v) != 0) return DB_ERR_CONVERT;
+            else if (parse_number(text, &v) != 0 || refuses_non_finite(dst, v)) return DB_ERR_CONVERT;
             if (is_enum_type(dst->type) && (v < 0 || (nchoices >= 0 && v >= nchoices))) return DB_ERR_CONVERT;
             store_num(dst->type, d, v);
         } else {
             long double v = load_num(src->type, s);
-            if (nchoices >= 0 && (v < 0 || v >= nchoices)) return DB_ERR_CONVERT;
+            if (refuses_non_finite(dst, v) || (nchoices >= 0 && (v < 0 || v >= nchoices))) return DB_ERR_CONVERT;
             store_num(dst->type, d, v);
         }
     }
