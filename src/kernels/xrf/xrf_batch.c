@@ -68,7 +68,7 @@ static void solve_row(const xrf_config *cfg, int width, int height, int y, const
         return;
     }
     size_t state = xrf_exit_state_size(cfg, width);
-    xrf_solve_span(cfg, width, 0, width, counts_row, i0 + (size_t)y * width,
+    xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width,
                    y == height - 1 ? NULL : read + state * (y + 1), write + state * y, corrected_row, fractions_row);
 }
 
@@ -96,8 +96,8 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
         const_row_pointers(counts, cfg->n_elements, width, y, counts_row);
         row_pointers(corrected->map, cfg->n_elements, width, y, corrected_row);
         row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
-        xrf_solve_span(cfg, width, 0, width, counts_row, i0 + (size_t)y * width, y == height - 1 ? NULL : next, cur,
-                       corrected_row, fractions_row);
+        xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width,
+                       y == height - 1 ? NULL : next, cur, corrected_row, fractions_row);
         double *swap = next;
         next = cur;
         cur = swap;
@@ -118,7 +118,7 @@ static void states_from_fractions(const xrf_config *cfg, int width, int height, 
         if (cfg->num.faces == XRF_FACES_ESCAPE)
             xrf_depth_row(cfg, width, height, y, (const double *const *)fractions_row, states);
         else
-            xrf_exit_state_row(cfg, width, (const double *const *)fractions_row,
+            xrf_exit_state_row(cfg, width, height, y, (const double *const *)fractions_row,
                                y == height - 1 ? NULL : states + state * (y + 1), states + state * y);
     }
 }

@@ -240,9 +240,13 @@ int xrf_config_prepare(xrf_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "detector cone reaches beyond 75 degrees from +y; exit paths would be unbounded");
         return -1;
     }
+    cfg->ghost_columns = 0;
     for (int i = 0; i < num->n_theta; i++) {
         double theta = (cfg->tilt_xy_deg + half_x * (2 * (i + 0.5) / num->n_theta - 1)) * M_PI / 180;
         cfg->theta_slope[i] = tan(theta);
+        /* A line leaving through a side still crosses part of a row up to |slope| + 1 columns beyond it. */
+        int ghosts = (int)ceil(fabs(cfg->theta_slope[i])) + 2;
+        if (ghosts > cfg->ghost_columns) cfg->ghost_columns = ghosts;
         for (int j = 0; j < num->n_phi; j++) {
             double phi = (cfg->tilt_z_deg + half_z * (2 * (j + 0.5) / num->n_phi - 1)) * M_PI / 180;
             cfg->path_weight[i][j] = num->path_factor == XRF_PATH_OBLIQUE ? 1 / (cos(theta) * cos(phi)) : 1.0;
