@@ -367,6 +367,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *input = argv[optind];
+    double t_read = time_monotonic();
     xanes_stack s;
     int loaded = ends_with(input, ".txt") || ends_with(input, ".lst") ? load_list(input, &s, err, sizeof err)
                                                                        : load_hdf5_stack(input, energy_dset, &s, err,
@@ -388,8 +389,8 @@ int main(int argc, char **argv)
     snprintf(png_map, sizeof png_map, "%s_map.png", out_stem);
     snprintf(png_hist, sizeof png_hist, "%s_hist.png", out_stem);
 
-    log_info("xanes", "%d energies %.2f..%.2f eV, %d x %d x %d voxels, order %d", s.count, s.energy[0],
-             s.energy[s.count - 1], s.nx, s.ny, s.nz, p.order);
+    log_info("xanes", "read %d energies %.2f..%.2f eV, %d x %d x %d voxels in %.3f s; order %d", s.count,
+             s.energy[0], s.energy[s.count - 1], s.nx, s.ny, s.nz, time_monotonic() - t_read, p.order);
     double t0 = time_monotonic();
     xanes_result r;
     int rc = xanes_analyse(&s, &p, &r, err, sizeof err);
@@ -399,7 +400,9 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("xanes", "fitted %ld voxels in %.3f s", r.n_ok + r.n_no_peak, time_monotonic() - t0);
+    double t_write = time_monotonic();
     rc = write_results(output, &r, &p, edge, err, sizeof err);
+    if (rc == 0) log_info("xanes", "wrote the maps in %.3f s", time_monotonic() - t_write);
     if (rc == 0) rc = write_map_png(png_map, &r, err, sizeof err);
     if (rc == 0) rc = write_hist_png(png_hist, &r, err, sizeof err);
     if (rc != 0) {
