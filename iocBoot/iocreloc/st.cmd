@@ -60,14 +60,15 @@ dbLoadRecords "xrf_element.db" "P=$(P),R=xrf:,PORT=XRF,N=1,NELM=262144"
 stagemapConfigure "MAP" "$(P)samx" "$(P)samy" "$(TOP)/protocols/scan_engines.json"
 stagemapPiezo "MAP" "$(P)pssx" "$(P)pssy"
 stagemapCamera "MAP" "CAM1"
-dbLoadRecords "stagemap.db" "P=$(P),PORT=MAP"
+dbLoadRecords "stagemap.db" "P=$(P),PORT=MAP,BEAM_X=$(RELOC_BEAM_X=319.5),BEAM_Y=$(RELOC_BEAM_Y=255.5)"
 dbLoadRecords "stagemap_zoom.db" "P=$(P),PORT=MAP,PIXEL_SIZE=$(P)cam_pixel_size"
 
 # Web live view (loopback; RELOC_WEB_ADDRESS=127.0.0.1:0 picks a free port, published in $(P)web:Port):
 # camera, detected particles with "go to", registration, relocalization and the macro queue. Moves (click,
 # "go to") go to the motor records and only while the stage map's $(P)Move:Enable is Enabled.
 webServerConfigure("$(RELOC_WEB_ADDRESS=127.0.0.1:8080)", "CAM1", "$(TOP)/web", "$(P)web:")
-webServerStage("$(P)samx", "$(P)samy")
+webServerStage("$(P)samx", "$(P)samy", "$(P)pssx", "$(P)pssy")
+webServerBeam("$(P)Live:BeamX_RBV", "$(P)Live:BeamY_RBV")
 webServerMoveEnable("$(P)Move:Enable")
 webServerParticles("$(P)det1:X_RBV", "$(P)det1:Y_RBV")
 webServerShow("Registration", "$(P)reg1:Message")

@@ -77,7 +77,7 @@ int stagemap_layer_transform(stagemap *m, int layer, affine2d *pixel_to_stage, c
         .flip_x = param_get_int(p, P_LIVE_FLIP_X) != 0, .flip_y = param_get_int(p, P_LIVE_FLIP_Y) != 0};
     if (stagemap_axis_position(m, 0, &g.ref_stage_x) || stagemap_axis_position(m, 1, &g.ref_stage_y))
         return error_set(err, errlen, "the live layer needs the stage position: motors %s, %s unavailable",
-                         m->axis[0].record, m->axis[1].record);
+                         motion_motor_record(m->stage, MOTION_X), motion_motor_record(m->stage, MOTION_Y));
     *pixel_to_stage = layer_pixel_to_stage(&g);
     return 0;
 }
@@ -217,18 +217,22 @@ int stagemap_layer_write(stagemap *m, const param_write *w, char *err, size_t er
         convert(m, 1);
         convert(m, 0);
         break;
+    case P_LIVE_BEAM_X: case P_LIVE_BEAM_Y: case P_BEAM_CLICK_X: case P_BEAM_CLICK_Y:
+        if (!isfinite(w->dval)) rc = error_set(err, errlen, "%s must be a finite pixel position", w->name);
+        break;
     case P_BEAM_CALIBRATE:
         if (!w->ival) return 0;
         {
-            double x, y;
-            if (stagemap_axis_position(m, 0, &x) || stagemap_axis_position(m, 1, &y))
-                return error_set(err, errlen, "beam calibration needs the stage position (motors unavailable)");
-            param_set_double(p, P_LIVE_BEAM_X, param_get_double(p, P_BEAM_CLICK_X));
-            param_set_double(p, P_LIVE_BEAM_Y, param_get_double(p, P_BEAM_CLICK_Y));
-            param_set_double(p, P_BEAM_STAGE_X, x);
-            param_set_double(p, P_BEAM_STAGE_Y, y);
-            stagemap_message(m, P_MAP_MESSAGE, P_MAP_STATUS, 0, "beam at pixel (%.2f, %.2f), stage (%.3f, %.3f) um",
-                             param_get_double(p, P_BEAM_CLICK_X), param_get_double(p, P_BEAM_CLICK_Y), x, y);
+            /* The records copy the click to Live:BeamX/Y (db/stagemap.db); the stage position is a note. */
+            double x = param_get_double(p, P_BEAM_CLICK_X), y = param_get_double(p, P_BEAM_CLICK_Y), xy[2];
+            if (motion_stage_position(m->stage, xy, NULL, 0) == 0) {
+                param_set_double(p, P_BEAM_STAGE_X, xy[0]);
+                param_set_double(p, P_BEAM_STAGE_Y, xy[1]);
+                stagemap_message(m, P_MAP_MESSAGE, P_MAP_STATUS, 0, "beam at pixel (%.2f, %.2f), stage (%.3f, %.3f) um",
+                                 x, y, xy[0], xy[1]);
+            } else {
+                stagemap_message(m, P_MAP_MESSAGE, P_MAP_STATUS, 0, "beam at pixel (%.2f, %.2f)", x, y);
+            }
         }
         break;
     default:
