@@ -7,6 +7,7 @@
 //   shows      the labelled values as shown
 //   disabled   clicking the image while moves are disabled: the message and its class
 //   refused    (after "go": moves enabled) a move the motors refuse: the message, its class and colour
+//   click      (after "go") a click 40 screen px right of the crosshair: the verdict
 //   stop       (after "go": a motor is moving) clicks STOP: the message
 //   stale      (after "go": the camera stopped) the image is marked stale: the mark's text
 "use strict";
@@ -69,6 +70,12 @@ async function main() {
                                { timeout: 10000 });
     await page.evaluate(() => { move(20000, 0); });
     report("refused", await verdict(page));
+
+    await go();
+    const [bx, by] = (await page.getAttribute("#overlay", "data-beam")).split(",").map(Number);
+    await page.evaluate(() => { const m = document.getElementById("message"); m.textContent = ""; m.className = ""; });
+    await page.mouse.click(box.x + bx + 40, box.y + by);
+    report("click", await verdict(page));
 
     await go();
     await page.evaluate(() => { const m = document.getElementById("message"); m.textContent = ""; m.className = ""; });

@@ -2,7 +2,8 @@
 unchanged), driven by drive_web_page.js step by step: the page reflows (no horizontal scrolling, the lists under
 the image); the crosshair is at the beam pixel that Beam:Calibrate set (not the image centre); the scale bar
 matches the camera's pixel size; the match confidence is shown to 3 significant digits; clicking while moves are
-disabled says so in red; a move the motors refuse is shown in red with the reason; STOP stops a moving motor
+disabled says so in red; a move the motors refuse is shown in red with the reason; a click beside the crosshair
+brings that point to the calibrated beam; STOP stops a moving motor
 without Move:Enable; the image is marked stale once frames stop arriving."""
 import json
 import math
@@ -10,7 +11,7 @@ import subprocess
 
 import pytest
 
-from test_web_view import HERE, P, node_modules, pv, web_ioc  # noqa: F401 (fixtures)
+from test_web_view import HERE, P, node_modules, pv, stage_position, web_ioc  # noqa: F401 (fixtures)
 from ioc import wait_for
 
 
@@ -73,6 +74,14 @@ def test_what_the_operator_sees(node_modules, web_ioc, tmp_path):  # noqa: F811
         refused = step("refused")
         assert refused["class"] == "bad" and "soft limits" in refused["message"], refused
         assert refused["color"] == "rgb(255, 119, 119)", refused      # red
+        # A click 40 screen px right of the crosshair brings that point to the calibrated beam.
+        before = stage_position()
+        go()
+        click = step("click")
+        assert click["class"] == "ok", click
+        after = stage_position()
+        assert after[0] - before[0] == pytest.approx(40 / scale * frame["pixel_size"], abs=frame["pixel_size"]), click
+        assert after[1] == pytest.approx(before[1], abs=frame["pixel_size"]), click
         assert pv("Move:Enable").put(0, wait=True)                      # STOP needs no enable
         assert pv("samy").put(6.0)
         wait_for(lambda: pv("samy.DMOV").get() == 0, 10, "samy moving")
