@@ -5,6 +5,7 @@
 #include "core/base/base.h"
 #include "core/shell/shell.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@ int stagemap_copy_pairs(const param_write *w, double (*pairs)[2], int max, char 
     if (w->nelem % 2) return error_set(err, errlen, "%s: give x,y pairs (an even number of values)", w->name);
     int n = (int)(w->nelem / 2) < max ? (int)(w->nelem / 2) : max;
     const double *v = w->array;
+    for (int i = 0; i < 2 * n; i++)   /* one bad number spoils the list: nothing of it is kept */
+        if (!isfinite(v[i])) return error_set(err, errlen, "%s: value %d is not a finite number", w->name, i);
     for (int i = 0; i < n; i++) pairs[i][0] = v[2 * i], pairs[i][1] = v[2 * i + 1];
     return n;
 }

@@ -155,6 +155,7 @@ typedef struct stagemap {
     double relocated[STAGEMAP_MAX_PARTICLES][2];                        /* last run: found particles (stage um) */
     int relocated_index[STAGEMAP_MAX_PARTICLES], nrelocated;
     affine2d ref_pixel_to_stage;
+    int click_refused[2];          /* the last Beam:ClickX/Y write was refused: Beam:Calibrate fails */
     /* [lock] the worker's job */
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -171,7 +172,7 @@ typedef struct stagemap {
 
 /* stagemap_driver.c */
 /* Copies an array write of x,y pairs into pairs (at most max); returns the number of pairs, or -1 with err
- * when the count is odd. */
+ * when the count is odd or a value is not a finite number (pairs is then unchanged). */
 int stagemap_copy_pairs(const param_write *w, double (*pairs)[2], int max, char *err, size_t errlen);
 void stagemap_message(stagemap *m, int param, int status_param, int failed, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
