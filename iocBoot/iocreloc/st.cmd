@@ -50,8 +50,9 @@ dbLoadRecords "mono.db" "P=$(P)"
 xanesLiveConfigure("XANES", "CAM1", "$(P)mono:Energy", $(RELOC_CAMERA_PIXELS=327680))
 dbLoadRecords "xanes.db" "P=$(P),R=xanes:,PORT=XANES,NELM=$(RELOC_CAMERA_PIXELS=327680)"
 
-# On-the-fly XRF self-absorption correction of fly-scan chunks (ZeroMQ PULL in, PUB out, HDF5 per scan).
-xrfCorrectionConfigure("XRF", "$(TOP)/iocBoot/iocreloc/xrf_correction.json", "$(RELOC_XRF_PULL=tcp://127.0.0.1:5580)", "$(RELOC_XRF_PUB=tcp://127.0.0.1:5581)", "$(RELOC_XRF_OUT_DIR=.)", 262144)
+# On-the-fly XRF self-absorption correction of fly-scan chunks (ZeroMQ PULL in, PUB out, HDF5 per scan:
+# xrf_scan_N.h5 in RELOC_XRF_OUT_DIR, created when missing; point it at the beamline's data folder).
+xrfCorrectionConfigure("XRF", "$(TOP)/iocBoot/iocreloc/xrf_correction.json", "$(RELOC_XRF_PULL=tcp://127.0.0.1:5580)", "$(RELOC_XRF_PUB=tcp://127.0.0.1:5581)", "$(RELOC_XRF_OUT_DIR=/tmp/reloc-xrf)", 262144)
 dbLoadRecords "xrf.db" "P=$(P),R=xrf:,PORT=XRF,CHUNK_NELM=65536"
 dbLoadRecords "xrf_element.db" "P=$(P),R=xrf:,PORT=XRF,N=0,NELM=262144"
 dbLoadRecords "xrf_element.db" "P=$(P),R=xrf:,PORT=XRF,N=1,NELM=262144"
