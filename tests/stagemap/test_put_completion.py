@@ -112,3 +112,14 @@ def test_moves_and_runs_that_cannot_happen_fail_the_put(default_ioc, tmp_path):
     wait_for(lambda: "missing.tif" in text("Map:Message_RBV") or "missing.tif" in text("Reloc:State_RBV"), 10,
              "the reason")
     put("Move:Enable", 0)
+
+
+def test_clients_that_come_and_go_do_not_fill_the_log(default_ioc):
+    """Quieter logs: a client closing its circuit is routine (every caget does it), logged at debug only."""
+    import os
+    import subprocess
+    import sys
+    for _ in range(5):
+        subprocess.run([sys.executable, "-c", f"import epics; assert epics.caget('{P}samx.RBV', timeout=5) is not None"],
+                       env=dict(os.environ), check=True, timeout=30)
+    assert "disconnected: connection closed" not in default_ioc.log()
