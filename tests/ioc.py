@@ -72,6 +72,17 @@ def server_env(ca_port, repeater_port):
     return env
 
 
+def default_ioc(prefix, workdir, env=None, **kw):
+    """The default IOC as st.cmd starts it (simulators, stage map, web view on a free port) under its own PV prefix,
+    with its autosave file and XRF output in workdir; env defaults to this pytest session's. An Ioc to start (or
+    use as a context manager)."""
+    if env is None:
+        env = server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
+    env = dict(env, RELOC_PREFIX=prefix, RELOC_TOP=str(TOP), RELOC_AUTOSAVE_FILE=str(workdir / "reloc.sav"),
+               RELOC_XRF_OUT_DIR=str(workdir / "xrf"))
+    return Ioc(f"cd {TOP / 'iocBoot' / 'iocreloc'}\n< st.cmd\n", workdir / "ioc", env=env, **kw)
+
+
 class Ioc:
     """A running relocioc. st_cmd is the text of its startup script, written into workdir."""
 

@@ -4,7 +4,6 @@ protocols/scan_engines.json names samx and samy, never the focus axis samz, and 
 limits of those records: a Y extent beyond samy's high limit is refused naming samy, one within is accepted and
 scanned on samy even where samz's limit (4.5 mm) would refuse it."""
 import json
-import os
 import re
 
 import epics
@@ -13,9 +12,7 @@ import pytest
 import ioc as ioc_module
 from ioc import wait_for
 
-TOP = ioc_module.TOP
-BOOT = TOP / "iocBoot" / "iocreloc"
-ENGINES = sorted(json.loads((TOP / "protocols" / "scan_engines.json").read_text())["engines"])
+ENGINES = sorted(json.loads((ioc_module.TOP / "protocols" / "scan_engines.json").read_text())["engines"])
 P = "MAX:"
 
 
@@ -31,11 +28,7 @@ def text(name):
 
 @pytest.fixture(scope="module")
 def default_ioc(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("macro_axes")
-    session = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    env = dict(session, RELOC_PREFIX=P, RELOC_TOP=str(TOP),
-               RELOC_WEB_ADDRESS="127.0.0.1:0", RELOC_AUTOSAVE_FILE=str(tmp / "reloc.sav"))
-    with ioc_module.Ioc(f"cd {BOOT}\n< st.cmd\n", tmp / "ioc", env=env) as running:
+    with ioc_module.default_ioc(P, tmp_path_factory.mktemp("macro_axes")) as running:
         assert epics.caget(P + "samy.HLM", timeout=10) == 9.5 and epics.caget(P + "samz.HLM", timeout=5) == 4.5
         yield running
 

@@ -13,8 +13,6 @@ import ioc as ioc_module
 from ca_status import ECA_NORMAL, ECA_PUTFAIL, put_status
 from ioc import wait_for
 
-TOP = ioc_module.TOP
-BOOT = TOP / "iocBoot" / "iocreloc"
 P = "TRU:"
 
 
@@ -30,12 +28,7 @@ def text(name):
 
 @pytest.fixture(scope="module")
 def default_ioc(tmp_path_factory):
-    import os
-    tmp = tmp_path_factory.mktemp("completion")
-    session = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    env = dict(session, RELOC_PREFIX=P, RELOC_TOP=str(TOP), RELOC_WEB_ADDRESS="127.0.0.1:0",
-               RELOC_AUTOSAVE_FILE=str(tmp / "reloc.sav"))
-    with ioc_module.Ioc(f"cd {BOOT}\n< st.cmd\n", tmp / "ioc", env=env) as running:
+    with ioc_module.default_ioc(P, tmp_path_factory.mktemp("completion")) as running:
         assert epics.caget(P + "samx.HLM", timeout=10) == 9.5
         yield running
 

@@ -9,26 +9,10 @@ import socket
 import time
 import urllib.request
 
-import epics
 import pytest
 
-import ioc as ioc_module
 from ioc import wait_for
-
-TOP = ioc_module.TOP
-BOOT = TOP / "iocBoot" / "iocreloc"
-P = "WMV:"
-
-
-def pv(name):
-    channel = epics.PV(P + name, auto_monitor=False)
-    assert channel.wait_for_connection(10), f"{P}{name} did not connect"
-    return channel
-
-
-def stage_um():
-    """Where the stage is (um): coarse (mm) plus piezo (um)."""
-    return (pv("samx.RBV").get() * 1000 + pv("pssx.RBV").get(), pv("samy.RBV").get() * 1000 + pv("pssy.RBV").get())
+from test_web_view import pv, stage_position as stage_um, web_ioc  # noqa: F401 (fixture)
 
 
 def post(port, path, body="", headers=None, timeout=60):
@@ -43,14 +27,9 @@ def post(port, path, body="", headers=None, timeout=60):
 
 
 @pytest.fixture
-def web(start_ioc, tmp_path, ioc_env):
+def web(web_ioc):  # noqa: F811
     """The default IOC with a free web port; returns the port."""
-    env = dict(ioc_env, RELOC_PREFIX=P, RELOC_TOP=str(TOP), RELOC_WEB_ADDRESS="127.0.0.1:0",
-               RELOC_AUTOSAVE_FILE=str(tmp_path / "reloc.sav"))
-    start_ioc(f"cd {BOOT}\n< st.cmd\n", env=env)
-    port = pv("web:Port")
-    wait_for(lambda: (port.get() or 0) > 0, 10, "web:Port")
-    return port.get()
+    return int(web_ioc.rsplit(":", 1)[1].strip("/"))
 
 
 def test_move_is_planned_from_where_the_stage_is_now(web):
