@@ -65,6 +65,7 @@ int locate_params_check(const locate_params *p, char *err, size_t errlen)
         return fail(err, errlen, "max_iterations must be within 1..1000 (got %d)", p->max_iterations);
     if (p->roi_width < 0 || p->roi_height < 0 || p->roi_x < 0 || p->roi_y < 0)
         return fail(err, errlen, "ROI offsets and sizes must be >= 0");
+    if (p->threads < 0) return fail(err, errlen, "threads must be >= 0, 0 meaning one per CPU (got %d)", p->threads);
     if ((p->roi_width == 0) != (p->roi_height == 0))
         return fail(err, errlen, "ROI width and height must both be set (or both 0 for the whole frame)");
     return 0;
@@ -229,6 +230,7 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
     ctx->w = w;
     ctx->h = h;
     ctx->integer_samples = sample_max > 0;
+    ctx->int32_samples = ctx->integer_samples && sample_max <= 2147483647.0;
     ctx->sample_max = sample_max;
     ctx->int_max = ctx->integer_samples ? sample_max : 255.0;
     ctx->threshold = p->threshold >= 0 ? p->threshold : (ctx->integer_samples ? 1.0 : 1.0 / 255.0);
@@ -255,16 +257,23 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
     ctx->zero_row = xcalloc((size_t)w, sizeof(float));
     ctx->bp = xmalloc(n * sizeof(double));
     ctx->tmp = xmalloc(n * sizeof(double));
-    ctx->line = xmalloc(((size_t)w + 2 * (size_t)ctx->gauss_half) * sizeof(double));
     ctx->img = xmalloc(n * sizeof(uint32_t));
     ctx->dil = xmalloc(n * sizeof(uint32_t));
-    ctx->dil_g = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
-    ctx->dil_h = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
     ctx->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
     ctx->hist_fine = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
     ctx->hist_shift = ctx->int_max > 65535 ? 16 : 0;
     ctx->row_distance = xmalloc(n);
-    ctx->background_row = xmalloc((size_t)w);
+    ctx->team = team_create(p->threads);
+    int workers = team_size(ctx->team);
+    ctx->scratch = xcalloc((size_t)workers, sizeof *ctx->scratch);
+    for (int k = 0; k < workers; k++) {
+        locate_scratch *s = &ctx->scratch[k];
+        s->line = xmalloc(((size_t)w + 2 * (size_t)ctx->gauss_half) * sizeof(double));
+        s->dil_g = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
+        s->dil_h = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
+        s->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
+        s->background_row = xmalloc((size_t)w);
+    }
     return ctx;
 }
 
@@ -282,15 +291,21 @@ void locate_ctx_free(locate_ctx *ctx)
     free(ctx->zero_row);
     free(ctx->bp);
     free(ctx->tmp);
-    free(ctx->line);
     free(ctx->img);
     free(ctx->dil);
-    free(ctx->dil_g);
-    free(ctx->dil_h);
     free(ctx->hist);
     free(ctx->hist_fine);
     free(ctx->row_distance);
-    free(ctx->background_row);
+    for (int k = 0; ctx->team && k < team_size(ctx->team); k++) {
+        locate_scratch *s = &ctx->scratch[k];
+        free(s->line);
+        free(s->dil_g);
+        free(s->dil_h);
+        free(s->hist);
+        free(s->background_row);
+    }
+    free(ctx->scratch);
+    team_free(ctx->team);
     cands_free(&ctx->cands);
     free(ctx->ring.samples);
     free(ctx->ring.sorted);

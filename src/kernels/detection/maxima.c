@@ -7,7 +7,8 @@
  * Rather than dilating the whole image in 2D, each row is dilated along x (van Herk / Gil-Werman block
  * maxima, three comparisons per pixel), and only pixels above the percentile that equal their row maximum
  * are checked against the row maxima of the rows above and below: the same test, a fraction of the work.
- * The percentile comes from a histogram of the non-zero values (exact; two levels for 32-bit types). */
+ * The percentile comes from a histogram of the non-zero values (exact; two levels for 32-bit types). The
+ * histogram and the row dilation run per band of rows on the ctx's workers (locate_rescale calls them). */
 #include <math.h>
 #include <string.h>
 
@@ -50,18 +51,32 @@ static uint32_t order_statistic(const locate_ctx *ctx, size_t k, uint32_t *fine)
     return bin << ctx->hist_shift | low;
 }
 
-/* numpy's percentile ("linear"): virtual index (n-1) q between two order statistics, numpy's lerp. */
+void locate_prepare_maxima_rows(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
+{
+    int w = ctx->w, size = ctx->dilate_size, lo = -((size - 1) / 2), shift = ctx->hist_shift;
+    size_t nonzero = 0;
+    for (int y = y0; y < y1; y++) {
+        const uint32_t *row = ctx->img + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            uint32_t v = row[x];
+            s->hist[v >> shift] += v != 0;
+            nonzero += v != 0;
+        }
+        dilate_row(row, ctx->dil + (size_t)y * w, w, size, lo, s->dil_g, s->dil_h);
+    }
+    s->nonzero += nonzero;
+}
+
+/* numpy's percentile ("linear"): virtual index (n-1) q between two order statistics, numpy's lerp; from the
+ * workers' histograms, summed into ctx->hist. */
 static double percentile_nonzero(locate_ctx *ctx, double percentile, size_t *count)
 {
-    memset(ctx->hist, 0, LOCATE_HIST_BINS * sizeof *ctx->hist);
-    size_t n = (size_t)ctx->w * ctx->h, nonzero = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t v = ctx->img[i];
-        if (v) {
-            ctx->hist[v >> ctx->hist_shift]++;
-            nonzero++;
-        }
-    }
+    int workers = team_size(ctx->team);
+    size_t nonzero = 0;
+    memcpy(ctx->hist, ctx->scratch[0].hist, LOCATE_HIST_BINS * sizeof *ctx->hist);
+    for (int k = 1; k < workers; k++)
+        for (int b = 0; b < LOCATE_HIST_BINS; b++) ctx->hist[b] += ctx->scratch[k].hist[b];
+    for (int k = 0; k < workers; k++) nonzero += ctx->scratch[k].nonzero;
     *count = nonzero;
     if (nonzero == 0) return NAN;
     double index = (double)(nonzero - 1) * (percentile / 100.0);
@@ -81,9 +96,6 @@ void locate_find_maxima(locate_ctx *ctx)
     size_t nonzero;
     double level = percentile_nonzero(ctx, ctx->p.percentile, &nonzero);
     if (nonzero == 0) return;
-
-    for (int y = 0; y < h; y++)
-        dilate_row(ctx->img + (size_t)y * w, ctx->dil + (size_t)y * w, w, size, lo, ctx->dil_g, ctx->dil_h);
 
     int m = ctx->margin;
     for (int y = m; y < h - m; y++) {
