@@ -99,33 +99,30 @@ static void boxcar_columns(const float *src, double *dst, int w, int stride, int
     }
 }
 
-/* Gaussian along y of a block of w columns (rows `stride` apart): centre tap first, then symmetric pairs
- * from the outermost in; rows outside the image read zero_row. */
-static void gauss_columns(const float *src, double *dst, int w, int stride, int h, const double *taps, int half,
-                          const float *zero_row)
+/* Gaussian along y for row y of a block of w columns (rows `stride` apart, h of them) into d: centre tap
+ * first, then symmetric pairs from the outermost in; rows outside the image read zero_row. */
+static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y, const double *taps,
+                             int half, const float *zero_row)
 {
     const float *rows[2 * LOCATE_MAX_GAUSS_HALF + 1];
-    for (int y = 0; y < h; y++) {
-        for (int j = -half; j <= half; j++)
-            rows[j + half] = y + j >= 0 && y + j < h ? src + (size_t)(y + j) * stride : zero_row;
-        double *d = dst + (size_t)y * stride;
-        int x = 0;
-        for (; x + 4 <= w; x += 4) {
-            double4 acc, up, down;
-            load_floats(&acc, rows[half] + x);
-            acc *= taps[0];
-            for (int j = half; j >= 1; j--) {
-                load_floats(&up, rows[half - j] + x);
-                load_floats(&down, rows[half + j] + x);
-                acc += (up + down) * taps[j];
-            }
-            memcpy(d + x, &acc, sizeof acc);
+    for (int j = -half; j <= half; j++)
+        rows[j + half] = y + j >= 0 && y + j < h ? src + (size_t)(y + j) * stride : zero_row;
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+        double4 acc, up, down;
+        load_floats(&acc, rows[half] + x);
+        acc *= taps[0];
+        for (int j = half; j >= 1; j--) {
+            load_floats(&up, rows[half - j] + x);
+            load_floats(&down, rows[half + j] + x);
+            acc += (up + down) * taps[j];
         }
-        for (; x < w; x++) {
-            double acc = rows[half][x] * taps[0];
-            for (int j = half; j >= 1; j--) acc += ((double)rows[half - j][x] + (double)rows[half + j][x]) * taps[j];
-            d[x] = acc;
-        }
+        memcpy(d + x, &acc, sizeof acc);
+    }
+    for (; x < w; x++) {
+        double acc = rows[half][x] * taps[0];
+        for (int j = half; j >= 1; j--) acc += ((double)rows[half - j][x] + (double)rows[half + j][x]) * taps[j];
+        d[x] = acc;
     }
 }
 
@@ -156,8 +153,21 @@ static void gauss_row(double *row, int n, const double *taps, int half, double *
     }
 }
 
-/* Both filters along y for one block of columns: the column running sums must run down the whole image in
- * order (as scipy's) for float samples to round alike, so this pass is split by columns. */
+/* The difference of the two filtered rows, clipped below the threshold, into bp; returns its maximum. */
+static double difference_row(double *bp, const double *background, int w, double threshold, double top)
+{
+    for (int x = 0; x < w; x++) {
+        double v = bp[x] - background[x];
+        v = v >= threshold ? v : 0.0;
+        bp[x] = v;
+        if (v > top) top = v;
+    }
+    return top;
+}
+
+/* Float samples, pass 1 of 2: both filters along y for one block of columns. The column running sums must
+ * run down the whole image in order (as scipy's) for float samples to round alike, so this pass is split
+ * by columns. */
 static void bandpass_columns(void *arg, int block, int worker)
 {
     locate_ctx *ctx = arg;
@@ -166,36 +176,73 @@ static void bandpass_columns(void *arg, int block, int worker)
     if (x1 == x0) return;
     boxcar_columns(ctx->raw + x0, ctx->tmp + x0, x1 - x0, ctx->w, ctx->h, ctx->p.smoothing_size, ctx,
                    ctx->scratch[worker].line);
-    gauss_columns(ctx->raw + x0, ctx->bp + x0, x1 - x0, ctx->w, ctx->h, ctx->gauss, ctx->gauss_half,
-                  ctx->zero_row + x0);
+    for (int y = 0; y < ctx->h; y++)
+        gauss_column_row(ctx->raw + x0, ctx->bp + (size_t)y * ctx->w + x0, x1 - x0, ctx->w, ctx->h, y, ctx->gauss,
+                         ctx->gauss_half, ctx->zero_row + x0);
 }
 
-/* Both filters along x, the difference and the threshold, for one band of rows. */
+/* Float samples, pass 2 of 2: both filters along x, the difference and the threshold, for a band of rows. */
 static void bandpass_rows(void *arg, int band, int worker)
 {
     locate_ctx *ctx = arg;
     int w = ctx->w, y0, y1;
-    double *line = ctx->scratch[worker].line, threshold = ctx->threshold, top = -INFINITY;
+    double *line = ctx->scratch[worker].line, top = -INFINITY;
     locate_band(band, ctx->h, &y0, &y1);
     for (int y = y0; y < y1; y++) {
         double *background = ctx->tmp + (size_t)y * w, *bp = ctx->bp + (size_t)y * w;
         memcpy(line, background, (size_t)w * sizeof *line);
         boxcar_row(line, background, w, ctx->p.smoothing_size, ctx);
         gauss_row(bp, w, ctx->gauss, ctx->gauss_half, line);
-        for (int x = 0; x < w; x++) {
-            double v = bp[x] - background[x];
-            v = v >= threshold ? v : 0.0;
-            bp[x] = v;
-            if (v > top) top = v;
+        top = difference_row(bp, background, w, ctx->threshold, top);
+    }
+    ctx->band_max[band] = top;
+}
+
+/* Integer samples: the whole band pass of a band of rows in one pass, row by row in cache. The column sums
+ * of integers are exact whatever the order of the additions, so each band may start its own. */
+static void bandpass_band(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int w = ctx->w, h = ctx->h, size = ctx->p.smoothing_size, half = size / 2, y0, y1;
+    locate_scratch *s = &ctx->scratch[worker];
+    double *sums = s->sums, *column = s->column, *background = s->background, top = -INFINITY;
+    locate_band(band, h, &y0, &y1);
+    if (y1 == y0) {
+        ctx->band_max[band] = top;
+        return;
+    }
+    for (int x = 0; x < w; x++) sums[x] = 0.0;
+    for (int k = 0; k < size; k++) {
+        int y = y0 + k - half;
+        const float *row = ctx->raw + (size_t)(y < 0 ? 0 : (y >= h ? h - 1 : y)) * w;
+        for (int x = 0; x < w; x++) sums[x] += row[x];
+    }
+    for (int y = y0; y < y1; y++) {
+        if (y > y0) {
+            int in = y + size - 1 - half, out = y - 1 - half;
+            const float *a = ctx->raw + (size_t)(in >= h ? h - 1 : in) * w;
+            const float *b = ctx->raw + (size_t)(out < 0 ? 0 : out) * w;
+            for (int x = 0; x < w; x++) sums[x] += (double)a[x] - (double)b[x];
         }
+        memcpy(column, sums, (size_t)w * sizeof *column);
+        finish_means(column, w, size, ctx);
+        boxcar_row(column, background, w, size, ctx);
+        double *bp = ctx->bp + (size_t)y * w;
+        gauss_column_row(ctx->raw, bp, w, w, h, y, ctx->gauss, ctx->gauss_half, ctx->zero_row);
+        gauss_row(bp, w, ctx->gauss, ctx->gauss_half, s->line);
+        top = difference_row(bp, background, w, ctx->threshold, top);
     }
     ctx->band_max[band] = top;
 }
 
 void locate_bandpass(locate_ctx *ctx)
 {
-    team_run(ctx->team, bandpass_columns, ctx, LOCATE_BANDS);
-    team_run(ctx->team, bandpass_rows, ctx, LOCATE_BANDS);
+    if (ctx->integer_samples) {
+        team_run(ctx->team, bandpass_band, ctx, LOCATE_BANDS);
+    } else {
+        team_run(ctx->team, bandpass_columns, ctx, LOCATE_BANDS);
+        team_run(ctx->team, bandpass_rows, ctx, LOCATE_BANDS);
+    }
     ctx->bp_max = -INFINITY;
     for (int b = 0; b < LOCATE_BANDS; b++)
         if (ctx->band_max[b] > ctx->bp_max) ctx->bp_max = ctx->band_max[b];
@@ -237,7 +284,7 @@ static void rescale_rows(void *arg, int band, int worker)
         }
     }
     locate_prepare_maxima_rows(ctx, y0, y1, &ctx->scratch[worker]);
-    if (ctx->p.characterize) locate_row_distance(ctx, y0, y1);
+    if (ctx->p.characterize) locate_row_distance(ctx, y0, y1, &ctx->scratch[worker]);
 }
 
 void locate_rescale(locate_ctx *ctx)

@@ -28,11 +28,16 @@ void team_free(locate_team *t);
 /* Scratch space of one worker thread. */
 typedef struct locate_scratch {
     double *line;             /* one row, with room for the Gaussian's zero padding; or column sums */
+    double *sums, *column, *background;   /* a row each: the boxcar's column sums, means, and its result */
     uint32_t *dil_g, *dil_h;  /* van Herk / Gil-Werman block maxima of one row (w + size) */
     uint32_t *hist;           /* histogram of the non-zero values of the worker's rows */
     size_t nonzero;           /* their number */
     uint8_t *background_row;  /* background flags of one row (w) */
+    uint8_t *nonzero_row;     /* non-zero flags of one row, LOCATE_DISTANCE_PAD zeros on either side */
 } locate_scratch;
+
+/* Padding of nonzero_row: more than the largest radius (diameter <= 251) plus one vector. */
+#define LOCATE_DISTANCE_PAD 144
 
 /* The rows y0 <= y < y1 of band `band` of a frame of h rows (or the columns of block `band`, given w). */
 static inline void locate_band(int band, int h, int *y0, int *y1)
@@ -106,7 +111,7 @@ struct locate_ctx {
     double *bp;               /* band-passed ROI (w*h) */
     double bp_max;            /* its largest value */
     double band_max[LOCATE_BANDS];
-    double *tmp;              /* pass buffer of the separable filters (w*h) */
+    double *tmp;              /* pass buffer of the separable filters (w*h; float samples only) */
     uint32_t *img;            /* band pass rescaled to integers (w*h) */
     uint32_t *dil;            /* its grey dilation along x (w*h) */
     uint32_t *hist, *hist_fine; /* histograms of the non-zero values for the percentile */
@@ -133,8 +138,9 @@ void locate_rescale(locate_ctx *ctx);
 void locate_prepare_maxima_rows(locate_ctx *ctx, int y0, int y1, locate_scratch *s);
 /* maxima.c: local maxima of ctx->img into ctx->cands (raster order), after locate_rescale. */
 void locate_find_maxima(locate_ctx *ctx);
-/* refine.c: per pixel of rows y0..y1-1, the distance to the nearest non-zero pixel of ctx->img in its row. */
-void locate_row_distance(locate_ctx *ctx, int y0, int y1);
+/* refine.c: per pixel of rows y0..y1-1, the distance to the nearest non-zero pixel of ctx->img in its row,
+ * capped at radius + 1. */
+void locate_row_distance(locate_ctx *ctx, int y0, int y1, locate_scratch *s);
 /* refine.c: centroid refinement and characterization of every candidate. */
 void locate_refine(locate_ctx *ctx);
 /* refine.c: marks the lower-mass member of every pair closer than separation (trackpy's where_close);

@@ -256,7 +256,7 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
     ctx->raw = xmalloc(n * sizeof(float));
     ctx->zero_row = xcalloc((size_t)w, sizeof(float));
     ctx->bp = xmalloc(n * sizeof(double));
-    ctx->tmp = xmalloc(n * sizeof(double));
+    ctx->tmp = ctx->integer_samples ? NULL : xmalloc(n * sizeof(double));
     ctx->img = xmalloc(n * sizeof(uint32_t));
     ctx->dil = xmalloc(n * sizeof(uint32_t));
     ctx->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
@@ -269,10 +269,14 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
     for (int k = 0; k < workers; k++) {
         locate_scratch *s = &ctx->scratch[k];
         s->line = xmalloc(((size_t)w + 2 * (size_t)ctx->gauss_half) * sizeof(double));
+        s->sums = xmalloc(3 * (size_t)w * sizeof(double));
+        s->column = s->sums + w;
+        s->background = s->column + w;
         s->dil_g = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
         s->dil_h = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
         s->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
         s->background_row = xmalloc((size_t)w);
+        s->nonzero_row = xcalloc((size_t)w + 2 * LOCATE_DISTANCE_PAD, 1);
     }
     return ctx;
 }
@@ -299,10 +303,12 @@ void locate_ctx_free(locate_ctx *ctx)
     for (int k = 0; ctx->team && k < team_size(ctx->team); k++) {
         locate_scratch *s = &ctx->scratch[k];
         free(s->line);
+        free(s->sums);
         free(s->dil_g);
         free(s->dil_h);
         free(s->hist);
         free(s->background_row);
+        free(s->nonzero_row);
     }
     free(ctx->scratch);
     team_free(ctx->team);

@@ -119,21 +119,37 @@ static void keep_if_farther(uint8_t *background, const uint8_t *distance, int w,
     for (; x < w; x++) background[x] &= distance[x] > half;
 }
 
-void locate_row_distance(locate_ctx *ctx, int y0, int y1)
+typedef uint8_t bytes16 __attribute__((vector_size(16)));
+typedef int8_t signed16 __attribute__((vector_size(16)));
+typedef int32_t int16x32 __attribute__((vector_size(64)));
+
+void locate_row_distance(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
 {
-    int w = ctx->w;
+    int w = ctx->w, cap = ctx->radius + 1;     /* distances above every half width of the mask are all alike */
+    uint8_t *nonzero = s->nonzero_row + LOCATE_DISTANCE_PAD;   /* 0xFF where img != 0; zero padding around */
+    const bytes16 caps = (bytes16){0} + (uint8_t)cap;
     for (int y = y0; y < y1; y++) {
         const uint32_t *row = ctx->img + (size_t)y * w;
         uint8_t *d = ctx->row_distance + (size_t)y * w;
-        int last = -1000;
-        for (int x = 0; x < w; x++) {
-            if (row[x]) last = x;
-            d[x] = x - last > 127 ? 127 : (uint8_t)(x - last);
+        int x = 0;
+        for (; x + 16 <= w; x += 16) {
+            int16x32 v;
+            memcpy(&v, row + x, sizeof v);
+            signed16 flags = __builtin_convertvector(v != 0, signed16);
+            memcpy(nonzero + x, &flags, sizeof flags);
         }
-        last = w + 1000;
-        for (int x = w - 1; x >= 0; x--) {
-            if (row[x]) last = x;
-            if (last - x < d[x]) d[x] = (uint8_t)(last - x);
+        for (; x < w; x++) nonzero[x] = row[x] ? 0xFF : 0;
+        /* From the farthest offset in: a non-zero pixel k away on either side makes the distance k. */
+        for (x = 0; x < w; x += 16) {
+            bytes16 distance = caps, left, right;
+            for (int k = cap - 1; k >= 0; k--) {
+                memcpy(&left, nonzero + x - k, sizeof left);
+                memcpy(&right, nonzero + x + k, sizeof right);
+                bytes16 hit = left | right;
+                distance = (distance & ~hit) | (((bytes16){0} + (uint8_t)k) & hit);
+            }
+            if (x + 16 <= w) memcpy(d + x, &distance, sizeof distance);
+            else memcpy(d + x, &distance, (size_t)(w - x));
         }
     }
 }
@@ -169,7 +185,7 @@ static void noise_band(void *arg, int band, int worker)
 
 /* A pixel is background when no non-zero pixel of the rescaled band pass lies within the refinement mask
  * around it (trackpy's binary dilation by the mask). Each row has, per pixel, the distance to the nearest
- * non-zero pixel of that row (locate_row_distance, capped at 127, beyond any mask); a pixel is then
+ * non-zero pixel of that row (locate_row_distance, capped at radius + 1, beyond any mask); a pixel is then
  * background when, for every row offset dy of the mask, that distance in row y+dy exceeds the mask's half
  * width at dy. The variance is accumulated about the ROI's first sample, which avoids cancellation in one
  * pass; bands are summed in order, so the result does not depend on the number of threads. */
