@@ -16,6 +16,9 @@
  * exactly the scalar operations, in the same order, so the results are bit-identical to the scalar code;
  * vectors are only moved through memcpy and pointers (no vector arguments or returns: no ABI question). */
 typedef double double4 __attribute__((vector_size(32)));
+/* The hot loops are also compiled for AVX2 and picked at load time on CPUs that have it. AVX2 does not
+ * bring FMA with it, so no multiply-add is fused and the results stay those of the scalar code. */
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 typedef float float4 __attribute__((vector_size(16)));
 typedef int32_t int4 __attribute__((vector_size(16)));
 typedef int64_t long4 __attribute__((vector_size(32)));
@@ -34,7 +37,7 @@ static double round_to_samples(double mean, int integer_samples)
 }
 
 /* v[i] = round_to_samples(v[i] / size) for a row; integers that fit 32 bits go four at a time. */
-static void finish_means(double *v, int n, int size, const locate_ctx *ctx)
+VECTOR_CLONES static void finish_means(double *v, int n, int size, const locate_ctx *ctx)
 {
     double divisor = size;
     int i = 0;
@@ -66,6 +69,21 @@ static void boxcar_row(const double *src, double *dst, int n, int size, const lo
     finish_means(dst, n, size, ctx);
 }
 
+/* Moves running column sums down a row: sums[x] += entering[x] - leaving[x]. */
+VECTOR_CLONES static void slide_sums(double *sums, const float *entering, const float *leaving, int w)
+{
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+        double4 sum, in, out;
+        memcpy(&sum, sums + x, sizeof sum);
+        load_floats(&in, entering + x);
+        load_floats(&out, leaving + x);
+        sum += in - out;
+        memcpy(sums + x, &sum, sizeof sum);
+    }
+    for (; x < w; x++) sums[x] += (double)entering[x] - (double)leaving[x];
+}
+
 /* Boxcar along y of a block of w columns (rows `stride` apart), row-wise for the cache, with the same
  * per-pixel arithmetic as boxcar_row: sums[] holds one running sum per column. */
 static void boxcar_columns(const float *src, double *dst, int w, int stride, int h, int size, const locate_ctx *ctx,
@@ -82,16 +100,7 @@ static void boxcar_columns(const float *src, double *dst, int w, int stride, int
             int in = y + size - 1 - half, out = y - 1 - half;
             const float *a = src + (size_t)(in >= h ? h - 1 : in) * stride;
             const float *b = src + (size_t)(out < 0 ? 0 : out) * stride;
-            int x = 0;
-            for (; x + 4 <= w; x += 4) {
-                double4 sum, entering, leaving;
-                memcpy(&sum, sums + x, sizeof sum);
-                load_floats(&entering, a + x);
-                load_floats(&leaving, b + x);
-                sum += entering - leaving;
-                memcpy(sums + x, &sum, sizeof sum);
-            }
-            for (; x < w; x++) sums[x] += (double)a[x] - (double)b[x];
+            slide_sums(sums, a, b, w);
         }
         double *d = dst + (size_t)y * stride;
         memcpy(d, sums, (size_t)w * sizeof *d);
@@ -101,7 +110,7 @@ static void boxcar_columns(const float *src, double *dst, int w, int stride, int
 
 /* Gaussian along y for row y of a block of w columns (rows `stride` apart, h of them) into d: centre tap
  * first, then symmetric pairs from the outermost in; rows outside the image read zero_row. */
-static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y, const double *taps,
+VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y, const double *taps,
                              int half, const float *zero_row)
 {
     const float *rows[2 * LOCATE_MAX_GAUSS_HALF + 1];
@@ -127,7 +136,7 @@ static void gauss_column_row(const float *src, double *d, int w, int stride, int
 }
 
 /* Gaussian along x of one row in place, through a zero-padded copy in line. */
-static void gauss_row(double *row, int n, const double *taps, int half, double *line)
+VECTOR_CLONES static void gauss_row(double *row, int n, const double *taps, int half, double *line)
 {
     memset(line, 0, (size_t)half * sizeof *line);
     memcpy(line + half, row, (size_t)n * sizeof *line);
@@ -153,10 +162,27 @@ static void gauss_row(double *row, int n, const double *taps, int half, double *
     }
 }
 
-/* The difference of the two filtered rows, clipped below the threshold, into bp; returns its maximum. */
-static double difference_row(double *bp, const double *background, int w, double threshold, double top)
+/* The difference of the two filtered rows, clipped below the threshold, into bp; returns the largest of
+ * its values and top. */
+VECTOR_CLONES static double difference_row(double *bp, const double *background, int w, double threshold, double top)
 {
-    for (int x = 0; x < w; x++) {
+    int x = 0;
+    if (w >= 4) {
+        const double4 thresholds = (double4){0} + threshold;
+        double4 tops = (double4){0} + top;
+        for (; x + 4 <= w; x += 4) {
+            double4 v, b;
+            memcpy(&v, bp + x, sizeof v);
+            memcpy(&b, background + x, sizeof b);
+            v -= b;
+            v = (double4)((long4)v & (v >= thresholds));
+            memcpy(bp + x, &v, sizeof v);
+            long4 above = v > tops;
+            tops = (double4)(((long4)v & above) | ((long4)tops & ~above));
+        }
+        for (int k = 0; k < 4; k++) top = tops[k] > top ? tops[k] : top;
+    }
+    for (; x < w; x++) {
         double v = bp[x] - background[x];
         v = v >= threshold ? v : 0.0;
         bp[x] = v;
@@ -222,7 +248,7 @@ static void bandpass_band(void *arg, int band, int worker)
             int in = y + size - 1 - half, out = y - 1 - half;
             const float *a = ctx->raw + (size_t)(in >= h ? h - 1 : in) * w;
             const float *b = ctx->raw + (size_t)(out < 0 ? 0 : out) * w;
-            for (int x = 0; x < w; x++) sums[x] += (double)a[x] - (double)b[x];
+            slide_sums(sums, a, b, w);
         }
         memcpy(column, sums, (size_t)w * sizeof *column);
         finish_means(column, w, size, ctx);

@@ -55,6 +55,12 @@ typedef struct locate_cands {
     int *order;               /* scratch for sorting by mass */
 } locate_cands;
 
+/* Local maxima found in one band of rows (grown, never shrunk). */
+typedef struct locate_peaks {
+    int count, capacity;
+    int *iy, *ix;
+} locate_peaks;
+
 /* Points binned in square cells, for pair searches (close features, link candidates). Owned by one ctx or
  * linker; its arrays grow and are reused. cell_start[c]..cell_start[c+1] index order[] for cell c. */
 typedef struct point_grid {
@@ -106,6 +112,7 @@ struct locate_ctx {
     double mask_sum_y2;       /* sum of dy^2 over the mask (for ep) */
     int *disk_half;           /* half width of the mask's row at dy, index dy + radius */
 
+    const float *frame;       /* the frame being loaded (during load_roi only) */
     float *raw;               /* ROI of the frame, inverted when asked (w*h) */
     float *zero_row;          /* w zeros: the rows outside the image for the Gaussian */
     double *bp;               /* band-passed ROI (w*h) */
@@ -120,6 +127,9 @@ struct locate_ctx {
     double noise_sum[LOCATE_BANDS], noise_sq[LOCATE_BANDS];   /* background sums per band about noise_shift */
     size_t noise_count[LOCATE_BANDS];
     double noise_shift;
+
+    uint32_t maxima_least;    /* a local maximum is at least this (above the percentile) */
+    locate_peaks band_peaks[LOCATE_BANDS];
 
     locate_team *team;
     locate_scratch *scratch;  /* one per worker of the team */

@@ -311,6 +311,10 @@ void locate_ctx_free(locate_ctx *ctx)
         free(s->nonzero_row);
     }
     free(ctx->scratch);
+    for (int b = 0; b < LOCATE_BANDS; b++) {
+        free(ctx->band_peaks[b].iy);
+        free(ctx->band_peaks[b].ix);
+    }
     team_free(ctx->team);
     cands_free(&ctx->cands);
     free(ctx->ring.samples);
@@ -335,12 +339,15 @@ double locate_ctx_scale_factor(const locate_ctx *ctx) { return ctx->scale; }
  * (integers: XOR with the type's maximum, i.e. max - v for unsigned types; floats: 1 - v). Samples that
  * are not finite count as 0, and integer samples are clamped to their type's range, so that no later
  * conversion to an integer is undefined whatever the caller passes. */
-static void load_roi(locate_ctx *ctx, const float *frame)
+static void load_roi_band(void *arg, int band, int worker)
 {
+    locate_ctx *ctx = arg;
     long long top = (long long)ctx->sample_max;
     float lowest = (float)(-ctx->sample_max - 1), highest = (float)ctx->sample_max;
-    for (int y = 0; y < ctx->h; y++) {
-        const float *src = frame + (size_t)(y + ctx->p.roi_y) * ctx->frame_width + ctx->p.roi_x;
+    int y0, y1;
+    locate_band(band, ctx->h, &y0, &y1);
+    for (int y = y0; y < y1; y++) {
+        const float *src = ctx->frame + (size_t)(y + ctx->p.roi_y) * ctx->frame_width + ctx->p.roi_x;
         float *dst = ctx->raw + (size_t)y * ctx->w;
         for (int x = 0; x < ctx->w; x++) {
             float v = isfinite(src[x]) ? src[x] : 0.0f;
@@ -349,6 +356,13 @@ static void load_roi(locate_ctx *ctx, const float *frame)
             dst[x] = v;
         }
     }
+}
+
+static void load_roi(locate_ctx *ctx, const float *frame)
+{
+    ctx->frame = frame;
+    team_run(ctx->team, load_roi_band, ctx, LOCATE_BANDS);
+    ctx->frame = NULL;
 }
 
 static int by_mass_descending(const void *a, const void *b, void *mass_array)

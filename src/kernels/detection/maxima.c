@@ -10,8 +10,10 @@
  * The percentile comes from a histogram of the non-zero values (exact; two levels for 32-bit types). The
  * histogram and the row dilation run per band of rows on the ctx's workers (locate_rescale calls them). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "core/base/base.h"
 #include "kernels/detection/detection_internal.h"
 
 static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
@@ -89,29 +91,79 @@ static double percentile_nonzero(locate_ctx *ctx, double percentile, size_t *cou
     return t >= 0.5 ? b - diff * (1.0 - t) : a + diff * t;
 }
 
+typedef uint32_t u32x4 __attribute__((vector_size(16)));
+
+static void add_peak(locate_peaks *list, int y, int x)
+{
+    if (list->count == list->capacity) {
+        list->capacity = list->capacity ? 2 * list->capacity : 256;
+        list->iy = xrealloc(list->iy, (size_t)list->capacity * sizeof *list->iy);
+        list->ix = xrealloc(list->ix, (size_t)list->capacity * sizeof *list->ix);
+    }
+    list->iy[list->count] = y;
+    list->ix[list->count] = x;
+    list->count++;
+}
+
+/* The local maxima of one band of rows, in raster order, into the band's list. A pixel is one when it is
+ * at least `least` (the smallest integer above the percentile), equals its row maximum (checked four
+ * pixels at a time first: most pixels are not) and is not below the row maxima of the rows around it. */
+static void maxima_band(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int w = ctx->w, h = ctx->h, size = ctx->dilate_size, lo = -((size - 1) / 2), m = ctx->margin, y0, y1;
+    uint32_t least = ctx->maxima_least;
+    const u32x4 leasts = (u32x4){0} + least;
+    locate_peaks *list = &ctx->band_peaks[band];
+    list->count = 0;
+    locate_band(band, h, &y0, &y1);
+    if (y0 < m) y0 = m;
+    if (y1 > h - m) y1 = h - m;
+    for (int y = y0; y < y1; y++) {
+        const uint32_t *row = ctx->img + (size_t)y * w, *rowmax = ctx->dil + (size_t)y * w;
+        int first = y + lo < 0 ? 0 : y + lo, last = y + lo + size - 1 >= h ? h - 1 : y + lo + size - 1;
+        for (int block = m; block < w - m; block += 4) {
+            int end = block + 4 < w - m ? block + 4 : w - m;
+            if (end == block + 4) {
+                u32x4 v, vmax;
+                memcpy(&v, row + block, sizeof v);
+                memcpy(&vmax, rowmax + block, sizeof vmax);
+                u32x4 hit = (u32x4)((v >= leasts) & (v == vmax));
+                uint64_t lanes[2];
+                memcpy(lanes, &hit, sizeof lanes);
+                if (!(lanes[0] | lanes[1])) continue;
+            }
+            for (int x = block; x < end; x++) {
+                uint32_t v = row[x];
+                if (v < least || v != rowmax[x]) continue;
+                int is_max = 1;
+                for (int yy = first; yy <= last && is_max; yy++) is_max = ctx->dil[(size_t)yy * w + x] <= v;
+                if (is_max) add_peak(list, y, x);
+            }
+        }
+    }
+}
+
 void locate_find_maxima(locate_ctx *ctx)
 {
-    int w = ctx->w, h = ctx->h, size = ctx->dilate_size, lo = -((size - 1) / 2);
     ctx->cands.count = 0;
     size_t nonzero;
     double level = percentile_nonzero(ctx, ctx->p.percentile, &nonzero);
     if (nonzero == 0) return;
-
-    int m = ctx->margin;
-    for (int y = m; y < h - m; y++) {
-        const uint32_t *row = ctx->img + (size_t)y * w, *rowmax = ctx->dil + (size_t)y * w;
-        int first = y + lo < 0 ? 0 : y + lo, last = y + lo + size - 1 >= h ? h - 1 : y + lo + size - 1;
-        for (int x = m; x < w - m; x++) {
-            uint32_t v = row[x];
-            if (v != rowmax[x] || !((double)v > level)) continue;
-            int is_max = 1;
-            for (int yy = first; yy <= last && is_max; yy++) is_max = ctx->dil[(size_t)yy * w + x] <= v;
-            if (!is_max) continue;
-            locate_cands *c = &ctx->cands;
-            if (c->count == c->capacity) locate_cands_reserve(c, c->capacity ? 2 * c->capacity : 1024);
-            c->iy[c->count] = y;
-            c->ix[c->count] = x;
-            c->count++;
-        }
+    /* v > level for an integer v: v >= floor(level) + 1 */
+    double least = level < 0 ? 0 : floor(level) + 1;
+    if (least > UINT32_MAX) return;
+    ctx->maxima_least = (uint32_t)least;
+    team_run(ctx->team, maxima_band, ctx, LOCATE_BANDS);
+    int total = 0;
+    for (int b = 0; b < LOCATE_BANDS; b++) total += ctx->band_peaks[b].count;
+    locate_cands *c = &ctx->cands;
+    if (total > c->capacity) locate_cands_reserve(c, total);
+    for (int b = 0; b < LOCATE_BANDS; b++) {
+        const locate_peaks *list = &ctx->band_peaks[b];
+        if (list->count == 0) continue;
+        memcpy(c->iy + c->count, list->iy, (size_t)list->count * sizeof *c->iy);
+        memcpy(c->ix + c->count, list->ix, (size_t)list->count * sizeof *c->ix);
+        c->count += list->count;
     }
 }
