@@ -339,20 +339,48 @@ double locate_ctx_scale_factor(const locate_ctx *ctx) { return ctx->scale; }
  * (integers: XOR with the type's maximum, i.e. max - v for unsigned types; floats: 1 - v). Samples that
  * are not finite count as 0, and integer samples are clamped to their type's range, so that no later
  * conversion to an integer is undefined whatever the caller passes. */
+typedef float float4 __attribute__((vector_size(16)));
+typedef int32_t int4 __attribute__((vector_size(16)));
+
+/* Where `take` is set, a; elsewhere b. */
+static inline void select4(float4 *out, int4 take, float4 a, float4 b)
+{
+    *out = (float4)(((int4)a & take) | ((int4)b & ~take));
+}
+
 static void load_roi_band(void *arg, int band, int worker)
 {
     locate_ctx *ctx = arg;
     long long top = (long long)ctx->sample_max;
     float lowest = (float)(-ctx->sample_max - 1), highest = (float)ctx->sample_max;
-    int y0, y1;
+    int y0, y1, invert = ctx->p.invert, integers = ctx->integer_samples;
+    /* Four samples at a time with the same operations, where integers fit 32 bits or samples are floats. */
+    int vectors = !integers || ctx->int32_samples;
+    const float4 lows = (float4){0} + lowest, highs = (float4){0} + highest, zeros = {0}, ones = zeros + 1.0f;
+    const float4 infinities = zeros + INFINITY;
+    const int4 tops = (int4){0} + (int32_t)(integers ? top : 0);
     locate_band(band, ctx->h, &y0, &y1);
     for (int y = y0; y < y1; y++) {
         const float *src = ctx->frame + (size_t)(y + ctx->p.roi_y) * ctx->frame_width + ctx->p.roi_x;
         float *dst = ctx->raw + (size_t)y * ctx->w;
-        for (int x = 0; x < ctx->w; x++) {
+        int x = 0;
+        for (; vectors && x + 4 <= ctx->w; x += 4) {
+            float4 v;
+            memcpy(&v, src + x, sizeof v);
+            select4(&v, (v == v) & (v < infinities) & (v > -infinities), v, zeros);
+            if (integers) {
+                select4(&v, v < lows, lows, v);
+                select4(&v, v > highs, highs, v);
+                if (invert) v = __builtin_convertvector(__builtin_convertvector(v, int4) ^ tops, float4);
+            } else if (invert) {
+                v = ones - v;
+            }
+            memcpy(dst + x, &v, sizeof v);
+        }
+        for (; x < ctx->w; x++) {
             float v = isfinite(src[x]) ? src[x] : 0.0f;
-            if (ctx->integer_samples) v = v < lowest ? lowest : (v > highest ? highest : v);
-            if (ctx->p.invert) v = ctx->integer_samples ? (float)((long long)v ^ top) : 1.0f - v;
+            if (integers) v = v < lowest ? lowest : (v > highest ? highest : v);
+            if (invert) v = integers ? (float)((long long)v ^ top) : 1.0f - v;
             dst[x] = v;
         }
     }
