@@ -1,7 +1,10 @@
 /* detection_internal.h -- the detection context and the pipeline stages shared by the files of src/kernels/detection.
  * Not a public interface: callers use locate.h. The image buffers are sized once in locate_ctx_create for
  * the ROI; the per-feature lists (candidates, pair grid, ring scratch) only grow past their largest size so
- * far, so a stream of similar frames allocates nothing (tests/unit/test_locate.c checks it). */
+ * far, so a stream of similar frames allocates nothing (tests/unit/test_locate.c checks it).
+ * Threads: the ctx's team (team.c) runs the stages band by band. During a team_run a worker writes only the
+ * rows of its band, the slots of its band (band_max, noise_*, band_peaks: index = band), the candidates of its
+ * chunk and its own scratch; the thread that owns the ctx reads them after team_run has returned. */
 #ifndef RELOC_LOCATE_INTERNAL_H
 #define RELOC_LOCATE_INTERNAL_H
 
@@ -117,7 +120,7 @@ struct locate_ctx {
     float *zero_row;          /* w zeros: the rows outside the image for the Gaussian */
     double *bp;               /* band-passed ROI (w*h) */
     double bp_max;            /* its largest value */
-    double band_max[LOCATE_BANDS];
+    double band_max[LOCATE_BANDS];   /* largest band-pass value of each band */
     double *tmp;              /* pass buffer of the separable filters (w*h; float samples only) */
     uint32_t *img;            /* band pass rescaled to integers (w*h) */
     uint32_t *dil;            /* its grey dilation along x (w*h) */
