@@ -32,7 +32,7 @@ void team_free(locate_team *t);
 typedef struct locate_scratch {
     double *line;             /* one row, with room for the Gaussian's zero padding; or column sums */
     double *sums, *column, *background;   /* a row each: the boxcar's column sums, means, and its result */
-    uint32_t *dil_g, *dil_h;  /* van Herk / Gil-Werman block maxima of one row (w + size) */
+    uint32_t *dilation;       /* one row's running maxima for the grey dilation (w + size) */
     uint32_t *hist;           /* histogram of the non-zero values of the worker's rows */
     size_t nonzero;           /* their number */
     uint8_t *background_row;  /* background flags of one row (w) */

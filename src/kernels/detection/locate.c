@@ -272,8 +272,7 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
         s->sums = xmalloc(3 * (size_t)w * sizeof(double));
         s->column = s->sums + w;
         s->background = s->column + w;
-        s->dil_g = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
-        s->dil_h = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
+        s->dilation = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
         s->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
         s->background_row = xmalloc((size_t)w);
         s->nonzero_row = xcalloc((size_t)w + 2 * LOCATE_DISTANCE_PAD, 1);
@@ -304,8 +303,7 @@ void locate_ctx_free(locate_ctx *ctx)
         locate_scratch *s = &ctx->scratch[k];
         free(s->line);
         free(s->sums);
-        free(s->dil_g);
-        free(s->dil_h);
+        free(s->dilation);
         free(s->hist);
         free(s->background_row);
         free(s->nonzero_row);

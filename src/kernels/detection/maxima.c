@@ -4,8 +4,8 @@
  * left/up), brighter than the given percentile of the non-zero pixels, and at least margin pixels from
  * the edge.
  *
- * Rather than dilating the whole image in 2D, each row is dilated along x (van Herk / Gil-Werman block
- * maxima, three comparisons per pixel), and only pixels above the percentile that equal their row maximum
+ * Rather than dilating the whole image in 2D, each row is dilated along x (maxima over doubling spans,
+ * log2(size) vector passes), and only pixels above the percentile that equal their row maximum
  * are checked against the row maxima of the rows above and below: the same test, a fraction of the work.
  * The percentile comes from a histogram of the non-zero values (exact; two levels for 32-bit types). The
  * histogram and the row dilation run per band of rows on the ctx's workers (locate_rescale calls them). */
@@ -16,22 +16,40 @@
 #include "core/base/base.h"
 #include "kernels/detection/detection_internal.h"
 
-static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
+typedef uint32_t u32x4 __attribute__((vector_size(16)));
 
-/* Maximum over x+lo .. x+lo+size-1 of each pixel of a row (0 outside); g and hh hold w + size values. */
-static void dilate_row(const uint32_t *src, uint32_t *dst, int w, int size, int lo, uint32_t *g, uint32_t *hh)
+/* m[t] = max(m[t], m[t + step]) for t < n, in place and in increasing t (so m[t + step] is still the old
+ * value when it is read). */
+__attribute__((target_clones("avx2", "default")))
+static void max_with_shifted(uint32_t *m, int n, int step)
 {
-    int len = w + size - 1;
-    for (int t = 0; t < len; t++) {
-        int x = t + lo;
-        g[t] = hh[t] = (x < 0 || x >= w) ? 0 : src[x];
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+        u32x4 a, b;
+        memcpy(&a, m + t, sizeof a);
+        memcpy(&b, m + t + step, sizeof b);
+        u32x4 greater = (u32x4)(b > a);
+        a = (a & ~greater) | (b & greater);
+        memcpy(m + t, &a, sizeof a);
     }
-    for (int start = 0; start < len; start += size) {
-        int end = start + size < len ? start + size : len;
-        for (int t = start + 1; t < end; t++) g[t] = max_u32(g[t], g[t - 1]);
-        for (int t = end - 2; t >= start; t--) hh[t] = max_u32(hh[t], hh[t + 1]);
-    }
-    for (int x = 0; x < w; x++) dst[x] = max_u32(hh[x], g[x + size - 1]);
+    for (; t < n; t++) m[t] = m[t + step] > m[t] ? m[t + step] : m[t];
+}
+
+/* Maximum over x+lo .. x+lo+size-1 of each pixel of a row (0 outside), by doubling: after the pass with
+ * step p, m[t] is the maximum of the 2p values from t; the window is then two overlapping power-of-two
+ * spans. m holds w + size values. */
+static void dilate_row(const uint32_t *src, uint32_t *dst, int w, int size, int lo, uint32_t *m)
+{
+    int len = w + size - 1, before = -lo < len ? -lo : len;
+    memset(m, 0, (size_t)before * sizeof *m);
+    int copy = w < len - before ? w : len - before;
+    memcpy(m + before, src, (size_t)copy * sizeof *m);
+    memset(m + before + copy, 0, (size_t)(len - before - copy) * sizeof *m);
+    int span = 1;
+    for (; 2 * span <= size; span *= 2) max_with_shifted(m, len - span, span);
+    if (span == size) memcpy(dst, m, (size_t)w * sizeof *dst);
+    else
+        for (int x = 0; x < w; x++) dst[x] = m[x + size - span] > m[x] ? m[x + size - span] : m[x];
 }
 
 /* The k-th smallest (from 0) non-zero pixel, from the first-level histogram in ctx->hist (bins of the
@@ -64,7 +82,7 @@ void locate_prepare_maxima_rows(locate_ctx *ctx, int y0, int y1, locate_scratch 
             s->hist[v >> shift] += v != 0;
             nonzero += v != 0;
         }
-        dilate_row(row, ctx->dil + (size_t)y * w, w, size, lo, s->dil_g, s->dil_h);
+        dilate_row(row, ctx->dil + (size_t)y * w, w, size, lo, s->dilation);
     }
     s->nonzero += nonzero;
 }
@@ -91,7 +109,6 @@ static double percentile_nonzero(locate_ctx *ctx, double percentile, size_t *cou
     return t >= 0.5 ? b - diff * (1.0 - t) : a + diff * t;
 }
 
-typedef uint32_t u32x4 __attribute__((vector_size(16)));
 
 static void add_peak(locate_peaks *list, int y, int x)
 {
