@@ -19,7 +19,6 @@
 #include "core/shell/shell.h"
 #include "live/stagemap/stagemap.h"
 #include "live/web/web.h"
-#include "live/xaneslive/xaneslive.h"
 #include "live/xrflive/xrflive.h"
 
 #include <errno.h>
@@ -43,7 +42,6 @@ static void register_modules(void)
     camera_register();
     analysis_register();   /* after the camera: its stages stop after the camera's threads */
     xrfioc_register();
-    xanesioc_register();
     motor_register();
     stagemap_register();
     web_register();

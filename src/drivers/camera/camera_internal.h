@@ -15,7 +15,6 @@
 #include <stdatomic.h>
 
 #define CAMERA_RING_DEPTH 16
-#define CAMERA_MAX_CONSUMERS 8
 
 /* A stage axis as the sum of channels, in um (camera_stage.c). */
 #define STAGE_MAX_TERMS 2
@@ -52,7 +51,7 @@ struct camera {
     int max_width, max_height;
     stage_axis stage[4];        /* x, y, z, pixel size */
     preview_config preview_cfg;
-    int preview_wanted;
+    frame_consumer *preview_frames;   /* cameraPreview: the preview's consumer, started at iocInit */
     preview *preview;
     capture *capture;
     frame_consumer *image_consumer;
