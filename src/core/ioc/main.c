@@ -8,6 +8,7 @@
  */
 #include "live/stages/stages.h"
 #include "core/asyncdev/asyncdev.h"
+#include "core/access/access.h"
 #include "core/autosave/autosave.h"
 #include "core/base/base.h"
 #include "core/ca/ca.h"
@@ -36,6 +37,7 @@ static void register_modules(void)
     shell_register_builtins();
     db_register_builtins();
     autosave_register();
+    access_register();     /* before the CA server: rules are in place when it starts */
     ca_register();
     asyncdev_register();
     param_register();
