@@ -13,7 +13,7 @@
 #include <strings.h>
 
 #include "core/base/base.h"
-#include "core/access/access_calc.h"
+#include "core/access/access_internal.h"
 #include "core/db/db.h"
 #include "core/shell/shell.h"
 
@@ -32,7 +32,7 @@ typedef struct rule {
     int *uags, nuags;               /* indexes into the rule set's uags; none = any user */
     int *hags, nhags;
     char *calc;                     /* NULL = always */
-    void *calc_program;             /* compiled CALC (access_calc.h) */
+    void *calc_program;             /* compiled CALC (access_internal.h) */
 } rule;
 
 typedef struct group {
