@@ -58,13 +58,13 @@ class Simulator:
         return int(self.ask(f"{axis} STATUS?").split()[-1], 16)
 
 
-def st_cmd(port, prefix):
+def st_cmd(port, prefix, after_init=""):
     return ioc_module.st_cmd(
         ioc_module.sample_stage(prefix, f"127.0.0.1:{port}"),
         f'dbLoadRecords "motor.db" "P={prefix},M=zoom,PORT=MC1,ADDR=6,EGU=mm,MRES=0.001,VELO=20,HVEL=5,DHLM=60,'
         'DLLM=-1,RDBD=0.003"',
         f'dbLoadRecords "camera_stage.db" "P={prefix},ZOOM=zoom"',
-        f'dbLoadRecords "motor_util.db" "P={prefix}"')
+        f'dbLoadRecords "motor_util.db" "P={prefix}"') + after_init + "\n"
 
 
 def free_tcp_port():
@@ -73,12 +73,13 @@ def free_tcp_port():
         return s.getsockname()[1]
 
 
-def start_stage(tmp_dir, prefix, noise=0.3):
-    """A simulator and an IOC on it serving PVs named prefix + ... (waits until every axis has been polled).
+def start_stage(tmp_dir, prefix, noise=0.3, after_init=""):
+    """A simulator and an IOC on it serving PVs named prefix + ... (waits until every axis has been polled);
+    after_init: st.cmd lines run after iocInit.
     Each test module uses its own prefix: a channel left from an IOC stopped earlier in the session must not
     wait out libca's search back-off."""
     sim = Simulator(free_tcp_port(), noise).start()
-    ioc = ioc_module.Ioc(st_cmd(sim.port, prefix), tmp_dir, env=ioc_module.session_env())
+    ioc = ioc_module.Ioc(st_cmd(sim.port, prefix, after_init), tmp_dir, env=ioc_module.session_env())
     ioc.start()
     ioc.wait_for_log(r"MC1 axis 6: communication restored", timeout=10)
     return sim, ioc

@@ -21,9 +21,12 @@
 static pthread_mutex_t db_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic long lock_owner;          /* kernel thread id of the holder, 0 when free */
 
+/* The calling thread's id, asked of the kernel once per thread (db_lock runs on every CA request). */
 static long thread_id(void)
 {
-    return (long)syscall(SYS_gettid);
+    static _Thread_local long id;
+    if (!id) id = (long)syscall(SYS_gettid);
+    return id;
 }
 
 void db_lock(void)
