@@ -26,6 +26,10 @@ int plans_make(int w, int h, const reg_params *p, float *real, fftwf_complex *sp
                fftwf_plan *inv);
 void plans_destroy(fftwf_plan plan);
 
+/* resample.c: reg_warp on up to threads threads (bands of rows). */
+void warp_threads(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
+                  double cx, double cy, double tx, double ty, float fill, int threads);
+
 /* window.c */
 /* The window over n samples, its centre moved by shift samples (zero where it leaves 0..n-1). */
 void window_1d(reg_window kind, double tukey_alpha, int n, double shift, float *out);

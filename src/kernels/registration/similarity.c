@@ -65,7 +65,8 @@ static void refine_translation(reg_ctx *ctx, double angle_deg, double scale, dou
                                double disc, pc_peak *peak)
 {
     double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
-    reg_warp(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill);
+    warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill,
+                 ctx->p.threads);
     if (disc > 0) {
         /* Twice: the second time with the moving disc moved onto the content the reference's disc holds, since
          * two windows at one place pull the shift toward zero. */
@@ -138,7 +139,8 @@ static double verify_similarity(reg_ctx *ctx, double angle_deg, double scale, do
 {
     const placement *r = &ctx->ref_pl;
     double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
-    reg_warp(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, tx, ty, fill);
+    warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, tx, ty, fill,
+                 ctx->p.threads);
     reg_view v = {.data = ctx->warped, .width = ctx->w, .height = ctx->h};
     int x0 = r->at_x, y0 = r->at_y, x1 = r->at_x + r->w, y1 = r->at_y + r->h;
     if (disc > 0) {
