@@ -75,9 +75,9 @@ def _beam_factor(pr, a):
 def _path_end(slope, width, height, x_at_row0):
     """Y where the lines X = x_at_row0 + Y slope leave the map (through the top or a side)."""
     if slope < 0:
-        return np.minimum(height - 0.5, (-0.5 - x_at_row0) / slope)
+        return np.minimum(height - 0.5, (-0.5 - x_at_row0) * (1.0 / slope))
     if slope > 0:
-        return np.minimum(height - 0.5, (width - 0.5 - x_at_row0) / slope)
+        return np.minimum(height - 0.5, (width - 0.5 - x_at_row0) * (1.0 / slope))
     return np.full(np.shape(x_at_row0), height - 0.5)
 
 

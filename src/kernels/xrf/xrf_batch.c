@@ -8,6 +8,7 @@
 
 #include "core/base/base.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -214,11 +215,22 @@ static int jacobi(const xrf_config *cfg, int width, int height, const double *co
     return -1;
 }
 
+/* Values that are not finite and above `low` (NaN and infinities included): one pass over a contiguous array
+ * without branches, so that validating the input costs little beside the correction. */
+static size_t count_outside(const double *v, size_t n, double low)
+{
+    size_t outside = 0;
+    for (size_t i = 0; i < n; i++) outside += !(v[i] > low) | !(v[i] <= DBL_MAX);
+    return outside;
+}
+
 int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
                       xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen)
 {
     size_t pixels = (size_t)width * height;
-    for (size_t p = 0; p < pixels; p++) {
+    int suspect = count_outside(i0, pixels, 0) > 0;
+    for (int c = 0; c < cfg->n_elements; c++) suspect |= count_outside(counts[c], pixels, -DBL_TRUE_MIN) > 0;
+    for (size_t p = 0; suspect && p < pixels; p++) {
         int bad = !(i0[p] > 0) || !isfinite(i0[p]);
         for (int c = 0; c < cfg->n_elements && !bad; c++) bad = !(counts[c][p] >= 0) || !isfinite(counts[c][p]);
         if (bad) {
