@@ -4,6 +4,7 @@
  *
  * The state a row leaves for the rows before it: planar faces, its exit state (xrf_exit_state_size per row);
  * face escape, its row of the depth map (the solver reads the whole map). */
+#include "kernels/xrf/xrf_internal.h"
 #include "kernels/xrf/xrf.h"
 
 #include "core/base/base.h"
@@ -217,6 +218,7 @@ static int jacobi(const xrf_config *cfg, int width, int height, const double *co
 
 /* Values that are not finite and above `low` (NaN and infinities included): one pass over a contiguous array
  * without branches, so that validating the input costs little beside the correction. */
+XRF_VECTOR_CLONES
 static size_t count_outside(const double *v, size_t n, double low)
 {
     size_t outside = 0;

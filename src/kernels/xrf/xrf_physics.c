@@ -3,16 +3,7 @@
  * detector for planar faces, summed ray by ray with face escape), the cone-averaged exit factor, the row solvers
  * that invert them, and the forward model that renders a 3D phantom into detected maps with the same functions.
  * See xrf.h for the geometry and the numerical choices. */
-/* The row loops below are written branch-free over contiguous arrays so that GCC vectorises them: O3 and
- * no-trapping-math (without it selects between doubles stay branches), and the hot row functions are also built
- * for AVX2 + FMA and chosen when the CPU has them. Streaming and batch run the same clone, so they stay identical. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#pragma GCC optimize("O3", "no-trapping-math")
-#define XRF_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define XRF_VECTOR_CLONES
-#endif
-
+#include "kernels/xrf/xrf_internal.h"
 #include "kernels/xrf/xrf.h"
 
 #include "core/base/base.h"
