@@ -274,43 +274,51 @@ void locate_bandpass(locate_ctx *ctx)
         if (ctx->band_max[b] > ctx->bp_max) ctx->bp_max = ctx->band_max[b];
 }
 
-/* One band: the integer image, then what the maxima and the noise need of those rows. */
-static void rescale_rows(void *arg, int band, int worker)
+/* trackpy's convert_to_int of the pixels from..to-1 of ctx->bp into ctx->img. */
+VECTOR_CLONES static void rescale_pixels(locate_ctx *ctx, size_t from, size_t to)
 {
-    locate_ctx *ctx = arg;
-    int y0, y1;
-    locate_band(band, ctx->h, &y0, &y1);
-    size_t from = (size_t)y0 * ctx->w, to = (size_t)y1 * ctx->w;
     if (!ctx->p.preprocess && ctx->integer_samples) {
         /* Already integers: trackpy leaves them as they are (negative samples cannot be maxima here). */
         for (size_t i = from; i < to; i++) {
             double v = ctx->bp[i];
             ctx->img[i] = v > 0 ? (uint32_t)v : 0;
         }
-    } else {
-        double scale = ctx->scale, top = ctx->int_max;
-        uint32_t top_int = (uint32_t)top;
-        size_t i = from;
-        if (top < 2147483648.0) {      /* v = min(scale * bp, top) (0 where bp <= 0) fits an int32 */
-            const double4 zero = {0, 0, 0, 0}, tops = {top, top, top, top};
-            for (; i + 4 <= to; i += 4) {
-                double4 b;
-                memcpy(&b, ctx->bp + i, sizeof b);
-                double4 v = scale * b;
-                v = (double4)((long4)v & (b > zero));
-                long4 below = v < tops;
-                v = (double4)(((long4)v & below) | ((long4)tops & ~below));
-                int4 out = __builtin_convertvector(v, int4);
-                memcpy(ctx->img + i, &out, sizeof out);
-            }
-        }
-        for (; i < to; i++) {
-            double v = ctx->bp[i] > 0 ? scale * ctx->bp[i] : 0.0;
-            ctx->img[i] = v >= top ? top_int : (uint32_t)v;
+        return;
+    }
+    double scale = ctx->scale, top = ctx->int_max;
+    uint32_t top_int = (uint32_t)top;
+    size_t i = from;
+    if (top < 2147483648.0) {      /* v = min(scale * bp, top) (0 where bp <= 0) fits an int32 */
+        const double4 zero = {0, 0, 0, 0}, tops = {top, top, top, top};
+        for (; i + 4 <= to; i += 4) {
+            double4 b;
+            memcpy(&b, ctx->bp + i, sizeof b);
+            double4 v = scale * b;
+            v = (double4)((long4)v & (b > zero));
+            long4 below = v < tops;
+            v = (double4)(((long4)v & below) | ((long4)tops & ~below));
+            int4 out = __builtin_convertvector(v, int4);
+            memcpy(ctx->img + i, &out, sizeof out);
         }
     }
-    locate_prepare_maxima_rows(ctx, y0, y1, &ctx->scratch[worker]);
-    if (ctx->p.characterize) locate_row_distance(ctx, y0, y1, &ctx->scratch[worker]);
+    for (; i < to; i++) {
+        double v = ctx->bp[i] > 0 ? scale * ctx->bp[i] : 0.0;
+        ctx->img[i] = v >= top ? top_int : (uint32_t)v;
+    }
+}
+
+/* One band, row by row while the row is in cache: the integer image, then what the maxima and the noise
+ * need of it. */
+static void rescale_rows(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int y0, y1;
+    locate_band(band, ctx->h, &y0, &y1);
+    for (int y = y0; y < y1; y++) {
+        rescale_pixels(ctx, (size_t)y * ctx->w, (size_t)(y + 1) * ctx->w);
+        locate_prepare_maxima_rows(ctx, y, y + 1, &ctx->scratch[worker]);
+        if (ctx->p.characterize) locate_row_distance(ctx, y, y + 1, &ctx->scratch[worker]);
+    }
 }
 
 void locate_rescale(locate_ctx *ctx)
