@@ -109,9 +109,11 @@ static void boxcar_columns(const float *src, double *dst, int w, int stride, int
 }
 
 /* Gaussian along y for row y of a block of w columns (rows `stride` apart, h of them) into d: centre tap
- * first, then symmetric pairs from the outermost in; rows outside the image read zero_row. */
-VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y, const double *taps,
-                             int half, const float *zero_row)
+ * first, then symmetric pairs from the outermost in; rows outside the image read zero_row. With float_pairs
+ * (integer samples below 2^23 in magnitude) a pair is added in float, where its sum is exact: the same
+ * value as in double, for half the conversions. */
+VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y,
+                                         const double *taps, int half, const float *zero_row, int float_pairs)
 {
     const float *rows[2 * LOCATE_MAX_GAUSS_HALF + 1];
     for (int j = -half; j <= half; j++)
@@ -121,10 +123,19 @@ VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, i
         double4 acc, up, down;
         load_floats(&acc, rows[half] + x);
         acc *= taps[0];
-        for (int j = half; j >= 1; j--) {
-            load_floats(&up, rows[half - j] + x);
-            load_floats(&down, rows[half + j] + x);
-            acc += (up + down) * taps[j];
+        if (float_pairs) {
+            for (int j = half; j >= 1; j--) {
+                float4 above, below;
+                memcpy(&above, rows[half - j] + x, sizeof above);
+                memcpy(&below, rows[half + j] + x, sizeof below);
+                acc += __builtin_convertvector(above + below, double4) * taps[j];
+            }
+        } else {
+            for (int j = half; j >= 1; j--) {
+                load_floats(&up, rows[half - j] + x);
+                load_floats(&down, rows[half + j] + x);
+                acc += (up + down) * taps[j];
+            }
         }
         memcpy(d + x, &acc, sizeof acc);
     }
@@ -204,7 +215,7 @@ static void bandpass_columns(void *arg, int block, int worker)
                    ctx->scratch[worker].line);
     for (int y = 0; y < ctx->h; y++)
         gauss_column_row(ctx->raw + x0, ctx->bp + (size_t)y * ctx->w + x0, x1 - x0, ctx->w, ctx->h, y, ctx->gauss,
-                         ctx->gauss_half, ctx->zero_row + x0);
+                         ctx->gauss_half, ctx->zero_row + x0, 0);
 }
 
 /* Float samples, pass 2 of 2: both filters along x, the difference and the threshold, for a band of rows. */
@@ -254,7 +265,8 @@ static void bandpass_band(void *arg, int band, int worker)
         finish_means(column, w, size, ctx);
         boxcar_row(column, background, w, size, ctx);
         double *bp = ctx->bp + (size_t)y * w;
-        gauss_column_row(ctx->raw, bp, w, w, h, y, ctx->gauss, ctx->gauss_half, ctx->zero_row);
+        gauss_column_row(ctx->raw, bp, w, w, h, y, ctx->gauss, ctx->gauss_half, ctx->zero_row,
+                         ctx->sample_max < 8388608.0);
         gauss_row(bp, w, ctx->gauss, ctx->gauss_half, s->line);
         top = difference_row(bp, background, w, ctx->threshold, top);
     }

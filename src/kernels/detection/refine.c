@@ -185,7 +185,8 @@ static void noise_band(void *arg, int band, int worker)
         memset(background, 1, (size_t)w);
         for (int dy = -r; dy <= r; dy++) {
             int yy = y + dy;
-            if (yy >= 0 && yy < h) keep_if_farther(background, ctx->row_distance + (size_t)yy * w, w, ctx->disk_half[dy + r]);
+            if (yy >= 0 && yy < h)
+                keep_if_farther(background, ctx->row_distance + (size_t)yy * w, w, ctx->disk_half[dy + r]);
         }
         const float *raw = ctx->raw + (size_t)y * w;
         for (int x = 0; x < w; x++) {
