@@ -4,6 +4,8 @@
   2. monitor updates/s delivered for a scalar     (a writer process puts as fast as it can)
   3. monitor updates/s and MB/s for a 1 Mi-element USHORT waveform  vs  loopback TCP bandwidth (one stream)
   4. memory per connected channel (IOC resident set before/after 20000 channels)
+  5. server CPU per channel connect on one circuit at 10,000 and 50,000 channels (flat: O(1) per channel)
+  6. server CPU per pipelined DBR_DOUBLE get and put-with-completion (200,000 requests on one raw circuit)
 
 There is no other CA server on this machine (Debian ships only the client library), so the peers are the
 machine's own loopback limits. Prints ours, the limit and the ratio for each."""
@@ -38,6 +40,22 @@ record(ao, "B:scalar") {{ field(PREC, "1") }}
 record(waveform, "B:wf") {{ field(FTVL, "USHORT") field(NELM, "{WF_NELM}") }}
 """
 DB += "".join(f'record(ao, "B:mem{i}") {{ }}\n' for i in range(200))
+
+
+def connect_cpu_per_channel(pid, nchan):
+    """Server CPU microseconds per channel to create nchan channels on one raw circuit (requests pipelined;
+    each answered by ACCESS_RIGHTS + CREATE_CHAN, 32 bytes)."""
+    c = raw.Circuit(PORT)
+    batch = b"".join(raw.message(raw.CREATE_CHAN, 0, 0, i, 13, f"B:mem{i % 200}".encode() + b"\0")
+                     for i in range(nchan))
+    before = cpu_seconds(pid)
+    c.send(batch)
+    received = 0
+    while received < 32 * nchan:
+        received += len(c.sock.recv(1 << 20))
+    used = cpu_seconds(pid) - before
+    c.close()
+    return used / nchan * 1e6
 
 
 def report(what, ours, peer, unit, peer_name):
@@ -166,6 +184,32 @@ def raw_monitor_rate(name, seconds, payload_fn, dtype, count):
     return updates / elapsed, nbytes / elapsed / 1e6
 
 
+def cpu_seconds(pid):
+    """CPU time all threads of a process have used so far (schedstat: nanoseconds, not 10 ms ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass                                  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def server_cpu_per_request(pid, requests, reply_bytes):
+    """Server CPU microseconds per request for a pipelined batch of raw CA requests on one circuit."""
+    c = raw.Circuit(PORT)
+    sid = c.create("B:scalar", 1)[0][4]
+    batch = b"".join(requests(sid, i) for i in range(200000))
+    before = cpu_seconds(pid)
+    c.send(batch)
+    received = 0
+    while received < 200000 * reply_bytes:
+        received += len(c.sock.recv(1 << 20))
+    used = cpu_seconds(pid) - before
+    c.close()
+    return used / 200000 * 1e6
+
+
 def rss_kib(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -201,6 +245,16 @@ def main():
         for c in circuits:
             c.close()
 
+        small, large = connect_cpu_per_channel(ioc.proc.pid, 10000), connect_cpu_per_channel(ioc.proc.pid, 50000)
+        print(f"{'server CPU per channel connect (one circuit)':44s} ours {large:12.2f} us at 50k   "
+              f"{small:.2f} us at 10k  ratio 50k/10k {large / small:.2f} (1.0 = flat)")
+
+        get_us = server_cpu_per_request(ioc.proc.pid, lambda sid, i: raw.message(raw.READ_NOTIFY, 6, 1, sid, i), 24)
+        put_us = server_cpu_per_request(
+            ioc.proc.pid, lambda sid, i: raw.message(raw.WRITE_NOTIFY, 6, 1, sid, i, struct.pack(">d", i * 0.5)), 16)
+        print(f"{'server CPU per pipelined DBR_DOUBLE get':44s} ours {get_us:12.2f} us")
+        print(f"{'server CPU per pipelined DBR_DOUBLE put-notify':44s} ours {put_us:12.2f} us")
+
         chid = ca.create_channel("B:scalar")
         ca.connect_channel(chid, timeout=10)
         n, end = 0, time.monotonic() + 3
@@ -213,10 +267,14 @@ def main():
         print(f"{'scalar monitor updates/s':44s} ours {scalar_rate:12.1f} updates/s  (no peer CA server here)")
 
         wf = "lambda i, b=bytes(2 * (1 << 20)): b"
+        cpu_before = cpu_seconds(ioc.proc.pid)
         wf_rate, wf_mb = monitor_rate("B:wf", 4, wf, 1, WF_NELM)
+        cpu_used = cpu_seconds(ioc.proc.pid) - cpu_before
         raw_rate, raw_mb = raw_monitor_rate("B:wf", 4, wf, 1, WF_NELM)
         bw = loopback_bandwidth()
         print(f"{'1 Mi USHORT waveform updates/s (pyepics)':44s} ours {wf_rate:12.1f} updates/s")
+        print(f"{'server CPU per waveform update (put + monitor)':44s} ours {cpu_used / (wf_rate * 4) * 1e3:12.1f} ms  "
+              f"(a 2 MiB copy costs ~0.2 ms: the floor is a few copies)")
         report("1 Mi USHORT waveform MB/s (pyepics)", wf_mb, bw, "MB/s", "loopback TCP MB/s")
         print(f"{'1 Mi USHORT waveform updates/s (raw socket)':44s} ours {raw_rate:12.1f} updates/s")
         report("1 Mi USHORT waveform MB/s (raw socket)", raw_mb, bw, "MB/s", "loopback TCP MB/s")

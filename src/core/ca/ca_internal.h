@@ -183,8 +183,9 @@ struct ca_client {
     ca_bytes put_room;              /* widened short string puts */
     uint16_t minor, priority;
     char user[64], host[128];
-    ca_channel **chans;             /* indexed by SID */
-    uint32_t chan_cap, nchans;
+    ca_channel **chans;             /* indexed by SID; chan_cap entries, the first sids_used ever issued */
+    uint32_t chan_cap, nchans, sids_used;
+    uint32_t *free_sids, nfree_sids; /* SIDs freed by CLEAR_CHANNEL, reused first (a stack of chan_cap) */
     int closing;                    /* a fatal protocol error: flush, then close */
     ca_client *next;                /* server's list */
 
@@ -217,6 +218,8 @@ void ca_client_refill_locked(ca_client *c);
 
 /* Scratch buffer for encoding replies. Guarded by the db lock (every user holds it). */
 uint8_t *ca_scratch_locked(size_t n);
+/* [db locked] The scratch buffer is about to be overwritten: a monitor update kept there is gone. */
+void ca_scratch_reused_locked(void);
 /* [db locked] Encodes a READ_NOTIFY reply or EVENT_ADD update (cmd) of the channel into the scratch buffer:
  * P1 = ECA status (no read access, conversion failure, too large), P2 = p2. Returns the message size. */
 size_t ca_encode_value_locked(ca_channel *ch, uint16_t cmd, uint16_t dtype, uint32_t count, uint32_t p2,
