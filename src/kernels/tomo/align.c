@@ -167,7 +167,9 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Flags projections whose residual is far above the others' or whose registration is unsure; returns the count.
+/* Flags projections whose residual is far above the others' (the registration's own confidence figure is only
+ * counted: smooth projections of a blob-like object often give a low peak-to-side-lobe ratio for a right
+ * answer); returns the count.
  * When more than half would be flagged, none is (the residuals say nothing yet). */
 static int flag_outliers(aligner *al, double mads, double *mean_residual)
 {
@@ -182,7 +184,7 @@ static int flag_outliers(aligner *al, double mads, double *mean_residual)
     double limit = median + mads * 1.4826 * r[n / 2];
     for (int a = 0; a < n; a++) {
         al->unconfident += al->unsure[a];
-        al->outlier[a] = al->unsure[a] || !(al->residual[a] <= limit);
+        al->outlier[a] = !(al->residual[a] <= limit);
         flagged += al->outlier[a];
         sum += isfinite(al->residual[a]) ? al->residual[a] : 0;
     }
@@ -290,7 +292,7 @@ int tomo_align_jitter(const float *proj, int n_angles, int ny, int nx, const dou
         }
     }
     r->median_residual = al.median_residual;
-    r->failed = 2 * al.unconfident > n_angles || !(al.median_residual <= TOMO_ALIGN_MAX_RESIDUAL);
+    r->failed = !(al.median_residual <= TOMO_ALIGN_MAX_RESIDUAL);
     parallel_for(n_angles, p->threads, shift_item, &al);
     r->shift_x = al.sx;
     r->shift_y = al.sy;

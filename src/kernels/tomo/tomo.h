@@ -150,8 +150,9 @@ void tomo_compare(size_t count, const float *x, const float *r, const unsigned c
  * c, a common horizontal shift, is the rotation axis offset (reported). Stops when no shift changed by more than
  * tolerance px (default 0.05) in an iteration (converged) or after max_iterations (not converged, said so).
  * Residual per projection: |aligned - reprojection| / |reprojection|. A projection whose residual lies above
- * median + outlier_mads * 1.4826 MAD of all residuals, or whose registration is not confident, is flagged an
- * outlier and left out of the next reconstructions (its shift is still estimated).
+ * median + outlier_mads * 1.4826 MAD of all residuals is flagged an outlier and left out of the next
+ * reconstructions (its shift is still estimated). The registration's confidence is counted, not used: smooth
+ * projections of a blob-like particle give right answers with a low peak-to-side-lobe ratio.
  * Threads: the slices of a reconstruction and the registrations run on p->threads workers (one registration
  * context each); progress is called from the calling thread only. */
 /* Relative residual above which a series is not explained by its reconstruction: aligned real objects leave
@@ -176,9 +177,8 @@ typedef struct tomo_align_result {
     int n_outliers;
     int n_unconfident;         /* registrations not confident in the last iteration */
     double median_residual;    /* of the last iteration */
-    int failed;                /* more than half the registrations not confident, or the median residual above
-                                  TOMO_ALIGN_MAX_RESIDUAL: the reprojections do not explain the projections (noise,
-                                  no object, another object); the shifts must not be used */
+    int failed;                /* the median residual is above TOMO_ALIGN_MAX_RESIDUAL: the reprojections do not
+                                  explain the projections (noise, no object); the shifts must not be used */
     double axis_offset;        /* px, rotation axis position right of the detector centre (bin nx / 2) */
     int iterations, converged;
     double *max_update;        /* per iteration: largest shift change, px */

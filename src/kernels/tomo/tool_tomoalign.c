@@ -174,9 +174,9 @@ int main(int argc, char **argv)
         conv[e] = r.converged && !failed;
         all_converged &= r.converged && !failed;
         if (failed)
-            printf("energy %zu: FAILED, not aligned: median residual %.3f (limit %.2f), registration not confident "
-                   "for %d of %zu projections: the reprojections do not explain the projections; written unshifted, "
-                   "shifts NaN\n", e, r.median_residual, TOMO_ALIGN_MAX_RESIDUAL, r.n_unconfident, n_angles);
+            printf("energy %zu: FAILED, not aligned: median residual %.3f (limit %.2f): the reprojections do not "
+                   "explain the projections; written unshifted, shifts NaN\n", e, r.median_residual,
+                   TOMO_ALIGN_MAX_RESIDUAL);
         else
             printf("energy %zu: %s after %d iterations (last change %.4f px) in %.2f s; axis offset %+.3f px; "
                "RMS residual %.5f; %d outlier projection(s)\n", e, r.converged ? "converged" : "NOT converged",
