@@ -4,7 +4,7 @@
  * Routes: GET / (the page), GET /frame.jpg (newest JPEG), GET /events (server-sent events: "state" with the
  * parts of the state that changed, "frame" when a new JPEG is ready), POST /move (x, y in um, absolute unless
  * relative=1; answered when the motors are done, with their verdict: 200, or 4xx and the reason), POST /stop
- * (every stage motor, no enable needed). POSTs must come from the page itself (web_same_origin).
+ * (every motor through the stop-all channel, and the stage's; no enable needed). POSTs must come from the page itself (web_same_origin).
  *
  * Connections that send nothing complete for WEB_IDLE_S seconds (idle keep-alive, half-sent headers) are
  * closed; a request waiting for its move is not idle.
@@ -535,8 +535,8 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     return 0;
 }
 
-/* webServerStage, webServerBeam, webServerMoveEnable, webServerParticles, webServerShow: name channels before
- * iocInit. */
+/* webServerStage, webServerBeam, webServerStopAll, webServerMoveEnable, webServerParticles, webServerShow: name
+ * channels before iocInit. */
 static int channels_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     if (!server) return error_set(err, errlen, "webServerConfigure first");
@@ -546,6 +546,7 @@ static int channels_cmd(int argc, char **argv, char *err, size_t errlen)
     if (!strcmp(argv[0], "webServerStage"))
         web_state_set_stage(server->state, argv[1], argv[2], argc == 5 ? argv[3] : NULL, argc == 5 ? argv[4] : NULL);
     else if (!strcmp(argv[0], "webServerBeam")) web_state_set_beam(server->state, argv[1], argv[2]);
+    else if (!strcmp(argv[0], "webServerStopAll")) web_state_set_stop_all(server->state, argv[1]);
     else if (!strcmp(argv[0], "webServerMoveEnable")) web_state_set_enable(server->state, argv[1]);
     else if (!strcmp(argv[0], "webServerParticles")) web_state_set_particles(server->state, argv[1], argv[2]);
     else web_state_add_show(server->state, argv[1], argv[2]);
@@ -558,6 +559,7 @@ void web_register(void)
                    configure_cmd);
     shell_register("webServerStage", "webServerStage(X_MOTOR, Y_MOTOR [, X_PIEZO, Y_PIEZO])", 2, 4, channels_cmd);
     shell_register("webServerBeam", "webServerBeam(X_CHANNEL, Y_CHANNEL)", 2, 2, channels_cmd);
+    shell_register("webServerStopAll", "webServerStopAll(CHANNEL)", 1, 1, channels_cmd);
     shell_register("webServerMoveEnable", "webServerMoveEnable(CHANNEL)", 1, 1, channels_cmd);
     shell_register("webServerParticles", "webServerParticles(X_ARRAY, Y_ARRAY)", 2, 2, channels_cmd);
     shell_register("webServerShow", "webServerShow(LABEL, CHANNEL)", 2, 2, channels_cmd);
