@@ -61,7 +61,8 @@ typedef struct web_client {
  * server thread, guarded by `lock`. */
 typedef struct web_move {
     pthread_mutex_t lock;
-    int finished, ok;
+    uintptr_t finished;   /* serial of the move that ended last (the server thread numbers them) */
+    int ok;
     char message[256];
 } web_move;
 
@@ -78,6 +79,7 @@ typedef struct web_server {
     cJSON *last_state;
     uint64_t last_frame;
     web_move move;
+    uintptr_t move_serial;     /* [server thread] the move started last */
     web_client *move_client;   /* [server thread] the client whose POST /move is in flight, if still connected */
     char move_target[128];
 } web_server;
@@ -228,38 +230,34 @@ static void respond_verdict(web_client *c, int status, const char *message)
     respond_text(c, status, "application/json", json);
 }
 
-/* [db locked, any thread] The web view's move ended: hand the verdict to the server thread. */
+/* [db locked, any thread] The web view's move number `user` ended: hand the verdict to the server thread. */
 static void move_done(void *user, int ok, const char *message)
 {
-    web_server *srv = user;
-    pthread_mutex_lock(&srv->move.lock);
-    srv->move.finished = 1;
-    srv->move.ok = ok;
-    str_copy(srv->move.message, message, sizeof srv->move.message);
-    pthread_mutex_unlock(&srv->move.lock);
+    pthread_mutex_lock(&server->move.lock);
+    server->move.finished = (uintptr_t)user;
+    server->move.ok = ok;
+    str_copy(server->move.message, message, sizeof server->move.message);
+    pthread_mutex_unlock(&server->move.lock);
     uint64_t one = 1;
-    if (write(srv->wake_fd, &one, sizeof one) < 0) log_debug("web", "wake: counter full");
+    if (write(server->wake_fd, &one, sizeof one) < 0) log_debug("web", "wake: counter full");
 }
 
 /* Server thread: answers the POST /move whose move ended. */
 static void answer_move(void)
 {
     pthread_mutex_lock(&server->move.lock);
-    int finished = server->move.finished, ok = server->move.ok;
+    int finished = server->move.finished == server->move_serial && server->move_client, ok = server->move.ok;
     char message[256];
     str_copy(message, server->move.message, sizeof message);
-    server->move.finished = 0;
     pthread_mutex_unlock(&server->move.lock);
     if (!finished) return;
     char text[600];
     if (ok) snprintf(text, sizeof text, "at %s", server->move_target);
     else snprintf(text, sizeof text, "the move to %s failed: %s", server->move_target, message);
     if (!ok) log_warn("web", "%s", text);
-    if (server->move_client) {
-        server->move_client->awaiting_move = 0;
-        server->move_client->last_request = time_monotonic();
-        respond_verdict(server->move_client, ok ? 200 : 409, text);
-    }
+    server->move_client->awaiting_move = 0;
+    server->move_client->last_request = time_monotonic();
+    respond_verdict(server->move_client, ok ? 200 : 409, text);
     server->move_client = NULL;
 }
 
@@ -287,12 +285,14 @@ static void serve_move(web_client *c, const web_request *rq)
         respond_verdict(c, 400, "relative must be 0 or 1");
         return;
     }
-    int status = web_state_move(server->state, x, y, relative != 0, move_done, server, msg, sizeof msg);
+    uintptr_t serial = server->move_serial + 1;
+    int status = web_state_move(server->state, x, y, relative != 0, move_done, (void *)serial, msg, sizeof msg);
     if (status) {
         log_warn("web", "move refused: %s", msg);
         respond_verdict(c, status, msg);
         return;
     }
+    server->move_serial = serial;
     str_copy(server->move_target, msg + strlen("moving to "), sizeof server->move_target);
     server->move_client = c;
     c->awaiting_move = 1;
