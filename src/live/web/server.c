@@ -72,6 +72,7 @@ typedef struct web_server {
     pthread_t thread;
     atomic_int stop;
     int running;
+    frame_consumer *frames;        /* the camera's frames, taken by the live thread */
     web_live *live;
     web_state *state;
     web_client *clients[WEB_MAX_CLIENTS];
@@ -177,20 +178,14 @@ static void serve_page(web_client *c)
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/index.html", server->page_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        log_error("web", "cannot read %s: %s", path, strerror(errno));
+    char err[1200];
+    size_t size;
+    char *page = file_read_all(path, WEB_OUT_LIMIT - 1, &size, err, sizeof err);
+    if (!page) {
+        log_error("web", "%s", err);
         respond_text(c, 503, "text/plain", "the page is missing on the server\n");
         return;
     }
-    struct stat info;
-    char *page = NULL;
-    size_t size = 0;
-    if (fstat(fileno(f), &info) == 0 && info.st_size > 0 && (size_t)info.st_size < WEB_OUT_LIMIT) {
-        page = xmalloc((size_t)info.st_size);
-        size = fread(page, 1, (size_t)info.st_size, f);
-    }
-    fclose(f);
     respond(c, 200, "text/html; charset=utf-8", page, size);
     free(page);
 }
@@ -453,7 +448,6 @@ static int open_listener(const char *address, char *bound, size_t boundlen)
 static void web_start(void *user)
 {
     if (!server) return;
-    camera *cam = camera_find(server->camera_port);
     char bound[160], text[200];
     server->listen_fd = open_listener(server->address, bound, sizeof bound);
     if (server->listen_fd < 0) {
@@ -461,9 +455,9 @@ static void web_start(void *user)
         put_status("URL", "off: cannot listen");
         return;
     }
-    server->live = web_live_start(camera_ring(cam), server->wake_fd);
+    server->live = web_live_start(server->frames, server->wake_fd);
     if (!server->live) {
-        log_error("web", "camera %s takes no more consumers (the web view is off)", server->camera_port);
+        log_error("web", "cannot start the JPEG thread (the web view is off)");
         close(server->listen_fd);
         return;
     }
@@ -516,14 +510,18 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     if (server) return error_set(err, errlen, "the web server is configured already");
     if (db_is_running()) return error_set(err, errlen, "webServerConfigure belongs before iocInit");
-    if (!camera_find(argv[2])) return error_set(err, errlen, "no camera port %s (cameraConfigure first)", argv[2]);
+    camera *cam = camera_find(argv[2]);
+    if (!cam) return error_set(err, errlen, "no camera port %s (cameraConfigure first)", argv[2]);
     if (!strchr(argv[1], ':')) return error_set(err, errlen, "address \"%s\" is not host:port", argv[1]);
     if (strlen(argv[1]) >= sizeof server->address || strlen(argv[3]) >= sizeof server->page_dir ||
         strlen(argv[4]) >= sizeof server->prefix)
         return error_set(err, errlen, "argument too long");
+    frame_consumer *frames = frame_ring_add_consumer(camera_ring(cam), "web", FRAMES_NEWEST);
+    if (!frames) return error_set(err, errlen, "camera %s is acquiring already", argv[2]);
     int wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd < 0) return error_set(err, errlen, "eventfd: %s", strerror(errno));
     server = xcalloc(1, sizeof *server);
+    server->frames = frames;
     str_copy(server->address, argv[1], sizeof server->address);
     str_copy(server->camera_port, argv[2], sizeof server->camera_port);
     str_copy(server->page_dir, argv[3], sizeof server->page_dir);

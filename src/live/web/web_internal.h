@@ -24,8 +24,9 @@ typedef struct web_geometry {
 /* ---- live.c: the newest frame as JPEG -------------------------------------------------------------- */
 typedef struct web_live web_live;
 
-/* Starts the JPEG thread on a new consumer of ring; it writes to wake_fd (an eventfd) after each JPEG. */
-web_live *web_live_start(frame_ring *ring, int wake_fd);
+/* Starts the JPEG thread on consumer (added to the camera's ring at configuration); it writes to wake_fd (an
+ * eventfd) after each JPEG. */
+web_live *web_live_start(frame_consumer *consumer, int wake_fd);
 /* Encoding runs only while watchers > 0 (browsers with an open event stream). */
 void web_live_set_watchers(web_live *live, int watchers);
 /* Metadata of the newest JPEG as a JSON object into buf; 0, or -1 when there is no JPEG yet. */
