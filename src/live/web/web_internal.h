@@ -91,7 +91,8 @@ typedef struct web_request {
 long web_parse_request(const char *buf, size_t len, web_request *rq);
 /* A POST must come from the page itself: 0, or -1 with the reason when the request is cross-origin (Origin or
  * Sec-Fetch-Site say another site) or names a host that is not this server's (DNS rebinding): Host must be an
- * IP address, localhost or this machine's name. */
+ * IP address, localhost or this machine's name. A request without Host, Origin and Sec-Fetch-Site is a script's
+ * (browsers always send Host) and passes. */
 int web_same_origin(const web_request *rq, char *why, size_t whylen);
 /* The value of name in "a=1&b=2" as a double: 0, or -1 when absent or not a finite number. */
 int web_form_double(const char *form, const char *name, double *out);
