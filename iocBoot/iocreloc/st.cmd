@@ -73,6 +73,7 @@ dbLoadRecords "stagemap_zoom.db" "P=$(P),PORT=MAP,PIXEL_SIZE=$(P)cam_pixel_size"
 webServerConfigure("$(RELOC_WEB_ADDRESS=127.0.0.1:8080)", "CAM1", "$(TOP)/web", "$(P)web:")
 webServerStage("$(P)samx", "$(P)samy", "$(P)pssx", "$(P)pssy")
 webServerBeam("$(P)Live:BeamX_RBV", "$(P)Live:BeamY_RBV")
+webServerStopAll("$(P)allstop")
 webServerMoveEnable("$(P)Move:Enable")
 webServerParticles("$(P)det1:X_RBV", "$(P)det1:Y_RBV")
 webServerShow("Registration", "$(P)reg1:Message")

@@ -1,7 +1,7 @@
 """reg1:LoadReference tells the truth (finding 8 of issue 15), through libca (tests/ca_status.py reads the real
 put-callback status): a reference smaller than registration needs (1x1, 3x20000) or an HDF5 file that cannot be
 read fails the put with a message, and the reference in use stays, so frames keep registering; a good file
-completes the put. After failed HDF5 loads the IOC exits cleanly, with no HDF5 handle left open."""
+completes the put; det1:Export to a folder that does not exist fails. After failed HDF5 loads the IOC exits cleanly, with no HDF5 handle left open."""
 import h5py
 import numpy as np
 import tifffile
@@ -58,6 +58,11 @@ def test_degenerate_and_unreadable_references_fail_the_put(tmp_path, ioc_env):
         assert put_status(P + "reg1:LoadReference", 1) == ECA_NORMAL
         assert pv("reg1:ReferencePath").put(f"{tmp_path / 'ref.h5'}:/image", wait=True)
         assert put_status(P + "reg1:LoadReference", 1) == ECA_NORMAL
+        # The detection table's export tells the truth as well.
+        assert pv("det1:ExportPath").put(str(tmp_path / "no" / "such" / "folder" / "table.csv"), wait=True)
+        assert put_status(P + "det1:Export", 1) == ECA_PUTFAIL
+        assert pv("det1:ExportPath").put(str(tmp_path / "table.csv"), wait=True)
+        assert put_status(P + "det1:Export", 1) == ECA_NORMAL and (tmp_path / "table.csv").exists()
     finally:
         code = server.stop()
         server.check_sanitizers()

@@ -65,7 +65,8 @@ static void same_origin_rule(void **state)
         {"Host: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:9999\r\n", 0},
         {"Host: evil.example:8080\r\nOrigin: http://evil.example:8080\r\n", 0},   /* DNS rebinding */
         {"Host: 127.0.0.1:8080\r\nSec-Fetch-Site: cross-site\r\n", 0},
-        {"", 0},                                                              /* no Host at all */
+        {"", 1},                                                   /* a script speaking HTTP/1.0: no Host */
+        {"Origin: http://127.0.0.1:8080\r\n", 0},                          /* a browser always sends Host */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[512], why[256] = "";

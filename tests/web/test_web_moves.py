@@ -1,7 +1,7 @@
 """Moves from the web view that an operator can trust, on the default IOC (st.cmd unchanged), through HTTP (urllib
 and raw sockets) and pyepics: a move is planned from where the stage is when it is asked for, not from the last
-frame a browser saw; the reply is the motors' verdict (4xx and the reason when refused); STOP stops every stage
-motor without Move:Enable; POSTs from another origin are refused; connections that send half a request are
+frame a browser saw; the reply is the motors' verdict (4xx and the reason when refused); STOP stops every motor
+without Move:Enable; POSTs from another origin are refused; connections that send half a request are
 closed."""
 import http.client
 import json
@@ -74,14 +74,14 @@ def test_refused_moves_answer_with_the_motors_reason(web):
     assert status == 400, reply
 
 
-def test_stop_stops_every_stage_motor_without_enable(web):
+def test_stop_stops_every_motor_without_enable(web):
     assert not pv("Move:Enable").get()
-    assert pv("samy").put(6.0)                                           # 6 mm at 2 mm/s: 3 s
-    wait_for(lambda: pv("samy.DMOV").get() == 0, 10, "samy moving")
+    assert pv("samy").put(6.0) and pv("samz").put(-4.0)                 # 6 mm at 2 mm/s, 4 mm at 1 mm/s
+    wait_for(lambda: pv("samy.DMOV").get() == 0 and pv("samz.DMOV").get() == 0, 10, "samy and samz moving")
     status, reply = post(web, "/stop")
     assert status == 200 and reply["ok"], reply
-    wait_for(lambda: pv("samy.DMOV").get() == 1, 10, "samy stopped")
-    assert pv("samy.RBV").get() < 5.0
+    wait_for(lambda: pv("samy.DMOV").get() == 1 and pv("samz.DMOV").get() == 1, 10, "samy and samz stopped")
+    assert pv("samy.RBV").get() < 5.0 and pv("samz.RBV").get() > -3.5
 
 
 def test_cross_origin_posts_are_refused(web):

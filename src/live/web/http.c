@@ -105,7 +105,10 @@ static int host_is_ours(const char *host)
 
 int web_same_origin(const web_request *rq, char *why, size_t whylen)
 {
-    if (!rq->host[0]) return error_set(why, whylen, "a Host header is required");
+    if (!rq->host[0]) {   /* browsers always send Host: without it this is a script (HTTP/1.0), not a page */
+        if (rq->origin[0] || rq->fetch_site[0]) return error_set(why, whylen, "a browser request without Host");
+        return 0;
+    }
     if (!host_is_ours(rq->host))
         return error_set(why, whylen, "Host \"%s\" is not this server (an IP address, localhost or its name)", rq->host);
     if (rq->fetch_site[0] && strcmp(rq->fetch_site, "same-origin") && strcmp(rq->fetch_site, "none"))

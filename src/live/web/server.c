@@ -4,7 +4,7 @@
  * Routes: GET / (the page), GET /frame.jpg (newest JPEG), GET /events (server-sent events: "state" with the
  * parts of the state that changed, "frame" when a new JPEG is ready), POST /move (x, y in um, absolute unless
  * relative=1; answered when the motors are done, with their verdict: 200, or 4xx and the reason), POST /stop
- * (every stage motor, no enable needed). POSTs must come from the page itself (web_same_origin).
+ * (every motor through the stop-all channel, and the stage's; no enable needed). POSTs must come from the page itself (web_same_origin).
  *
  * Connections that send nothing complete for WEB_IDLE_S seconds (idle keep-alive, half-sent headers) are
  * closed; a request waiting for its move is not idle.
@@ -61,7 +61,8 @@ typedef struct web_client {
  * server thread, guarded by `lock`. */
 typedef struct web_move {
     pthread_mutex_t lock;
-    int finished, ok;
+    uintptr_t finished;   /* serial of the move that ended last (the server thread numbers them) */
+    int ok;
     char message[256];
 } web_move;
 
@@ -79,6 +80,7 @@ typedef struct web_server {
     cJSON *last_state;
     uint64_t last_frame;
     web_move move;
+    uintptr_t move_serial;     /* [server thread] the move started last */
     web_client *move_client;   /* [server thread] the client whose POST /move is in flight, if still connected */
     char move_target[128];
 } web_server;
@@ -223,38 +225,34 @@ static void respond_verdict(web_client *c, int status, const char *message)
     respond_text(c, status, "application/json", json);
 }
 
-/* [db locked, any thread] The web view's move ended: hand the verdict to the server thread. */
+/* [db locked, any thread] The web view's move number `user` ended: hand the verdict to the server thread. */
 static void move_done(void *user, int ok, const char *message)
 {
-    web_server *srv = user;
-    pthread_mutex_lock(&srv->move.lock);
-    srv->move.finished = 1;
-    srv->move.ok = ok;
-    str_copy(srv->move.message, message, sizeof srv->move.message);
-    pthread_mutex_unlock(&srv->move.lock);
+    pthread_mutex_lock(&server->move.lock);
+    server->move.finished = (uintptr_t)user;
+    server->move.ok = ok;
+    str_copy(server->move.message, message, sizeof server->move.message);
+    pthread_mutex_unlock(&server->move.lock);
     uint64_t one = 1;
-    if (write(srv->wake_fd, &one, sizeof one) < 0) log_debug("web", "wake: counter full");
+    if (write(server->wake_fd, &one, sizeof one) < 0) log_debug("web", "wake: counter full");
 }
 
 /* Server thread: answers the POST /move whose move ended. */
 static void answer_move(void)
 {
     pthread_mutex_lock(&server->move.lock);
-    int finished = server->move.finished, ok = server->move.ok;
+    int finished = server->move.finished == server->move_serial && server->move_client, ok = server->move.ok;
     char message[256];
     str_copy(message, server->move.message, sizeof message);
-    server->move.finished = 0;
     pthread_mutex_unlock(&server->move.lock);
     if (!finished) return;
     char text[600];
     if (ok) snprintf(text, sizeof text, "at %s", server->move_target);
     else snprintf(text, sizeof text, "the move to %s failed: %s", server->move_target, message);
     if (!ok) log_warn("web", "%s", text);
-    if (server->move_client) {
-        server->move_client->awaiting_move = 0;
-        server->move_client->last_request = time_monotonic();
-        respond_verdict(server->move_client, ok ? 200 : 409, text);
-    }
+    server->move_client->awaiting_move = 0;
+    server->move_client->last_request = time_monotonic();
+    respond_verdict(server->move_client, ok ? 200 : 409, text);
     server->move_client = NULL;
 }
 
@@ -282,12 +280,14 @@ static void serve_move(web_client *c, const web_request *rq)
         respond_verdict(c, 400, "relative must be 0 or 1");
         return;
     }
-    int status = web_state_move(server->state, x, y, relative != 0, move_done, server, msg, sizeof msg);
+    uintptr_t serial = server->move_serial + 1;
+    int status = web_state_move(server->state, x, y, relative != 0, move_done, (void *)serial, msg, sizeof msg);
     if (status) {
         log_warn("web", "move refused: %s", msg);
         respond_verdict(c, status, msg);
         return;
     }
+    server->move_serial = serial;
     str_copy(server->move_target, msg + strlen("moving to "), sizeof server->move_target);
     server->move_client = c;
     c->awaiting_move = 1;
@@ -533,8 +533,8 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     return 0;
 }
 
-/* webServerStage, webServerBeam, webServerMoveEnable, webServerParticles, webServerShow: name channels before
- * iocInit. */
+/* webServerStage, webServerBeam, webServerStopAll, webServerMoveEnable, webServerParticles, webServerShow: name
+ * channels before iocInit. */
 static int channels_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     if (!server) return error_set(err, errlen, "webServerConfigure first");
@@ -544,6 +544,7 @@ static int channels_cmd(int argc, char **argv, char *err, size_t errlen)
     if (!strcmp(argv[0], "webServerStage"))
         web_state_set_stage(server->state, argv[1], argv[2], argc == 5 ? argv[3] : NULL, argc == 5 ? argv[4] : NULL);
     else if (!strcmp(argv[0], "webServerBeam")) web_state_set_beam(server->state, argv[1], argv[2]);
+    else if (!strcmp(argv[0], "webServerStopAll")) web_state_set_stop_all(server->state, argv[1]);
     else if (!strcmp(argv[0], "webServerMoveEnable")) web_state_set_enable(server->state, argv[1]);
     else if (!strcmp(argv[0], "webServerParticles")) web_state_set_particles(server->state, argv[1], argv[2]);
     else web_state_add_show(server->state, argv[1], argv[2]);
@@ -556,6 +557,7 @@ void web_register(void)
                    configure_cmd);
     shell_register("webServerStage", "webServerStage(X_MOTOR, Y_MOTOR [, X_PIEZO, Y_PIEZO])", 2, 4, channels_cmd);
     shell_register("webServerBeam", "webServerBeam(X_CHANNEL, Y_CHANNEL)", 2, 2, channels_cmd);
+    shell_register("webServerStopAll", "webServerStopAll(CHANNEL)", 1, 1, channels_cmd);
     shell_register("webServerMoveEnable", "webServerMoveEnable(CHANNEL)", 1, 1, channels_cmd);
     shell_register("webServerParticles", "webServerParticles(X_ARRAY, Y_ARRAY)", 2, 2, channels_cmd);
     shell_register("webServerShow", "webServerShow(LABEL, CHANNEL)", 2, 2, channels_cmd);

@@ -37,7 +37,7 @@ struct web_state {
     atomic_int changed;
     motion_stage *stage;
     web_channel rbv[MOTION_MOTORS], dmov[MOTION_MOTORS];   /* watched: the page follows every motor */
-    web_channel enable, particles_x, particles_y, beam_x, beam_y;
+    web_channel enable, particles_x, particles_y, beam_x, beam_y, stop_all;
     char show_label[WEB_MAX_SHOWS][64];
     web_channel show[WEB_MAX_SHOWS];
     int nshow;
@@ -74,6 +74,8 @@ void web_state_set_stage(web_state *st, const char *x_motor, const char *y_motor
         set_channel(&st->dmov[i], motors[i], ".DMOV");
     }
 }
+
+void web_state_set_stop_all(web_state *st, const char *channel) { set_channel(&st->stop_all, channel, ""); }
 
 void web_state_set_beam(web_state *st, const char *x_channel, const char *y_channel)
 {
@@ -130,6 +132,7 @@ void web_state_start(web_state *st)
     resolve(st, &st->enable, 1);
     resolve(st, &st->beam_x, 1);
     resolve(st, &st->beam_y, 1);
+    resolve(st, &st->stop_all, 0);
     resolve(st, &st->particles_x, 1);
     resolve(st, &st->particles_y, 1);
     for (int i = 0; i < st->nshow; i++) resolve(st, &st->show[i], 1);
@@ -267,9 +270,17 @@ int web_state_move(web_state *st, double x_um, double y_um, int relative, motion
 
 int web_state_stop_motors(web_state *st, char *msg, size_t msglen)
 {
-    char err[256];
-    if (!st->stage || !motion_stage_ready(st->stage)) return snprintf(msg, msglen, "no stage motors configured"), 503;
-    if (motion_stage_stop(st->stage, err, sizeof err)) return snprintf(msg, msglen, "%s", err), 409;
+    char err[256] = "";
+    int failed = 0;
+    if (st->stop_all.ok) {   /* every motor of the IOC (motor_util.db's allstop) */
+        const short stop = 1;
+        int rc = db_put_field(&st->stop_all.addr, DBR_SHORT, &stop, 1);
+        if (rc != DB_OK) failed = snprintf(err, sizeof err, "%s refused: %s", st->stop_all.name, db_strerror(rc)) > 0;
+    }
+    if (st->stage && motion_stage_ready(st->stage) && motion_stage_stop(st->stage, err, sizeof err)) failed = 1;
+    if (!st->stop_all.ok && !(st->stage && motion_stage_ready(st->stage)))
+        return snprintf(msg, msglen, "no motors configured"), 503;
+    if (failed) return snprintf(msg, msglen, "%s", err), 409;
     log_info("web", "stop requested from the web view");
     return snprintf(msg, msglen, "stopped"), 0;
 }

@@ -45,6 +45,8 @@ web_state *web_state_create(int wake_fd);
 /* Coarse motors and optional piezos on them (NULL: none): the stage position is their sum (drivers/motion). */
 void web_state_set_stage(web_state *st, const char *x_motor, const char *y_motor, const char *x_piezo,
                          const char *y_piezo);
+/* A channel that stops every motor when 1 is written (motor_util.db's $(P)allstop); STOP also stops the stage. */
+void web_state_set_stop_all(web_state *st, const char *channel);
 /* Channels of the calibrated beam pixel (frame pixels), sent to the page for its crosshair and clicks. */
 void web_state_set_beam(web_state *st, const char *x_channel, const char *y_channel);
 /* Particle positions: in um, or in frame pixels when the arrays' EGU is "px" (live detection results). */
@@ -64,7 +66,8 @@ cJSON *web_state_json(web_state *st, const web_geometry *view);
  * disabled, 409 refused, 503 no stage) with the reason; msg says where the stage goes. */
 int web_state_move(web_state *st, double x_um, double y_um, int relative, motion_done_fn done, void *user,
                    char *msg, size_t msglen);
-/* Stops every motor of the stage (no enable needed): 0, or an HTTP status with the reason. */
+/* Stops every motor (the stop-all channel) and the stage's (no enable needed): 0, or an HTTP status with the
+ * reason. */
 int web_state_stop_motors(web_state *st, char *msg, size_t msglen);
 /* At shutdown: no more subscriptions. At exit (after pending moves have completed or failed): frees. */
 void web_state_unsubscribe(web_state *st);
@@ -88,7 +91,8 @@ typedef struct web_request {
 long web_parse_request(const char *buf, size_t len, web_request *rq);
 /* A POST must come from the page itself: 0, or -1 with the reason when the request is cross-origin (Origin or
  * Sec-Fetch-Site say another site) or names a host that is not this server's (DNS rebinding): Host must be an
- * IP address, localhost or this machine's name. */
+ * IP address, localhost or this machine's name. A request without Host, Origin and Sec-Fetch-Site is a script's
+ * (browsers always send Host) and passes. */
 int web_same_origin(const web_request *rq, char *why, size_t whylen);
 /* The value of name in "a=1&b=2" as a double: 0, or -1 when absent or not a finite number. */
 int web_form_double(const char *form, const char *name, double *out);
