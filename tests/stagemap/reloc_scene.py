@@ -25,7 +25,7 @@ REF_SIZE = 1400
 LIVE_PIXEL = 0.25
 LIVE_SIZE = 512
 STATUS = {0: "pending", 1: "found", 2: "ambiguous", 3: "not found", 4: "aborted", 5: "not converged"}
-RESULT = {0: "Running", 1: "Done", 2: "No match", 3: "Aborted", 4: "Failed"}
+RESULT = {0: "Running", 1: "Done", 2: "No match", 3: "Aborted", 4: "Failed", 5: "Out of focus"}
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ def random_remounts(count, seed, max_offset=300.0):
     return out
 
 
-def make_scene(tmp):
-    """Writes the sample under the camera (the chosen particle 21 removed) into tmp; returns the scene."""
+def make_scene(tmp, defocus_um=None):
+    """Writes the sample under the camera (the chosen particle 21 removed) into tmp; returns the scene.
+    defocus_um: the camera sees the sample blurred to this point-spread sigma (the sample height changed)."""
     sample = json.loads((TOP / "sim" / "sample_default.json").read_text())
     particles = [f for f in sample["features"] if f["type"] == "particle"]
     xy = np.array([[f["x"], f["y"]] for f in particles])
@@ -77,6 +78,8 @@ def make_scene(tmp):
     nominal = tmp / "sample.json"
     nominal.write_text(json.dumps(sample))
     particles[chosen[-1]]["removed"] = 1
+    if defocus_um is not None:
+        sample["psf_sigma"] = defocus_um
     on_stage = tmp / "sample_on_stage.json"
     on_stage.write_text(json.dumps(sample))
     stages = np.array([[particles[i]["x"], particles[i]["y"]] for i in chosen])

@@ -116,12 +116,14 @@ def test_a_mirrored_mount_is_detected_and_a_known_flip_is_used(ioc, scene):
     assert_relocated(*relocate(run, keep=[1, 8, 15, 20]), flip_reported=True)
     assert_relocated(*relocate(run, keep=[2, 9, 16, 20], prior_flip=True), flip_reported=False)
     put("Reloc:DetectFlip", 0)             # told there is no mirror: the mirrored mount is not forced to fit
+    put("Reloc:SearchRadius", 150)
     try:
         run2, status, found, residual, report = relocate(run, keep=[3, 10, 20])
         assert RESULT[get("Reloc:Result_RBV")] == "No match", report
         assert list(status) == [0, 0, 0], report
     finally:
         put("Reloc:DetectFlip", 1)
+        put("Reloc:SearchRadius", 400)
 
 
 def test_a_sample_without_the_chosen_particles_is_not_found(ioc, scene):
