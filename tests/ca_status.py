@@ -36,11 +36,13 @@ class PendingPut:
         return self.status
 
 
-def start_put(name, value):
-    """Starts a put with completion of one number to a scalar channel; returns a PendingPut."""
+def start_put(name, value, ftype=None):
+    """Starts a put with completion of one number to a scalar channel, sent as the channel's native type or as
+    ftype (e.g. dbr.DOUBLE: a NaN to an integer field); returns a PendingPut."""
     chid = ca.create_channel(name, connect=True)
     assert ca.connect_channel(chid, timeout=5.0), f"{name} did not connect"
-    ftype = ca.field_type(chid)
+    if ftype is None:
+        ftype = ca.field_type(chid)
     data = (1 * dbr.Map[ftype])()
     data[0] = value
     pending = PendingPut()
@@ -50,6 +52,6 @@ def start_put(name, value):
     return pending
 
 
-def put_status(name, value, timeout=30.0):
+def put_status(name, value, timeout=30.0, ftype=None):
     """A put with completion that waits for it; returns the ECA status."""
-    return start_put(name, value).wait(timeout)
+    return start_put(name, value, ftype).wait(timeout)

@@ -76,7 +76,7 @@ class Ioc:
     """A running relocioc. st_cmd is the text of its startup script, written into workdir."""
 
     def __init__(self, st_cmd, workdir, env=None, binary=None, ready_pattern=r"iocInit.*(done|complete)",
-                 timeout=20.0):
+                 timeout=20.0, stdin=subprocess.DEVNULL):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.st_cmd = self.workdir / "st.cmd"
@@ -86,12 +86,13 @@ class Ioc:
         self.env = dict(env) if env else dict(os.environ)
         self.ready_pattern = re.compile(ready_pattern)
         self.timeout = timeout
+        self.stdin = stdin             # e.g. a pty's slave end: the IOC then runs its interactive shell
         self.proc = None
 
     def start(self, expect_ready=True):
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(self.binary), str(self.st_cmd)], cwd=self.workdir, env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+                                     stdin=self.stdin, stdout=self._log, stderr=subprocess.STDOUT)
         if expect_ready:
             self.wait_for_log(self.ready_pattern, self.timeout)
         return self

@@ -61,7 +61,7 @@ class Simulator:
         return int(self.ask(f"{axis} STATUS?").split()[-1], 16)
 
 
-def st_cmd(port, prefix):
+def st_cmd(port, prefix, after_init=""):
     db = TOP / "db"
     return f"""
 epicsEnvSet STREAM_PROTOCOL_PATH "{TOP / 'protocols'}"
@@ -72,6 +72,7 @@ dbLoadRecords "motor.db" "P={prefix},M=zoom,PORT=MC1,ADDR=6,EGU=mm,MRES=0.001,VE
 dbLoadRecords "camera_stage.db" "P={prefix},ZOOM=zoom"
 dbLoadRecords "motor_util.db" "P={prefix}"
 iocInit
+{after_init}
 """
 
 
@@ -81,13 +82,14 @@ def free_tcp_port():
         return s.getsockname()[1]
 
 
-def start_stage(tmp_dir, prefix, noise=0.3):
-    """A simulator and an IOC on it serving PVs named prefix + ... (waits until every axis has been polled).
+def start_stage(tmp_dir, prefix, noise=0.3, after_init=""):
+    """A simulator and an IOC on it serving PVs named prefix + ... (waits until every axis has been polled);
+    after_init: st.cmd lines run after iocInit.
     Each test module uses its own prefix: a channel left from an IOC stopped earlier in the session must not
     wait out libca's search back-off."""
     sim = Simulator(free_tcp_port(), noise).start()
     env = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    ioc = ioc_module.Ioc(st_cmd(sim.port, prefix), tmp_dir, env=env)
+    ioc = ioc_module.Ioc(st_cmd(sim.port, prefix, after_init), tmp_dir, env=env)
     ioc.start()
     ioc.wait_for_log(r"MC1 axis 6: communication restored", timeout=10)
     return sim, ioc

@@ -365,3 +365,32 @@ def test_jog_runs_until_released(stage):
     pv("samx.JOGR").put(0)
     assert wait_until(lambda: get("samx.DMOV") == 1, 10)
     assert sim_position(sim, "samx") > where + 0.1
+
+
+def test_readbacks_carry_the_time_of_each_readback(stage):
+    """#15 finding 9: during a move every RBV/DRBV update has the time stamp of its own readback, not the time
+    the move started; DMOV/MOVN changes too."""
+    stamps = {"samx.RBV": [], "samx.MOVN": [], "samx.DMOV": []}
+
+    def on_change(pvname=None, timestamp=None, **kw):
+        stamps[pvname[len(P):]].append(timestamp)
+
+    pvs = [epics.PV(P + name, form="time", auto_monitor=True) for name in stamps]
+    for p in pvs:
+        assert p.wait_for_connection(5.0)
+    put_wait("samx", 0.0)
+    for p in pvs:
+        p.add_callback(on_change)
+    started = time.time()
+    put_wait("samx", 2.0)                             # 1 s at VELO 2
+    assert wait_until(lambda: stamps["samx.DMOV"][-1:] and stamps["samx.DMOV"][-1] > started, 5)
+    for p in pvs:
+        p.clear_callbacks()
+    rbv = stamps["samx.RBV"]
+    assert len(rbv) >= 5, rbv
+    assert all(b > a for a, b in zip(rbv, rbv[1:])), f"RBV time stamps do not advance: {rbv}"
+    assert rbv[-1] - rbv[0] > 0.5, "the updates of a 1 s move span most of it"
+    assert all(started - 1.0 < t < time.time() + 1.0 for t in rbv)
+    movn, dmov = stamps["samx.MOVN"], stamps["samx.DMOV"]
+    assert len(movn) >= 2 and movn[-1] > movn[0]     # 0 -> 1 at the start, 1 -> 0 at the end
+    assert dmov[-1] >= rbv[-1] - 0.01 and dmov[-1] > dmov[0]

@@ -94,12 +94,18 @@ static void send_fault(int port, const char *line)
 }
 
 /* The simulator of the running test; the teardown stops it even when an assertion failed. */
-static motor_sim sim;
+static motor_sim *sim;
+
+static void stop_sim(void)
+{
+    motor_sim_stop(sim);
+    sim = NULL;
+}
 
 static int stop_simulator(void **state)
 {
     (void)state;
-    motor_sim_stop(&sim);
+    stop_sim();
     return 0;
 }
 
@@ -107,9 +113,10 @@ static void moves_home_and_status(void **state)
 {
     (void)state;
     char err[256];
-    assert_int_equal(motor_sim_start(0, 3, "--noise 0 --range 50000", &sim, err, sizeof err), 0);
+    sim = motor_sim_start(0, 3, "--noise 0 --range 50000", err, sizeof err);
+    assert_non_null(sim);
     char where[64];
-    snprintf(where, sizeof where, "127.0.0.1:%d", sim.port);
+    snprintf(where, sizeof where, "127.0.0.1:%d", motor_sim_port(sim));
     motor_controller *c = motor_controller_create("T1", where, proto_path, 3, err, sizeof err);
     if (!c)
         fail_msg("%s", err);
@@ -153,15 +160,16 @@ static void moves_home_and_status(void **state)
     assert_true(s.connected);
 
     motor_controller_destroy(c);
-    motor_sim_stop(&sim);
+    stop_sim();
 }
 
 static void faults_disconnect_and_reconnect(void **state)
 {
     (void)state;
     char err[256];
-    assert_int_equal(motor_sim_start(0, 2, "--noise 0", &sim, err, sizeof err), 0);
-    int port = sim.port;
+    sim = motor_sim_start(0, 2, "--noise 0", err, sizeof err);
+    assert_non_null(sim);
+    int port = motor_sim_port(sim);
     char where[64];
     snprintf(where, sizeof where, "127.0.0.1:%d", port);
     motor_controller *c = motor_controller_create("T2", where, proto_path, 2, err, sizeof err);
@@ -185,12 +193,13 @@ static void faults_disconnect_and_reconnect(void **state)
     command(c, 1, MOTOR_CMD_SET_SPEED, 0);
     unsigned long seq = command(c, 1, MOTOR_CMD_MOVE, 1000000);
     wait_for(c, 1, is_moving, seq, 5.0);
-    motor_sim_stop(&sim);
+    stop_sim();
     wait_for(c, 1, is_disconnected, 0, 5.0);
     seq = command(c, 1, MOTOR_CMD_MOVE, 777);
     motor_axis_snapshot s = wait_for(c, 1, has_run, seq, 5.0);
     assert_int_equal(s.failed, seq);
-    assert_int_equal(motor_sim_start(port, 2, "--noise 0", &sim, err, sizeof err), 0);
+    sim = motor_sim_start(port, 2, "--noise 0", err, sizeof err);
+    assert_non_null(sim);
     s = wait_for(c, 1, is_connected, 0, 10.0);
     usleep(300000);
     motor_axis_snapshot_get(c, 1, &s);
@@ -201,7 +210,7 @@ static void faults_disconnect_and_reconnect(void **state)
     assert_true(s.position == 500.0);
 
     motor_controller_destroy(c);
-    motor_sim_stop(&sim);
+    stop_sim();
 }
 
 static void bad_configuration_is_refused(void **state)

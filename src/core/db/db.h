@@ -221,7 +221,8 @@ typedef struct db_record_type {
      * device support calls db_request_process(). */
     long (*process)(db_record *rec);
     /* [locked] Called before (after = 0) and after (after = 1) a client put to a DBFLD_SPECIAL field.
-     * Returning non-zero before the put rejects it. */
+     * Returning non-zero before the put rejects it; after the put of a scalar, it refuses the value stored
+     * (NaN, a zero step size, ...): db puts the previous value back and the put fails (DB_ERR_FAILED). */
     int (*special)(const db_addr *addr, int after);
     /* [locked] Array fields: current storage, element count and capacity. */
     void *(*get_array)(const db_addr *addr, long *nelem, long *capacity);

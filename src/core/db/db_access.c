@@ -169,12 +169,19 @@ int db_put_span(const db_addr *addr, const db_span *src, long nelem)
     if (!st.data) return DB_ERR_STATE;
     int special = (f->flags & DBFLD_SPECIAL) && !is_common_field(f) && rec->rtype->special;
     if (special && rec->rtype->special(addr, 0) != 0) return DB_ERR_FAILED;
+    /* a scalar's previous value, put back when special() refuses the new one */
+    char before[DB_LINK_SIZE];
+    int can_refuse = special && !(f->flags & DBFLD_ARRAY) && !addr->long_string && st.elem_size <= sizeof before;
+    if (can_refuse) memcpy(before, st.data, st.elem_size);
     unsigned old_scan = rec->scan;
     status = store_elements(addr, &st, src, nelem);
     if (status != DB_OK) return status;
+    if (special && rec->rtype->special(addr, 1) != 0 && can_refuse) {
+        memcpy(st.data, before, st.elem_size);
+        return DB_ERR_FAILED;
+    }
     if (strcmp(f->name, "VAL") == 0) rec->udf = 0;     /* as EPICS dbPut: a written value is defined */
     if (is_common_field(f) && is_scan_field(f)) db_scan_record_changed(rec, old_scan);
-    if (special) rec->rtype->special(addr, 1);
     int value_put_processes = (f->flags & DBFLD_PROCESS) && strcmp(field_name(addr), "VAL") == 0;
     if (!value_put_processes) db_post_events(rec, db_field_ptr(rec, f), DBE_VALUE | DBE_LOG);
     /* units, limits, precision, state strings describe every field of the record: as in EPICS, a property

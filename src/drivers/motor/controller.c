@@ -75,7 +75,9 @@ static void notify_if_changed(motor_controller *c, int axis, const motor_axis_sn
 {
     pthread_mutex_lock(&c->lock);
     axis_state *a = &c->axes[axis - 1];
-    int changed = memcmp(before, &a->snap, sizeof *before) != 0;
+    motor_axis_snapshot now = a->snap;
+    now.stamp = before->stamp;   /* a poll that saw nothing new is no change */
+    int changed = memcmp(before, &now, sizeof now) != 0;
     motor_listener_fn fn = a->listener;
     void *user = a->listener_user;
     pthread_mutex_unlock(&c->lock);
@@ -149,6 +151,7 @@ static int poll_axis(motor_controller *c, int axis)
     pthread_mutex_lock(&c->lock);
     axis_state *a = &c->axes[axis - 1];
     motor_axis_snapshot before = a->snap;
+    a->snap.stamp = time_wall();
     if (rc == STREAM_OK) {
         a->snap.connected = 1;
         a->snap.comm_ok = 1;

@@ -1,6 +1,7 @@
 /* devmotor.c -- binds records to the motor driver and configures it from st.cmd:
- *   - device support "reloc motor" (motor records, OUT "@CONTROLLER AXIS"): the axis listener has the record
- *     processed whenever the controller's view of the axis changes;
+ *   - device support "reloc motor" (motor records, OUT "@CONTROLLER AXIS"): issues the commands record support
+ *     plans to the axis's controller, gives the axis's state back, and has the record processed whenever the
+ *     controller's view of the axis changes (the axis listener);
  *   - "reloc motor allstop" (bo: writing 1 stops every motor) and "reloc motor status" (bi: 1 when every motor
  *     is done, i.e. alldone; longin: how many motors are moving), I/O Intr on every DMOV change;
  *   - st.cmd commands simMotorStart and motorControllerCreate, and motor_register().
@@ -23,7 +24,7 @@ static db_ioscan *status_scan;      /* alldone/moving records (db lock; freed by
 
 #define MAX_SIMS 8
 static pthread_mutex_t sims_lock = PTHREAD_MUTEX_INITIALIZER;
-static motor_sim sims[MAX_SIMS];
+static motor_sim *sims[MAX_SIMS];
 static int nsims;
 static int shutdown_hook_set;       /* shell thread only */
 
@@ -69,9 +70,32 @@ static size_t moving_count(void)
     return n;
 }
 
+/* The axis a motor record drives (dpvt), from OUT "@CONTROLLER AXIS". */
+typedef struct motor_axis_binding {
+    motor_controller *controller;
+    int axis;
+} motor_axis_binding;
+
 static void axis_changed(void *user)
 {
     db_request_process(user);
+}
+
+static unsigned long motor_dev_issue(motor_record *m, const motor_command *command)
+{
+    motor_axis_binding *b = m->common.dpvt;
+    return b ? motor_axis_command(b->controller, b->axis, command) : 0;
+}
+
+static int motor_dev_axis_state(motor_record *m, motor_axis_snapshot *out)
+{
+    motor_axis_binding *b = m->common.dpvt;
+    if (!b) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    motor_axis_snapshot_get(b->controller, b->axis, out);
+    return 0;
 }
 
 /* OUT "@MC1 2": controller MC1, axis 2. */
@@ -153,7 +177,11 @@ static long status_io(db_record *rec)
     return 2;
 }
 
-static const db_dset motor_dset = {.name = "reloc motor", .record_type = "motor", .init_record = motor_dev_init};
+static const motor_dset reloc_motor_dset = {
+    .common = {.name = "reloc motor", .record_type = "motor", .init_record = motor_dev_init},
+    .issue = motor_dev_issue,
+    .axis_state = motor_dev_axis_state,
+};
 static const db_dset allstop_dset = {.name = "reloc motor allstop", .record_type = "bo", .io = allstop_io};
 static const db_dset alldone_dset = {.name = "reloc motor status", .record_type = "bi", .init_record = status_init,
                                      .get_ioint = status_ioint, .io = status_io};
@@ -167,7 +195,7 @@ static void stop_sims(void)
 {
     pthread_mutex_lock(&sims_lock);
     for (int i = 0; i < nsims; i++)
-        motor_sim_stop(&sims[i]);
+        motor_sim_stop(sims[i]);
     nsims = 0;
     pthread_mutex_unlock(&sims_lock);
 }
@@ -195,14 +223,20 @@ static int cmd_sim_start(int argc, char **argv, char *err, size_t errlen)
         (argc > 2 && shell_arg_long(argv[2], "axes", &axes, err, errlen) < 0))
         return -1;
     pthread_mutex_lock(&sims_lock);
+    for (int i = 0; i < nsims; i++) {   /* a simulator that died (and was reaped) frees its slot and port */
+        if (motor_sim_exited(sims[i])) {
+            motor_sim_stop(sims[i]);
+            sims[i--] = sims[--nsims];
+        }
+    }
     int full = nsims == MAX_SIMS;
     pthread_mutex_unlock(&sims_lock);
     if (full) {
         snprintf(err, errlen, "at most %d simulators", MAX_SIMS);
         return -1;
     }
-    motor_sim sim;
-    if (motor_sim_start((int)port, (int)axes, argc > 3 ? argv[3] : NULL, &sim, err, errlen) < 0)
+    motor_sim *sim = motor_sim_start((int)port, (int)axes, argc > 3 ? argv[3] : NULL, err, errlen);
+    if (!sim)
         return -1;
     static int atexit_set;
     if (!atexit_set) {
@@ -212,9 +246,11 @@ static int cmd_sim_start(int argc, char **argv, char *err, size_t errlen)
     pthread_mutex_lock(&sims_lock);
     sims[nsims++] = sim;
     pthread_mutex_unlock(&sims_lock);
-    char text[16];
-    snprintf(text, sizeof text, "%d", sim.port);
-    setenv("MOTOR_SIM_PORT", text, 1);   /* st.cmd can then say "127.0.0.1:$(MOTOR_SIM_PORT)" */
+    if (!shell_iocinit_done()) {   /* st.cmd can then say "127.0.0.1:$(MOTOR_SIM_PORT)"; no setenv among threads */
+        char text[16];
+        snprintf(text, sizeof text, "%d", motor_sim_port(sim));
+        setenv("MOTOR_SIM_PORT", text, 1);
+    }
     ensure_shutdown_hook();
     return 0;
 }
@@ -233,7 +269,7 @@ static int cmd_controller_create(int argc, char **argv, char *err, size_t errlen
 
 void motor_device_register(void)
 {
-    db_register_dset(&motor_dset);
+    db_register_dset(&reloc_motor_dset.common);
     db_register_dset(&allstop_dset);
     db_register_dset(&alldone_dset);
     db_register_dset(&moving_dset);
@@ -244,7 +280,8 @@ void motor_register(void)
     motor_record_register();
     motor_device_register();
     shell_register("simMotorStart", "simMotorStart(port, [axes], [\"options\"]): start reloc-sim-motor on "
-                   "127.0.0.1:port (0 = any free port), stopped when the IOC exits", 1, 3, cmd_sim_start);
+                   "127.0.0.1:port (0 = any free port), stopped when the IOC exits; after iocInit it restarts a "
+                   "simulator that died: simMotorStart $(MOTOR_SIM_PORT)", 1, 3, cmd_sim_start);
     shell_register("motorControllerCreate", "motorControllerCreate(name, \"host:port\", \"file.proto\", axes): "
                    "a motor controller driven through a protocol file (STREAM_PROTOCOL_PATH)", 4, 4,
                    cmd_controller_create);

@@ -18,6 +18,7 @@
 #define RELOC_MOTOR_H
 
 #include <stddef.h>
+#include <time.h>
 
 /* Registers the motor record type, its device support and the st.cmd commands. */
 void motor_register(void);
@@ -63,6 +64,7 @@ typedef struct motor_axis_snapshot {
     unsigned long executed;        /* highest sequence number that has run (successfully or not) */
     unsigned long failed;          /* highest sequence number that failed (0: none) */
     unsigned long polled;          /* the latest successful poll ran after every command up to this one */
+    struct timespec stamp;         /* wall-clock time of the latest poll reply (or of the poll that failed) */
     char error[128];               /* why `failed` failed */
 } motor_axis_snapshot;
 
@@ -85,16 +87,16 @@ void motor_axis_listen(motor_controller *controller, int axis, motor_listener_fn
 
 /* ------------------------------------------------------------------------------------------------------
  * The simulator as a child process (st.cmd simMotorStart, tests). The binary is looked up in $RELOC_BIN, then
- * next to the running executable, then in ../bin relative to it. port 0 picks a free port.
+ * next to the running executable, then in ../bin relative to it. port 0 picks a free port. A simulator that
+ * dies is reaped at once and logged; a new one can then be started on the same port.
  */
-typedef struct motor_sim {
-    int pid;
-    int port;                      /* the port it listens on */
-} motor_sim;
+typedef struct motor_sim motor_sim;
 
-/* extra_args: further command-line options (e.g. "--noise 0"), may be NULL. */
-int motor_sim_start(int port, int axes, const char *extra_args, motor_sim *sim, char *err, size_t errlen);
-/* SIGTERM and wait. */
+/* extra_args: further command-line options (e.g. "--noise 0"), may be NULL. NULL with err on failure. */
+motor_sim *motor_sim_start(int port, int axes, const char *extra_args, char *err, size_t errlen);
+int motor_sim_port(const motor_sim *sim);                   /* the port it listens on */
+int motor_sim_exited(motor_sim *sim);                       /* 1 once it has exited (it is reaped) */
+/* SIGTERM unless it already exited, wait, free. */
 void motor_sim_stop(motor_sim *sim);
 
 #endif

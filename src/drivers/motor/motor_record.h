@@ -1,5 +1,5 @@
 /* motor_record.h -- what record.c (the motor record type) and devmotor.c (its device support, the allstop and
- * status records, the st.cmd commands) share. Private to src/drivers/motor. Everything here is guarded by the db lock
+ * status records, the st.cmd commands) share: the record's struct and the device-support entry points. Private to src/drivers/motor. Everything here is guarded by the db lock
  * unless marked otherwise. */
 #ifndef RELOC_MOTOR_RECORD_H
 #define RELOC_MOTOR_RECORD_H
@@ -51,11 +51,17 @@ typedef struct motor_record {
     int synced;                  /* targets were aligned with the first readback */
 } motor_record;
 
-/* The axis a record drives (dpvt), made by the device support from OUT "@CONTROLLER AXIS". */
-typedef struct motor_axis_binding {
-    motor_controller *controller;
-    int axis;
-} motor_axis_binding;
+/* Device support of the motor record: the write path, as a motor record's dset is in EPICS. Record support
+ * plans the motion (soft limits, backlash, retries) in raw units and hands each controller command to device
+ * support, which issues it to the axis driver; device support also gives the axis's state back. Every dset
+ * registered for record type "motor" is a motor_dset. */
+typedef struct motor_dset {
+    db_dset common;
+    /* Queues one command for the record's axis; returns its sequence number (0: the record has no axis). */
+    unsigned long (*issue)(motor_record *m, const motor_command *command);
+    /* The axis's latest state; 0, or -1 (out zeroed) when the record has no axis. */
+    int (*axis_state)(motor_record *m, motor_axis_snapshot *out);
+} motor_dset;
 
 extern const db_record_type motor_record_type;
 void motor_record_register(void);

@@ -41,7 +41,7 @@ enum { SPMG_STOP, SPMG_PAUSE, SPMG_MOVE, SPMG_GO };
 
 #define RO DBFLD_READONLY
 #define CMD (DBFLD_SPECIAL | DBFLD_PROCESS)    /* a command: acts in special(), processes the record */
-#define SP DBFLD_SPECIAL
+#define SP DBFLD_SPECIAL   /* checked (and refused when invalid) in special() */
 #define PROP DBFLD_PROPERTY
 
 static const db_field_desc motor_fields[] = {
@@ -51,22 +51,22 @@ static const db_field_desc motor_fields[] = {
     F("RMP", DBF_LONG, rrbv, RO), F("DIFF", DBF_DOUBLE, diff, RO), F("RDIF", DBF_LONG, rdif, RO),
     FI("DMOV", DBF_SHORT, dmov, RO, "1"), F("MOVN", DBF_SHORT, movn, RO), F("STOP", DBF_SHORT, stop, CMD),
     FM("SPMG", spmg, CMD, motorSPMG, "Go"),
-    FI("VELO", DBF_DOUBLE, velo, 0, "1"), F("VBAS", DBF_DOUBLE, vbas, 0), F("VMAX", DBF_DOUBLE, vmax, 0),
-    FI("ACCL", DBF_DOUBLE, accl, 0, "0.2"), F("BDST", DBF_DOUBLE, bdst, 0), FI("BVEL", DBF_DOUBLE, bvel, 0, "1"),
-    FI("BACC", DBF_DOUBLE, bacc, 0, "0.2"), FI("HVEL", DBF_DOUBLE, hvel, 0, "1"),
+    FI("VELO", DBF_DOUBLE, velo, SP, "1"), F("VBAS", DBF_DOUBLE, vbas, SP), F("VMAX", DBF_DOUBLE, vmax, SP),
+    FI("ACCL", DBF_DOUBLE, accl, SP, "0.2"), F("BDST", DBF_DOUBLE, bdst, SP), FI("BVEL", DBF_DOUBLE, bvel, SP, "1"),
+    FI("BACC", DBF_DOUBLE, bacc, SP, "0.2"), FI("HVEL", DBF_DOUBLE, hvel, SP, "1"),
     F("HLM", DBF_DOUBLE, hlm, SP | PROP), F("LLM", DBF_DOUBLE, llm, SP | PROP),
     F("DHLM", DBF_DOUBLE, dhlm, SP | PROP), F("DLLM", DBF_DOUBLE, dllm, SP | PROP),
     F("HLS", DBF_SHORT, hls, RO), F("LLS", DBF_SHORT, lls, RO), F("LVIO", DBF_SHORT, lvio, RO),
-    FI("TWV", DBF_DOUBLE, twv, 0, "1"), F("TWF", DBF_SHORT, twf, CMD), F("TWR", DBF_SHORT, twr, CMD),
+    FI("TWV", DBF_DOUBLE, twv, SP, "1"), F("TWF", DBF_SHORT, twf, CMD), F("TWR", DBF_SHORT, twr, CMD),
     F("HOMF", DBF_SHORT, homf, CMD), F("HOMR", DBF_SHORT, homr, CMD),
-    F("JOGF", DBF_SHORT, jogf, CMD), F("JOGR", DBF_SHORT, jogr, CMD), FI("JVEL", DBF_DOUBLE, jvel, 0, "1"),
+    F("JOGF", DBF_SHORT, jogf, CMD), F("JOGR", DBF_SHORT, jogr, CMD), FI("JVEL", DBF_DOUBLE, jvel, SP, "1"),
     F("OFF", DBF_DOUBLE, off, SP), FM("DIR", dir, SP, motorDIR, "Pos"), FM("FOFF", foff, 0, motorFOFF, "Variable"),
     FM("SET", set, 0, motorSET, "Use"), FM("CNEN", cnen, SP, motorTORQ, "Enable"),
     FM("UEIP", ueip, 0, motorUEIP, "No"), FM("URIP", urip, 0, motorUEIP, "No"),
     F("EGU", DBF_STRING, egu, PROP), FI("PREC", DBF_SHORT, prec, PROP, "3"),
-    FI("MRES", DBF_DOUBLE, mres, SP, "0.001"), FI("ERES", DBF_DOUBLE, eres, 0, "0.001"),
-    FI("RDBD", DBF_DOUBLE, rdbd, 0, "0.002"), FI("RTRY", DBF_SHORT, rtry, 0, "10"),
-    F("RCNT", DBF_SHORT, rcnt, RO), F("MISS", DBF_SHORT, miss, RO), F("DLY", DBF_DOUBLE, dly, 0),
+    FI("MRES", DBF_DOUBLE, mres, SP, "0.001"), FI("ERES", DBF_DOUBLE, eres, SP, "0.001"),
+    FI("RDBD", DBF_DOUBLE, rdbd, SP, "0.002"), FI("RTRY", DBF_SHORT, rtry, SP, "10"),
+    F("RCNT", DBF_SHORT, rcnt, RO), F("MISS", DBF_SHORT, miss, RO), F("DLY", DBF_DOUBLE, dly, SP),
     F("MSTA", DBF_ULONG, msta, RO), F("MIP", DBF_USHORT, mip, RO), F("TDIR", DBF_SHORT, tdir, RO),
     F("ATHM", DBF_SHORT, athm, RO), FI("VERS", DBF_FLOAT, vers, RO, "7.3"),
     F("OUT", DBF_OUTLINK, out, 0),
@@ -129,13 +129,18 @@ static void set_long(motor_record *m, int32_t *field, double v)
 static double dir_sign(const motor_record *m) { return m->dir ? -1.0 : 1.0; }
 static double user_from_dial(const motor_record *m, double dial) { return dir_sign(m) * dial + m->off; }
 static double dial_from_user(const motor_record *m, double user) { return (user - m->off) * dir_sign(m); }
-static double mres(const motor_record *m) { return m->mres != 0.0 ? m->mres : 1.0; }
 
 static void derive_user_limits(motor_record *m)
 {
     double a = user_from_dial(m, m->dhlm), b = user_from_dial(m, m->dllm);
     set_double(m, &m->hlm, fmax(a, b));
     set_double(m, &m->llm, fmin(a, b));
+}
+
+/* Whether a dial position is a step count the controller can be sent (a 32-bit raw position, as RVAL). */
+static int raw_in_range(const motor_record *m, double dial)
+{
+    return fabs(dial / m->mres) < 2147483647.0;
 }
 
 static int outside_soft_limits(const motor_record *m, double dial)
@@ -150,7 +155,7 @@ static void set_targets_from_dial(motor_record *m, double dial)
 {
     set_double(m, &m->dval, dial);
     set_double(m, &m->val, user_from_dial(m, dial));
-    set_long(m, &m->rval, dial / mres(m));
+    set_long(m, &m->rval, dial / m->mres);
 }
 
 /* After a stop, a homing or a limit: the targets follow the readback so nothing restarts. */
@@ -176,24 +181,32 @@ static void set_mip(motor_record *m, unsigned mip)
 /* ------------------------------------------------------------------------------------------------------
  * Commands to the axis
  */
+/* The record's device support; NULL when its DTYP is not a motor device support (then it never moves). */
+static const motor_dset *device(const motor_record *m)
+{
+    const db_dset *d = m->common.dset;
+    return d && d->record_type && !strcmp(d->record_type, motor_record_type.name) ? (const motor_dset *)d : NULL;
+}
+
+/* Hands a command to device support; with a speed, a SET_SPEED precedes it. Returns the last sequence number. */
 static unsigned long send(motor_record *m, motor_cmd_kind kind, double position, double speed_egu, double accl)
 {
-    motor_axis_binding *b = m->common.dpvt;
-    if (!b)
+    const motor_dset *dev = device(m);
+    if (!dev)
         return 0;
-    double steps = fabs(mres(m));
+    double steps = fabs(m->mres);
     if (kind == MOTOR_CMD_MOVE || kind == MOTOR_CMD_HOME_FORWARD || kind == MOTOR_CMD_HOME_REVERSE) {
         double speed = speed_egu > 0.0 ? speed_egu : 1.0;
         if (m->vmax > 0.0 && speed > m->vmax)
             speed = m->vmax;
         motor_command sp = {.kind = MOTOR_CMD_SET_SPEED, .velocity = speed / steps,
                             .acceleration = speed / (accl > 0.0 ? accl : 0.01) / steps};
-        unsigned long first = motor_axis_command(b->controller, b->axis, &sp);
+        unsigned long first = dev->issue(m, &sp);
         if (!m->first_seq)
             m->first_seq = first;
     }
     motor_command cmd = {.kind = kind, .position = position, .enable = m->cnen};
-    unsigned long seq = motor_axis_command(b->controller, b->axis, &cmd);
+    unsigned long seq = dev->issue(m, &cmd);
     if (!m->first_seq)
         m->first_seq = seq;
     return seq;
@@ -201,7 +214,7 @@ static unsigned long send(motor_record *m, motor_cmd_kind kind, double position,
 
 static void start_leg(motor_record *m, double dial, double speed, double accl)
 {
-    m->seq = send(m, MOTOR_CMD_MOVE, llround(dial / mres(m)), speed, accl);
+    m->seq = send(m, MOTOR_CMD_MOVE, llround(dial / m->mres), speed, accl);
 }
 
 /* Starts the motion to a dial target (VAL/DVAL/RVAL already set); refuses it outside the soft limits. */
@@ -211,11 +224,13 @@ static void begin_move(motor_record *m, double dial)
     int use_backlash = m->bdst != 0.0 && fabs(dial - m->drbv) > m->rdbd;
     /* Already approaching in the preferred direction and within one backlash distance: one slow leg. */
     int direct_slow = use_backlash && (dial - m->drbv) * m->bdst > 0.0 && fabs(dial - m->drbv) <= fabs(m->bdst);
-    if (outside_soft_limits(m, dial) || (use_backlash && !direct_slow && outside_soft_limits(m, backlash_start))) {
+    if (outside_soft_limits(m, dial) || (use_backlash && !direct_slow && outside_soft_limits(m, backlash_start)) ||
+        !raw_in_range(m, dial) || !raw_in_range(m, backlash_start)) {
         set_short(m, &m->lvio, 1);
         log_info("motor", "%s: target %g outside soft limits %g..%g: not moving", m->common.name,
                  user_from_dial(m, dial), m->llm, m->hlm);
         set_targets_from_dial(m, m->last_dval);
+        db_notify_fail(&m->common, DB_ERR_FAILED);   /* a put-callback on the refused move reports it */
         return;
     }
     set_short(m, &m->lvio, 0);
@@ -258,7 +273,7 @@ static void calibrate(motor_record *m, int field_is_val)
 {
     if (field_is_val && m->foff == 0) {   /* Variable offset: only OFF changes */
         set_double(m, &m->dval, m->last_dval);
-        set_long(m, &m->rval, m->dval / mres(m));
+        set_long(m, &m->rval, m->dval / m->mres);
         set_double(m, &m->off, m->val - dir_sign(m) * m->dval);
         set_double(m, &m->rbv, user_from_dial(m, m->drbv));
         derive_user_limits(m);
@@ -273,7 +288,7 @@ static void calibrate(motor_record *m, int field_is_val)
         set_double(m, &m->val, user_from_dial(m, m->dval));
     }
     m->first_seq = 0;
-    m->seq = send(m, MOTOR_CMD_SET_POSITION, llround(m->dval / mres(m)), 0, 0);
+    m->seq = send(m, MOTOR_CMD_SET_POSITION, llround(m->dval / m->mres), 0, 0);
     m->phase = PHASE_LOAD;
     set_mip(m, MIP_LOAD_P);
 }
@@ -284,12 +299,12 @@ static void drive(motor_record *m, drive_kind kind)
 {
     if (kind == DRIVE_USER) {
         set_double(m, &m->dval, dial_from_user(m, m->val));
-        set_long(m, &m->rval, m->dval / mres(m));
+        set_long(m, &m->rval, m->dval / m->mres);
     } else {
         if (kind == DRIVE_RAW)
-            set_double(m, &m->dval, m->rval * mres(m));
+            set_double(m, &m->dval, m->rval * m->mres);
         else
-            set_long(m, &m->rval, m->dval / mres(m));
+            set_long(m, &m->rval, m->dval / m->mres);
         set_double(m, &m->val, user_from_dial(m, m->dval));
     }
     post(m, &m->val);
@@ -313,7 +328,7 @@ static void home(motor_record *m, int forward)
 static void jog(motor_record *m, int forward)
 {
     int dial_up = forward == (m->dir == 0);
-    double far = fabs(mres(m)) * 2e9;
+    double far = fabs(m->mres) * 2e9;
     double dial = m->dhlm == 0.0 && m->dllm == 0.0 ? (dial_up ? far : -far) : (dial_up ? m->dhlm : m->dllm);
     set_dmov(m, 0);
     set_short(m, &m->lvio, 0);
@@ -340,6 +355,58 @@ static void spmg_changed(motor_record *m)
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * Values no motor record accepts
+ */
+static int is_one_of(const char *name, const char *const *names)
+{
+    for (; *names; names++)
+        if (!strcmp(name, *names))
+            return 1;
+    return 0;
+}
+
+/* Why a value just written to a field cannot be used (NULL: it can). Integer and menu fields never receive
+ * NaN or Inf (db refuses them at the conversion); every double field is checked here. */
+static const char *invalid_value(const motor_record *m, const db_field_desc *f, const void *value)
+{
+    static const char *const speeds[] = {"VELO", "BVEL", "HVEL", "JVEL", NULL};
+    static const char *const not_negative[] = {"VBAS", "VMAX", "ACCL", "BACC", "RDBD", "DLY", NULL};
+    if (f->type == DBF_SHORT)
+        return !strcmp(f->name, "RTRY") && *(const int16_t *)value < 0 ? "a negative retry count" : NULL;
+    if (f->type != DBF_DOUBLE)
+        return NULL;
+    double v = *(const double *)value;
+    if (!isfinite(v))
+        return "not a finite number";
+    if ((!strcmp(f->name, "MRES") || !strcmp(f->name, "ERES")) && v == 0.0)
+        return "a step size of 0";
+    if (is_one_of(f->name, speeds) && v <= 0.0)
+        return "a speed must be > 0";
+    if (is_one_of(f->name, not_negative) && v < 0.0)
+        return "must not be negative";
+    if (!strcmp(f->name, "VBAS") && m->vmax > 0.0 && v > m->vmax)
+        return "VBAS above VMAX";
+    if (!strcmp(f->name, "VMAX") && v > 0.0 && v < m->vbas)
+        return "VMAX below VBAS";
+    return NULL;
+}
+
+/* VELO stays within VBAS..VMAX (VMAX 0: no maximum), as the motor record keeps it. */
+static void clamp_velocity(motor_record *m)
+{
+    double velo = m->velo;
+    if (m->vmax > 0.0 && velo > m->vmax)
+        velo = m->vmax;
+    if (velo < m->vbas)
+        velo = m->vbas;
+    if (velo != m->velo) {
+        log_info("motor", "%s: VELO %g outside VBAS..VMAX %g..%g: set to %g", m->common.name, m->velo, m->vbas,
+                 m->vmax, velo);
+        set_double(m, &m->velo, velo);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * Record support
  */
 static int motor_special(const db_addr *addr, int after)
@@ -347,12 +414,20 @@ static int motor_special(const db_addr *addr, int after)
     motor_record *m = (motor_record *)addr->rec;
     const char *name = addr->field->name;
     if (!db_is_running())
-        return 0;   /* load time: plain stores, init_record derives the rest */
+        return 0;   /* load time: plain stores, init_record checks and derives the rest */
     if (!after) {
         m->last_val = m->val;
         m->last_dval = m->dval;
         return 0;
     }
+    const void *value = db_field_ptr(addr->rec, addr->field);
+    const char *why = invalid_value(m, addr->field, value);
+    if (why) {
+        double number = addr->field->type == DBF_DOUBLE ? *(const double *)value : *(const int16_t *)value;
+        log_warn("motor", "%s.%s = %g refused: %s", m->common.name, name, number, why);
+        return -1;   /* db puts the previous value back and fails the put */
+    }
+    m->common.time = time_wall();   /* what this put changes is posted with the time of the put */
     if (!strcmp(name, "VAL")) drive(m, DRIVE_USER);
     else if (!strcmp(name, "DVAL")) drive(m, DRIVE_DIAL);
     else if (!strcmp(name, "RVAL")) drive(m, DRIVE_RAW);
@@ -402,7 +477,9 @@ static int motor_special(const db_addr *addr, int after)
     } else if (!strcmp(name, "DHLM") || !strcmp(name, "DLLM")) {
         derive_user_limits(m);
     } else if (!strcmp(name, "MRES")) {
-        set_long(m, &m->rval, m->dval / mres(m));
+        set_long(m, &m->rval, m->dval / m->mres);
+    } else if (!strcmp(name, "VELO") || !strcmp(name, "VBAS") || !strcmp(name, "VMAX")) {
+        clamp_velocity(m);
     } else if (!strcmp(name, "CNEN")) {
         send(m, MOTOR_CMD_ENABLE, 0, 0, 0);
     }
@@ -414,8 +491,18 @@ static int motor_init(db_record *rec, int pass)
     motor_record *m = (motor_record *)rec;
     if (pass == 0)
         return 0;
+    for (size_t i = 0; i < sizeof motor_fields / sizeof motor_fields[0]; i++) {
+        const db_field_desc *f = &motor_fields[i];
+        const char *why = (f->flags & SP) ? invalid_value(m, f, db_field_ptr(rec, f)) : NULL;
+        if (why) {
+            log_error("motor", "%s: field %s: %s", rec->name, f->name, why);
+            return -1;
+        }
+    }
+    clamp_velocity(m);
+    rec->tse = -2;   /* time stamps are those of the readbacks (motor_process) and of the puts (special) */
     m->val = user_from_dial(m, m->dval);
-    m->rval = (int32_t)llround(m->dval / mres(m));
+    m->rval = (int32_t)llround(m->dval / m->mres);
     double a = user_from_dial(m, m->dhlm), b = user_from_dial(m, m->dllm);
     m->hlm = fmax(a, b);
     m->llm = fmin(a, b);
@@ -429,15 +516,15 @@ static void update_readback(motor_record *m, const motor_axis_snapshot *s)
 {
     if (s->valid) {
         set_long(m, &m->rrbv, s->position);
-        set_double(m, &m->drbv, m->rrbv * mres(m));
+        set_double(m, &m->drbv, m->rrbv * m->mres);
         set_double(m, &m->rbv, user_from_dial(m, m->drbv));
     }
     set_double(m, &m->diff, m->dval - m->drbv);
-    set_long(m, &m->rdif, (m->dval - m->drbv) / mres(m));
-    int moving = (s->flags & MOTOR_MOVING) != 0;
+    set_long(m, &m->rdif, (m->dval - m->drbv) / m->mres);
+    int moving = s->comm_ok && (s->flags & MOTOR_MOVING);   /* a lost controller moves nothing we know of */
     set_short(m, &m->movn, moving);
     /* User-sense switches: raw high is user high when MRES and DIR agree. */
-    int raw_high_is_user_high = (mres(m) > 0) == (m->dir == 0);
+    int raw_high_is_user_high = (m->mres > 0) == (m->dir == 0);
     int raw_high = (s->flags & MOTOR_HIGH_LIMIT) != 0, raw_low = (s->flags & MOTOR_LOW_LIMIT) != 0;
     set_short(m, &m->hls, raw_high_is_user_high ? raw_high : raw_low);
     set_short(m, &m->lls, raw_high_is_user_high ? raw_low : raw_high);
@@ -451,7 +538,7 @@ static void update_readback(motor_record *m, const motor_axis_snapshot *s)
         m->msta = msta;
         post(m, &m->msta);
     }
-    if (!m->common.dpvt || !s->comm_ok)
+    if (!s->comm_ok)
         db_alarm_raise(&m->common, STAT_COMM, INVALID_ALARM);
     else if (s->flags & MOTOR_PROBLEM)
         db_alarm_raise(&m->common, STAT_STATE, MAJOR_ALARM);
@@ -493,23 +580,32 @@ static void leg_done(motor_record *m, const motor_axis_snapshot *s)
 static long motor_process(db_record *rec)
 {
     motor_record *m = (motor_record *)rec;
-    motor_axis_binding *b = rec->dpvt;
+    const motor_dset *dev = device(m);
     motor_axis_snapshot s = {0};
-    if (b)
-        motor_axis_snapshot_get(b->controller, b->axis, &s);
+    int has_axis = dev && dev->axis_state(m, &s) == 0;
+    /* Every update carries the time of the readback it comes from (never earlier than the last put). */
+    if (s.stamp.tv_sec > rec->time.tv_sec || (s.stamp.tv_sec == rec->time.tv_sec && s.stamp.tv_nsec > rec->time.tv_nsec))
+        rec->time = s.stamp;
     /* Each pass re-evaluates the alarm from the latest state: a candidate raised on a pass that left the
      * motion running (no db_process_finish) must not outlive the condition that raised it. */
     rec->nsta = rec->nsev = 0;
     update_readback(m, &s);
-    if (s.valid && !m->synced && m->phase == PHASE_IDLE) {   /* first contact: the targets start where it is */
+    if (!s.comm_ok) {
+        m->synced = 0;   /* when the controller is back, where it says the axis is wins over the targets */
+    } else if (!m->synced && m->phase == PHASE_IDLE) {
         m->synced = 1;
+        if (fabs(m->dval - m->drbv) > m->rdbd)
+            log_warn("motor", "%s: controller (re)connected at %g: VAL %g set to the readback", rec->name, m->rbv,
+                     m->val);
         targets_to_readback(m);
     }
     if (m->phase != PHASE_IDLE) {
-        if (!b || (m->first_seq && s.failed >= m->first_seq) || (!s.connected && s.executed >= m->first_seq)) {
+        if (!has_axis || (m->first_seq && s.failed >= m->first_seq) ||
+            (!s.connected && s.executed >= m->first_seq)) {
             /* The controller refused or could not be reached: the motion is over, with an alarm. */
-            m->refused = b && s.connected;
-            log_warn("motor", "%s: motion aborted: %s", rec->name, b && s.error[0] ? s.error : "no controller");
+            m->refused = has_axis && s.connected;
+            log_warn("motor", "%s: motion aborted: %s", rec->name,
+                     m->refused ? s.error : has_axis ? "connection to the controller lost" : "no controller");
             db_alarm_raise(rec, m->refused ? STAT_WRITE : STAT_COMM, m->refused ? MAJOR_ALARM : INVALID_ALARM);
             db_notify_fail(rec, DB_ERR_FAILED);   /* the put that started the move reports the failure */
             m->phase = PHASE_IDLE;
@@ -556,8 +652,8 @@ static void motor_meta(const db_addr *addr, db_meta *meta)
         hi = m->dhlm;
         lo = m->dllm;
     } else if (!strcmp(f, "RVAL") || !strcmp(f, "RRBV")) {
-        hi = m->dhlm / mres(m);
-        lo = m->dllm / mres(m);
+        hi = m->dhlm / m->mres;
+        lo = m->dllm / m->mres;
     } else if (!strcmp(f, "VELO")) {
         hi = m->vmax;
         lo = m->vbas;

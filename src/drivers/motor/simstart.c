@@ -1,5 +1,7 @@
 /* simstart.c -- runs bin/reloc-sim-motor as a child process for st.cmd (simMotorStart) and tests: finds the
- * binary, starts it, reads the port it listens on from its first line of output, and stops it. */
+ * binary, starts it, reads the port it listens on from its first line of output, reaps it when it dies (one
+ * reaper thread per simulator: no <defunct> child, a log line saying how to restart it), and stops it.
+ * sim->lock guards exited/stopping between the reaper and motor_sim_stop. */
 #include "drivers/motor/motor.h"
 
 #include "core/base/base.h"
@@ -7,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -16,6 +19,15 @@
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 5000
+
+struct motor_sim {
+    pid_t pid;
+    int port;
+    pthread_t reaper;
+    pthread_mutex_t lock;
+    int exited;                    /* the child has exited: no signal may be sent to its pid any more */
+    int stopping;                  /* motor_sim_stop asked it to exit */
+};
 
 extern char **environ;
 
@@ -45,12 +57,55 @@ static int find_binary(char *path, size_t cap)
     return -1;
 }
 
-int motor_sim_start(int port, int axes, const char *extra_args, motor_sim *sim, char *err, size_t errlen)
+static void describe_exit(const siginfo_t *info, char *text, size_t len)
+{
+    if (info->si_code == CLD_EXITED)
+        snprintf(text, len, "exit status %d", info->si_status);
+    else
+        snprintf(text, len, "killed by signal %d (%s)", info->si_status, strsignal(info->si_status));
+}
+
+/* Waits for the child to exit, marks it exited while it is still a zombie (its pid cannot be reused yet, so
+ * motor_sim_stop never signals a stranger), then reaps it. */
+static void *reaper_main(void *arg)
+{
+    motor_sim *sim = arg;
+    siginfo_t info = {0};
+    while (waitid(P_PID, (id_t)sim->pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&sim->lock);
+    sim->exited = 1;
+    int expected = sim->stopping;
+    pthread_mutex_unlock(&sim->lock);
+    waitpid(sim->pid, NULL, 0);
+    if (!expected) {
+        char how[96];
+        describe_exit(&info, how, sizeof how);
+        log_error("motor", "simulator pid %d on 127.0.0.1:%d %s; restart it on the same port with "
+                  "simMotorStart %d (the controller reconnects by itself)", (int)sim->pid, sim->port, how, sim->port);
+    }
+    return NULL;
+}
+
+int motor_sim_exited(motor_sim *sim)
+{
+    pthread_mutex_lock(&sim->lock);
+    int exited = sim->exited;
+    pthread_mutex_unlock(&sim->lock);
+    return exited;
+}
+
+int motor_sim_port(const motor_sim *sim)
+{
+    return sim->port;
+}
+
+motor_sim *motor_sim_start(int port, int axes, const char *extra_args, char *err, size_t errlen)
 {
     char path[PATH_MAX + 32];
     if (find_binary(path, sizeof path) < 0) {
         snprintf(err, errlen, "cannot find reloc-sim-motor (set RELOC_BIN)");
-        return -1;
+        return NULL;
     }
     char port_text[16], axes_text[16], extra[256];
     snprintf(port_text, sizeof port_text, "%d", port);
@@ -66,7 +121,7 @@ int motor_sim_start(int port, int axes, const char *extra_args, motor_sim *sim, 
     int pipefd[2];
     if (pipe(pipefd) < 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
-        return -1;
+        return NULL;
     }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -93,7 +148,7 @@ int motor_sim_start(int port, int axes, const char *extra_args, motor_sim *sim, 
     if (rc) {
         close(pipefd[0]);
         snprintf(err, errlen, "cannot start %s: %s", path, strerror(rc));
-        return -1;
+        return NULL;
     }
     char line[128];
     size_t len = 0;
@@ -111,19 +166,27 @@ int motor_sim_start(int port, int axes, const char *extra_args, motor_sim *sim, 
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         snprintf(err, errlen, "reloc-sim-motor did not start on port %d", port);
-        return -1;
+        return NULL;
     }
+    motor_sim *sim = xcalloc(1, sizeof *sim);
     sim->pid = pid;
     sim->port = atoi(marker + strlen("listening on port "));
+    pthread_mutex_init(&sim->lock, NULL);
+    pthread_create(&sim->reaper, NULL, reaper_main, sim);
     log_info("motor", "simulator pid %d listening on 127.0.0.1:%d", pid, sim->port);
-    return 0;
+    return sim;
 }
 
 void motor_sim_stop(motor_sim *sim)
 {
-    if (sim->pid <= 0)
+    if (!sim)
         return;
-    kill(sim->pid, SIGTERM);
-    waitpid(sim->pid, NULL, 0);
-    sim->pid = 0;
+    pthread_mutex_lock(&sim->lock);
+    sim->stopping = 1;
+    if (!sim->exited)
+        kill(sim->pid, SIGTERM);
+    pthread_mutex_unlock(&sim->lock);
+    pthread_join(sim->reaper, NULL);
+    pthread_mutex_destroy(&sim->lock);
+    free(sim);
 }

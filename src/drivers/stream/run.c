@@ -65,8 +65,12 @@ static int do_out(run_state *st, const seg_list *format)
         case SEG_CONVERTER: {
             int n = converter_print(&s->conv, st->values, conv, sizeof conv);
             if (n < 0 || (size_t)n >= sizeof conv) {
-                snprintf(st->err, st->errlen, "%s: no valid value '%s' for output converter %%%c",
-                         st->proto->name, s->conv.name, s->conv.conv);
+                const stream_value *v = stream_values_get(st->values, s->conv.name);
+                if (v)
+                    snprintf(st->err, st->errlen, "%s: %s = %g cannot be sent (format '%%%c')", st->proto->name,
+                             s->conv.name, v->number, s->conv.conv);
+                else
+                    snprintf(st->err, st->errlen, "%s: no value '%s' to send", st->proto->name, s->conv.name);
                 return STREAM_ERR_FORMAT;
             }
             piece = conv;
