@@ -7,9 +7,9 @@ Ref:RefStage, no rotation, no flip unless told) is off by exactly that remount, 
 One IOC session can therefore run many remounts: each is a new reference file, particle list and prior.
 Ground truth (where each particle is on the stage) comes from the sample description."""
 import csv
+import itertools
 import io
 import json
-import os
 import subprocess
 from dataclasses import dataclass
 
@@ -17,6 +17,7 @@ import epics
 import numpy as np
 
 import ioc as ioc_module
+from ioc import wait_for
 
 TOP = ioc_module.TOP
 BIN = ioc_module.BIN
@@ -118,20 +119,14 @@ def make_reference(scene, remount, name="sem", sample=None):
 
 def stage_st_cmd(prefix, body):
     """An st.cmd with the simulated sample stage motors, body (drivers, records), then iocInit."""
-    return f"""
-epicsEnvSet STREAM_PROTOCOL_PATH "{TOP / 'protocols'}"
-epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP / 'db'}"
-simMotorStart 0 6
-motorControllerCreate "MC1" "127.0.0.1:$(MOTOR_SIM_PORT)" "simmotor.proto" 6
-dbLoadTemplate "sample_stage.substitutions" "P={prefix},PORT=MC1"
-{body}
-iocInit
-"""
+    return ioc_module.st_cmd(ioc_module.sample_stage(prefix), body)
 
 
-def session_env():
-    """The IOC environment of this pytest session (its CA ports, loopback only)."""
-    return ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
+def map_sync(prefix, _count=itertools.count(1)):
+    """Waits until every stage-map readback reflects the writes made so far (Map:Sync is processed after them)."""
+    n = next(_count)
+    epics.caput(prefix + "Map:Sync", n, wait=True, timeout=10)
+    wait_for(lambda: epics.caget(prefix + "Map:Sync_RBV", timeout=5) == n, 15, "the stage-map readbacks to settle")
 
 
 def st_cmd(scene, prefix):

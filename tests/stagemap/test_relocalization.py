@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import ioc as ioc_module
+from ioc import wait_for
 from reloc_scene import (MOUNT, RESULT, STATUS, Remount, foreign_sample, make_reference, make_scene, prepare_run,
-                         results, score, session_env, st_cmd)
+                         results, score, st_cmd)
 
 P = "RL:"
 
@@ -26,7 +27,7 @@ def scene(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ioc(scene):
-    env = session_env()
+    env = ioc_module.session_env()
     with ioc_module.Ioc(st_cmd(scene, P), scene["tmp"] / "ioc", env=env) as running:
         assert epics.caget(P + "samx.HLM", timeout=5) == 9.5
         yield running
@@ -89,7 +90,7 @@ def test_particles_are_brought_under_the_beam_and_the_removed_one_is_not_found(i
     export = scene["tmp"] / "relocated_macros.txt"
     put("Macro:ExportPath", str(export))
     put("Macro:Export", 1)
-    expected = "".join(f"mesh samy {(x - 2) / 1000:.4f} {(x + 2) / 1000:.4f} 8 samz {(y - 2) / 1000:.4f} "
+    expected = "".join(f"mesh samx {(x - 2) / 1000:.4f} {(x + 2) / 1000:.4f} 8 samy {(y - 2) / 1000:.4f} "
                        f"{(y + 2) / 1000:.4f} 8 0.2\n" for x, y in found[:20])
     assert export.read_text() == expected
     # the last particle visited (the removed one) left the stage near where it should have been
@@ -152,28 +153,21 @@ def test_a_sample_without_the_chosen_particles_is_not_found(ioc, scene):
         put("Reloc:SearchRadius", 400)
 
 
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_pause_holds_resume_continues_abort_stops_the_motors(ioc, scene):
     prepare_run(make_reference(scene, MOUNT), P)
     put("samx", 0.0)
     put("samy", 0.0)
     epics.caput(P + "Reloc:Start", 1, wait=False)
-    assert wait_until(lambda: get("Reloc:Current_RBV") >= 1, 60)
+    wait_for(lambda: get("Reloc:Current_RBV") >= 1, 60)
     put("Reloc:Pause", 1)                            # the step under way finishes, then the run holds
-    assert wait_until(lambda: get("Reloc:State_RBV", as_string=True) == "paused", 20)
+    wait_for(lambda: get("Reloc:State_RBV", as_string=True) == "paused", 20)
     held = get("Reloc:Current_RBV")
     time.sleep(1.0)
     assert get("Reloc:Current_RBV") == held and get("samx.DMOV") == 1 and get("Move:Busy_RBV") == 1
     put("Reloc:Pause", 0)
-    assert wait_until(lambda: get("Reloc:Current_RBV") > held, 20)
+    wait_for(lambda: get("Reloc:Current_RBV") > held, 20)
     put("Reloc:Abort", 1)
-    assert wait_until(lambda: get("Move:Busy_RBV") == 0, 10)
+    wait_for(lambda: get("Move:Busy_RBV") == 0, 10)
     status = np.asarray(get("Reloc:Status_RBV"))[:21]
     assert 4 in status and get("samx.DMOV") == 1 and get("samy.DMOV") == 1
     assert "aborted" in get("Reloc:State_RBV", as_string=True)
@@ -183,19 +177,19 @@ def test_pause_holds_resume_continues_abort_stops_the_motors(ioc, scene):
 def test_a_run_that_cannot_start_says_why(ioc, scene, tmp_path):
     put("Reloc:RefPath", str(tmp_path / "missing.tif"))
     epics.caput(P + "Reloc:Start", 1, wait=True, timeout=30)
-    assert wait_until(lambda: "missing.tif" in get("Reloc:State_RBV", as_string=True), 10)
-    assert wait_until(lambda: get("Move:Busy_RBV") == 0 and get("Map:Status_RBV") == 1, 10)
+    wait_for(lambda: "missing.tif" in get("Reloc:State_RBV", as_string=True), 10)
+    wait_for(lambda: get("Move:Busy_RBV") == 0 and get("Map:Status_RBV") == 1, 10)
     assert RESULT[get("Reloc:Result_RBV")] == "Failed"
     put("Reloc:RefPath", str(scene["tmp"] / "sem.tif"))
     put("Move:Enable", 0)
     epics.caput(P + "Reloc:Start", 1, wait=True, timeout=30)
-    assert wait_until(lambda: "disabled" in get("Map:Message_RBV", as_string=True), 5)
+    wait_for(lambda: "disabled" in get("Map:Message_RBV", as_string=True), 5)
     put("Move:Enable", 1)
     epics.caput(P + "Reloc:LiveDiameter", 16, wait=True)
-    assert wait_until(lambda: "odd" in get("Map:Message_RBV", as_string=True), 5)
+    wait_for(lambda: "odd" in get("Map:Message_RBV", as_string=True), 5)
     for name, bad in [("Reloc:SearchRadius", -1), ("Reloc:MaxScaleError", 50), ("Reloc:CaptureRadius", 0),
                       ("Reloc:MatchTolerance", float("nan"))]:
         before = get(name + "_RBV")
         epics.caput(P + name, bad, wait=True)
-        assert wait_until(lambda: name in get("Map:Message_RBV", as_string=True), 5), name
+        wait_for(lambda: name in get("Map:Message_RBV", as_string=True), 5, what=name)
         assert get(name + "_RBV") == before or (np.isnan(before) and np.isnan(get(name + "_RBV")))

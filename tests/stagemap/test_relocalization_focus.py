@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import ioc as ioc_module
-from reloc_scene import RESULT, Remount, make_reference, make_scene, prepare_run, results, score, session_env, st_cmd
+from reloc_scene import RESULT, Remount, make_reference, make_scene, prepare_run, results, score, st_cmd
 
 P = "RF:"
 
 
 def relocate(tmp, defocus_um, keep):
     scene = make_scene(tmp, defocus_um=defocus_um)
-    with ioc_module.Ioc(st_cmd(scene, P), tmp / "ioc", env=session_env()):
+    with ioc_module.Ioc(st_cmd(scene, P), tmp / "ioc", env=ioc_module.session_env()):
         run = make_reference(scene, Remount(-60, 120, 75.0, 1.05))
         run = dict(run, pixels=run["pixels"][keep], stages=run["stages"][keep])
         prepare_run(run, P)

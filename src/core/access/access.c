@@ -1,6 +1,7 @@
 /* access.c -- access security: parses ACF files (UAG, HAG, ASG, RULE, INPx, CALC) into a rule set and answers
- * "what may this user on this host do with this group". The installed rule set is owned by this file and
- * guarded by rules_lock; a reload builds a complete new set and swaps it in, so a bad file changes nothing. */
+ * "what may this user on this host do with this group"; the st.cmd commands asSetFilename and asInit. The
+ * installed rule set is owned by this file and guarded by rules_lock; a reload builds a complete new set and
+ * swaps it in, so a bad file changes nothing. */
 #include "core/access/access.h"
 
 #include <ctype.h>
@@ -12,8 +13,9 @@
 #include <strings.h>
 
 #include "core/base/base.h"
-#include "core/access/access_calc.h"
+#include "core/access/access_internal.h"
 #include "core/db/db.h"
+#include "core/shell/shell.h"
 
 #define NAME_MAX_LEN 64
 #define ACCESS_INPUTS 12            /* INPA..INPL */
@@ -30,7 +32,7 @@ typedef struct rule {
     int *uags, nuags;               /* indexes into the rule set's uags; none = any user */
     int *hags, nhags;
     char *calc;                     /* NULL = always */
-    void *calc_program;             /* compiled CALC (access_calc.h) */
+    void *calc_program;             /* compiled CALC (access_internal.h) */
 } rule;
 
 typedef struct group {
@@ -429,21 +431,9 @@ int access_init(char *err, size_t errlen)
         access_clear();
         return 0;
     }
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot open access security file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 4096, len = 0;
-    char *text = xmalloc(cap);
-    size_t n;
-    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            text = xrealloc(text, cap *= 2);
-    }
-    fclose(f);
-    text[len] = 0;
+    char why[512];
+    char *text = file_read_all(path, 0, NULL, why, sizeof why);
+    if (!text) return error_set(err, errlen, "access security file: %s", why);
     int rc = access_load_text(text, path, err, errlen);
     free(text);
     if (rc == 0)
@@ -542,4 +532,38 @@ unsigned long access_generation(void)
     unsigned long g = generation;
     pthread_mutex_unlock(&rules_lock);
     return g;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * st.cmd commands and iocInit
+ */
+static int cmd_as_set_filename(int argc, char **argv, char *err, size_t errlen)
+{
+    (void)argc;
+    access_set_file(argv[1]);
+    /* Checked now so that a bad file stops the IOC at its st.cmd line; installed again at iocInit, when
+     * the records that CALC inputs name exist. */
+    return access_init(err, errlen);
+}
+
+static int cmd_as_init(int argc, char **argv, char *err, size_t errlen)
+{
+    (void)argc;
+    (void)argv;
+    return access_init(err, errlen);   /* the loop pushes changed rights within its next round */
+}
+
+/* iocInit: the rules again, now that the records CALC inputs name exist. */
+static void reload_at_init(void *user)
+{
+    (void)user;
+    char err[512];
+    if (access_init(err, sizeof err) < 0) log_error("access", "%s (previous access rules kept)", err);
+}
+
+void access_register(void)
+{
+    shell_register("asSetFilename", "asSetFilename file.acf  access security file", 1, 1, cmd_as_set_filename);
+    shell_register("asInit", "asInit  (re)load the access security file", 0, 0, cmd_as_init);
+    db_at_init(reload_at_init, NULL);
 }

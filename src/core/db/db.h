@@ -166,6 +166,7 @@ typedef struct db_common {
     const struct db_dset *dset;
     void *dpvt;                              /* device support private */
     struct db_subscription_list *subs;       /* monitors */
+    uint64_t posts;                          /* db_post_events calls that reached a monitor (db lock) */
     struct db_put_notify *notify;            /* put-with-completion in progress */
     struct db_info *info;                    /* info(key, value) items */
     uint8_t finished;                        /* db_process_finish ran during this processing */
@@ -340,9 +341,10 @@ typedef struct db_put_notify db_put_notify;
  * synchronously); otherwise a handle that stays valid until done is called or it is cancelled. */
 db_put_notify *db_put_notify_start(const db_addr *addr, dbr_value_type type, const void *buf, long nelem,
                                    db_put_done_fn done, void *user);
-/* Cancels a pending put-notify (channel cleared, client gone): done is then never called. Only for a
- * handle whose done has not been called yet. */
-void db_put_notify_cancel(db_put_notify *notify);
+/* [locked] Cancels the pending put-notify started with done and user (the channel was cleared, the client is
+ * gone): done is never called. One still waiting for its record never writes; one under way (a motor move)
+ * runs to its end unreported. Returns 1, or 0 when there is none (done was called already). */
+int db_put_notify_cancel(db_put_done_fn done, void *user);
 
 /* ------------------------------------------------------------------------------------------------------
  * Monitors

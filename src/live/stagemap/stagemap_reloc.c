@@ -215,8 +215,8 @@ static int in_view(const live_view *v, const double *stage, double margin)
     return u >= margin && w >= margin && u <= v->width - 1 - margin && w <= v->height - 1 - margin;
 }
 
-/* ---- the stage: every move of the run goes through reloc_move, every reachability check through
- * reloc_reachable, so that both follow the motion module in one place. */
+/* ---- the stage: every move of the run goes through reloc_move (stagemap_move_to: the one move path,
+ * drivers/motion), every reachability check through reloc_reachable (motion_plan_move, from the records now). */
 static int reloc_move(stagemap *m, const double target[2], char *err, size_t errlen)
 {
     return stagemap_move_to(m, target, err, errlen);
@@ -224,11 +224,10 @@ static int reloc_move(stagemap *m, const double target[2], char *err, size_t err
 
 static int reloc_reachable(stagemap *m, const double target[2])
 {
-    int axes[2];
-    double egu[2];
+    motion_plan plan;
     char ignored[256];
     db_lock();
-    int rc = stagemap_plan_move(m, target, axes, egu, ignored, sizeof ignored);
+    int rc = motion_plan_move(m->stage, target, 0, &plan, ignored, sizeof ignored);
     db_unlock();
     return rc == 0;
 }
@@ -739,7 +738,7 @@ int stagemap_reloc_write(stagemap *m, const param_write *w, char *err, size_t er
         if (!w->ival) return 0;
         pthread_mutex_lock(&m->lock);
         if (!m->frames) rc = error_set(err, errlen, "no camera for relocalization (stagemapCamera in st.cmd)");
-        else if (!m->axis[0].valid || !m->axis[1].valid) rc = error_set(err, errlen, "motors unavailable");
+        else if (!motion_stage_ready(m->stage)) rc = error_set(err, errlen, "motors unavailable");
         else if (!param_get_int(m->port, P_MOVE_ENABLE)) rc = error_set(err, errlen, "moves are disabled (Move:Enable = 0)");
         else if (m->job) rc = error_set(err, errlen, "busy with a move, load or relocalization");
         else m->job = JOB_RELOC, m->job_param = P_RELOC_START, m->abort = m->paused = 0;
