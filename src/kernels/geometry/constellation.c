@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define MAX_GRID_SIDE 2048
-#define QUICK_NEIGHBOURS 16     /* scene neighbours of a pair's first point that a proposal must explain first */
+#define QUICK_NEIGHBOURS 8      /* scene neighbours of a pair's first point that a proposal must explain first */
 #define QUICK_MIN 2             /* ... at least this many of them, or it is not scored on the whole scene */
 #define MAX_PLACEMENTS 64
 #define SAME_PLACEMENT 5.0     /* tolerances: proposals closer than this at the probes are pooled */

@@ -110,8 +110,12 @@
     X(P_RELOC_MASS_FACTOR, "Reloc:MassFactor", PARAM_DOUBLE) \
     X(P_RELOC_TOLERANCE, "Reloc:Tolerance", PARAM_DOUBLE) \
     X(P_RELOC_SEARCH_RADIUS, "Reloc:SearchRadius", PARAM_DOUBLE) \
-    X(P_RELOC_MAX_OFFSET, "Reloc:MaxOffset", PARAM_DOUBLE) \
-    X(P_RELOC_MAX_ROTATION, "Reloc:MaxRotation", PARAM_DOUBLE) \
+    X(P_RELOC_CAPTURE_RADIUS, "Reloc:CaptureRadius", PARAM_DOUBLE) \
+    X(P_RELOC_MATCH_TOLERANCE, "Reloc:MatchTolerance", PARAM_DOUBLE) \
+    X(P_RELOC_MAX_SCALE_ERROR, "Reloc:MaxScaleError", PARAM_DOUBLE) \
+    X(P_RELOC_DETECT_FLIP, "Reloc:DetectFlip", PARAM_INT) \
+    X(P_RELOC_MIN_SHARPNESS, "Reloc:MinSharpness", PARAM_DOUBLE) \
+    X(P_RELOC_SHARPNESS, "Reloc:Sharpness", PARAM_DOUBLE) \
     X(P_RELOC_MAX_ITER, "Reloc:MaxIterations", PARAM_INT) \
     X(P_RELOC_START, "Reloc:Start", PARAM_INT) \
     X(P_RELOC_PAUSE, "Reloc:Pause", PARAM_INT) \
@@ -120,7 +124,17 @@
     X(P_RELOC_CURRENT, "Reloc:Current", PARAM_INT) \
     X(P_RELOC_FOUND, "Reloc:Found", PARAM_INT) \
     X(P_RELOC_MATCHES, "Reloc:CoarseMatches", PARAM_INT) \
+    X(P_RELOC_RUNNER_UP, "Reloc:CoarseRunnerUp", PARAM_INT) \
+    X(P_RELOC_VIEW, "Reloc:View", PARAM_INT) \
+    X(P_RELOC_VIEWS, "Reloc:Views", PARAM_INT) \
+    X(P_RELOC_MOUNT_X, "Reloc:MountX", PARAM_DOUBLE) \
+    X(P_RELOC_MOUNT_Y, "Reloc:MountY", PARAM_DOUBLE) \
     X(P_RELOC_ROTATION, "Reloc:Rotation", PARAM_DOUBLE) \
+    X(P_RELOC_MOUNT_SCALE, "Reloc:MountScale", PARAM_DOUBLE) \
+    X(P_RELOC_MOUNT_FLIP, "Reloc:MountFlip", PARAM_INT) \
+    X(P_RELOC_MOUNT_RMS, "Reloc:MountRMS", PARAM_DOUBLE) \
+    X(P_RELOC_RESULT, "Reloc:Result", PARAM_INT) \
+    X(P_RELOC_ELAPSED, "Reloc:Elapsed", PARAM_DOUBLE) \
     X(P_RELOC_TABLE, "Reloc:Table", PARAM_STRING) \
     X(P_RELOC_STATE, "Reloc:State", PARAM_STRING) \
     X(P_MAP_STATUS, "Map:Status", PARAM_INT) \

@@ -1,16 +1,22 @@
 /* stagemap_reloc.c -- automated relocalization of particles chosen in a reference image (SEM, AFM, ...) after
- * the sample was remounted with an unknown offset and rotation:
- *   1. coarse: the features of the live camera frame are matched to the features detected in the reference
- *      image, mapped to the stage by the reference layer's prior transform; the rotation and offset most
- *      feature pairs agree on (a vote over rotations and 2 um offset bins) give the matched pairs, and a robust
- *      similarity fit of those gives reference pixel -> stage;
- *   2. each particle of the list is moved under the beam, detected in a fresh frame near the beam, the stage
- *      corrected by what the frame shows, until the particle is within the tolerance of the beam; every found
- *      particle joins the fit, so later predictions improve;
- *   3. a particle with no feature within the search radius is "not found" (never matched to a neighbour
- *      further away); two features within the radius make it "ambiguous".
+ * the sample was remounted with an unknown offset, any rotation, a pixel-size (scale) error of up to
+ * Reloc:MaxScaleError and possibly mirrored:
+ *   1. coarse: the reference's features, put on the stage by the reference layer's prior transform, are
+ *      matched to the features of live camera views by a rotation-invariant constellation match
+ *      (kernels/geometry constellation_match). The first view is where the prior puts the chosen particles;
+ *      when it shows nothing usable, views follow on a square spiral within Reloc:SearchRadius (inside the soft
+ *      limits), their features pooled, until the match is trustworthy: enough features explained, most of
+ *      those over the reference, no rival placement near it, the scale within bounds. Otherwise the run
+ *      stops before any particle is reported. The found mount (offset, rotation, scale, flip) and the
+ *      residual of the fit are published.
+ *   2. each particle of the list is moved under the beam and looked for in a fresh frame: "found" only when
+ *      exactly one feature lies within Reloc:CaptureRadius, it is within Reloc:MatchTolerance of where the
+ *      fit puts the particle, and the frame's other features agree with the fit; then the stage is corrected
+ *      until the particle is within Reloc:Tolerance of the beam. Every found particle joins the fit.
+ *   3. no feature there: "not found"; two, or a frame that disagrees with the fit: "ambiguous".
  * Runs on the stage map's worker thread; Reloc:Pause holds it between steps, Reloc:Abort stops the motors.
- * Results (per particle: stage position, residual, status) are published as arrays and a CSV table. */
+ * Every move goes through reloc_move (one call site). Results (per particle: stage position, residual,
+ * status) are published as arrays and a CSV table. */
 #include "live/stagemap/stagemap_internal.h"
 
 #include "core/base/base.h"
@@ -25,11 +31,25 @@
 #include <string.h>
 
 #define MAX_FEATURES 20000
-#define VOTE_BIN_UM 2.0
 #define FRAME_TIMEOUT_S 5.0
 /* A frame counts as taken after a move when exposed this long after it: the camera reads the stage position
  * through links (readback, unit conversion) that may settle a few milliseconds after the move is done. */
 #define FRAME_SETTLE_S 0.05
+#define VIEW_STEP 0.8             /* search views step by this fraction of the camera's field (overlap) */
+#define SAME_FEATURE_UM 1.0       /* features of overlapping views closer than this are one */
+#define MIN_MATCHES 12            /* a coarse match explains at least this many live features ... */
+#define MIN_SPREAD_UM 10.0        /* ... spread over the stage in both directions (not along one edge) ... */
+#define MIN_EXPLAINED 0.5         /* ... and this fraction of those that lie over the reference ... */
+#define MAX_RIVAL 0.4             /* ... and no other placement explains more than this fraction of that */
+#define SCALE_MARGIN 0.01         /* the scale bounds allow for measurement error beyond Reloc:MaxScaleError */
+#define PAIR_MIN_UM 15.0          /* feature pairs of this length seed the constellation match ... */
+#define PAIR_MAX_FIELD 0.55       /* ... up to this fraction of the camera field */
+#define MAX_COARSE_PAIRS (FIT_MAX_POINTS / 2)   /* coarse pairs in the fit; the rest is for found particles */
+
+/* Reloc:Result */
+enum { RESULT_RUNNING = 0, RESULT_DONE, RESULT_NO_MATCH, RESULT_ABORTED, RESULT_FAILED, RESULT_OUT_OF_FOCUS };
+#define STRUCTURE_MIN 6.0         /* coarse structure (noise sigmas) below which a view is bare substrate */
+#define OUT_OF_FOCUS_VIEWS 3      /* this many blurred views and not one sharp: the run stops, out of focus */
 
 typedef struct point_list {
     double (*p)[2];
@@ -83,112 +103,133 @@ static int detect(const float *img, int w, int h, int diameter, double mass_fact
     return 0;
 }
 
-/* Takes a frame exposed after `after` (wall clock), as float samples in *img (reallocated). */
+/* Takes a frame that shows the stage as it stood after `after` (wall clock), as float samples in *img
+ * (reallocated). A frame's stamp is taken when it is read out, but the camera reads the stage position before
+ * it renders or exposes, so the first frame stamped after `after` may still show the stage moving; the frame
+ * after it was begun after that stamp and is the one taken. */
 static int fresh_frame(stagemap *m, struct timespec after, float **img, int *w, int *h, char *err, size_t errlen)
 {
     double deadline = time_monotonic() + FRAME_TIMEOUT_S;
+    int stamped_after = 0;
     while (time_monotonic() < deadline) {
         frame *f = frame_consumer_next(m->frames, 0.5);
         if (!f) continue;
-        int fresh = f->stamp.tv_sec > after.tv_sec || (f->stamp.tv_sec == after.tv_sec && f->stamp.tv_nsec > after.tv_nsec);
-        if (fresh) {
+        int use = stamped_after;
+        stamped_after |= f->stamp.tv_sec > after.tv_sec || (f->stamp.tv_sec == after.tv_sec && f->stamp.tv_nsec > after.tv_nsec);
+        if (use) {
             *w = f->width;
             *h = f->height;
             *img = xrealloc(*img, (size_t)f->width * f->height * sizeof **img);
             for (size_t i = 0; i < (size_t)f->width * f->height; i++) (*img)[i] = f->data[i];
         }
         frame_consumer_done(m->frames, f);
-        if (fresh) return 0;
+        if (use) return 0;
     }
     return error_set(err, errlen, "no camera frame from %s within %.0f s (is it acquiring?)", m->camera_port,
                      FRAME_TIMEOUT_S);
 }
 
-/* The features of a fresh frame, in stage um (live layer at the current stage position). */
-static int live_features(stagemap *m, point_list *out, float **img, char *err, size_t errlen)
+/* Mean of the (2r+1)^2 box around (x, y) from the integral image I ((w + 1) columns). */
+static double box_mean(const double *I, int w, int x, int y, int r)
 {
-    int w = 0, h = 0;
-    if (fresh_frame(m, time_add(time_wall(), FRAME_SETTLE_S), img, &w, &h, err, errlen)) return -1;
+    int x0 = x - r, x1 = x + r + 1, y0 = y - r, y1 = y + r + 1;
+    size_t W = (size_t)w + 1;
+    return (I[y1 * W + x1] - I[y0 * W + x1] - I[y1 * W + x0] + I[y0 * W + x0]) / ((2.0 * r + 1) * (2.0 * r + 1));
+}
+
+/* The q-quantile of n values (sorts them). */
+static double quantile(double *v, size_t n, double q)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[(size_t)(q * (double)(n - 1))];
+}
+
+/* Sharpness of a frame: how far the finest detail (3 px box minus 9 px box, its 99.9th percentile amplitude)
+ * stands above the noise, in noise standard deviations of that band. In focus, particle edges give 10-25 on
+ * the simulated sample; blurred by a few micrometres, under 6; noise alone about 3. NaN when the frame shows
+ * no structure at a coarser scale either (9 px minus 33 px box under STRUCTURE_MIN: bare substrate), so that a
+ * blank view is not taken for a blurred one. The noise comes from the median absolute difference of each
+ * pixel from its 3 px box (robust to the particles); smooth illumination gradients cancel in box differences. */
+static double sharpness(const float *img, int w, int h)
+{
+    const int edge = 16, step = 2;
+    if (w <= 2 * edge + 1 || h <= 2 * edge + 1) return NAN;
+    size_t W = (size_t)w + 1;
+    double *I = xcalloc(W * ((size_t)h + 1), sizeof *I);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            I[(y + 1) * W + x + 1] = img[(size_t)y * w + x] + I[y * W + x + 1] + I[(y + 1) * W + x] - I[y * W + x];
+    size_t n = 0, cap = (size_t)((w - 2 * edge) / step + 1) * ((h - 2 * edge) / step + 1);
+    double *dev = xmalloc(cap * sizeof *dev), *fine = xmalloc(cap * sizeof *fine), *coarse = xmalloc(cap * sizeof *coarse);
+    for (int y = edge; y < h - edge; y += step)
+        for (int x = edge; x < w - edge; x += step) {
+            double b3 = box_mean(I, w, x, y, 1), b9 = box_mean(I, w, x, y, 4), b33 = box_mean(I, w, x, y, 16);
+            dev[n] = fabs(img[(size_t)y * w + x] - b3);
+            fine[n] = fabs(b3 - b9);
+            coarse[n++] = fabs(b9 - b33);
+        }
+    /* pixel - its 3 px box has variance 8/9 sigma^2 for white noise; the two bands 8/81 and 1/81 - 1/1089 of it */
+    double sigma = 1.4826 * quantile(dev, n, 0.5) * sqrt(9.0 / 8);
+    double detail = quantile(fine, n, 0.999) / (sigma * sqrt(8.0 / 81));
+    double structure = quantile(coarse, n, 0.999) / (sigma * sqrt(1.0 / 81 - 1.0 / 1089));
+    free(I), free(dev), free(fine), free(coarse);
+    return sigma > 0 && structure >= STRUCTURE_MIN ? detail : NAN;
+}
+
+/* What one camera frame shows: its features in stage um, and where the frame lies on the stage. */
+typedef struct live_view {
+    point_list features;
+    affine2d to_pixel;           /* stage um -> frame pixel */
+    int width, height;
+    double field_um;             /* the shorter side of the frame on the stage */
+    double sharpness;            /* see sharpness(); NaN: no structure */
+} live_view;
+
+static int take_view(stagemap *m, live_view *v, float **img, char *err, size_t errlen)
+{
+    if (fresh_frame(m, time_add(time_wall(), FRAME_SETTLE_S), img, &v->width, &v->height, err, errlen)) return -1;
     db_lock();
     affine2d t;
     int rc = stagemap_layer_transform(m, LAYER_LIVE, &t, err, errlen);
     int diameter = (int)param_get_int(m->port, P_RELOC_LIVE_DIAMETER);
     double factor = param_get_double(m->port, P_RELOC_MASS_FACTOR);
     db_unlock();
-    if (rc || detect(*img, w, h, diameter, factor, 65535, out, err, errlen)) return -1;
-    for (int i = 0; i < out->n; i++) affine_apply(&t, out->p[i][0], out->p[i][1], &out->p[i][0], &out->p[i][1]);
-    return 0;
-}
-
-/* Step 1: reference pixel -> stage from the live frame's features and the reference's. pairs receive the
- * matched (reference pixel, stage) pairs. */
-static int coarse_match(stagemap *m, const point_list *ref_px, const affine2d *prior, const point_list *live,
-                        point_list *pair_src, point_list *pair_dst, char *err, size_t errlen)
-{
+    if (rc) return -1;
+    if (affine_invert(&t, &v->to_pixel)) return error_set(err, errlen, "the live layer's geometry is singular");
+    if (detect(*img, v->width, v->height, diameter, factor, 65535, &v->features, err, errlen)) return -1;
+    for (int i = 0; i < v->features.n; i++)
+        affine_apply(&t, v->features.p[i][0], v->features.p[i][1], &v->features.p[i][0], &v->features.p[i][1]);
+    v->field_um = fmin(v->width, v->height) * hypot(t.m[0][0], t.m[1][0]);
+    v->sharpness = sharpness(*img, v->width, v->height);
     db_lock();
-    double max_offset = param_get_double(m->port, P_RELOC_MAX_OFFSET);
-    double max_rotation = param_get_double(m->port, P_RELOC_MAX_ROTATION);
-    db_unlock();
-    int nbins = (int)ceil(2 * max_offset / VOTE_BIN_UM) + 1;
-    int *votes = xmalloc((size_t)nbins * nbins * sizeof *votes);
-    double best_angle = 0, best_tx = 0, best_ty = 0;
-    int best = 0;
-    double (*stage)[2] = xmalloc((size_t)(ref_px->n ? ref_px->n : 1) * sizeof *stage);
-    for (int i = 0; i < ref_px->n; i++) affine_apply(prior, ref_px->p[i][0], ref_px->p[i][1], &stage[i][0], &stage[i][1]);
-    for (double angle = -max_rotation; angle <= max_rotation + 1e-9; angle += 0.25) {
-        double c = cos(angle * M_PI / 180), s = sin(angle * M_PI / 180);
-        memset(votes, 0, (size_t)nbins * nbins * sizeof *votes);
-        for (int j = 0; j < ref_px->n; j++) {
-            double rx = c * stage[j][0] - s * stage[j][1], ry = s * stage[j][0] + c * stage[j][1];
-            for (int i = 0; i < live->n; i++) {
-                double dx = live->p[i][0] - rx, dy = live->p[i][1] - ry;
-                if (fabs(dx) >= max_offset || fabs(dy) >= max_offset) continue;
-                int bx = (int)((dx + max_offset) / VOTE_BIN_UM), by = (int)((dy + max_offset) / VOTE_BIN_UM);
-                int *v = &votes[(size_t)by * nbins + bx];
-                if (++*v > best) {
-                    best = *v;
-                    best_angle = angle;
-                    best_tx = (bx + 0.5) * VOTE_BIN_UM - max_offset;
-                    best_ty = (by + 0.5) * VOTE_BIN_UM - max_offset;
-                }
-            }
-        }
-    }
-    free(votes);
-    /* the pairs that agree with the winning rotation and offset, each live feature used once */
-    double c = cos(best_angle * M_PI / 180), s = sin(best_angle * M_PI / 180);
-    for (int i = 0; i < live->n; i++) {
-        int best_j = -1;
-        double best_d = 1.5 * VOTE_BIN_UM;
-        for (int j = 0; j < ref_px->n; j++) {
-            double rx = c * stage[j][0] - s * stage[j][1] + best_tx, ry = s * stage[j][0] + c * stage[j][1] + best_ty;
-            double d = hypot(live->p[i][0] - rx, live->p[i][1] - ry);
-            if (d < best_d) best_d = d, best_j = j;
-        }
-        if (best_j >= 0) {
-            points_add(pair_src, ref_px->p[best_j][0], ref_px->p[best_j][1]);
-            points_add(pair_dst, live->p[i][0], live->p[i][1]);
-        }
-    }
-    free(stage);
-    if (pair_src->n < 4)
-        return error_set(err, errlen, "coarse match failed: only %d features of the live frame agree with the "
-                         "reference (need 4)", pair_src->n);
-    db_lock();
-    param_set_int(m->port, P_RELOC_MATCHES, pair_src->n);
+    param_set_double(m->port, P_RELOC_SHARPNESS, v->sharpness);
     db_unlock();
     return 0;
 }
 
-static int fit_pairs(const point_list *src, const point_list *dst, affine2d *out, char *err, size_t errlen)
+/* Whether a stage point lies in the frame, at least margin pixels from its edges. */
+static int in_view(const live_view *v, const double *stage, double margin)
 {
-    fit_result *fit = xmalloc(sizeof *fit);
-    int n = src->n > FIT_MAX_POINTS ? FIT_MAX_POINTS : src->n;
-    int rc = transform_fit((const double (*)[2])src->p, (const double (*)[2])dst->p, n, FIT_SIMILARITY, n >= 5, 0,
-                           fit, err, errlen);
-    if (!rc) *out = fit->transform;
-    free(fit);
-    return rc;
+    double u, w;
+    affine_apply(&v->to_pixel, stage[0], stage[1], &u, &w);
+    return u >= margin && w >= margin && u <= v->width - 1 - margin && w <= v->height - 1 - margin;
+}
+
+/* ---- the stage: every move of the run goes through reloc_move (stagemap_move_to: the one move path,
+ * drivers/motion), every reachability check through reloc_reachable (motion_plan_move, from the records now). */
+static int reloc_move(stagemap *m, const double target[2], char *err, size_t errlen)
+{
+    return stagemap_move_to(m, target, err, errlen);
+}
+
+static int reloc_reachable(stagemap *m, const double target[2])
+{
+    motion_plan plan;
+    char ignored[256];
+    db_lock();
+    int rc = motion_plan_move(m->stage, target, 0, &plan, ignored, sizeof ignored);
+    db_unlock();
+    return rc == 0;
 }
 
 static void state(stagemap *m, const char *text)
@@ -227,26 +268,277 @@ static int hold(stagemap *m)
     return stop;
 }
 
+/* The settings of one run, read once at its start. */
+typedef struct reloc_settings {
+    double tolerance, capture_radius, match_tolerance, search_radius, max_scale_error, min_sharpness;
+    int max_iter, detect_flip;
+    double started;              /* time_monotonic() at the start */
+} reloc_settings;
+
+typedef struct search_view {
+    double x, y, distance, angle;
+} search_view;
+
+static int cmp_search_view(const void *a, const void *b)
+{
+    const search_view *x = a, *y = b;
+    if (fabs(x->distance - y->distance) > 1e-6) return (x->distance > y->distance) - (x->distance < y->distance);
+    return (x->angle > y->angle) - (x->angle < y->angle);
+}
+
+/* The positions of the search after the first view (at centre): a square grid of the given step, ring by
+ * ring out to radius, nearest first, without the positions outside the soft limits. */
+static int search_plan(stagemap *m, const double centre[2], double radius, double step, search_view **out)
+{
+    int k = (int)ceil(radius / step), n = 0;
+    search_view *v = xmalloc((size_t)(2 * k + 1) * (2 * k + 1) * sizeof *v);
+    for (int j = -k; j <= k; j++)
+        for (int i = -k; i <= k; i++) {
+            double d = hypot(i * step, j * step);
+            double here[2] = {centre[0] + i * step, centre[1] + j * step};
+            if ((i || j) && d <= radius && reloc_reachable(m, here))
+                v[n++] = (search_view){here[0], here[1], d, atan2(j, i)};
+        }
+    qsort(v, (size_t)n, sizeof *v, cmp_search_view);
+    *out = v;
+    return n;
+}
+
+/* Whether a coarse match can be trusted; says why not. over_reference: scene points that the match puts
+ * over the reference's features (their bounding box), the only ones it could explain. */
+static int trustworthy(const constellation_result *r, int over_reference, double spread, const reloc_settings *s,
+                       char *why, size_t len)
+{
+    if (r->matches < MIN_MATCHES)
+        return snprintf(why, len, "best placement explains %d features (need %d)", r->matches, MIN_MATCHES), 0;
+    if (r->matches < MIN_EXPLAINED * over_reference)
+        return snprintf(why, len, "best placement explains only %d of the %d features over the reference",
+                        r->matches, over_reference), 0;
+    if (r->runner_up > MAX_RIVAL * r->matches)
+        return snprintf(why, len, "ambiguous: another placement explains %d features, the best %d", r->runner_up,
+                        r->matches), 0;
+    if (spread < MIN_SPREAD_UM)
+        return snprintf(why, len, "the %d features it explains lie along a line (spread %.1f um)", r->matches,
+                        spread), 0;
+    if (fabs(r->scale - 1) > s->max_scale_error / 100 + SCALE_MARGIN)
+        return snprintf(why, len, "scale %.3f outside the allowed error", r->scale), 0;
+    return 1;
+}
+
+/* The spread of the matched scene points: the standard deviation along their narrowest direction. */
+static double matched_spread(const point_list *scene, const int *pairing)
+{
+    double n = 0, mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
+    for (int i = 0; i < scene->n; i++)
+        if (pairing[i] >= 0) n++, mx += scene->p[i][0], my += scene->p[i][1];
+    if (n < 2) return 0;
+    mx /= n, my /= n;
+    for (int i = 0; i < scene->n; i++)
+        if (pairing[i] >= 0) {
+            double dx = scene->p[i][0] - mx, dy = scene->p[i][1] - my;
+            sxx += dx * dx / n, syy += dy * dy / n, sxy += dx * dy / n;
+        }
+    double half_trace = (sxx + syy) / 2, root = sqrt(fmax(0, half_trace * half_trace - (sxx * syy - sxy * sxy)));
+    return sqrt(fmax(0, half_trace - root));
+}
+
+static int count_over(const constellation_result *r, const point_list *model, const point_list *scene)
+{
+    double lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+    for (int i = 0; i < model->n; i++)
+        for (int d = 0; d < 2; d++) lo[d] = fmin(lo[d], model->p[i][d]), hi[d] = fmax(hi[d], model->p[i][d]);
+    affine2d back;
+    if (affine_invert(&r->transform, &back)) return scene->n;
+    int n = 0;
+    for (int i = 0; i < scene->n; i++) {
+        double x, y;
+        affine_apply(&back, scene->p[i][0], scene->p[i][1], &x, &y);
+        n += x >= lo[0] && x <= hi[0] && y >= lo[1] && y <= hi[1];
+    }
+    return n;
+}
+
+static void publish_search(stagemap *m, int view, int views, const constellation_result *r, const reloc_settings *s)
+{
+    db_lock();
+    param_set_int(m->port, P_RELOC_VIEW, view);
+    param_set_int(m->port, P_RELOC_VIEWS, views);
+    param_set_int(m->port, P_RELOC_MATCHES, r->matches);
+    param_set_int(m->port, P_RELOC_RUNNER_UP, r->runner_up);
+    param_set_double(m->port, P_RELOC_ELAPSED, time_monotonic() - s->started);
+    db_unlock();
+    param_post(m->port);
+}
+
+/* Step 1: where the reference's features (ref_px; model: the same on the stage under the prior) are on the
+ * stage. Takes views from centre outwards until the match is trustworthy. On success *match maps prior stage
+ * -> stage and matched_px/matched_stage receive the matched pairs; -1 with err (and *result) otherwise. */
+static int coarse_match(stagemap *m, const point_list *ref_px, const point_list *model, const double centre[2],
+                        const reloc_settings *s, constellation_result *match, point_list *matched_px,
+                        point_list *matched_stage, int *result, float **img, char *err, size_t errlen)
+{
+    point_list scene = {0};
+    live_view v = {0};
+    search_view *plan = NULL;
+    int views = 1, rc = -1, *pairing = NULL, blurred = 0, sharp = 0;
+    char why[256] = "no features in any view";
+    memset(match, 0, sizeof *match);
+    *result = RESULT_FAILED;
+    for (int k = 0; k < views; k++) {
+        double here[2] = {k ? plan[k - 1].x : centre[0], k ? plan[k - 1].y : centre[1]};
+        char what[96];
+        snprintf(what, sizeof what, "looking for the sample: view %d of %d", k + 1, views);
+        state(m, what);
+        publish_search(m, k + 1, views, match, s);
+        if (hold(m) || reloc_move(m, here, err, errlen) || take_view(m, &v, img, err, errlen)) {
+            if (aborting(m)) *result = RESULT_ABORTED, error_set(err, errlen, "aborted while looking for the sample");
+            goto out;
+        }
+        if (k == 0) views = 1 + search_plan(m, centre, s->search_radius, VIEW_STEP * v.field_um, &plan);
+        if (isnan(v.sharpness)) continue;            /* bare substrate: its "features" are noise */
+        if (v.sharpness < s->min_sharpness) {        /* structure, but blurred: matching it would match noise */
+            log_warn("stagemap", "%s: view %d: sharpness %.3f below Reloc:MinSharpness %.3f: out of focus", m->port_name,
+                     k + 1, v.sharpness, s->min_sharpness);
+            if (++blurred >= OUT_OF_FOCUS_VIEWS && !sharp) {
+                *result = RESULT_OUT_OF_FOCUS;
+                error_set(err, errlen, "stopped: out of focus (sharpness %.3f below Reloc:MinSharpness %.3f in %d views, "
+                          "none sharp): check the sample height", v.sharpness, s->min_sharpness, blurred);
+                goto out;
+            }
+            continue;
+        }
+        sharp++;
+        for (int i = 0; i < v.features.n; i++) {       /* pool the view's features, once each */
+            int seen = 0;
+            for (int j = 0; j < scene.n && !seen; j++)
+                seen = hypot(scene.p[j][0] - v.features.p[i][0], scene.p[j][1] - v.features.p[i][1]) < SAME_FEATURE_UM;
+            if (!seen) points_add(&scene, v.features.p[i][0], v.features.p[i][1]);
+        }
+        if (scene.n < MIN_MATCHES || model->n < 3) continue;
+        constellation_params p;
+        constellation_params_default(&p);
+        p.tolerance = s->match_tolerance;
+        p.scale_min = 1 - s->max_scale_error / 100 - SCALE_MARGIN, p.scale_max = 1 + s->max_scale_error / 100 + SCALE_MARGIN;
+        p.pair_min = PAIR_MIN_UM, p.pair_max = fmax(2 * PAIR_MIN_UM, PAIR_MAX_FIELD * v.field_um);
+        p.allow_mirror = s->detect_flip;
+        pairing = xrealloc(pairing, (size_t)scene.n * sizeof *pairing);
+        if (constellation_match((const double (*)[2])model->p, model->n, (const double (*)[2])scene.p, scene.n, &p,
+                                match, pairing, err, errlen))
+            goto out;
+        publish_search(m, k + 1, views, match, s);
+        int over = count_over(match, model, &scene);
+        int trusted = trustworthy(match, over, matched_spread(&scene, pairing), s, why, sizeof why);
+        log_info("stagemap", "%s: view %d of %d: %d features (%d over the reference); best placement explains %d "
+                 "(rotation %.2f, scale %.4f%s, rms %.3f um), runner-up %d: %s", m->port_name, k + 1, views, scene.n,
+                 over, match->matches, match->rotation_deg, match->scale, match->mirrored ? ", mirrored" : "",
+                 match->rms, match->runner_up, trusted ? "trusted" : why);
+        if (trusted) {
+            for (int i = 0; i < scene.n; i++)
+                if (pairing[i] >= 0 && matched_px->n < MAX_COARSE_PAIRS) {
+                    points_add(matched_px, ref_px->p[pairing[i]][0], ref_px->p[pairing[i]][1]);
+                    points_add(matched_stage, scene.p[i][0], scene.p[i][1]);
+                }
+            rc = 0;
+            goto out;
+        }
+    }
+    *result = blurred > sharp ? RESULT_OUT_OF_FOCUS : RESULT_NO_MATCH;
+    if (blurred > sharp) snprintf(why + strlen(why), sizeof why - strlen(why), "; %d views out of focus", blurred);
+    error_set(err, errlen, "stopped: no trustworthy match of the reference within %.0f um (%d views, %d features): %s",
+              s->search_radius, views, scene.n, why);
+out:
+    free(scene.p), free(v.features.p), free(plan), free(pairing);
+    return rc;
+}
+
+/* Least-squares similarity of either handedness: dst ~= T(src), mirrored when `mirrored` (robust from 5 pairs). */
+static int fit_pairs(const point_list *src, const point_list *dst, int mirrored, affine2d *out, double *rms,
+                     char *err, size_t errlen)
+{
+    fit_result *fit = xmalloc(sizeof *fit);
+    int n = src->n > FIT_MAX_POINTS ? FIT_MAX_POINTS : src->n;
+    double (*flipped)[2] = xmalloc((size_t)(n ? n : 1) * sizeof *flipped);
+    double f = mirrored ? -1 : 1;
+    for (int i = 0; i < n; i++) flipped[i][0] = src->p[i][0], flipped[i][1] = f * src->p[i][1];
+    int rc = transform_fit((const double (*)[2])flipped, (const double (*)[2])dst->p, n, FIT_SIMILARITY, n >= 5, 0,
+                           fit, err, errlen);
+    if (!rc) {
+        affine2d mirror = {{{1, 0}, {0, f}}, {0, 0}};
+        *out = affine_compose(&fit->transform, &mirror);
+        *rms = fit->rms;
+    }
+    free(flipped), free(fit);
+    return rc;
+}
+
+/* Publishes the mount the fit found, relative to the prior: offset of the reference pixel (Ref:RefPixelX/Y),
+ * rotation, scale and whether it is mirrored (then as a flip of x, like Ref:FlipX). */
+static void publish_mount(stagemap *m, const affine2d *prior, const affine2d *to_stage, double rms)
+{
+    affine2d inverse_prior, relative;
+    if (affine_invert(prior, &inverse_prior)) return;
+    relative = affine_compose(to_stage, &inverse_prior);
+    double sx, sy, angle, shear;
+    int mirrored;
+    affine_decompose(&relative, &sx, &sy, &angle, &shear, &mirrored);
+    if (mirrored) angle -= 180;            /* R(a) diag(1, -1) = R(a - 180) diag(-1, 1) */
+    angle = remainder(angle, 360.0);
+    db_lock();
+    double u = param_get_double(m->port, P_REF_REF_PIXEL_X), v = param_get_double(m->port, P_REF_REF_PIXEL_Y);
+    double was[2], now[2];
+    affine_apply(prior, u, v, &was[0], &was[1]);
+    affine_apply(to_stage, u, v, &now[0], &now[1]);
+    param_set_double(m->port, P_RELOC_MOUNT_X, now[0] - was[0]);
+    param_set_double(m->port, P_RELOC_MOUNT_Y, now[1] - was[1]);
+    param_set_double(m->port, P_RELOC_ROTATION, angle);
+    param_set_double(m->port, P_RELOC_MOUNT_SCALE, sqrt(sx * sy));
+    param_set_int(m->port, P_RELOC_MOUNT_FLIP, mirrored);
+    param_set_double(m->port, P_RELOC_MOUNT_RMS, rms);
+    db_unlock();
+    param_post(m->port);
+}
+
 typedef struct particle_result {
     double x, y, residual;
     int status;
 } particle_result;
 
-/* Step 2 for one particle: move it under the beam, find it near the beam, correct, repeat. */
-static int visit(stagemap *m, const double target[2], double radius, double tolerance, int max_iter,
-                 particle_result *r, float **img, char *err, size_t errlen)
+/* Whether a frame agrees with the fit, apart from the particle looked for (within radius of target): a frame
+ * in which the fit expects 3 or more reference features but shows fewer than 2 of them is not where the fit
+ * says. Counts go to *predicted and *seen. */
+static int frame_agrees(const live_view *v, const point_list *ref_px, const affine2d *to_stage, const double target[2],
+                        double radius, double match_tolerance, int *predicted, int *seen)
 {
-    double goal[2] = {target[0], target[1]};
-    point_list live = {0};
+    *predicted = *seen = 0;
+    for (int k = 0; k < ref_px->n; k++) {
+        double at[2];
+        affine_apply(to_stage, ref_px->p[k][0], ref_px->p[k][1], &at[0], &at[1]);
+        if (!in_view(v, at, 0) || hypot(at[0] - target[0], at[1] - target[1]) < radius) continue;
+        ++*predicted;
+        for (int i = 0; i < v->features.n; i++)
+            if (hypot(v->features.p[i][0] - at[0], v->features.p[i][1] - at[1]) <= match_tolerance) {
+                ++*seen;
+                break;
+            }
+    }
+    return *predicted < 3 || *seen >= 2;
+}
+
+/* Step 2 for one particle: move it under the beam, find it near the beam, correct, repeat. */
+static int visit(stagemap *m, const double target[2], const point_list *ref_px, const affine2d *to_stage,
+                 const reloc_settings *s, particle_result *r, float **img, char *err, size_t errlen)
+{
+    double goal[2] = {target[0], target[1]}, radius = s->capture_radius;
+    live_view v = {0};
     r->status = RELOC_NOT_CONVERGED;
     r->x = target[0], r->y = target[1], r->residual = NAN;
     int rc = 0;
-    for (int iter = 0; iter < max_iter; iter++) {
+    for (int iter = 0; iter < s->max_iter; iter++) {
         if (hold(m)) {
             r->status = RELOC_ABORTED;
             break;
         }
-        if (stagemap_move_to(m, goal, err, errlen) || live_features(m, &live, img, err, errlen)) {
+        if (reloc_move(m, goal, err, errlen) || take_view(m, &v, img, err, errlen)) {
             int aborted = aborting(m);
             r->status = aborted ? RELOC_ABORTED : RELOC_NOT_FOUND;
             rc = aborted ? 0 : -1;
@@ -259,33 +551,49 @@ static int visit(stagemap *m, const double target[2], double radius, double tole
         db_unlock();
         int nearest = -1, within = 0;
         double nearest_d = radius;
-        for (int i = 0; i < live.n; i++) {
-            double d = hypot(live.p[i][0] - goal[0], live.p[i][1] - goal[1]);
+        for (int i = 0; i < v.features.n; i++) {
+            double d = hypot(v.features.p[i][0] - goal[0], v.features.p[i][1] - goal[1]);
             if (d < radius) within++;
             if (d < nearest_d) nearest_d = d, nearest = i;
+        }
+        if (v.sharpness < s->min_sharpness) {         /* NaN (nothing there) is a verdict; blur is not */
+            log_warn("stagemap", "%s: the frame at (%.2f, %.2f) um is out of focus (sharpness %.3f): no verdict on the "
+                     "particle", m->port_name, here[0], here[1], v.sharpness);
+            r->status = RELOC_AMBIGUOUS;
+            break;
+        }
+        int predicted, seen;
+        if (!frame_agrees(&v, ref_px, to_stage, goal, s->capture_radius, s->match_tolerance, &predicted, &seen)) {
+            log_warn("stagemap", "%s: the frame at (%.2f, %.2f) um shows %d of the %d reference features the fit "
+                     "expects there: no verdict on the particle", m->port_name, here[0], here[1], seen, predicted);
+            r->status = RELOC_AMBIGUOUS;        /* not where the fit says: no verdict */
+            break;
         }
         if (nearest < 0) {
             r->status = RELOC_NOT_FOUND;
             break;
         }
-        r->x = live.p[nearest][0], r->y = live.p[nearest][1];
+        r->x = v.features.p[nearest][0], r->y = v.features.p[nearest][1];
         r->residual = hypot(r->x - here[0], r->y - here[1]);
-        if (within > 1) {
+        if (within > 1 || (iter == 0 && nearest_d > s->match_tolerance)) {
+            log_warn("stagemap", "%s: %d features within %.2f um of (%.2f, %.2f) um, the nearest %.2f um away: "
+                     "ambiguous", m->port_name, within, radius, goal[0], goal[1], nearest_d);
             r->status = RELOC_AMBIGUOUS;
             break;
         }
-        if (r->residual <= tolerance) {
+        if (r->residual <= s->tolerance) {
             r->status = RELOC_FOUND;
             break;
         }
         goal[0] = r->x, goal[1] = r->y;
-        radius = fmax(tolerance * 2, radius / 2);     /* once seen, the particle is where the last frame put it */
+        radius = fmax(s->tolerance * 2, radius / 2);     /* once seen, the particle is where the last frame put it */
     }
-    free(live.p);
+    free(v.features.p);
     return rc;
 }
 
-static void publish(stagemap *m, const particle_result *res, int n, int done, const point_list *px)
+static void publish(stagemap *m, const particle_result *res, int n, int done, const point_list *px, int result,
+                    const reloc_settings *s)
 {
     double *x = xmalloc((size_t)(n ? n : 1) * sizeof *x), *y = xmalloc((size_t)(n ? n : 1) * sizeof *y),
            *resid = xmalloc((size_t)(n ? n : 1) * sizeof *resid);
@@ -318,6 +626,8 @@ static void publish(stagemap *m, const particle_result *res, int n, int done, co
     param_set_int(p, P_RELOC_FOUND, found);
     param_set_int(p, P_RELOC_CURRENT, done < n ? done : -1);
     param_set_double(p, P_RELOC_PROGRESS, n ? 100.0 * done / n : 100.0);
+    param_set_int(p, P_RELOC_RESULT, result);
+    param_set_double(p, P_RELOC_ELAPSED, time_monotonic() - s->started);
     db_unlock();
     param_post(p);
     free(x), free(y), free(resid), free(status), free(table);
@@ -326,22 +636,31 @@ static void publish(stagemap *m, const particle_result *res, int n, int done, co
 int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
 {
     char path[1024];
+    reloc_settings s = {.started = time_monotonic()};
     param_get_string(m->port, P_RELOC_REF_PATH, path, sizeof path);
     db_lock();
     affine2d prior = m->ref_pixel_to_stage;
     point_list chosen = {0};
     for (int i = 0; i < m->nparticles; i++) points_add(&chosen, m->particle[i][0], m->particle[i][1]);
-    int ref_diameter = (int)param_get_int(m->port, P_RELOC_REF_DIAMETER);
-    double factor = param_get_double(m->port, P_RELOC_MASS_FACTOR);
-    double tolerance = param_get_double(m->port, P_RELOC_TOLERANCE), radius = param_get_double(m->port, P_RELOC_SEARCH_RADIUS);
-    int max_iter = (int)param_get_int(m->port, P_RELOC_MAX_ITER);
+    param_port *port = m->port;
+    int ref_diameter = (int)param_get_int(port, P_RELOC_REF_DIAMETER);
+    double factor = param_get_double(port, P_RELOC_MASS_FACTOR);
+    s.tolerance = param_get_double(port, P_RELOC_TOLERANCE);
+    s.capture_radius = param_get_double(port, P_RELOC_CAPTURE_RADIUS);
+    s.match_tolerance = param_get_double(port, P_RELOC_MATCH_TOLERANCE);
+    s.search_radius = param_get_double(port, P_RELOC_SEARCH_RADIUS);
+    s.max_scale_error = param_get_double(port, P_RELOC_MAX_SCALE_ERROR);
+    s.detect_flip = (int)param_get_int(port, P_RELOC_DETECT_FLIP);
+    s.max_iter = (int)param_get_int(port, P_RELOC_MAX_ITER);
+    s.min_sharpness = param_get_double(port, P_RELOC_MIN_SHARPNESS);
     db_unlock();
-    int n = chosen.n, rc = -1;
+    int n = chosen.n, rc = -1, result = RESULT_FAILED;
     particle_result *res = xcalloc((size_t)(n ? n : 1), sizeof *res);
-    point_list ref_px = {0}, live = {0}, src = {0}, dst = {0};
+    point_list ref_px = {0}, model = {0}, src = {0}, dst = {0};
     float *img = NULL;
     image ref;
     memset(&ref, 0, sizeof ref);
+    publish(m, res, n, 0, &chosen, RESULT_RUNNING, &s);
     state(m, "detecting features of the reference");
     if (n == 0) {
         error_set(err, errlen, "no particles: write their reference pixels to Particles");
@@ -351,27 +670,35 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
         detect(ref.data, ref.width, ref.height, ref_diameter, factor, ref.type == PIX_F32 || ref.type == PIX_F64 ? 0 :
                pixel_type_max(ref.type), &ref_px, err, errlen))
         goto out;
-    state(m, "matching the live frame to the reference");
+    double centre[2] = {0, 0};
+    for (int i = 0; i < ref_px.n; i++) {
+        double x, y;
+        affine_apply(&prior, ref_px.p[i][0], ref_px.p[i][1], &x, &y);
+        points_add(&model, x, y);
+    }
+    for (int i = 0; i < n; i++) {           /* the first view: where the prior puts the chosen particles */
+        double x, y;
+        affine_apply(&prior, chosen.p[i][0], chosen.p[i][1], &x, &y);
+        centre[0] += x / n, centre[1] += y / n;
+    }
+    constellation_result match;
+    if (coarse_match(m, &ref_px, &model, centre, &s, &match, &src, &dst, &result, &img, err, errlen)) goto out;
+    int mirrored = match.mirrored ^ (prior.m[0][0] * prior.m[1][1] - prior.m[0][1] * prior.m[1][0] < 0);
     affine2d to_stage;
-    if (live_features(m, &live, &img, err, errlen) || coarse_match(m, &ref_px, &prior, &live, &src, &dst, err, errlen) ||
-        fit_pairs(&src, &dst, &to_stage, err, errlen))
-        goto out;
-    double sx, sy, angle, shear;
-    int mirrored;
-    affine_decompose(&to_stage, &sx, &sy, &angle, &shear, &mirrored);
-    db_lock();
-    param_set_double(m->port, P_RELOC_ROTATION, angle);
-    db_unlock();
+    double rms;
+    if (fit_pairs(&src, &dst, mirrored, &to_stage, &rms, err, errlen)) goto out;
+    publish_mount(m, &prior, &to_stage, rms);
     for (int k = 0; k < n; k++) {
         char what[64];
         snprintf(what, sizeof what, "particle %d of %d", k + 1, n);
         state(m, what);
-        publish(m, res, n, k, &chosen);
+        publish(m, res, n, k, &chosen, RESULT_RUNNING, &s);
         double target[2];
         affine_apply(&to_stage, chosen.p[k][0], chosen.p[k][1], &target[0], &target[1]);
-        if (visit(m, target, radius, tolerance, max_iter, &res[k], &img, err, errlen)) goto out;
+        if (visit(m, target, &ref_px, &to_stage, &s, &res[k], &img, err, errlen)) goto out;
         if (res[k].status == RELOC_ABORTED) {
             for (int i = k; i < n; i++) res[i].status = RELOC_ABORTED;
+            result = RESULT_ABORTED;
             error_set(err, errlen, "aborted at particle %d", k);
             goto out;
         }
@@ -380,18 +707,26 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
             points_add(&dst, res[k].x, res[k].y);
             affine2d refit;
             char ignored[128];
-            if (fit_pairs(&src, &dst, &refit, ignored, sizeof ignored) == 0) to_stage = refit;
+            if (fit_pairs(&src, &dst, mirrored, &refit, &rms, ignored, sizeof ignored) == 0) to_stage = refit;
         }
     }
+    publish_mount(m, &prior, &to_stage, rms);
     db_lock();
     stagemap_ref_set_transform(m, &to_stage);
     db_unlock();
     rc = 0;
+    result = RESULT_DONE;
 out:
-    publish(m, res, n, rc == 0 ? n : 0, &chosen);
-    state(m, rc == 0 ? "done" : err);
+    publish(m, res, n, rc == 0 ? n : 0, &chosen, result, &s);
+    if (rc == 0) {
+        char done[128];
+        snprintf(done, sizeof done, "done in %.1f s", time_monotonic() - s.started);
+        state(m, done);
+    } else {
+        state(m, err);
+    }
     image_free(&ref);
-    free(res), free(img), free(chosen.p), free(ref_px.p), free(live.p), free(src.p), free(dst.p);
+    free(res), free(img), free(chosen.p), free(ref_px.p), free(model.p), free(src.p), free(dst.p);
     return rc;
 }
 
@@ -420,8 +755,18 @@ int stagemap_reloc_write(stagemap *m, const param_write *w, char *err, size_t er
         pthread_cond_broadcast(&m->wake);
         pthread_mutex_unlock(&m->lock);
         break;
-    case P_RELOC_TOLERANCE: case P_RELOC_SEARCH_RADIUS: case P_RELOC_MAX_OFFSET: case P_RELOC_MASS_FACTOR:
-        if (!(w->dval > 0)) rc = error_set(err, errlen, "%s must be > 0", w->name);
+    case P_RELOC_TOLERANCE: case P_RELOC_CAPTURE_RADIUS: case P_RELOC_MATCH_TOLERANCE: case P_RELOC_MASS_FACTOR:
+        if (!(w->dval > 0) || !isfinite(w->dval)) rc = error_set(err, errlen, "%s must be a number > 0", w->name);
+        break;
+    case P_RELOC_SEARCH_RADIUS:
+        if (!(w->dval >= 0) || w->dval > 1e5)
+            rc = error_set(err, errlen, "%s must be 0 (the first view only) .. 100000 um", w->name);
+        break;
+    case P_RELOC_MAX_SCALE_ERROR:
+        if (!(w->dval >= 0) || w->dval > 30) rc = error_set(err, errlen, "%s must be 0..30 %%", w->name);
+        break;
+    case P_RELOC_MIN_SHARPNESS:
+        if (!(w->dval >= 0) || w->dval > 1000) rc = error_set(err, errlen, "%s must be 0 (off) .. 1000", w->name);
         break;
     case P_RELOC_REF_DIAMETER: case P_RELOC_LIVE_DIAMETER:
         if (w->ival < 3 || w->ival > LOCATE_MAX_DIAMETER || w->ival % 2 == 0)
