@@ -219,7 +219,9 @@ static void accept_clients(int lfd)
 static void drop_client(unsigned index, const char *why)
 {
     ca_client *c = srv.clients[index];
-    log_info("ca", "client %s (%s@%s) disconnected: %s", c->peer, c->user, c->host, why);
+    /* A client closing its circuit is routine (every caget does it): only a circuit we close is news. */
+    int routine = !strcmp(why, "connection closed") || !strcmp(why, "server shutting down");
+    log_msg(routine ? LOG_DEBUG : LOG_WARN, "ca", "client %s (%s@%s) disconnected: %s", c->peer, c->user, c->host, why);
     close(c->fd);
     ca_client_free(c);
     srv.clients[index] = srv.clients[--srv.nclients];

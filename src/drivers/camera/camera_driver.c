@@ -250,8 +250,13 @@ static void cameras_start(void *user)
     for (int i = 0; i < ncameras; i++) {
         camera *cam = cameras[i];
         static const char *const what[4] = {"stage X", "stage Y", "stage Z", "pixel size"};
-        for (int k = 0; k < 4; k++)
-            if (stage_axis_resolve(&cam->stage[k], what[k], cam->port_name) != 0) cam->stage[k].nterms = 0;
+        for (int k = 0; k < 4; k++) {
+            char err[256];
+            int rc = motion_position_resolve(&cam->stage[k].position, cam->stage[k].spec, err, sizeof err);
+            if (rc < 0) cam->stage[k].position.nterms = 0;
+            if (rc < 0) log_error("camera", "%s: %s: %s", cam->port_name, what[k], err);
+            else if (rc > 0) log_warn("camera", "%s: %s: %s", cam->port_name, what[k], err);
+        }
         if (cam->preview_frames) {
             char err[256];
             cam->preview = preview_start(cam->preview_frames, &cam->preview_cfg, err, sizeof err);

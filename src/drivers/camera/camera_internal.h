@@ -7,6 +7,7 @@
 
 #include "drivers/camera/camera.h"
 #include "drivers/capture/capture.h"
+#include "drivers/motion/motion.h"
 #include "core/db/db.h"
 #include "core/param/param.h"
 #include "drivers/preview/preview.h"
@@ -51,6 +52,7 @@
     X(P_SOURCE_KIND, "SourceKind", PARAM_STRING) \
     X(P_SOURCE_RECEIVED, "SourceReceived", PARAM_INT) \
     X(P_SOURCE_REJECTED, "SourceRejected", PARAM_INT) \
+    X(P_SOURCE_MISSED, "SourceMissed", PARAM_INT) \
     X(P_SOURCE_ERROR, "SourceError", PARAM_STRING) \
     X(P_IMAGE_ENABLE, "image:EnableCallbacks", PARAM_INT) \
     X(P_IMAGE_COUNTER, "image:ArrayCounter", PARAM_INT) \
@@ -107,6 +109,7 @@ typedef struct frame_source frame_source;
 typedef struct source_counters {
     unsigned long received;      /* frames delivered */
     unsigned long rejected;      /* malformed input refused (zmq) */
+    unsigned long missed;        /* frames the publisher sent that never arrived (zmq: gaps in "frame" ids) */
     char last_error[256];        /* what the last rejection or failure was */
 } source_counters;
 
@@ -140,21 +143,11 @@ frame_source *source_files_open(const char *path, int max_width, int max_height,
 /* ---- The driver */
 #define CAMERA_RING_DEPTH 16
 
-/* A stage axis as the sum of channels, in um (camera_stage.c). */
-#define STAGE_MAX_TERMS 2
-typedef struct stage_term {
-    db_addr addr;
-    double to_um;              /* from the record's EGU */
-} stage_term;
-typedef struct stage_axis {
-    char spec[2 * (DB_NAME_SIZE + 8)];   /* "P:samx.RBV" or "P:samx.RBV+P:pssx.RBV"; "" for none */
-    int nterms;
-    stage_term term[STAGE_MAX_TERMS];
-} stage_axis;
-/* Resolves the channels of spec at iocInit; -1 (logged) when one does not exist. */
-int stage_axis_resolve(stage_axis *axis, const char *what, const char *camera_port);
-/* The axis position in um (takes the db lock); fallback when the axis has no channel. */
-double stage_axis_read(const stage_axis *axis, double fallback);
+/* A stage input: one channel or a sum of channels, in um (drivers/motion reads it). */
+typedef struct stage_input {
+    char spec[MOTION_MAX_TERMS * (DB_NAME_SIZE + 8)];   /* "P:samx.RBV" or "P:samx.RBV+P:pssx.RBV"; "" for none */
+    motion_position position;
+} stage_input;
 
 /* Settings the acquisition thread works from; a copy is taken under the lock for every frame. */
 typedef struct camera_settings {
@@ -173,7 +166,7 @@ struct camera {
     frame_source *source;
     frame_ring *ring;
     int max_width, max_height;
-    stage_axis stage[4];        /* x, y, z, pixel size */
+    stage_input stage[4];       /* x, y, z, pixel size */
     preview_config preview_cfg;
     frame_consumer *preview_frames;   /* cameraPreview: the preview's consumer, started at iocInit */
     preview *preview;
