@@ -6,18 +6,16 @@ the same view. The same frames with the edge rejection (MaxSize) turned off show
 import csv
 import io
 import json
-import os
 import subprocess
 import time
 import urllib.request
 
-import epics
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
 import ioc as ioc_module
-from ioc import wait_for
+from ioc import pv_under, wait_for
 
 P = "TDDI:"
 SAMPLE = ioc_module.TOP / "sim" / "sample_default.json"
@@ -27,20 +25,15 @@ MATCH_PX = 1.5     # a detection within 1.5 px of a particle of the sample is th
 POSITIONS = [(0.0, 0.0), (0.0, 0.3), (0.15, 0.28), (-0.25, -0.25), (-0.1, 0.31), (0.26, 0.02)]
 
 
-def pv(name):
-    channel = epics.PV(P + name, auto_monitor=False)
-    assert channel.wait_for_connection(15), f"{P}{name} did not connect"
-    return channel
+pv = pv_under(P)
 
 
 @pytest.fixture(scope="module")
 def default_ioc(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("default_ioc")
-    env = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    env.update(RELOC_AUTOSAVE_FILE=str(workdir / "reloc.sav"), RELOC_PREFIX=P, RELOC_XRF_OUT_DIR=str(workdir),
-               RELOC_TOP=str(ioc_module.TOP))
-    boot = ioc_module.TOP / "iocBoot" / "iocreloc"
-    ioc = ioc_module.Ioc(f"cd {boot}\n< st.cmd\n", workdir / "ioc", env=env, timeout=60).start()
+    env = ioc_module.default_env(ioc_module.session_env(), workdir, P, RELOC_XRF_OUT_DIR=str(workdir),
+                                 RELOC_TOP=str(ioc_module.TOP))
+    ioc = ioc_module.Ioc(ioc_module.default_st_cmd(), workdir / "ioc", env=env, timeout=60).start()
     wait_for(lambda: all(pv(f"{m}.SEVR").get() == 0 for m in ("samx", "samy", "zoom")), 30,
              "the motors to reach their controller")
     assert pv("cam1:ImageMode").put(0, wait=True)        # Single: one frame per Acquire, at a known position

@@ -6,12 +6,11 @@ write access from Channel Access, so a field added to the record later is covere
 import math
 import re
 
-import epics
 import pytest
 from epics import ca, dbr
 
 from ca_status import ECA_NORMAL, ECA_PUTFAIL, put_status
-from ioc import wait_for
+from ioc import pv_under, wait_for
 from motor_stage import AXIS, MRES
 
 P = "MH:"
@@ -19,10 +18,7 @@ AFTER_INIT = f"dbpr {P}samy 1"
 NUMERIC = {dbr.SHORT, dbr.FLOAT, dbr.ENUM, dbr.CHAR, dbr.LONG, dbr.DOUBLE}
 
 
-def pv(name):
-    p = epics.get_pv(P + name)
-    assert p.wait_for_connection(5.0), f"{P}{name} did not connect"
-    return p
+pv = pv_under(P)
 
 
 def get(name):

@@ -8,20 +8,14 @@ import tifffile
 
 import ioc as ioc_module
 from ca_status import ECA_NORMAL, ECA_PUTFAIL, put_status
-from ioc import wait_for
+from ioc import pv_under, wait_for
 from test_live_analysis_ioc import st_cmd
 
 P = "TREF:"
+pv = pv_under(P)
 
 
 def test_degenerate_and_unreadable_references_fail_the_put(tmp_path, ioc_env):
-    import epics
-
-    def pv(name):
-        channel = epics.PV(P + name, auto_monitor=False)
-        assert channel.wait_for_connection(10), name
-        return channel
-
     server = ioc_module.Ioc(st_cmd(tmp_path).replace("TLIVE:", P), tmp_path / "ioc", env=ioc_env)
     server.start()
     try:

@@ -2,13 +2,8 @@
  * live-camera-sized window of a particle field, remounted with rotations over the whole circle, scales 0.9 and
  * 1.1, mirrored, with lost and spurious detections and position noise, is placed back where it came from; a
  * window of another sample is not placed anywhere convincingly. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <math.h>
-#include <stdlib.h>
 
 #include "kernels/geometry/geometry.h"
 

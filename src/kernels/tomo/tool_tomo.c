@@ -202,18 +202,22 @@ static int project_only(const char *file, const char *dset, const h5array *angle
     return rc;
 }
 
-int main(int argc, char **argv)
-{
+/* What the command line asks for. */
+typedef struct tomo_options {
     element el[MAX_ELEMENTS];
-    int n_el = 0;
-    memset(el, 0, sizeof el);
+    int n_el;
     tomo_params p;
-    tomo_params_default(&p);
-    const char *haadf_dset = NULL, *angles_dset = "/angles", *output = NULL, *png = NULL, *project = NULL;
-    double threshold = NAN, given_r[MAX_ELEMENTS], spacing = 1.0, offset = 0.0;
-    int have_r[MAX_ELEMENTS] = {0}, size = 0, alpha_given = 0, detector = 0;
-    char err[4 * PATH_LEN], name[NAME_LEN];
-    const char *value;
+    const char *file, *haadf_dset, *angles_dset, *output, *png, *project;
+    double threshold;                  /* NAN: from the edge-spread function */
+    double given_r[MAX_ELEMENTS];      /* --r, where have_r */
+    int have_r[MAX_ELEMENTS];
+    double spacing, offset;
+    int size, detector;
+} tomo_options;
+
+/* Parses the command line into o; returns -1 to go on, or the exit status (0 after --help, 2 for bad usage). */
+static int parse_options(int argc, char **argv, tomo_options *o)
+{
     static const struct option opts[] = {
         {"element", required_argument, 0, 'e'}, {"factor", required_argument, 0, 'f'},
         {"haadf", required_argument, 0, 'H'}, {"alpha", required_argument, 0, 'a'},
@@ -226,26 +230,35 @@ int main(int argc, char **argv)
         {"detector", required_argument, 0, 'D'}, {"beam-spacing", required_argument, 0, 'S'},
         {"centre-offset", required_argument, 0, 'C'}, {"subsets", required_argument, 0, 'O'},
         {"tolerance", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c, which = 0;
+    memset(o, 0, sizeof *o);
+    tomo_params *p = &o->p;
+    tomo_params_default(p);
+    o->angles_dset = "/angles";
+    o->threshold = NAN;
+    o->spacing = 1.0;
+    int c, which = 0, alpha_given = 0;
+    char name[NAME_LEN];
+    const char *value;
     while ((c = getopt_long(argc, argv, "o:", opts, &which)) != -1) {
         int bad = 0;
         double v = 0;
         element *e;
         switch (c) {
         case 'e':
-            if (split_pair(optarg, name, &value) != 0 || n_el == MAX_ELEMENTS || find_element(el, n_el, name)) {
+            if (split_pair(optarg, name, &value) != 0 || o->n_el == MAX_ELEMENTS ||
+                find_element(o->el, o->n_el, name)) {
                 bad = 1;
                 break;
             }
-            str_copy(el[n_el].name, name, NAME_LEN);
-            str_copy(el[n_el].dset, value, PATH_LEN);
-            el[n_el++].factor = 1.0;
+            str_copy(o->el[o->n_el].name, name, NAME_LEN);
+            str_copy(o->el[o->n_el].dset, value, PATH_LEN);
+            o->el[o->n_el++].factor = 1.0;
             break;
         case 'f':
         case 'r':
         case 'R':
             /* Refers to an element named earlier with --element. */
-            if (split_pair(optarg, name, &value) != 0 || !(e = find_element(el, n_el, name))) {
+            if (split_pair(optarg, name, &value) != 0 || !(e = find_element(o->el, o->n_el, name))) {
                 bad = 1;
                 break;
             }
@@ -253,29 +266,29 @@ int main(int argc, char **argv)
             else if (toolargs_double(value, &v) != 0 || v <= (c == 'f' ? 0 : -1e-300)) bad = 1;
             else if (c == 'f') e->factor = v;
             else {
-                given_r[e - el] = v;
-                have_r[e - el] = 1;
+                o->given_r[e - o->el] = v;
+                o->have_r[e - o->el] = 1;
             }
             break;
-        case 'H': haadf_dset = optarg; break;
-        case 'a': bad = toolargs_double(optarg, &p.alpha); alpha_given = 1; break;
-        case 'A': angles_dset = optarg; break;
-        case 'i': bad = toolargs_int(optarg, 1, 1000000, &p.iterations); break;
-        case 'l': bad = toolargs_double(optarg, &p.relaxation); break;
-        case 'N': p.nonneg = 0; break;
-        case 's': bad = toolargs_int(optarg, 1, 65536, &size); break;
+        case 'H': o->haadf_dset = optarg; break;
+        case 'a': bad = toolargs_double(optarg, &p->alpha); alpha_given = 1; break;
+        case 'A': o->angles_dset = optarg; break;
+        case 'i': bad = toolargs_int(optarg, 1, 1000000, &p->iterations); break;
+        case 'l': bad = toolargs_double(optarg, &p->relaxation); break;
+        case 'N': p->nonneg = 0; break;
+        case 's': bad = toolargs_int(optarg, 1, 65536, &o->size); break;
         case 't':
-            if (strcmp(optarg, "esf") != 0) bad = toolargs_double(optarg, &threshold);
+            if (strcmp(optarg, "esf") != 0) bad = toolargs_double(optarg, &o->threshold);
             break;
-        case 'j': bad = toolargs_int(optarg, 0, 1024, &p.threads); break;
-        case 'o': output = optarg; break;
-        case 'p': png = optarg; break;
-        case 'P': project = optarg; break;
-        case 'D': bad = toolargs_int(optarg, 1, 65536, &detector); break;
-        case 'S': bad = toolargs_double(optarg, &spacing) || !(spacing > 0); break;
-        case 'C': bad = toolargs_double(optarg, &offset); break;
-        case 'O': bad = toolargs_int(optarg, 1, 65536, &p.subsets); break;
-        case 'T': bad = toolargs_double(optarg, &p.tolerance) || !(p.tolerance >= 0 && p.tolerance < 1); break;
+        case 'j': bad = toolargs_int(optarg, 0, 1024, &p->threads); break;
+        case 'o': o->output = optarg; break;
+        case 'p': o->png = optarg; break;
+        case 'P': o->project = optarg; break;
+        case 'D': bad = toolargs_int(optarg, 1, 65536, &o->detector); break;
+        case 'S': bad = toolargs_double(optarg, &o->spacing) || !(o->spacing > 0); break;
+        case 'C': bad = toolargs_double(optarg, &o->offset); break;
+        case 'O': bad = toolargs_int(optarg, 1, 65536, &p->subsets); break;
+        case 'T': bad = toolargs_double(optarg, &p->tolerance) || !(p->tolerance >= 0 && p->tolerance < 1); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -285,208 +298,267 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc - 1 || (n_el == 0 && !project) || (project && !output)) {
+    if (optind != argc - 1 || (o->n_el == 0 && !o->project) || (o->project && !o->output)) {
         usage(stderr);
         return 2;
     }
-    if (haadf_dset && !alpha_given) p.alpha = 0.5;
-    const char *file = argv[optind];
+    if (o->haadf_dset && !alpha_given) p->alpha = 0.5;
+    o->file = argv[optind];
+    return -1;
+}
 
-    h5array angles;
-    if (h5array_read(file, angles_dset, &angles, err, sizeof err) != 0) {
-        fprintf(stderr, "reloc-tomo: %s\n", err);
-        return 1;
-    }
-    if (project) {
-        int prc = project_only(file, project, &angles, detector, spacing, offset, output, err, sizeof err);
-        h5array_free(&angles);
-        if (prc != 0) fprintf(stderr, "reloc-tomo: %s\n", err);
-        return prc == 0 ? 0 : 1;
-    }
-    int n_angles = (int)h5array_count(&angles), n_slices = 0, n_det = 0, rc = 1;
-    float *eds[MAX_ELEMENTS] = {0}, *rec[MAX_ELEMENTS] = {0}, *frac[MAX_ELEMENTS] = {0}, *haadf = NULL;
-    float *signal = NULL;
-    int *passes = NULL;
-    double *residual = NULL;
-    unsigned char *mask = NULL;
-    h5out *out = NULL;
-    for (int e = 0; e < n_el; e++)
-        if (!(eds[e] = read_sinogram(file, el[e].dset, n_angles, &n_slices, &n_det, err, sizeof err))) goto fail;
-    if (haadf_dset && !(haadf = read_sinogram(file, haadf_dset, n_angles, &n_slices, &n_det, err, sizeof err)))
-        goto fail;
-    tomo_geometry g = {.n = size ? size : n_det, .n_det = n_det, .n_angles = n_angles, .angles_deg = angles.data,
-                       .det_spacing = spacing, .centre_offset = offset};
-    if (tomo_geometry_check(&g, err, sizeof err) != 0) goto fail;
+/* A reconstruction and its quantification, from the sinograms to what is written out. */
+typedef struct tomo_job {
+    tomo_geometry g;
+    int n_slices, n_det, hebt;
+    size_t nvox;
+    float *eds[MAX_ELEMENTS], *haadf;
+    float *rec[MAX_ELEMENTS], *frac[MAX_ELEMENTS], *signal;   /* maps, HAADF units for HEBT */
+    unsigned char *mask;               /* voxels inside the particle */
+    int *passes;                       /* per slice */
+    double *residual;                  /* per slice */
+    double r[MAX_ELEMENTS], r2;        /* response ratios (HEBT) and the R^2 of their fit (NAN when given) */
+    double threshold;
+    const char *method;                /* how the threshold was found */
+    size_t inside;
+} tomo_job;
 
-    double r[MAX_ELEMENTS], r2 = NAN;
-    size_t nsamp = (size_t)n_slices * n_angles * n_det, nvox = (size_t)n_slices * g.n * g.n;
-    int hebt = haadf && p.alpha > 0;
-    if (hebt) {
-        int all_given = 1, any_given = 0;
-        for (int e = 0; e < n_el; e++) {
-            all_given &= have_r[e];
-            any_given |= have_r[e];
-        }
-        if (any_given && !all_given) {
-            snprintf(err, sizeof err, "--r must be given for every element or for none (then they are fitted)");
-            goto fail;
-        }
-        if (all_given) memcpy(r, given_r, sizeof r);
-        else if (tomo_fit_response(nsamp, n_el, haadf, (const float *const *)eds, r, &r2, err, sizeof err) != 0)
-            goto fail;
-        for (int e = 0; e < n_el; e++)
-            log_info("tomo", "response ratio r_%s = %.6g%s", el[e].name, r[e], all_given ? " (given)" : "");
-        if (!all_given) log_info("tomo", "HAADF ~ sum r_A EDS_A: R^2 = %.5f", r2);
-    }
-    log_info("tomo", "%s reconstruction: %d slice(s) of %d x %d, %d tilts, %s, at most %d passes%s",
-             hebt ? "HEBT" : "EDS-only", n_slices, g.n, g.n, n_angles, p.subsets > 1 ? "OS-SART" : "SIRT",
-             p.iterations, p.tolerance > 0 ? ", stopping when the residual stops falling" : "");
+static void job_free(tomo_job *j, int n_el)
+{
     for (int e = 0; e < n_el; e++) {
-        rec[e] = xmalloc(nvox * sizeof(float));
-        frac[e] = xmalloc(nvox * sizeof(float));
+        free(j->eds[e]);
+        free(j->rec[e]);
+        free(j->frac[e]);
     }
-    progress prog = {.every = p.iterations >= 10 ? p.iterations / 10 : 1};
-    prog.passes = passes = xcalloc((size_t)n_slices, sizeof(int));
-    prog.residual = residual = xcalloc((size_t)n_slices, sizeof(double));
+    free(j->haadf);
+    free(j->signal);
+    free(j->passes);
+    free(j->residual);
+    free(j->mask);
+}
+
+/* HEBT: the response ratios r_A of HAADF ~ sum r_A EDS_A, given for every element (--r) or fitted. */
+static int response_ratios(const tomo_options *o, tomo_job *j, char *err, size_t errlen)
+{
+    int all_given = 1, any_given = 0;
+    for (int e = 0; e < o->n_el; e++) {
+        all_given &= o->have_r[e];
+        any_given |= o->have_r[e];
+    }
+    if (any_given && !all_given)
+        return error_set(err, errlen, "--r must be given for every element or for none (then they are fitted)");
+    size_t nsamp = (size_t)j->n_slices * j->g.n_angles * j->n_det;
+    if (all_given) memcpy(j->r, o->given_r, sizeof j->r);
+    else if (tomo_fit_response(nsamp, o->n_el, j->haadf, (const float *const *)j->eds, j->r, &j->r2, err, errlen) != 0)
+        return -1;
+    for (int e = 0; e < o->n_el; e++)
+        log_info("tomo", "response ratio r_%s = %.6g%s", o->el[e].name, j->r[e], all_given ? " (given)" : "");
+    if (!all_given) log_info("tomo", "HAADF ~ sum r_A EDS_A: R^2 = %.5f", j->r2);
+    return 0;
+}
+
+/* Reads the sinograms, reconstructs every element (HEBT with a HAADF sinogram and alpha > 0, else EDS only),
+ * finds the particle and its weight fractions. */
+static int reconstruct(tomo_options *o, const h5array *angles, tomo_job *j, char *err, size_t errlen)
+{
+    int n_angles = (int)h5array_count(angles);
+    for (int e = 0; e < o->n_el; e++)
+        if (!(j->eds[e] = read_sinogram(o->file, o->el[e].dset, n_angles, &j->n_slices, &j->n_det, err, errlen)))
+            return -1;
+    if (o->haadf_dset &&
+        !(j->haadf = read_sinogram(o->file, o->haadf_dset, n_angles, &j->n_slices, &j->n_det, err, errlen)))
+        return -1;
+    j->g = (tomo_geometry){.n = o->size ? o->size : j->n_det, .n_det = j->n_det, .n_angles = n_angles,
+                           .angles_deg = angles->data, .det_spacing = o->spacing, .centre_offset = o->offset};
+    if (tomo_geometry_check(&j->g, err, errlen) != 0) return -1;
+    const tomo_geometry *g = &j->g;
+    int n_slices = j->n_slices, n_el = o->n_el;
+    tomo_params *p = &o->p;
+    j->nvox = (size_t)n_slices * g->n * g->n;
+    j->r2 = NAN;
+    j->hebt = j->haadf && p->alpha > 0;
+    if (j->hebt && response_ratios(o, j, err, errlen) != 0) return -1;
+    log_info("tomo", "%s reconstruction: %d slice(s) of %d x %d, %d tilts, %s, at most %d passes%s",
+             j->hebt ? "HEBT" : "EDS-only", n_slices, g->n, g->n, n_angles, p->subsets > 1 ? "OS-SART" : "SIRT",
+             p->iterations, p->tolerance > 0 ? ", stopping when the residual stops falling" : "");
+    for (int e = 0; e < n_el; e++) {
+        j->rec[e] = xmalloc(j->nvox * sizeof(float));
+        j->frac[e] = xmalloc(j->nvox * sizeof(float));
+    }
+    progress prog = {.every = p->iterations >= 10 ? p->iterations / 10 : 1};
+    prog.passes = j->passes = xcalloc((size_t)n_slices, sizeof(int));
+    prog.residual = j->residual = xcalloc((size_t)n_slices, sizeof(double));
     pthread_mutex_init(&prog.lock, NULL);
-    p.progress = on_progress;
-    p.progress_user = &prog;
+    p->progress = on_progress;
+    p->progress_user = &prog;
     double t0 = time_monotonic();
-    int recon_rc = tomo_reconstruct(&g, n_slices, n_el, (const float *const *)eds, haadf, r, &p, rec, err,
-                                    sizeof err);
+    int recon_rc = tomo_reconstruct(g, n_slices, n_el, (const float *const *)j->eds, j->haadf, j->r, p, j->rec, err,
+                                    errlen);
     pthread_mutex_destroy(&prog.lock);
-    if (recon_rc != 0) goto fail;
+    if (recon_rc != 0) return -1;
     int most = 0;
-    for (int i = 0; i < n_slices; i++) most = passes[i] > most ? passes[i] : most;
+    for (int i = 0; i < n_slices; i++) most = j->passes[i] > most ? j->passes[i] : most;
     log_info("tomo", "reconstructed %d slice(s) x %d element(s) x %d iterations in %.4f s", n_slices, n_el, most,
              time_monotonic() - t0);
 
     /* HEBT maps in HAADF units y_A = r_A x_A, quantified with z_A = r_A f_A (Eq. 18). */
     double z[MAX_ELEMENTS];
     for (int e = 0; e < n_el; e++) {
-        z[e] = el[e].factor;
-        if (hebt) {
-            for (size_t i = 0; i < nvox; i++) rec[e][i] *= (float)r[e];
-            z[e] *= r[e];
+        z[e] = o->el[e].factor;
+        if (j->hebt) {
+            for (size_t i = 0; i < j->nvox; i++) j->rec[e][i] *= (float)j->r[e];
+            z[e] *= j->r[e];
         }
-        if (!(z[e] > 0)) {
-            snprintf(err, sizeof err, "element %s has response ratio 0: it cannot be quantified from HEBT; give --r",
-                     el[e].name);
-            goto fail;
-        }
+        if (!(z[e] > 0))
+            return error_set(err, errlen,
+                             "element %s has response ratio 0: it cannot be quantified from HEBT; give --r",
+                             o->el[e].name);
     }
-    signal = xmalloc(nvox * sizeof(float));
-    mask = xmalloc(nvox);
-    tomo_total_signal(nvox, n_el, (const float *const *)rec, z, signal);
-    const char *method = isnan(threshold) ? "edge-spread function" : "given";
-    if (isnan(threshold)) {
-        threshold = tomo_esf_threshold(signal, n_slices, g.n);
-        if (isnan(threshold)) {
-            snprintf(err, sizeof err, "no particle edge found for the edge-spread-function threshold; give --threshold");
-            goto fail;
-        }
+    j->signal = xmalloc(j->nvox * sizeof(float));
+    j->mask = xmalloc(j->nvox);
+    tomo_total_signal(j->nvox, n_el, (const float *const *)j->rec, z, j->signal);
+    j->threshold = o->threshold;
+    j->method = isnan(j->threshold) ? "edge-spread function" : "given";
+    if (isnan(j->threshold)) {
+        j->threshold = tomo_esf_threshold(j->signal, n_slices, g->n);
+        if (isnan(j->threshold))
+            return error_set(err, errlen,
+                             "no particle edge found for the edge-spread-function threshold; give --threshold");
     }
-    size_t inside = tomo_quantify(nvox, n_el, (const float *const *)rec, z, threshold, frac, mask);
-    log_info("tomo", "particle threshold %.6g (%s): %zu of %zu voxels inside", threshold, method, inside, nvox);
+    j->inside = tomo_quantify(j->nvox, n_el, (const float *const *)j->rec, z, j->threshold, j->frac, j->mask);
+    log_info("tomo", "particle threshold %.6g (%s): %zu of %zu voxels inside", j->threshold, j->method, j->inside,
+             j->nvox);
+    return 0;
+}
 
+/* --reference: how close element e's map is to a known volume (SSIM parts, scaled MSE), written and printed. */
+static int compare_to_reference(const tomo_options *o, const tomo_job *j, int e, h5out *out, char *err,
+                                size_t errlen)
+{
+    const element *el = &o->el[e];
+    h5array ref;
+    if (h5array_read(o->file, el->reference, &ref, err, errlen) != 0) return -1;
+    if (h5array_count(&ref) != j->nvox) {
+        error_set(err, errlen, "reference %s has %zu values, the reconstruction %zu", el->reference,
+                  h5array_count(&ref), j->nvox);
+        h5array_free(&ref);
+        return -1;
+    }
+    float *reff = xmalloc(j->nvox * sizeof(float));
+    for (size_t i = 0; i < j->nvox; i++) reff[i] = (float)ref.data[i];
+    h5array_free(&ref);
+    tomo_metrics m;
+    tomo_compare(j->nvox, j->rec[e], reff, NULL, &m);
+    free(reff);
+    char path[NAME_LEN + 32];
+    snprintf(path, sizeof path, "/metrics/%.63s", el->name);
+    size_t one = 1;
+    h5out_write_double(out, path, &m.structure, 1, &one);
+    h5out_attr_double(out, path, "ssim_structure", m.structure);
+    h5out_attr_double(out, path, "ssim_luminance", m.luminance);
+    h5out_attr_double(out, path, "ssim_contrast", m.contrast);
+    h5out_attr_double(out, path, "ssim", m.ssim);
+    h5out_attr_double(out, path, "mse_scaled", m.mse_scaled);
+    h5out_attr_double(out, path, "scale", m.scale);
+    printf("       vs %s: SSIM structure %.4f, SSIM %.4f, scaled MSE %.6g\n", el->reference, m.structure, m.ssim,
+           m.mse_scaled);
+    return 0;
+}
+
+/* Writes the maps, the mask, the per-slice passes and residuals and the settings to HDF5, PNG slices of every
+ * map, and a summary on standard output. */
+static int write_outputs(const tomo_options *o, const tomo_job *j, char *err, size_t errlen)
+{
     char stem[PATH_LEN], out_path[PATH_LEN + 16], prefix[PATH_LEN];
-    str_copy(stem, file, sizeof stem);
+    str_copy(stem, o->file, sizeof stem);
     toolargs_strip_extension(stem);
+    const char *output = o->output;
     if (!output) {
         snprintf(out_path, sizeof out_path, "%s_tomo.h5", stem);
         output = out_path;
     }
-    str_copy(prefix, png ? png : output, sizeof prefix);
-    if (!png) toolargs_strip_extension(prefix);
+    str_copy(prefix, o->png ? o->png : output, sizeof prefix);
+    if (!o->png) toolargs_strip_extension(prefix);
 
-    if (!(out = h5out_create(output, err, sizeof err))) goto fail;
-    size_t dims[3] = {(size_t)n_slices, (size_t)g.n, (size_t)g.n};
+    h5out *out = h5out_create(output, err, errlen);
+    if (!out) return -1;
+    const tomo_params *p = &o->p;
+    int n_slices = j->n_slices, n = j->g.n;
+    size_t nvox = j->nvox;
+    size_t dims[3] = {(size_t)n_slices, (size_t)n, (size_t)n};
     int rank = n_slices > 1 ? 3 : 2;
     const size_t *d = rank == 3 ? dims : dims + 1;
     int *mask_int = xmalloc(nvox * sizeof(int));
-    for (size_t i = 0; i < nvox; i++) mask_int[i] = mask[i];
+    for (size_t i = 0; i < nvox; i++) mask_int[i] = j->mask[i];
     h5out_write_int(out, "/mask", mask_int, rank, d);
     free(mask_int);
-    h5out_write_float(out, "/signal", signal, rank, d);
-    h5out_attr_string(out, "/", "mode", hebt ? "HEBT" : "EDS");
-    h5out_attr_double(out, "/", "alpha", hebt ? p.alpha : 0.0);
-    h5out_attr_double(out, "/", "iterations", p.iterations);
-    h5out_attr_double(out, "/", "subsets", p.subsets);
-    h5out_attr_double(out, "/", "tolerance", p.tolerance);
+    h5out_write_float(out, "/signal", j->signal, rank, d);
+    h5out_attr_string(out, "/", "mode", j->hebt ? "HEBT" : "EDS");
+    h5out_attr_double(out, "/", "alpha", j->hebt ? p->alpha : 0.0);
+    h5out_attr_double(out, "/", "iterations", p->iterations);
+    h5out_attr_double(out, "/", "subsets", p->subsets);
+    h5out_attr_double(out, "/", "tolerance", p->tolerance);
     size_t n_z = (size_t)n_slices;
-    int *passes_int = xmalloc(n_z * sizeof(int));
-    for (size_t i = 0; i < n_z; i++) passes_int[i] = passes[i];
-    h5out_write_int(out, "/passes", passes_int, 1, &n_z);
-    free(passes_int);
-    h5out_write_double(out, "/residual", residual, 1, &n_z);
-    h5out_attr_double(out, "/", "threshold", threshold);
-    h5out_attr_string(out, "/", "threshold_method", method);
-    if (hebt) h5out_attr_double(out, "/", "r_fit_r2", r2);
-    printf("%s, %d slice(s), threshold %.6g (%s), %zu voxels in the particle\n", hebt ? "HEBT" : "EDS-only",
-           n_slices, threshold, method, inside);
-    for (int e = 0; e < n_el; e++) {
+    h5out_write_int(out, "/passes", j->passes, 1, &n_z);
+    h5out_write_double(out, "/residual", j->residual, 1, &n_z);
+    h5out_attr_double(out, "/", "threshold", j->threshold);
+    h5out_attr_string(out, "/", "threshold_method", j->method);
+    if (j->hebt) h5out_attr_double(out, "/", "r_fit_r2", j->r2);
+    printf("%s, %d slice(s), threshold %.6g (%s), %zu voxels in the particle\n", j->hebt ? "HEBT" : "EDS-only",
+           n_slices, j->threshold, j->method, j->inside);
+    for (int e = 0; e < o->n_el; e++) {
+        const element *el = &o->el[e];
         char path[NAME_LEN + 32];
-        snprintf(path, sizeof path, "/reconstruction/%.63s", el[e].name);
-        h5out_write_float(out, path, rec[e], rank, d);
-        h5out_attr_double(out, path, "factor", el[e].factor);
-        if (hebt) h5out_attr_double(out, path, "r", r[e]);
-        snprintf(path, sizeof path, "/weight_fraction/%.63s", el[e].name);
-        h5out_write_float(out, path, frac[e], rank, d);
+        snprintf(path, sizeof path, "/reconstruction/%.63s", el->name);
+        h5out_write_float(out, path, j->rec[e], rank, d);
+        h5out_attr_double(out, path, "factor", el->factor);
+        if (j->hebt) h5out_attr_double(out, path, "r", j->r[e]);
+        snprintf(path, sizeof path, "/weight_fraction/%.63s", el->name);
+        h5out_write_float(out, path, j->frac[e], rank, d);
         double sum = 0;
-        for (size_t i = 0; i < nvox; i++) if (mask[i]) sum += frac[e][i];
-        printf("  %-4s mean weight fraction %.4f%s", el[e].name, inside ? sum / inside : NAN,
-               hebt ? "" : "\n");
-        if (hebt) printf(", r = %.6g\n", r[e]);
-        if (write_png_slice(prefix, el[e].name, "rec", rec[e], n_slices, g.n, 0, err, sizeof err) != 0 ||
-            write_png_slice(prefix, el[e].name, "wt", frac[e], n_slices, g.n, 1, err, sizeof err) != 0)
-            goto fail;
-        if (!el[e].reference[0]) continue;
-        h5array ref;
-        if (h5array_read(file, el[e].reference, &ref, err, sizeof err) != 0) goto fail;
-        if (h5array_count(&ref) != nvox) {
-            snprintf(err, sizeof err, "reference %s has %zu values, the reconstruction %zu", el[e].reference,
-                     h5array_count(&ref), nvox);
-            h5array_free(&ref);
-            goto fail;
+        for (size_t i = 0; i < nvox; i++) if (j->mask[i]) sum += j->frac[e][i];
+        printf("  %-4s mean weight fraction %.4f%s", el->name, j->inside ? sum / j->inside : NAN,
+               j->hebt ? "" : "\n");
+        if (j->hebt) printf(", r = %.6g\n", j->r[e]);
+        if (write_png_slice(prefix, el->name, "rec", j->rec[e], n_slices, n, 0, err, errlen) != 0 ||
+            write_png_slice(prefix, el->name, "wt", j->frac[e], n_slices, n, 1, err, errlen) != 0 ||
+            (el->reference[0] && compare_to_reference(o, j, e, out, err, errlen) != 0)) {
+            h5out_close(out, NULL, 0);
+            return -1;
         }
-        float *reff = xmalloc(nvox * sizeof(float));
-        for (size_t i = 0; i < nvox; i++) reff[i] = (float)ref.data[i];
-        h5array_free(&ref);
-        tomo_metrics m;
-        tomo_compare(nvox, rec[e], reff, NULL, &m);
-        free(reff);
-        snprintf(path, sizeof path, "/metrics/%.63s", el[e].name);
-        size_t one = 1;
-        h5out_write_double(out, path, &m.structure, 1, &one);
-        h5out_attr_double(out, path, "ssim_structure", m.structure);
-        h5out_attr_double(out, path, "ssim_luminance", m.luminance);
-        h5out_attr_double(out, path, "ssim_contrast", m.contrast);
-        h5out_attr_double(out, path, "ssim", m.ssim);
-        h5out_attr_double(out, path, "mse_scaled", m.mse_scaled);
-        h5out_attr_double(out, path, "scale", m.scale);
-        printf("       vs %s: SSIM structure %.4f, SSIM %.4f, scaled MSE %.6g\n", el[e].reference, m.structure, m.ssim,
-               m.mse_scaled);
     }
-    if (h5out_close(out, err, sizeof err) != 0) {
-        out = NULL;
-        goto fail;
-    }
-    out = NULL;
+    if (h5out_close(out, err, errlen) != 0) return -1;
     printf("wrote %s and %s_*.png\n", output, prefix);
-    rc = 0;
-fail:
-    if (rc != 0) fprintf(stderr, "reloc-tomo: %s\n", err);
-    if (out) h5out_close(out, NULL, 0);
-    for (int e = 0; e < n_el; e++) {
-        free(eds[e]);
-        free(rec[e]);
-        free(frac[e]);
+    return 0;
+}
+
+static int run(tomo_options *o)
+{
+    char err[4 * PATH_LEN];
+    h5array angles;
+    if (h5array_read(o->file, o->angles_dset, &angles, err, sizeof err) != 0) {
+        fprintf(stderr, "reloc-tomo: %s\n", err);
+        return 1;
     }
-    free(haadf);
-    free(signal);
-    free(passes);
-    free(residual);
-    free(mask);
+    int rc;
+    if (o->project) {
+        rc = project_only(o->file, o->project, &angles, o->detector, o->spacing, o->offset, o->output, err,
+                          sizeof err);
+    } else {
+        tomo_job job;
+        memset(&job, 0, sizeof job);
+        rc = reconstruct(o, &angles, &job, err, sizeof err);
+        if (rc == 0) rc = write_outputs(o, &job, err, sizeof err);
+        job_free(&job, o->n_el);
+    }
+    if (rc != 0) fprintf(stderr, "reloc-tomo: %s\n", err);
     h5array_free(&angles);
-    return rc;
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    tomo_options o;
+    int status = parse_options(argc, argv, &o);
+    return status >= 0 ? status : run(&o);
 }

@@ -306,12 +306,15 @@ static int write_results(const char *path, const xanes_result *r, const xanes_pa
     return h5out_close(out, err, errlen);
 }
 
-int main(int argc, char **argv)
-{
+/* What the command line asks for. */
+typedef struct xanes_options {
     xanes_params p;
-    xanes_params_default(&p);
-    const char *energy_dset = "/energy", *edge = NULL, *output = NULL, *png = NULL;
-    char err[4 * PATH_LEN];
+    const char *input, *energy_dset, *edge, *output, *png;
+} xanes_options;
+
+/* Parses the command line into o; returns -1 to go on, or the exit status (0 after --help, 2 for bad usage). */
+static int parse_options(int argc, char **argv, xanes_options *o)
+{
     static const struct option opts[] = {
         {"energy", required_argument, 0, 'e'}, {"edge", required_argument, 0, 'E'},
         {"edge-energy", required_argument, 0, 'k'}, {"order", required_argument, 0, 'n'},
@@ -320,32 +323,36 @@ int main(int argc, char **argv)
         {"threshold", required_argument, 0, 't'}, {"bins", required_argument, 0, 'B'},
         {"threads", required_argument, 0, 'j'}, {"output", required_argument, 0, 'o'},
         {"png", required_argument, 0, 'p'}, {"help", no_argument, 0, '?'}, {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    xanes_params *p = &o->p;
+    xanes_params_default(p);
+    o->energy_dset = "/energy";
     int c, bad = 0, have_threshold = 0, which = 0;
     while ((c = getopt_long(argc, argv, "o:", opts, &which)) != -1) {
         switch (c) {
-        case 'e': energy_dset = optarg; break;
+        case 'e': o->energy_dset = optarg; break;
         case 'E':
-            edge = optarg;
-            if (edge_energy_ev(optarg, &p.edge_energy) != 0) {
+            o->edge = optarg;
+            if (edge_energy_ev(optarg, &p->edge_energy) != 0) {
                 fprintf(stderr, "reloc-xanes: unknown element '%s'\n", optarg);
                 return 2;
             }
             break;
-        case 'k': bad |= toolargs_double(optarg, &p.edge_energy); break;
-        case 'n': bad |= toolargs_int(optarg, 2, 4, &p.order); break;
-        case 'w': if (sscanf(optarg, "%lf:%lf", &p.window_lo, &p.window_hi) != 2) bad = 1; break;
-        case 'h': bad |= toolargs_double(optarg, &p.half_width); break;
-        case 'b': bad |= parse_bin(optarg, p.bin); break;
+        case 'k': bad |= toolargs_double(optarg, &p->edge_energy); break;
+        case 'n': bad |= toolargs_int(optarg, 2, 4, &p->order); break;
+        case 'w': if (sscanf(optarg, "%lf:%lf", &p->window_lo, &p->window_hi) != 2) bad = 1; break;
+        case 'h': bad |= toolargs_double(optarg, &p->half_width); break;
+        case 'b': bad |= parse_bin(optarg, p->bin); break;
         case 'm':
-            if (strcmp(optarg, "edge-jump") == 0) p.mask_mode = XANES_MASK_EDGE_JUMP;
-            else if (strcmp(optarg, "mean") == 0) p.mask_mode = XANES_MASK_MEAN;
+            if (strcmp(optarg, "edge-jump") == 0) p->mask_mode = XANES_MASK_EDGE_JUMP;
+            else if (strcmp(optarg, "mean") == 0) p->mask_mode = XANES_MASK_MEAN;
             else bad = 1;
             break;
-        case 't': bad |= toolargs_double(optarg, &p.mask_threshold); have_threshold = 1; break;
-        case 'B': bad |= toolargs_int(optarg, 1, 1000000, &p.hist_bins); break;
-        case 'j': bad |= toolargs_int(optarg, 0, 1024, &p.threads); break;
-        case 'o': output = optarg; break;
-        case 'p': png = optarg; break;
+        case 't': bad |= toolargs_double(optarg, &p->mask_threshold); have_threshold = 1; break;
+        case 'B': bad |= toolargs_int(optarg, 1, 1000000, &p->hist_bins); break;
+        case 'j': bad |= toolargs_int(optarg, 0, 1024, &p->threads); break;
+        case 'o': o->output = optarg; break;
+        case 'p': o->png = optarg; break;
         default: usage(c == '?' && optopt == 0 ? stdout : stderr); return c == '?' && optopt == 0 ? 0 : 2;
         }
         if (bad) {
@@ -358,64 +365,86 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (p.mask_mode != XANES_MASK_NONE && !have_threshold) {
+    o->input = argv[optind];
+    if (p->mask_mode != XANES_MASK_NONE && !have_threshold) {
         fprintf(stderr, "reloc-xanes: --mask needs --threshold\n");
         return 2;
     }
-    if (xanes_params_check(&p, err, sizeof err) != 0) {
+    char err[256];
+    if (xanes_params_check(p, err, sizeof err) != 0) {
         fprintf(stderr, "reloc-xanes: %s\n", err);
         return 2;
     }
-    const char *input = argv[optind];
-    double t_read = time_monotonic();
-    xanes_stack s;
-    int loaded = ends_with(input, ".txt") || ends_with(input, ".lst") ? load_list(input, &s, err, sizeof err)
-                                                                       : load_hdf5_stack(input, energy_dset, &s, err,
-                                                                                         sizeof err);
-    if (loaded != 0) {
-        fprintf(stderr, "reloc-xanes: %s\n", err);
-        return 1;
-    }
+    return -1;
+}
+
+/* Writes the maps (HDF5), the map and histogram pictures and the summary; returns the exit status. */
+static int write_outputs(const xanes_options *o, const xanes_result *r)
+{
+    char err[4 * PATH_LEN];
     char stem[PATH_LEN], out_path[PATH_LEN + 16], png_map[PATH_LEN + 16], png_hist[PATH_LEN + 16];
-    h5array_split(input, "/data", stem, sizeof stem, err, sizeof err);
+    h5array_split(o->input, "/data", stem, sizeof stem, err, sizeof err);
     toolargs_strip_extension(stem);
+    const char *output = o->output;
     if (!output) {
         snprintf(out_path, sizeof out_path, "%s_xanes.h5", stem);
         output = out_path;
     }
     char out_stem[PATH_LEN];
-    str_copy(out_stem, png ? png : output, sizeof out_stem);
-    if (!png) toolargs_strip_extension(out_stem);
+    str_copy(out_stem, o->png ? o->png : output, sizeof out_stem);
+    if (!o->png) toolargs_strip_extension(out_stem);
     snprintf(png_map, sizeof png_map, "%s_map.png", out_stem);
     snprintf(png_hist, sizeof png_hist, "%s_hist.png", out_stem);
+    double t_write = time_monotonic();
+    int rc = write_results(output, r, &o->p, o->edge, err, sizeof err);
+    if (rc == 0) log_info("xanes", "wrote the maps in %.3f s", time_monotonic() - t_write);
+    if (rc == 0) rc = write_map_png(png_map, r, err, sizeof err);
+    if (rc == 0) rc = write_hist_png(png_hist, r, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "reloc-xanes: %s\n", err);
+        return 1;
+    }
+    printf("window %.2f..%.2f eV (%d energies), order %d\n", r->window_lo, r->window_hi, r->window_points,
+           o->p.order);
+    printf("voxels: %ld fitted, %ld without a maximum in the window, %ld masked, %ld bad\n", r->n_ok, r->n_no_peak,
+           r->n_masked, r->n_bad);
+    printf("histogram centroid %.3f eV, std %.3f eV\n", r->centroid, r->std);
+    printf("summed spectrum peak %.3f eV (R^2 %.5f)\n", r->summed.peak_energy, r->summed.r2);
+    printf("wrote %s, %s, %s\n", output, png_map, png_hist);
+    return 0;
+}
 
+static int run(const xanes_options *o)
+{
+    char err[4 * PATH_LEN];
+    double t_read = time_monotonic();
+    xanes_stack s;
+    int loaded = ends_with(o->input, ".txt") || ends_with(o->input, ".lst")
+                     ? load_list(o->input, &s, err, sizeof err)
+                     : load_hdf5_stack(o->input, o->energy_dset, &s, err, sizeof err);
+    if (loaded != 0) {
+        fprintf(stderr, "reloc-xanes: %s\n", err);
+        return 1;
+    }
     log_info("xanes", "read %d energies %.2f..%.2f eV, %d x %d x %d voxels in %.3f s; order %d", s.count,
-             s.energy[0], s.energy[s.count - 1], s.nx, s.ny, s.nz, time_monotonic() - t_read, p.order);
+             s.energy[0], s.energy[s.count - 1], s.nx, s.ny, s.nz, time_monotonic() - t_read, o->p.order);
     double t0 = time_monotonic();
     xanes_result r;
-    int rc = xanes_analyse(&s, &p, &r, err, sizeof err);
+    int rc = xanes_analyse(&s, &o->p, &r, err, sizeof err);
     xanes_stack_free(&s);
     if (rc != 0) {
         fprintf(stderr, "reloc-xanes: %s\n", err);
         return 1;
     }
     log_info("xanes", "fitted %ld voxels in %.3f s", r.n_ok + r.n_no_peak, time_monotonic() - t0);
-    double t_write = time_monotonic();
-    rc = write_results(output, &r, &p, edge, err, sizeof err);
-    if (rc == 0) log_info("xanes", "wrote the maps in %.3f s", time_monotonic() - t_write);
-    if (rc == 0) rc = write_map_png(png_map, &r, err, sizeof err);
-    if (rc == 0) rc = write_hist_png(png_hist, &r, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "reloc-xanes: %s\n", err);
-        xanes_result_free(&r);
-        return 1;
-    }
-    printf("window %.2f..%.2f eV (%d energies), order %d\n", r.window_lo, r.window_hi, r.window_points, p.order);
-    printf("voxels: %ld fitted, %ld without a maximum in the window, %ld masked, %ld bad\n", r.n_ok, r.n_no_peak,
-           r.n_masked, r.n_bad);
-    printf("histogram centroid %.3f eV, std %.3f eV\n", r.centroid, r.std);
-    printf("summed spectrum peak %.3f eV (R^2 %.5f)\n", r.summed.peak_energy, r.summed.r2);
-    printf("wrote %s, %s, %s\n", output, png_map, png_hist);
+    rc = write_outputs(o, &r);
     xanes_result_free(&r);
-    return 0;
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    xanes_options o;
+    int status = parse_options(argc, argv, &o);
+    return status >= 0 ? status : run(&o);
 }
