@@ -109,3 +109,20 @@ def wait_until(cond, timeout=10.0, step=0.02):
             return True
         epics.poll(evt=step, iot=step)
     return cond()
+
+
+COMM, INVALID = 9, 3   # alarm status COMM, severity INVALID
+
+
+def read(name):
+    """A PV read fresh from the IOC (not from a monitor)."""
+    p = epics.get_pv(name)
+    assert p.wait_for_connection(5.0), f"{name} did not connect"
+    value = p.get(timeout=5.0, use_monitor=False)
+    assert value is not None, f"no value for {name}"
+    return value
+
+
+def alarm_of(record):
+    """(STAT, SEVR) of a record."""
+    return read(f"{record}.STAT"), read(f"{record}.SEVR")

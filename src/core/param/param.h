@@ -7,8 +7,9 @@
  *   - an input record reads the parameter when it processes; with SCAN "I/O Intr" it processes whenever
  *     the driver posts a change (param_post), so values reach clients without polling;
  *   - an output record hands its value to the driver's write function when it processes. The driver
- *     accepts (the parameter takes the value), refuses (the record goes to WRITE/INVALID alarm and a
- *     client's put fails), or completes later (PARAM_ASYNC, then param_write_done): a put-with-completion
+ *     accepts (the parameter takes the value), refuses (the record goes to WRITE/INVALID alarm, its VAL
+ *     goes back to the value the driver accepted last, so neither monitors nor autosave keep the refused one,
+ *     and a client's put fails; NaN and Inf never reach a driver), or completes later (PARAM_ASYNC, then param_write_done): a put-with-completion
  *     on such a record (e.g. Acquire = 1) returns only when the driver says the operation finished;
  *   - at iocInit an output record takes the parameter's current value when the driver set one, so screens
  *     show the driver's state, not zeros.
