@@ -9,7 +9,7 @@
  * driver's listener (devmotor.c) has the record processed again whenever the controller's state changes;
  * process() refreshes the readbacks and advances the motion phases. All record state is guarded by the db
  * lock; the driver is reached only through its non-blocking command queue. */
-#include "drivers/motor/motor_record.h"
+#include "drivers/motor/motor_internal.h"
 
 #include "core/base/base.h"
 
