@@ -17,14 +17,6 @@ from motor_stage import COMM, INVALID, alarm_of, read
 P = "MS:"
 
 
-def get(name):
-    return read(P + name)
-
-
-def alarm(record):
-    return alarm_of(P + record)
-
-
 def process_state(pid):
     """The state letter of a process (Z for <defunct>), or None when it no longer exists."""
     try:
@@ -55,21 +47,21 @@ iocInit
         ioc.wait_for_log(r"MC1 axis 1: communication restored", timeout=10)
         assert put_status(P + "samy", 0.0) == ECA_NORMAL
         move = start_put(P + "samy", 6.0)
-        wait_for(lambda: get("samy.MOVN") == 1, 5, "samy moving")
+        wait_for(lambda: read(P + "samy.MOVN") == 1, 5, "samy moving")
         os.kill(pid, signal.SIGKILL)
         assert move.wait(10) == ECA_PUTFAIL
-        wait_for(lambda: alarm("samy") == (COMM, INVALID), 5, "COMM/INVALID on samy")
-        assert get("samy.MOVN") == 0 and get("samy.DMOV") == 1
+        wait_for(lambda: alarm_of(P + "samy") == (COMM, INVALID), 5, "COMM/INVALID on samy")
+        assert read(P + "samy.MOVN") == 0 and read(P + "samy.DMOV") == 1
         ioc.wait_for_log(rf"simulator pid {pid} on 127\.0\.0\.1:{port} killed by signal 9 .*simMotorStart {port}")
         wait_for(lambda: process_state(pid) is None, 5, f"simulator {pid} reaped (state {process_state(pid)})")
 
         os.write(master, f"simMotorStart {port} 6\n".encode())
         ioc.wait_for_log(rf"simulator pid (?!{pid}\b)\d+ listening on 127\.0\.0\.1:{port}")
-        wait_for(lambda: alarm("samy") == (0, 0), 15, "samy alarm cleared")
-        wait_for(lambda: abs(get("samy.VAL") - get("samy.RBV")) <= 0.0003, 5, "VAL = RBV")
-        assert get("samy.RBV") == pytest.approx(0.0, abs=0.0003)   # the new simulator starts at 0
+        wait_for(lambda: alarm_of(P + "samy") == (0, 0), 15, "samy alarm cleared")
+        wait_for(lambda: abs(read(P + "samy.VAL") - read(P + "samy.RBV")) <= 0.0003, 5, "VAL = RBV")
+        assert read(P + "samy.RBV") == pytest.approx(0.0, abs=0.0003)   # the new simulator starts at 0
         assert put_status(P + "samy", 0.25) == ECA_NORMAL
-        assert get("samy.RBV") == pytest.approx(0.25, abs=0.0003)
+        assert read(P + "samy.RBV") == pytest.approx(0.25, abs=0.0003)
     finally:
         code = ioc.stop()
         os.close(master)
