@@ -216,6 +216,37 @@ static void usage(void)
                     "  --axis y: the scan delivers rows of constant y (default); x: columns of constant x\n");
 }
 
+/* A finite number in [lo, hi] from an option's value; -1 with a message on stderr otherwise (NaN, Inf, trailing
+ * text, out of range). */
+static int parse_number(const char *option, const char *text, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "reloc-sim-xrf: %s '%s': expected a finite number in [%g, %g]\n", option, text, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_int(const char *option, const char *text, int lo, int hi, int *out)
+{
+    double v;
+    if (parse_number(option, text, lo, hi, &v) < 0) return -1;
+    if (v != floor(v)) {
+        fprintf(stderr, "reloc-sim-xrf: %s '%s': expected an integer\n", option, text);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* The simulator holds the phantom (elements x slices x pixels doubles) and its maps in memory: bounded so that a
+ * typo gives a message instead of an allocation failure. */
+#define SIM_MAX_PIXELS 50000000
+#define SIM_MAX_PHANTOM_BYTES ((size_t)4 << 30)
+
 int main(int argc, char **argv)
 {
     options o = {.width = 64, .height = 64, .chunk_lines = 1, .i0 = 1e6, .seed = 1, .scan = 1,
@@ -226,24 +257,30 @@ int main(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         if (!v) { fprintf(stderr, "reloc-sim-xrf: '%s' needs a value or is unknown\n", a); usage(); return 2; }
         i++;
+        double seed;
+        int rc = 0;
         if (!strcmp(a, "--config")) o.config = v;
         else if (!strcmp(a, "--out")) o.out = v;
         else if (!strcmp(a, "--push")) o.push = v;
         else if (!strcmp(a, "--direction")) o.direction = v;
-        else if (!strcmp(a, "--size")) o.width = o.height = atoi(v);
-        else if (!strcmp(a, "--width")) o.width = atoi(v);
-        else if (!strcmp(a, "--height")) o.height = atoi(v);
-        else if (!strcmp(a, "--chunk-lines")) o.chunk_lines = atoi(v);
+        else if (!strcmp(a, "--size")) {
+            rc = parse_int(a, v, 1, 100000, &o.width);
+            o.height = o.width;
+        }
+        else if (!strcmp(a, "--width")) rc = parse_int(a, v, 1, 100000, &o.width);
+        else if (!strcmp(a, "--height")) rc = parse_int(a, v, 1, 100000, &o.height);
+        else if (!strcmp(a, "--chunk-lines")) rc = parse_int(a, v, 1, 100000, &o.chunk_lines);
         else if (!strcmp(a, "--axis")) o.axis = v;
-        else if (!strcmp(a, "--delay-ms")) o.delay_ms = atoi(v);
-        else if (!strcmp(a, "--alpha")) o.alpha = atof(v);
-        else if (!strcmp(a, "--nu")) o.nu = atof(v);
-        else if (!strcmp(a, "--i0")) o.i0 = atof(v);
-        else if (!strcmp(a, "--seed")) o.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--scan")) o.scan = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--delay-ms")) rc = parse_int(a, v, 0, 60000, &o.delay_ms);
+        else if (!strcmp(a, "--alpha")) rc = parse_number(a, v, -1, 1, &o.alpha);
+        else if (!strcmp(a, "--nu")) rc = parse_number(a, v, 0, 1e6, &o.nu);
+        else if (!strcmp(a, "--i0")) rc = parse_number(a, v, 1e-300, 1e300, &o.i0);
+        else if (!strcmp(a, "--seed")) { rc = parse_number(a, v, 0, 9007199254740992.0, &seed); o.seed = seed; }
+        else if (!strcmp(a, "--scan")) { rc = parse_number(a, v, 0, 9007199254740992.0, &seed); o.scan = seed; }
         else { fprintf(stderr, "reloc-sim-xrf: unknown option '%s'\n", a); usage(); return 2; }
+        if (rc < 0) return 2;
     }
-    if (!o.config || (!o.out && !o.push) || o.width < 1 || o.height < 1 || o.chunk_lines < 1 || !(o.i0 > 0) ||
+    if (!o.config || (!o.out && !o.push) ||
         (strcmp(o.direction, "ascending") && strcmp(o.direction, "descending")) ||
         (strcmp(o.axis, "x") && strcmp(o.axis, "y"))) {
         usage();
@@ -255,9 +292,15 @@ int main(int argc, char **argv)
         log_error("sim-xrf", "%s", err);
         return 1;
     }
-    rng_state = o.seed;
     int slices = o.alpha != 0 && o.nu != 0 ? cfg.depth_voxels : 1;
     size_t plane = (size_t)o.width * o.height;
+    if (plane > SIM_MAX_PIXELS || plane * slices * cfg.n_elements * sizeof(double) > SIM_MAX_PHANTOM_BYTES) {
+        log_error("sim-xrf", "%dx%d pixels x %d slices x %d elements is too large to simulate (at most %d pixels and "
+                  "%zu GiB of phantom)", o.width, o.height, slices, cfg.n_elements, SIM_MAX_PIXELS,
+                  SIM_MAX_PHANTOM_BYTES >> 30);
+        return 1;
+    }
+    rng_state = o.seed;
     double *w[XRF_MAX_ELEMENTS];
     for (int c = 0; c < cfg.n_elements; c++) w[c] = xmalloc(plane * slices * sizeof(double));
     render_phantom(&cfg, &o, slices, w);

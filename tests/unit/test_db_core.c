@@ -52,6 +52,87 @@ static void create_and_set_fields(void **state)
     assert_int_equal(db_name_to_addr("T:missing", &a), DB_ERR_NOT_FOUND);
 }
 
+/* Arrays convert in bulk: every element as the scalar rules say (clamped to the type's range, truncated
+ * toward zero; NaN read as an integer is 0), past one conversion block, into any alignment; a put of NaN or
+ * Inf into an integer array is refused whole; the same type is an exact copy. */
+enum { BULK_N = 15, BULK_REPEAT = 700, BULK_LEN = BULK_N * BULK_REPEAT };
+
+static const double bulk_in[BULK_N] = {NAN, INFINITY, -INFINITY, 1e10, -1e10, 3.7, -3.7, 255.9, -128.5, 65535.5,
+                                       0.0, 2147483647.0, -2147483648.0, 40000.25, -40000.75};
+
+static double *bulk_values(int finite)
+{
+    double *v = test_malloc(sizeof(double) * BULK_LEN);
+    for (int i = 0; i < BULK_LEN; i++) v[i] = finite && !isfinite(bulk_in[i % BULK_N]) ? 7.0 : bulk_in[i % BULK_N];
+    return v;
+}
+
+/* Reads name as doubles and compares with want (element i against want[i % BULK_N]; 7 where not finite). */
+static void expect_array(const char *name, const double *want)
+{
+    db_addr a = addr_of(name);
+    double *back = test_malloc(sizeof(double) * BULK_LEN);
+    long n = BULK_LEN;
+    assert_int_equal(db_get(&a, DBR_DOUBLE, back, &n), DB_OK);
+    assert_int_equal(n, BULK_LEN);
+    for (int i = 0; i < BULK_LEN; i++)
+        assert_true(back[i] == (isfinite(bulk_in[i % BULK_N]) ? want[i % BULK_N] : 7.0));
+    test_free(back);
+}
+
+static void conversions_arrays_in_bulk(void **state)
+{
+    (void)state;
+    static const double want16[BULK_N] = {0, 0, 0, 32767, -32768, 3, -3, 255, -128, 32767, 0, 32767, -32768,
+                                          32767, -32768};
+    static const double want8[BULK_N] = {0, 0, 0, 255, 0, 3, 0, 255, 0, 255, 0, 255, 0, 255, 0};
+    static const double want32[BULK_N] = {0, 0, 0, 2147483647.0, -2147483648.0, 3, -3, 255, -128, 65535, 0,
+                                          2147483647.0, -2147483648.0, 40000, -40000};
+    char nelm[16];
+    snprintf(nelm, sizeof nelm, "%d", BULK_LEN);
+    make_record("waveform", "C:s16", "FTVL", "SHORT", "NELM", nelm, NULL);
+    make_record("waveform", "C:u8", "FTVL", "UCHAR", "NELM", nelm, NULL);
+    make_record("waveform", "C:l32", "FTVL", "LONG", "NELM", nelm, NULL);
+    make_record("waveform", "C:f64", "FTVL", "DOUBLE", "NELM", nelm, NULL);
+    make_record("waveform", "C:f32", "FTVL", "FLOAT", "NELM", nelm, NULL);
+    init_db();
+    double *finite = bulk_values(1), *raw = bulk_values(0);
+    db_lock();
+    static const char *const integer_arrays[] = {"C:s16", "C:u8", "C:l32"};
+    static const double *const wants[] = {want16, want8, want32};
+    for (int k = 0; k < 3; k++) {
+        db_addr a = addr_of(integer_arrays[k]);
+        assert_int_equal(db_put(&a, DBR_DOUBLE, finite, BULK_LEN), DB_OK);
+        expect_array(integer_arrays[k], wants[k]);
+        assert_int_equal(db_put(&a, DBR_DOUBLE, raw, BULK_LEN), DB_ERR_CONVERT);     /* NaN/Inf: refused */
+        expect_array(integer_arrays[k], wants[k]);                                     /* and nothing kept */
+    }
+
+    /* reads convert everything: NaN as 0, infinities clamped, into an odd address as a CA reply may be */
+    db_addr f64 = addr_of("C:f64");
+    assert_int_equal(db_put(&f64, DBR_DOUBLE, raw, BULK_LEN), DB_OK);
+    uint8_t *odd = test_malloc(BULK_LEN + 1);
+    long n = BULK_LEN;
+    assert_int_equal(db_get(&f64, DBR_CHAR, odd + 1, &n), DB_OK);
+    static const uint8_t read8[BULK_N] = {0, 255, 0, 255, 0, 3, 0, 255, 0, 255, 0, 255, 0, 255, 0};
+    for (int i = 0; i < BULK_LEN; i++) assert_int_equal(odd[i + 1], read8[i % BULK_N]);
+
+    /* floating point keeps NaN and the infinities; the same type gives the exact bits back */
+    db_addr f32 = addr_of("C:f32");
+    double *back = test_malloc(sizeof(double) * BULK_LEN);
+    assert_int_equal(db_put(&f32, DBR_DOUBLE, raw, BULK_LEN), DB_OK);
+    assert_int_equal(db_get(&f32, DBR_DOUBLE, back, &n), DB_OK);
+    for (int i = 0; i < BULK_LEN; i++)
+        assert_true(isnan(raw[i]) ? isnan(back[i]) : back[i] == (double)(float)raw[i]);
+    assert_int_equal(db_get(&f64, DBR_DOUBLE, back, &n), DB_OK);
+    assert_memory_equal(back, raw, sizeof(double) * BULK_LEN);
+    db_unlock();
+    test_free(finite);
+    test_free(raw);
+    test_free(odd);
+    test_free(back);
+}
+
 static int collect_names(db_record *rec, void *user)
 {
     char *out = user;
@@ -351,6 +432,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_and_set_fields, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(foreach_in_name_order, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(conversions_numeric, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(conversions_arrays_in_bulk, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(conversions_every_client_type, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(conversions_menus_and_strings, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(client_puts, setup_db, teardown_db),

@@ -225,16 +225,47 @@ def test_mismatched_energy_axis_is_reported(tmp_path):
 
 
 def test_non_finite_samples_flagged_and_empty_mask_reported(tmp_path):
-    stack = xs.edge_spectrum(ENERGY[:, None, None], np.full((5, 6), 8348.0), 1.0)
-    stack[7, 2, 3] = np.nan
+    """A NaN inside the fit window makes the pixel bad data; a NaN (or an infinity) outside the window does not
+    touch the fit: the pixel is fitted exactly as without it, and its mean absorption and edge jump use its finite
+    samples."""
+    clean = xs.edge_spectrum(ENERGY[:, None, None], np.full((5, 6), 8348.0), 1.0)
+    stack = clean.copy()
+    inside, outside = int(np.flatnonzero(ENERGY == 8348.0)[0]), int(np.flatnonzero(ENERGY == 8327.0)[0])
+    stack[inside, 2, 3] = np.nan
+    stack[outside, 1, 1] = np.nan
+    stack[outside + 30, 4, 5] = np.inf
     xs.write_stack(tmp_path / "s.h5", ENERGY, stack)
-    xs.run_xanes([tmp_path / "s.h5", "-o", tmp_path / "o.h5"])
-    out = xs.read_result(tmp_path / "o.h5")
-    assert out["status"][2, 3] == 3 and out["mask"][2, 3] == 0 and np.isnan(out["peak_energy"][2, 3])
-    assert (np.delete(out["status"].ravel(), 2 * 6 + 3) == 0).all()
+    xs.write_stack(tmp_path / "c.h5", ENERGY, clean)
+    for mask in ([], ["--mask", "mean", "--threshold", 0.5], ["--edge", "Ni", "--mask", "edge-jump", "--threshold",
+                                                              0.5]):
+        xs.run_xanes([tmp_path / "s.h5", "--window", "8343:8353", "-o", tmp_path / "o.h5"] + mask)
+        xs.run_xanes([tmp_path / "c.h5", "--window", "8343:8353", "-o", tmp_path / "ref.h5"] + mask)
+        out, ref = xs.read_result(tmp_path / "o.h5"), xs.read_result(tmp_path / "ref.h5")
+        assert out["status"][2, 3] == 3 and out["mask"][2, 3] == 0 and np.isnan(out["peak_energy"][2, 3])
+        assert (np.delete(out["status"].ravel(), 2 * 6 + 3) == 0).all(), mask
+        assert out["peak_energy"][1, 1] == ref["peak_energy"][1, 1] and out["r2"][1, 1] == ref["r2"][1, 1]
+        assert out["peak_energy"][4, 5] == ref["peak_energy"][4, 5]
+        finite = np.isfinite(stack[:, 1, 1])
+        assert out["mean_absorption"][1, 1] == pytest.approx(stack[finite, 1, 1].astype(np.float32).mean(), 1e-6)
     result = xs.run_xanes([tmp_path / "s.h5", "--mask", "mean", "--threshold", 100, "-o", tmp_path / "m.h5"],
                           check=False)
     assert result.returncode == 1 and "no voxel passes the mask" in result.stderr
+
+
+@pytest.mark.parametrize("energy, data, message", [
+    (np.zeros(0), np.zeros((0, 4, 4), np.float32), "holds no images (0 energies)"),
+    (np.full(40, 8350.0), np.ones((40, 4, 4), np.float32), "holds 40 energies but only 1 distinct"),
+    (np.tile(ENERGY[:10], (2, 1)), np.ones((10, 4, 4), np.float32), "has rank 2; expected one energy per image"),
+    (ENERGY, np.full((len(ENERGY), 4, 4), 1e300), "holds values beyond the float32 range"),
+], ids=["no-energies", "all-equal", "2d-energy", "beyond-float32"])
+def test_degenerate_stacks_are_named_for_what_they_are(tmp_path, energy, data, message):
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f["data"] = data
+        f["energy"] = energy
+    result = xs.run_xanes([tmp_path / "s.h5", "-o", tmp_path / "o.h5"], check=False)
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Sanitizer" not in result.stderr and "no voxel passes" not in result.stderr
 
 
 def test_stack_without_energy_axis_is_reported(tmp_path):

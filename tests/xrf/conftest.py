@@ -54,7 +54,8 @@ def config_with(base, tmp_path, name="cfg.json", **changes):
     """A copy of a configuration with top-level keys or numerics replaced; returns its path."""
     cfg = json.loads(Path(CONFIGS.get(base, base)).read_text())
     for key, value in changes.items():
-        if key in ("n_theta", "n_phi", "averaging", "source_voxel", "sweep", "path_factor", "tolerance", "face_escape"):
+        if key in ("n_theta", "n_phi", "averaging", "source_voxel", "sweep", "path_factor", "tolerance", "face_escape",
+                   "max_iterations"):
             cfg["numerics"][key] = value
         else:
             cfg[key] = value

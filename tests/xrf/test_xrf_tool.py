@@ -1,8 +1,11 @@
 """reloc-xrfcorr on bad input: clear messages and exit status 1, no output file left half-written."""
+import json
+
 import h5py
 import numpy as np
+import pytest
 
-from conftest import BIN, CONFIGS, run, simulate
+from conftest import BIN, CONFIGS, config_with, run, simulate
 
 
 def test_unreadable_inputs(tmp_path):
@@ -34,3 +37,28 @@ def test_bad_values_and_integer_maps(tmp_path):
                   tmp_path / "bad_out.h5"], check=False)
     assert result.returncode == 1 and "pixel (x=3, y=2)" in result.stderr
     assert not (tmp_path / "bad_out.h5").exists()
+
+
+def test_duplicated_element_refused_before_any_work(tmp_path):
+    """A configuration listing an element twice is refused when it is loaded, with a message naming it, before the
+    input is even opened (the input here does not exist)."""
+    cfg = json.loads(CONFIGS["feni"].read_text())
+    cfg["elements"].append({"symbol": "Fe", "line": "KB"})
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps(cfg))
+    result = run([BIN / "reloc-xrfcorr", tmp_path / "missing.h5", "--config", twice], check=False)
+    assert result.returncode == 1 and "Fe is listed twice" in result.stderr and "HDF5" not in result.stderr
+    matrix = config_with("feni", tmp_path, "matrix.json", matrix=[{"symbol": "Ni", "fraction": 0.1}])
+    result = run([BIN / "reloc-sim-xrf", "--config", matrix, "--size", 8, "--out", tmp_path / "s.h5"], check=False)
+    assert result.returncode == 1 and "Ni is listed twice" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--alpha", "nan"], "--alpha 'nan'"), (["--alpha", "inf"], "--alpha 'inf'"), (["--nu", "-1"], "--nu '-1'"),
+    (["--i0", "0"], "--i0 '0'"), (["--size", "12x"], "--size '12x'"), (["--width", "0"], "--width '0'"),
+    (["--width", "100000", "--height", "100000"], "too large to simulate"),
+])
+def test_simulator_refuses_bad_arguments(tmp_path, args, message):
+    result = run([BIN / "reloc-sim-xrf", "--config", CONFIGS["feni"], "--out", tmp_path / "s.h5", *args], check=False)
+    assert result.returncode in (1, 2) and message in result.stderr, result.stderr
+    assert not (tmp_path / "s.h5").exists()

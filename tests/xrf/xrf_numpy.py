@@ -72,31 +72,43 @@ def _beam_factor(pr, a):
     return np.where(a < 1e-300, 1.0, np.expm1(-n * safe) / (n * np.expm1(-safe)))
 
 
+def _path_end(slope, width, height, x_at_row0):
+    """Y where the lines X = x_at_row0 + Y slope (slope (T, 1), x_at_row0 (T, K)) leave the map."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        side = np.where(slope < 0, (-0.5 - x_at_row0) / slope, (width - 0.5 - x_at_row0) / slope)
+    return np.where(slope == 0, height - 0.5, np.minimum(height - 0.5, side))
+
+
 def correct(pr, counts, i0, on_row=None):
     """counts (n, H, W), i0 (H, W) -> corrected counts (n, H, W), weight fractions (n, H, W).
-    on_row(y) is called after each row (for per-row timing)."""
+    on_row(y) is called after each row (for per-row timing).
+
+    Planar exit paths: per direction, a running sum of depth along digital lines (pixel (u + round(r s), r) of every
+    row r), with the ray's exact clipped length at the map edges charged at the depth where the line ends."""
     if pr.escape:
         return _correct_escape(pr, counts, i0)
     n, height, width = counts.shape
+    n_theta = len(pr.slope)
     corrected = np.empty_like(counts, dtype=float)
     fractions = np.empty_like(counts, dtype=float)
-    shift = np.floor(pr.slope).astype(int)
-    frac = pr.slope - shift
-    lo_index = np.arange(width)[None, :] + shift[:, None]            # (T, W)
-    hi_index = lo_index + 1
-    lo_valid = (lo_index >= 0) & (lo_index < width)
-    hi_valid = (hi_index >= 0) & (hi_index < width)
-    lo_clip, hi_clip = np.clip(lo_index, 0, width - 1), np.clip(hi_index, 0, width - 1)
-    t_index = np.arange(len(pr.slope))[:, None]
-    state = None                                                      # (n, T, W): depth across row y+1 and beyond
+    slope = pr.slope[:, None]                                         # (T, 1)
+    ghost = int(np.ceil(np.abs(pr.slope).max())) + 2
+    columns = np.arange(-ghost, width + ghost)[None, :]               # state columns, (1, W2)
+    edge_pixel = np.clip(columns[0], 0, width - 1)
+    x = np.arange(width)[None, :]
+    along, extent = None, None                                        # (n, T, W2): line depth from row y on, depth at its end
     half = 0.5 if pr.half_source else 0.0
     for y in range(height - 1, -1, -1):
-        if state is None:
-            tau = np.zeros((n, len(pr.slope), width))
+        offset = np.floor(y * slope + 0.5)                            # (T, 1)
+        delta = (np.floor((y + 1) * slope + 0.5) - offset).astype(int)
+        if along is None:
+            tau = np.zeros((n, n_theta, width))
         else:
-            lo = np.where(lo_valid, state[:, t_index, lo_clip], 0.0)
-            hi = np.where(hi_valid, state[:, t_index, hi_clip], 0.0)
-            tau = (1 - frac)[None, :, None] * lo + frac[None, :, None] * hi
+            clip = (np.maximum(0, _path_end(slope, width, height, x - y * slope) - (y + 0.5))
+                    - np.maximum(0, _path_end(slope, width, height, x - offset) - (y + 0.5)))
+            source = np.broadcast_to(x + delta + ghost, (n, n_theta, width))
+            tau = np.maximum(0, np.take_along_axis(along, source, axis=2)
+                             + np.take_along_axis(extent, source, axis=2) * clip[None])
         c_row = counts[:, y, :]
         base = c_row / (i0[y][None, :] * pr.sensitivity[:, None])
         w = _fractions(pr, base)
@@ -113,7 +125,19 @@ def correct(pr, counts, i0, on_row=None):
         beam = _beam_factor(pr, depth[0] * pr.voxel_per_pixel)
         corrected[:, y, :] = c_row / (beam[None, :] * afl)
         fractions[:, y, :] = w
-        state = depth[1:, None, :] + tau
+        # This row's state: the depth it adds to each line (part of a row where a line ends), and the line's end.
+        end = _path_end(slope, width, height, columns - offset)        # (T, W2)
+        length = np.clip(end - (y - 0.5), 0, 1)
+        d = depth[1:, None, edge_pixel]                                # (n, 1, W2)
+        new_along, new_extent = d * length[None], np.broadcast_to(d, (n, n_theta, columns.shape[1])).copy()
+        if along is not None:
+            source = columns + delta
+            inside = (source >= -ghost) & (source < width + ghost)
+            index = np.broadcast_to(np.clip(source + ghost, 0, columns.shape[1] - 1), new_along.shape)
+            new_along += np.where(inside[None], np.take_along_axis(along, index, axis=2), 0)
+            carried = inside & (end > y + 0.5)
+            new_extent = np.where(carried[None], np.take_along_axis(extent, index, axis=2), new_extent)
+        along, extent = new_along, new_extent
         if on_row is not None:
             on_row(y)
     return corrected, fractions

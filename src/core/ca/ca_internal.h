@@ -183,8 +183,9 @@ struct ca_client {
     ca_bytes put_room;              /* widened short string puts */
     uint16_t minor, priority;
     char user[64], host[128];
-    ca_channel **chans;             /* indexed by SID */
-    uint32_t chan_cap, nchans;
+    ca_channel **chans;             /* indexed by SID; chan_cap entries, the first sids_used ever issued */
+    uint32_t chan_cap, nchans, sids_used;
+    uint32_t *free_sids, nfree_sids; /* SIDs freed by CLEAR_CHANNEL, reused first (a stack of chan_cap) */
     int closing;                    /* a fatal protocol error: flush, then close */
     ca_client *next;                /* server's list */
 

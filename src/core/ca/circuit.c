@@ -175,8 +175,24 @@ static void free_channel(ca_client *c, ca_channel *ch)
     orphan_putns_locked(ch);
     db_unlock();
     c->chans[ch->sid] = NULL;
+    c->free_sids[c->nfree_sids++] = ch->sid;
     c->nchans--;
     free(ch);
+}
+
+/* A free SID in O(1): the most recently freed one, else the next never used (growing the table). */
+static uint32_t take_sid(ca_client *c)
+{
+    if (c->nfree_sids > 0)
+        return c->free_sids[--c->nfree_sids];
+    if (c->sids_used == c->chan_cap) {
+        uint32_t cap = c->chan_cap ? c->chan_cap * 2 : 16;
+        c->chans = xrealloc(c->chans, cap * sizeof *c->chans);
+        memset(c->chans + c->chan_cap, 0, (cap - c->chan_cap) * sizeof *c->chans);
+        c->free_sids = xrealloc(c->free_sids, cap * sizeof *c->free_sids);
+        c->chan_cap = cap;
+    }
+    return c->sids_used++;
 }
 
 static int create_channel(ca_client *c, const ca_hdr *h, const uint8_t *payload)
@@ -198,15 +214,7 @@ static int create_channel(ca_client *c, const ca_hdr *h, const uint8_t *payload)
         queue_header(c, CA_PROTO_CREATE_CH_FAIL, 0, 0, h->p1, 0);
         return 0;
     }
-    uint32_t sid = 0;
-    while (sid < c->chan_cap && c->chans[sid])
-        sid++;
-    if (sid == c->chan_cap) {
-        uint32_t cap = c->chan_cap ? c->chan_cap * 2 : 16;
-        c->chans = xrealloc(c->chans, cap * sizeof *c->chans);
-        memset(c->chans + c->chan_cap, 0, (cap - c->chan_cap) * sizeof *c->chans);
-        c->chan_cap = cap;
-    }
+    uint32_t sid = take_sid(c);
     ca_channel *ch = xcalloc(1, sizeof *ch);
     ch->cid = h->p1;
     ch->sid = sid;
@@ -549,6 +557,7 @@ void ca_client_free(ca_client *c)
         if (c->chans[sid])
             free_channel(c, c->chans[sid]);
     free(c->chans);
+    free(c->free_sids);
     ca_bytes_free(&c->in);
     ca_bytes_free(&c->put_room);
     ca_bytes_free(&c->out);

@@ -59,26 +59,35 @@ dbr_value_type ca_native_type(dbf_type type)
 }
 
 /* Host order -> network order (and back: the operation is its own inverse) for n elements of size bytes. */
+/* Host order <-> big-endian for n elements of 2, 4 or 8 bytes, in place (memcpy keeps unaligned access
+ * defined; the compiler turns each loop into vector byte shuffles). */
+#define SWAP_EACH(type, bswap)                                      \
+    for (size_t i = 0; i < n; i++) {                                \
+        type v;                                                     \
+        memcpy(&v, p + sizeof v * i, sizeof v);                     \
+        v = bswap(v);                                               \
+        memcpy(p + sizeof v * i, &v, sizeof v);                     \
+    }
+
 static void swap_elements(uint8_t *p, size_t size, size_t n)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (size < 2 || size > 8)
-        return;
-    for (size_t i = 0; i < n; i++, p += size)
-        for (size_t a = 0, b = size - 1; a < b; a++, b--) {
-            uint8_t t = p[a];
-            p[a] = p[b];
-            p[b] = t;
-        }
+    switch (size) {
+    case 2: SWAP_EACH(uint16_t, __builtin_bswap16); break;
+    case 4: SWAP_EACH(uint32_t, __builtin_bswap32); break;
+    case 8: SWAP_EACH(uint64_t, __builtin_bswap64); break;
+    default: break;
+    }
 #else
     (void)p; (void)size; (void)n;
 #endif
 }
 
-/* One limit of the base type, big-endian, clamped into the type's range. */
+/* One limit of the base type, big-endian, clamped into the type's range. A limit that does not apply is NaN:
+ * sent as NaN in FLOAT/DOUBLE (as rsrv does), as 0 in the integer types. */
 static void put_limit(uint8_t *p, dbr_value_type base, double v)
 {
-    if (isnan(v))
+    if (isnan(v) && base != DBR_FLOAT && base != DBR_DOUBLE)
         v = 0;
     switch (base) {
     case DBR_SHORT: ca_put16(p, (uint16_t)(int16_t)fmax(-32768, fmin(32767, v))); break;

@@ -70,7 +70,8 @@ size_t ca_hdr_encode(uint8_t *out, const ca_hdr *h)
     return CA_EXT_HDR_SIZE;
 }
 
-uint8_t *ca_bytes_reserve(ca_bytes *q, size_t n)
+/* Room for n more bytes at the tail (not cleared). */
+static uint8_t *grow(ca_bytes *q, size_t n)
 {
     if (q->head > 0 && q->head + q->len + n > q->cap) {
         memmove(q->data, q->data + q->head, q->len);
@@ -83,7 +84,12 @@ uint8_t *ca_bytes_reserve(ca_bytes *q, size_t n)
         q->data = xrealloc(q->data, cap);
         q->cap = cap;
     }
-    uint8_t *p = q->data + q->head + q->len;
+    return q->data + q->head + q->len;
+}
+
+uint8_t *ca_bytes_reserve(ca_bytes *q, size_t n)
+{
+    uint8_t *p = grow(q, n);
     memset(p, 0, n);
     return p;
 }
@@ -92,7 +98,7 @@ void ca_bytes_commit(ca_bytes *q, size_t n) { q->len += n; }
 
 void ca_bytes_append(ca_bytes *q, const void *src, size_t n)
 {
-    memcpy(ca_bytes_reserve(q, n), src, n);
+    memcpy(grow(q, n), src, n);
     ca_bytes_commit(q, n);
 }
 

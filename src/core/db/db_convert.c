@@ -207,8 +207,106 @@ static int refuses_non_finite(const db_span *dst, long double v)
     return dst->ctx && dst->type != DBF_FLOAT && dst->type != DBF_DOUBLE && !isfinite(v);
 }
 
+/* ---- Numbers to numbers in bulk: the path of every array get and put (a camera frame is a million
+ * elements). Same type: one copy. Integers to integers: through a block of int64 (exact), clamped to the
+ * destination's range. Otherwise through a block of doubles, exact for every type here, with store_num's
+ * rules: clamped, truncated, NaN -> 0 when read (a put of NaN/Inf into an integer field is refused, as
+ * refuses_non_finite says). 64-bit integers take the per-element path below. */
+#define INTEGER_TYPES(X) \
+    X(DBF_CHAR, int8_t, INT8_MIN, INT8_MAX) X(DBF_UCHAR, uint8_t, 0, UINT8_MAX) \
+    X(DBF_SHORT, int16_t, INT16_MIN, INT16_MAX) X(DBF_USHORT, uint16_t, 0, UINT16_MAX) \
+    X(DBF_ENUM, uint16_t, 0, UINT16_MAX) X(DBF_MENU, uint16_t, 0, UINT16_MAX) X(DBF_DEVICE, uint16_t, 0, UINT16_MAX) \
+    X(DBF_LONG, int32_t, INT32_MIN, INT32_MAX) X(DBF_ULONG, uint32_t, 0, UINT32_MAX)
+#define FLOAT_TYPES(X) X(DBF_FLOAT, float, 0, 0) X(DBF_DOUBLE, double, 0, 0)
+enum { BULK_BLOCK = 512 };
+
+static int is_integer_type(dbf_type t)
+{
+    switch (t) {
+#define TYPE_CASE(T, CT, LO, HI) case T:
+    INTEGER_TYPES(TYPE_CASE)
+        return 1;
+#undef TYPE_CASE
+    default: return 0;
+    }
+}
+
+static int is_bulk_type(dbf_type t)
+{
+    return is_integer_type(t) || t == DBF_FLOAT || t == DBF_DOUBLE;
+}
+
+/* n elements of type t at s (stride bytes apart) into a block of BLOCK_T. */
+#define LOAD_CASE(T, CT, LO, HI) \
+    case T: for (long i = 0; i < n; i++) { CT v; memcpy(&v, s + (size_t)i * stride, sizeof v); out[i] = v; } break;
+
+static void load_ints(dbf_type t, const char *s, size_t stride, int64_t *out, long n)
+{
+    switch (t) { INTEGER_TYPES(LOAD_CASE) default: break; }
+}
+
+static void load_doubles(dbf_type t, const char *s, size_t stride, double *out, long n)
+{
+    switch (t) { INTEGER_TYPES(LOAD_CASE) FLOAT_TYPES(LOAD_CASE) default: break; }
+}
+#undef LOAD_CASE
+
+/* A block into n elements of type t, each clamped into [LO, HI] (NaN as 0) and cast. */
+#define STORE_CASE(T, CT, LO, HI)                                                          \
+    case T:                                                                                 \
+        for (long i = 0; i < n; i++) {                                                      \
+            CT v = (CT)(in[i] != in[i] ? 0 : in[i] < (LO) ? (LO) : in[i] > (HI) ? (HI) : in[i]); \
+            memcpy(d + (size_t)i * stride, &v, sizeof v);                                   \
+        }                                                                                   \
+        break;
+
+static void store_ints(dbf_type t, char *d, size_t stride, const int64_t *in, long n)
+{
+    switch (t) { INTEGER_TYPES(STORE_CASE) default: break; }
+}
+
+/* Floating point keeps NaN and infinities: a plain cast. */
+#define STORE_FLOAT_CASE(T, CT, LO, HI) \
+    case T: for (long i = 0; i < n; i++) { CT v = (CT)in[i]; memcpy(d + (size_t)i * stride, &v, sizeof v); } break;
+
+static void store_doubles(dbf_type t, char *d, size_t stride, const double *in, long n)
+{
+    switch (t) { INTEGER_TYPES(STORE_CASE) FLOAT_TYPES(STORE_FLOAT_CASE) default: break; }
+}
+#undef STORE_CASE
+#undef STORE_FLOAT_CASE
+
+static int convert_numbers(const db_span *dst, const db_span *src, long n)
+{
+    size_t size = dbf_value_size(src->type);
+    if (dst->type == src->type && dst->elem_size == size && src->elem_size == size) {
+        memmove(dst->data, src->data, (size_t)n * size);
+        return DB_OK;
+    }
+    int integers = is_integer_type(src->type) && is_integer_type(dst->type);
+    for (long done = 0; done < n; done += BULK_BLOCK) {
+        long k = n - done < BULK_BLOCK ? n - done : BULK_BLOCK;
+        const char *s = (const char *)src->data + (size_t)done * src->elem_size;
+        char *d = (char *)dst->data + (size_t)done * dst->elem_size;
+        if (integers) {
+            int64_t block[BULK_BLOCK];
+            load_ints(src->type, s, src->elem_size, block, k);
+            store_ints(dst->type, d, dst->elem_size, block, k);
+        } else {
+            double block[BULK_BLOCK];
+            load_doubles(src->type, s, src->elem_size, block, k);
+            for (long i = 0; i < k; i++)
+                if (refuses_non_finite(dst, block[i])) return DB_ERR_CONVERT;
+            store_doubles(dst->type, d, dst->elem_size, block, k);
+        }
+    }
+    return DB_OK;
+}
+
 int db_convert(const db_span *dst, const db_span *src, long n)
 {
+    if (is_bulk_type(src->type) && is_bulk_type(dst->type) && menu_choices(dst) < 0)
+        return convert_numbers(dst, src, n);
     enum_states src_states = {0}, dst_states = {0};
     int precision = -2;
     int nchoices = menu_choices(dst);
@@ -385,6 +483,9 @@ static int put_array_text(const db_addr *addr, const char *text, char *err, size
     return status;
 }
 
+/* Before iocInit (the .db, autosave): text into the field's storage, without processing. */
+static int put_text_at_load(const db_addr *addr, const char *text, char *err, size_t errlen);
+
 int db_put_text_locked(const db_addr *addr, const char *text, char *err, size_t errlen)
 {
     char dummy[8];
@@ -410,6 +511,20 @@ int db_put_text_locked(const db_addr *addr, const char *text, char *err, size_t 
                                       db_strerror(status));
         return status;
     }
+    int status = put_text_at_load(addr, text, err, errlen);
+    if (status == DB_OK && strcmp(f->name, "VAL") == 0) {
+        /* A VAL given in the .db (or restored) is defined, as EPICS dbPutString makes it: the record starts
+         * with UDF cleared and without the UDF severity of a record never set. */
+        rec->udf = 0;
+        if (rec->stat == STAT_UDF) rec->sevr = NO_ALARM;
+    }
+    return status;
+}
+
+static int put_text_at_load(const db_addr *addr, const char *text, char *err, size_t errlen)
+{
+    const db_field_desc *f = addr->field;
+    db_record *rec = addr->rec;
     if ((f->flags & DBFLD_ARRAY) && f->type != DBF_STRING) return put_array_text(addr, text, err, errlen);
     db_storage st;
     if (db_addr_storage(addr, &st) != DB_OK || !st.data) {

@@ -97,18 +97,73 @@ static int numeric_type(dbf_type t)
     return t >= DBF_CHAR && t <= DBF_DOUBLE;
 }
 
+/* The fields shown on the value's scale (EPICS ai/ao get_graphic_double): alarm limits and last values. */
+static int on_value_scale(const char *field)
+{
+    static const char *const names[] = {"HIHI", "HIGH", "LOW", "LOLO", "LALM", "ALST", "MLST", "OVAL", "PVAL",
+                                        "SVAL", "IVOV", "HOPR", "LOPR"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(field, names[i]) == 0) return 1;
+    return 0;
+}
+
+/* The full range of a field type (EPICS recGbl's getMaxRangeValues). */
+static void type_range(dbf_type t, double *hi, double *lo)
+{
+    switch (t) {
+    case DBF_CHAR: *hi = INT8_MAX; *lo = INT8_MIN; break;
+    case DBF_UCHAR: *hi = UINT8_MAX; *lo = 0; break;
+    case DBF_SHORT: *hi = INT16_MAX; *lo = INT16_MIN; break;
+    case DBF_USHORT: case DBF_ENUM: case DBF_MENU: case DBF_DEVICE: *hi = UINT16_MAX; *lo = 0; break;
+    case DBF_LONG: *hi = INT32_MAX; *lo = INT32_MIN; break;
+    case DBF_ULONG: *hi = UINT32_MAX; *lo = 0; break;
+    case DBF_INT64: *hi = 9223372036854775808.0; *lo = -9223372036854775808.0; break;
+    case DBF_UINT64: *hi = 18446744073709551615.0; *lo = 0; break;
+    case DBF_FLOAT: *hi = 1e30; *lo = -1e30; break;
+    default: *hi = 1e300; *lo = -1e300; break;
+    }
+}
+
+/* Metadata of a field other than VAL, as EPICS record support gives it: engineering units only on
+ * floating-point fields (not on the raw-conversion coefficients), the record's precision on those and 0 on
+ * integers, the value's display range for the fields on its scale and the type's full range otherwise, and
+ * no alarm limits. */
+static void other_field_meta(const db_addr *addr, const db_analog *an, db_meta *meta)
+{
+    const char *name = addr->field->name;
+    int fp = addr->type == DBF_FLOAT || addr->type == DBF_DOUBLE;
+    int coefficient = strcmp(name, "ASLO") == 0 || strcmp(name, "AOFF") == 0 || strcmp(name, "SMOO") == 0 ||
+                      strcmp(name, "ESLO") == 0 || strcmp(name, "EOFF") == 0;
+    if (fp && !coefficient) str_copy(meta->units, an->egu, sizeof meta->units);
+    meta->precision = fp ? (an->prec < 0 ? 0 : an->prec > 15 ? 15 : an->prec) : 0;
+    if (on_value_scale(name)) {
+        meta->disp_hi = an->hopr;
+        meta->disp_lo = an->lopr;
+    } else {
+        type_range(addr->type, &meta->disp_hi, &meta->disp_lo);
+    }
+    meta->ctrl_hi = meta->disp_hi;
+    meta->ctrl_lo = meta->disp_lo;
+    meta->alarm_hi = meta->warn_hi = meta->warn_lo = meta->alarm_lo = NAN;
+}
+
 void recsup_analog_meta(const db_addr *addr, db_meta *meta)
 {
     if (addr->long_string || !numeric_type(addr->type)) return;
     db_analog *an = analog_of(addr->rec);
+    if (strcmp(addr->field->name, "VAL") != 0) {
+        other_field_meta(addr, an, meta);
+        return;
+    }
     str_copy(meta->units, an->egu, sizeof meta->units);
     meta->precision = (addr->type == DBF_FLOAT || addr->type == DBF_DOUBLE) ? an->prec : 0;
     meta->disp_hi = an->hopr;
     meta->disp_lo = an->lopr;
-    meta->alarm_hi = an->hhsv ? an->hihi : 0;
-    meta->warn_hi = an->hsv ? an->high : 0;
-    meta->warn_lo = an->lsv ? an->low : 0;
-    meta->alarm_lo = an->llsv ? an->lolo : 0;
+    /* a limit whose severity is NO_ALARM does not apply: NaN, as EPICS sends it */
+    meta->alarm_hi = an->hhsv ? an->hihi : NAN;
+    meta->warn_hi = an->hsv ? an->high : NAN;
+    meta->warn_lo = an->lsv ? an->low : NAN;
+    meta->alarm_lo = an->llsv ? an->lolo : NAN;
     int has_drive = db_find_field(addr->rec, "DRVH") != NULL && an->drvh > an->drvl;
     meta->ctrl_hi = has_drive ? an->drvh : an->hopr;
     meta->ctrl_lo = has_drive ? an->drvl : an->lopr;
@@ -165,8 +220,9 @@ long recsup_analog_out_process(db_record *rec, const db_value_desc *vd)
     if (!completing) {
         db_output *o = (db_output *)((char *)rec + vd->output_offset);
         db_span val = value_span(rec, vd);
-        if (recsup_fetch_dol(rec, o, &val) == 0) rec->udf = 0;
+        int fetched = recsup_fetch_dol(rec, o, &val);
         double v = recsup_value(rec, vd);
+        if (fetched >= 0) rec->udf = isnan(v);     /* processing writes the value it has: defined unless NaN */
         if (an->drvh > an->drvl && (v > an->drvh || v < an->drvl))
             recsup_set_value(rec, vd, v > an->drvh ? an->drvh : an->drvl);
         recsup_analog_alarms(rec, recsup_value(rec, vd));

@@ -181,10 +181,9 @@ static long discrete_out_process(db_record *rec)
     long status = 0;
     if (!completing) {
         db_span val = {DBF_USHORT, &d->val, sizeof d->val, NULL};
-        if (recsup_fetch_dol(rec, &d->o, &val) == 0) {
-            rec->udf = 0;
-            if (is_binary(rec)) d->val = d->val != 0;
-        }
+        int fetched = recsup_fetch_dol(rec, &d->o, &val);
+        if (fetched == 0 && is_binary(rec)) d->val = d->val != 0;
+        if (fetched >= 0) rec->udf = 0;     /* processing writes the value it has: defined from now on */
         discrete_alarms(d);
         if (recsup_output_suppressed(rec, &discrete_value)) {
             discrete_finish(d);

@@ -104,7 +104,7 @@ static long text_out_process(db_record *rec)
     long status = 0;
     if (!completing) {
         db_span val = {DBF_STRING, t.val, t.size, NULL};
-        if (recsup_fetch_dol(rec, t.o, &val) == 0) rec->udf = 0;
+        if (recsup_fetch_dol(rec, t.o, &val) >= 0) rec->udf = 0;   /* processing defines the value */
         if (rec->udf) db_alarm_raise(rec, STAT_UDF, rec->udfs);
     }
     /* IVOV is a number and means nothing for text: any IVOA other than "Continue" skips the write. */

@@ -1,4 +1,4 @@
-/* h5array.c -- reading numeric HDF5 datasets as double arrays and writing result datasets (see h5array.h). */
+/* h5array.c -- reading numeric HDF5 datasets as double or float arrays and writing result datasets (see h5array.h). */
 #include "formats/h5array/h5array.h"
 #include "core/base/base.h"
 
@@ -58,18 +58,31 @@ void h5array_free(h5array *a)
     a->rank = 0;
 }
 
-int h5array_read(const char *file, const char *dset, h5array *out, char *err, size_t errlen)
+/* Counts the samples HDF5 could not convert because they lie outside the memory type's range; the read is
+ * aborted at the first, so a float read never turns 1e300 into an infinity without saying so. */
+static H5T_conv_ret_t refuse_out_of_range(H5T_conv_except_t kind, hid_t src, hid_t dst, void *src_buf, void *dst_buf,
+                                          void *user)
 {
-    memset(out, 0, sizeof *out);
+    if (kind != H5T_CONV_EXCEPT_RANGE_HI && kind != H5T_CONV_EXCEPT_RANGE_LOW) return H5T_CONV_UNHANDLED;
+    (*(int *)user)++;
+    return H5T_CONV_ABORT;
+}
+
+/* Reads a whole numeric dataset as mem_type (samples of elem_size bytes) into *data (malloc'd). */
+static int read_dataset(const char *file, const char *dset, hid_t mem_type, size_t elem_size, h5array *shape,
+                        void **data, char *err, size_t errlen)
+{
+    memset(shape, 0, sizeof *shape);
+    *data = NULL;
     quiet_hdf5();
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         set_err(err, errlen, "cannot open HDF5 file '%s'", file);
         return -1;
     }
-    int rc = -1;
+    int rc = -1, out_of_range = 0;
     hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
-    hid_t space = -1, type = -1;
+    hid_t space = -1, type = -1, xfer = -1;
     if (d < 0) {
         set_err(err, errlen, "%s: no dataset '%s'", file, dset);
         goto done;
@@ -88,22 +101,45 @@ int h5array_read(const char *file, const char *dset, h5array *out, char *err, si
     }
     hsize_t dims[H5ARRAY_MAX_RANK];
     H5Sget_simple_extent_dims(space, dims, NULL);
-    out->rank = rank;
-    for (int i = 0; i < rank; i++) out->dims[i] = (size_t)dims[i];
-    size_t n = h5array_count(out);
-    out->data = xmalloc((n ? n : 1) * sizeof(double));
-    if (n && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->data) < 0) {
-        set_err(err, errlen, "%s:%s: read failed", file, dset);
-        h5array_free(out);
+    shape->rank = rank;
+    for (int i = 0; i < rank; i++) shape->dims[i] = (size_t)dims[i];
+    size_t n = h5array_count(shape);
+    *data = xmalloc((n ? n : 1) * elem_size);
+    xfer = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_type_conv_cb(xfer, refuse_out_of_range, &out_of_range);
+    if (n && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, xfer, *data) < 0) {
+        if (out_of_range)
+            set_err(err, errlen, "%s:%s holds values beyond the %s range", file, dset,
+                    elem_size == sizeof(float) ? "float32" : "float64");
+        else
+            set_err(err, errlen, "%s:%s: read failed", file, dset);
+        free(*data);
+        *data = NULL;
+        shape->rank = 0;
         goto done;
     }
     rc = 0;
 done:
+    if (xfer >= 0) H5Pclose(xfer);
     if (space >= 0) H5Sclose(space);
     if (type >= 0) H5Tclose(type);
     if (d >= 0) H5Dclose(d);
     H5Fclose(f);
     return rc;
+}
+
+int h5array_read(const char *file, const char *dset, h5array *out, char *err, size_t errlen)
+{
+    void *data;
+    int rc = read_dataset(file, dset, H5T_NATIVE_DOUBLE, sizeof(double), out, &data, err, errlen);
+    out->data = data;
+    return rc;
+}
+
+float *h5array_read_float(const char *file, const char *dset, h5array *shape, char *err, size_t errlen)
+{
+    void *data;
+    return read_dataset(file, dset, H5T_NATIVE_FLOAT, sizeof(float), shape, &data, err, errlen) == 0 ? data : NULL;
 }
 
 int h5array_read_attr_string(const char *file, const char *object, const char *name, char *out, size_t outlen)

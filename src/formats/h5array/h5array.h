@@ -25,6 +25,10 @@ int h5array_split(const char *location, const char *default_dset, char *file, si
 /* Reads a whole numeric dataset. Returns 0, or -1 with a message (missing file or dataset, not numeric,
  * rank above H5ARRAY_MAX_RANK). */
 int h5array_read(const char *file, const char *dset, h5array *out, char *err, size_t errlen);
+/* Reads a whole numeric dataset as float in one call (no double copy: image stacks are large). Returns the
+ * samples (free()) with the shape in *shape (shape->data stays NULL), or NULL with a message, which names values
+ * beyond the float32 range rather than turning them into infinities. */
+float *h5array_read_float(const char *file, const char *dset, h5array *shape, char *err, size_t errlen);
 /* Reads a string or numeric scalar attribute of a dataset or group as text; -1 when absent. */
 int h5array_read_attr_string(const char *file, const char *object, const char *name, char *out, size_t outlen);
 size_t h5array_count(const h5array *a);

@@ -53,6 +53,38 @@ typedef struct fit_result {
 int transform_fit(const double (*src)[2], const double (*dst)[2], int n, fit_kind kind, int robust,
                   double threshold, fit_result *out, char *err, size_t errlen);
 
+/* Rotation-invariant matching of point constellations (constellation.c): the similarity scene ~= T(model) of
+ * any rotation, a scale within [scale_min, scale_max] and, with allow_mirror, either handedness, that lays the
+ * most scene points within tolerance of a model point. Seeds are scene pairs of length [pair_min, pair_max]
+ * against model pairs of the same length (up to the scale bounds); deterministic for given inputs. */
+typedef struct constellation_params {
+    double tolerance;               /* scene units: a scene point is explained within this distance */
+    double scale_min, scale_max;    /* bounds of the scale of T */
+    double pair_min, pair_max;      /* lengths (scene units) of the scene pairs that seed proposals */
+    int max_seed_pairs;             /* at most this many scene pairs seed (a seeded spread of them) */
+    int allow_mirror;               /* also try the mirrored handedness */
+} constellation_params;
+
+typedef struct constellation_result {
+    affine2d transform;    /* model -> scene, scale * R(rotation) * (mirrored ? diag(1, -1) : 1) + t */
+    int mirrored;
+    double scale, rotation_deg;
+    int matches;           /* scene points within tolerance of a model point under transform (0: no proposal) */
+    int runner_up;         /* scene points the best *different* placement explains: near matches = ambiguous */
+    double rms;            /* of the matched pairs (scene units) */
+    int hypotheses;        /* proposals scored on the whole scene */
+} constellation_result;
+
+/* tolerance 1, scales 0.9..1.1, pairs 15..70, 400 seed pairs, mirror allowed. */
+void constellation_params_default(constellation_params *p);
+/* Matches scene to model (>= 3 points each). scene_match (nscene entries, or NULL) receives for every scene
+ * point the index of its model point or -1. A scene without any consistent placement gives matches = 0 and
+ * returns 0; -1 with a message only for bad parameters or too few points. The caller judges the answer
+ * (matches against the scene size, runner_up against matches). */
+int constellation_match(const double (*model)[2], int nmodel, const double (*scene)[2], int nscene,
+                        const constellation_params *p, constellation_result *out, int *scene_match, char *err,
+                        size_t errlen);
+
 typedef struct layer_geometry {
     double pixel_size_x, pixel_size_y;    /* um per pixel */
     double ref_pixel_x, ref_pixel_y;      /* a reference pixel (e.g. the image centre or the beam pixel) */

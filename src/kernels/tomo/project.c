@@ -24,7 +24,7 @@ int tomo_geometry_check(const tomo_geometry *g, char *err, size_t errlen)
 static void joseph(const tomo_geometry *g, const float *src, float *dst, int adjoint)
 {
     const int n = g->n;
-    const double half = 0.5 * (n - 1), spacing = g->det_spacing > 0 ? g->det_spacing : 1.0;
+    const double centre = n / 2, spacing = g->det_spacing > 0 ? g->det_spacing : 1.0;
     for (int a = 0; a < g->n_angles; a++) {
         double th = g->angles_deg[a] * (M_PI / 180.0), c = cos(th), s = sin(th);
         int by_rows = fabs(c) >= fabs(s);
@@ -33,11 +33,11 @@ static void joseph(const tomo_geometry *g, const float *src, float *dst, int adj
         size_t stride = by_rows ? 1 : (size_t)n;   /* between the two pixels interpolated */
         for (int k = 0; k < g->n_det; k++) {
             size_t ray = (size_t)a * g->n_det + (size_t)k;
-            double t = (k - 0.5 * (g->n_det - 1)) * spacing + g->centre_offset;
+            double t = (k - g->n_det / 2) * spacing + g->centre_offset;
             double acc = 0, back = adjoint ? src[ray] * length : 0;
-            /* by rows: line is row i (y = half - i) and u the column coordinate;
-             * by columns: line is column j (x = j - half) and u the row coordinate. u is linear in line. */
-            double u0 = by_rows ? (t - half * other) / lead + half : half - (t + half * other) / lead;
+            /* by rows: line is row i (y = centre - i) and u the column coordinate;
+             * by columns: line is column j (x = j - centre) and u the row coordinate. u is linear in line. */
+            double u0 = by_rows ? (t - centre * other) / lead + centre : centre - (t + centre * other) / lead;
             double du = other / lead;
             /* Lines where the ray meets the slice (-1 <= u < n), widened by one for rounding; checked again below. */
             int first = 0, last = n - 1;

@@ -3,19 +3,30 @@
  * tomography", Ultramicroscopy 2020 (doi 10.1016/j.ultramic.2020.113166).
  *
  * Geometry (parallel beam, one slice perpendicular to the tilt axis): the slice is n x n square pixels of size
- * 1, row-major, row 0 at the top; pixel (row i, column j) has its centre at x = j - (n-1)/2, y = (n-1)/2 - i.
- * A projection at tilt angle theta (degrees) has n_det beam positions (detector bins) at
- * s_k = (k - (n_det-1)/2) * det_spacing + centre_offset; the beam at s_k integrates the slice along the line
- * x cos(theta) + y sin(theta) = s_k. This is scikit-image's radon() convention for odd n (its centre pixel
- * is n//2). Sinograms are n_angles x n_det, angle-major.
+ * 1, row-major, row 0 at the top; pixel (row i, column j) has its centre at x = j - c, y = c - i with
+ * c = floor(n / 2). A projection at tilt angle theta (degrees) has n_det beam positions (detector bins) at
+ * s_k = (k - floor(n_det / 2)) * det_spacing + centre_offset; the beam at s_k integrates the slice along the
+ * line x cos(theta) + y sin(theta) = s_k. So the rotation axis passes through the centre of pixel floor(n/2)
+ * and of bin floor(n_det/2) for odd and even sizes alike: scikit-image's radon()/iradon() convention (and
+ * tomopy's default centre n_det/2); for odd sizes it is the middle pixel. Sinograms are n_angles x n_det,
+ * angle-major.
  *
  * Projector: Joseph's ray-driven method (linear interpolation between the two pixels a ray crosses in each row,
  * or column for rays closer to horizontal, times the path length per row); the back-projector applies exactly
  * the transposed weights, so <W x, y> = <x, W^T y> to rounding.
  *
- * Reconstruction: SIRT, x <- max(0, x + lambda C A^T R (b - A x)) with R and C the inverse row and column sums
- * of the system matrix A (rows or columns with zero sum are left out), x starting at 0. Non-negativity is
- * optional; lambda is the relaxation (default 1).
+ * Reconstruction: ordered-subsets SART (OS-SART; Wang and Jiang's ordered-subset simultaneous algebraic
+ * reconstruction, SIRT when there is one subset). The angles, sorted over [0, 180) degrees, are dealt out in
+ * turn to S subsets (so each spans the whole range), visited in golden-ratio order; per subset s,
+ * x <- max(0, x + lambda C_s A_s^T R_s (b_s - A_s x)) with R_s and C_s the inverse row and column sums of the
+ * subset's rows of the system matrix A (rows or columns with zero sum are left out), x starting at 0. One pass
+ * (iteration) visits every subset once, so it costs one projection and one back-projection of the data, as a
+ * SIRT iteration does, but updates S times. Non-negativity is optional; lambda is the relaxation (default 1).
+ * Residual: |b - A x| / |b| per pass, summed over the subsets, each measured just before its own update (so it
+ * costs nothing extra; with one subset it is the exact residual of the estimate before the pass). Stopping
+ * rule: after a pass whose residual fell by less than tolerance times the previous pass's (the data are
+ * explained as well as this method can: noise or inconsistency remains), or when the residual is 0, or after
+ * `iterations` passes.
  *
  * EDS-STEM tomography: every element's sinogram is reconstructed on its own (A = W); quantification (Eq. 12):
  * C_A = (X_A / f_A) / sum_B (X_B / f_B), with f_A the user's sensitivity factors.
@@ -66,12 +77,15 @@ typedef struct tomo_geometry {
     double centre_offset;      /* position of the rotation axis on the detector, in pixels */
 } tomo_geometry;
 
-/* Called after every iteration of every slice, from worker threads; residual = |b - A x| / |b|. */
+/* Called after every pass of every slice, from worker threads; residual = |b - A x| / |b| (see above); done is 1
+ * on the slice's last pass (the stopping rule may end it before `iterations`). */
 typedef void (*tomo_progress_fn)(void *user, int slice, int n_slices, int iteration, int iterations,
-                                 double residual);
+                                 double residual, int done);
 
 typedef struct tomo_params {
-    int iterations;            /* default 100 */
+    int iterations;            /* passes at most; default 100 */
+    int subsets;               /* ordered subsets, 1..n_angles; 1 (default): SIRT */
+    double tolerance;          /* stop when a pass lowers the residual by less than this fraction; 0: never */
     double relaxation;         /* default 1 */
     int nonneg;                /* default 1 */
     double alpha;              /* HAADF weight of HEBT; 0: EDS-only */

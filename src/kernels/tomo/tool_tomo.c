@@ -37,23 +37,28 @@ typedef struct element {
     double factor;             /* f_A */
 } element;
 
-/* Progress lines: workers call progress() concurrently; the lock keeps lines whole and the count right. */
+/* Progress lines and the passes each slice took: workers call progress() concurrently; the lock keeps lines
+ * whole and the counts right. */
 typedef struct progress {
     pthread_mutex_t lock;
     int slices_done;
-    int every;                 /* print every this many iterations */
+    int every;                 /* print every this many passes */
+    int *passes;               /* per slice: passes run */
+    double *residual;          /* per slice: residual of the last pass */
 } progress;
 
-static void on_progress(void *user, int slice, int n_slices, int iteration, int iterations, double residual)
+static void on_progress(void *user, int slice, int n_slices, int iteration, int iterations, double residual,
+                        int done)
 {
     progress *p = user;
     pthread_mutex_lock(&p->lock);
-    if (iteration == iterations) p->slices_done++;
-    if (iteration % p->every == 0 || iteration == iterations)
+    p->passes[slice] = iteration;
+    p->residual[slice] = residual;
+    if (done) p->slices_done++;
+    if (iteration % p->every == 0 || done)
         fprintf(stderr, "slice %d/%d iteration %d/%d residual %.5f%s\n", slice + 1, n_slices, iteration, iterations,
-                residual, iteration == iterations ? " done" : "");
-    if (iteration == iterations)
-        fprintf(stderr, "progress: %d/%d slices reconstructed\n", p->slices_done, n_slices);
+                residual, done ? iteration < iterations ? " done (residual stopped falling)" : " done" : "");
+    if (done) fprintf(stderr, "progress: %d/%d slices reconstructed\n", p->slices_done, n_slices);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -66,8 +71,10 @@ static void usage(FILE *f)
             "  --alpha A            HAADF weight of the joint system, 0..1 (0: EDS-only)\n"
             "  --r EL=R             response-ratio factor instead of fitting it\n"
             "  --angles DSET        tilt angles in degrees (default /angles)\n"
-            "  --iterations N       SIRT iterations (default 100)\n"
-            "  --relaxation L       SIRT relaxation, 0..2 (default 1)\n"
+            "  --iterations N       passes at most (default 100)\n"
+            "  --subsets S          ordered subsets (OS-SART); 1 (default): SIRT\n"
+            "  --tolerance T        stop when a pass lowers the residual by less than T (e.g. 0.01); default 0: never\n"
+            "  --relaxation L       relaxation, 0..2 (default 1)\n"
             "  --allow-negative     no non-negativity constraint\n"
             "  --size N             reconstruct N x N slices (default: beam positions)\n"
             "  --beam-spacing D     distance between beam positions in slice pixels (default 1)\n"
@@ -217,7 +224,8 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, 'j'}, {"output", required_argument, 0, 'o'},
         {"png", required_argument, 0, 'p'}, {"project", required_argument, 0, 'P'},
         {"detector", required_argument, 0, 'D'}, {"beam-spacing", required_argument, 0, 'S'},
-        {"centre-offset", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"centre-offset", required_argument, 0, 'C'}, {"subsets", required_argument, 0, 'O'},
+        {"tolerance", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c, which = 0;
     while ((c = getopt_long(argc, argv, "o:", opts, &which)) != -1) {
         int bad = 0;
@@ -266,6 +274,8 @@ int main(int argc, char **argv)
         case 'D': bad = toolargs_int(optarg, 1, 65536, &detector); break;
         case 'S': bad = toolargs_double(optarg, &spacing) || !(spacing > 0); break;
         case 'C': bad = toolargs_double(optarg, &offset); break;
+        case 'O': bad = toolargs_int(optarg, 1, 65536, &p.subsets); break;
+        case 'T': bad = toolargs_double(optarg, &p.tolerance) || !(p.tolerance >= 0 && p.tolerance < 1); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -296,6 +306,8 @@ int main(int argc, char **argv)
     int n_angles = (int)h5array_count(&angles), n_slices = 0, n_det = 0, rc = 1;
     float *eds[MAX_ELEMENTS] = {0}, *rec[MAX_ELEMENTS] = {0}, *frac[MAX_ELEMENTS] = {0}, *haadf = NULL;
     float *signal = NULL;
+    int *passes = NULL;
+    double *residual = NULL;
     unsigned char *mask = NULL;
     h5out *out = NULL;
     for (int e = 0; e < n_el; e++)
@@ -326,13 +338,16 @@ int main(int argc, char **argv)
             log_info("tomo", "response ratio r_%s = %.6g%s", el[e].name, r[e], all_given ? " (given)" : "");
         if (!all_given) log_info("tomo", "HAADF ~ sum r_A EDS_A: R^2 = %.5f", r2);
     }
-    log_info("tomo", "%s reconstruction: %d slice(s) of %d x %d, %d tilts, %d iterations",
-             hebt ? "HEBT" : "EDS-only", n_slices, g.n, g.n, n_angles, p.iterations);
+    log_info("tomo", "%s reconstruction: %d slice(s) of %d x %d, %d tilts, %s, at most %d passes%s",
+             hebt ? "HEBT" : "EDS-only", n_slices, g.n, g.n, n_angles, p.subsets > 1 ? "OS-SART" : "SIRT",
+             p.iterations, p.tolerance > 0 ? ", stopping when the residual stops falling" : "");
     for (int e = 0; e < n_el; e++) {
         rec[e] = xmalloc(nvox * sizeof(float));
         frac[e] = xmalloc(nvox * sizeof(float));
     }
     progress prog = {.every = p.iterations >= 10 ? p.iterations / 10 : 1};
+    prog.passes = passes = xcalloc((size_t)n_slices, sizeof(int));
+    prog.residual = residual = xcalloc((size_t)n_slices, sizeof(double));
     pthread_mutex_init(&prog.lock, NULL);
     p.progress = on_progress;
     p.progress_user = &prog;
@@ -341,8 +356,10 @@ int main(int argc, char **argv)
                                     sizeof err);
     pthread_mutex_destroy(&prog.lock);
     if (recon_rc != 0) goto fail;
-    log_info("tomo", "reconstructed %d slice(s) x %d element(s) x %d iterations in %.4f s", n_slices, n_el,
-             p.iterations, time_monotonic() - t0);
+    int most = 0;
+    for (int i = 0; i < n_slices; i++) most = passes[i] > most ? passes[i] : most;
+    log_info("tomo", "reconstructed %d slice(s) x %d element(s) x %d iterations in %.4f s", n_slices, n_el, most,
+             time_monotonic() - t0);
 
     /* HEBT maps in HAADF units y_A = r_A x_A, quantified with z_A = r_A f_A (Eq. 18). */
     double z[MAX_ELEMENTS];
@@ -394,6 +411,14 @@ int main(int argc, char **argv)
     h5out_attr_string(out, "/", "mode", hebt ? "HEBT" : "EDS");
     h5out_attr_double(out, "/", "alpha", hebt ? p.alpha : 0.0);
     h5out_attr_double(out, "/", "iterations", p.iterations);
+    h5out_attr_double(out, "/", "subsets", p.subsets);
+    h5out_attr_double(out, "/", "tolerance", p.tolerance);
+    size_t n_z = (size_t)n_slices;
+    int *passes_int = xmalloc(n_z * sizeof(int));
+    for (size_t i = 0; i < n_z; i++) passes_int[i] = passes[i];
+    h5out_write_int(out, "/passes", passes_int, 1, &n_z);
+    free(passes_int);
+    h5out_write_double(out, "/residual", residual, 1, &n_z);
     h5out_attr_double(out, "/", "threshold", threshold);
     h5out_attr_string(out, "/", "threshold_method", method);
     if (hebt) h5out_attr_double(out, "/", "r_fit_r2", r2);
@@ -459,6 +484,8 @@ fail:
     }
     free(haadf);
     free(signal);
+    free(passes);
+    free(residual);
     free(mask);
     h5array_free(&angles);
     return rc;

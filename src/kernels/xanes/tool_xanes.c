@@ -16,6 +16,7 @@
 #include "kernels/xanes/xanes.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
@@ -70,7 +71,7 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-/* HDF5 stack: (E, y, x) or (E, z, y, x) plus the energy dataset. */
+/* HDF5 stack: (E, y, x) or (E, z, y, x) plus the energy dataset, read as float straight into the stack. */
 static int load_hdf5_stack(const char *location, const char *energy_dset, xanes_stack *s, char *err, size_t errlen)
 {
     char file[PATH_LEN], dset[PATH_LEN];
@@ -78,75 +79,69 @@ static int load_hdf5_stack(const char *location, const char *energy_dset, xanes_
         snprintf(err, errlen, "bad stack location '%s'", location);
         return -1;
     }
-    h5array data, energy;
-    if (h5array_read(file, dset, &data, err, errlen) != 0) return -1;
+    h5array shape, energy;
+    float *data = h5array_read_float(file, dset, &shape, err, errlen);
+    if (!data) return -1;
     if (h5array_read(file, energy_dset, &energy, err, errlen) != 0) {
-        h5array_free(&data);
+        free(data);
         return -1;
     }
     int rc = -1;
     size_t ne = h5array_count(&energy);
-    if (data.rank != 3 && data.rank != 4) {
+    if (shape.rank != 3 && shape.rank != 4) {
         snprintf(err, errlen, "%s:%s has rank %d; expected (energy, y, x) or (energy, z, y, x)", file, dset,
-                 data.rank);
-        goto done;
-    }
-    if (energy.rank != 1 || ne != data.dims[0]) {
+                 shape.rank);
+    } else if (energy.rank != 1) {
+        snprintf(err, errlen, "%s:%s has rank %d; expected one energy per image (rank 1, %zu values)", file,
+                 energy_dset, energy.rank, shape.dims[0]);
+    } else if (ne != shape.dims[0]) {
         snprintf(err, errlen, "%s:%s holds %zu values but the stack has %zu energies", file, energy_dset, ne,
-                 data.dims[0]);
-        goto done;
+                 shape.dims[0]);
+    } else if (ne > INT_MAX) {
+        snprintf(err, errlen, "%s:%s: too many energies (%zu)", file, dset, ne);
+    } else {
+        char units[32];
+        if (h5array_read_attr_string(file, energy_dset, "units", units, sizeof units) == 0 &&
+            strcasecmp(units, "keV") == 0)
+            for (size_t k = 0; k < ne; k++) energy.data[k] *= 1000.0;
+        int nz = shape.rank == 4 ? (int)shape.dims[1] : 1;
+        int ny = (int)shape.dims[shape.rank - 2], nx = (int)shape.dims[shape.rank - 1];
+        rc = xanes_stack_adopt(s, nx, ny, nz, (int)ne, energy.data, data, err, errlen);
     }
-    double unit = 1.0;
-    char units[32];
-    if (h5array_read_attr_string(file, energy_dset, "units", units, sizeof units) == 0 && strcasecmp(units, "keV") == 0)
-        unit = 1000.0;
-    int nz = data.rank == 4 ? (int)data.dims[1] : 1;
-    int ny = (int)data.dims[data.rank - 2], nx = (int)data.dims[data.rank - 1];
-    xanes_stack_init(s, nx, ny, nz);
-    size_t nvox = (size_t)nx * ny * nz;
-    float *img = xmalloc(nvox * sizeof(float));
-    for (size_t k = 0; k < ne; k++) {
-        for (size_t v = 0; v < nvox; v++) img[v] = (float)data.data[k * nvox + v];
-        if (xanes_stack_add(s, energy.data[k] * unit, img, err, errlen) != 0) {
-            free(img);
-            xanes_stack_free(s);
-            goto done;
-        }
+    if (rc != 0) {
+        free(data);
+        h5array_free(&energy);
     }
-    free(img);
-    rc = 0;
-done:
-    h5array_free(&data);
-    h5array_free(&energy);
     return rc;
 }
 
-/* One list entry: 2D image through imageio, or a 2D/3D HDF5 dataset. */
-static int load_entry(const char *path, h5array *out, char *err, size_t errlen)
+/* One list entry: 2D image through imageio, or a 2D/3D HDF5 dataset; returns its samples (free()) and shape. */
+static float *load_entry(const char *path, h5array *shape, char *err, size_t errlen)
 {
     char file[PATH_LEN], dset[PATH_LEN];
     if (strstr(path, ":/")) {
+        float *data = NULL;
         if (h5array_split(path, "/data", file, sizeof file, dset, sizeof dset) != 0 ||
-            h5array_read(file, dset, out, err, errlen) != 0)
-            return -1;
-        if (out->rank != 2 && out->rank != 3) {
-            snprintf(err, errlen, "%s has rank %d; expected an image or a volume", path, out->rank);
-            h5array_free(out);
-            return -1;
+            !(data = h5array_read_float(file, dset, shape, err, errlen)))
+            return NULL;
+        if (shape->rank != 2 && shape->rank != 3) {
+            snprintf(err, errlen, "%s has rank %d; expected an image or a volume", path, shape->rank);
+            free(data);
+            return NULL;
         }
-        return 0;
+        return data;
     }
     image img;
-    if (image_read(path, &img, err, errlen) != 0) return -1;
-    memset(out, 0, sizeof *out);
-    out->rank = 2;
-    out->dims[0] = (size_t)img.height;
-    out->dims[1] = (size_t)img.width;
+    if (image_read(path, &img, err, errlen) != 0) return NULL;
+    memset(shape, 0, sizeof *shape);
+    shape->rank = 2;
+    shape->dims[0] = (size_t)img.height;
+    shape->dims[1] = (size_t)img.width;
     size_t n = (size_t)img.width * img.height;
-    out->data = xmalloc(n * sizeof(double));
-    for (size_t i = 0; i < n; i++) out->data[i] = img.data[i];
+    float *data = xmalloc(n * sizeof(float));
+    memcpy(data, img.data, n * sizeof(float));
     image_free(&img);
-    return 0;
+    return data;
 }
 
 static int load_list(const char *list, xanes_stack *s, char *err, size_t errlen)
@@ -177,7 +172,8 @@ static int load_list(const char *list, xanes_stack *s, char *err, size_t errlen)
         if (path[0] == '/') str_copy(full, path, sizeof full);
         else snprintf(full, sizeof full, "%s/%s", dir, path);
         h5array a;
-        if (load_entry(full, &a, err, errlen) != 0) { rc = -1; break; }
+        float *img = load_entry(full, &a, err, errlen);
+        if (!img) { rc = -1; break; }
         int nz = a.rank == 3 ? (int)a.dims[0] : 1;
         int ny = (int)a.dims[a.rank - 2], nx = (int)a.dims[a.rank - 1];
         if (!started) {
@@ -186,16 +182,12 @@ static int load_list(const char *list, xanes_stack *s, char *err, size_t errlen)
         } else if (nx != s->nx || ny != s->ny || nz != s->nz) {
             snprintf(err, errlen, "%s:%d: %s is %dx%dx%d, the first entry %dx%dx%d", list, lineno, path, nx, ny, nz,
                      s->nx, s->ny, s->nz);
-            h5array_free(&a);
+            free(img);
             rc = -1;
             break;
         }
-        size_t nvox = h5array_count(&a);
-        float *img = xmalloc(nvox * sizeof(float));
-        for (size_t v = 0; v < nvox; v++) img[v] = (float)a.data[v];
         rc = xanes_stack_add(s, energy, img, err, errlen);
         free(img);
-        h5array_free(&a);
     }
     fclose(f);
     if (rc == 0 && !started) {
@@ -375,6 +367,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *input = argv[optind];
+    double t_read = time_monotonic();
     xanes_stack s;
     int loaded = ends_with(input, ".txt") || ends_with(input, ".lst") ? load_list(input, &s, err, sizeof err)
                                                                        : load_hdf5_stack(input, energy_dset, &s, err,
@@ -396,8 +389,8 @@ int main(int argc, char **argv)
     snprintf(png_map, sizeof png_map, "%s_map.png", out_stem);
     snprintf(png_hist, sizeof png_hist, "%s_hist.png", out_stem);
 
-    log_info("xanes", "%d energies %.2f..%.2f eV, %d x %d x %d voxels, order %d", s.count, s.energy[0],
-             s.energy[s.count - 1], s.nx, s.ny, s.nz, p.order);
+    log_info("xanes", "read %d energies %.2f..%.2f eV, %d x %d x %d voxels in %.3f s; order %d", s.count,
+             s.energy[0], s.energy[s.count - 1], s.nx, s.ny, s.nz, time_monotonic() - t_read, p.order);
     double t0 = time_monotonic();
     xanes_result r;
     int rc = xanes_analyse(&s, &p, &r, err, sizeof err);
@@ -407,7 +400,9 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("xanes", "fitted %ld voxels in %.3f s", r.n_ok + r.n_no_peak, time_monotonic() - t0);
+    double t_write = time_monotonic();
     rc = write_results(output, &r, &p, edge, err, sizeof err);
+    if (rc == 0) log_info("xanes", "wrote the maps in %.3f s", time_monotonic() - t_write);
     if (rc == 0) rc = write_map_png(png_map, &r, err, sizeof err);
     if (rc == 0) rc = write_hist_png(png_hist, &r, err, sizeof err);
     if (rc != 0) {

@@ -3,12 +3,12 @@
 #include "core/base/base.h"
 #include "core/parallel/parallel.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_VOXELS 4096
 #define PEAK_SEARCH_STEPS 64
 
 void xanes_params_default(xanes_params *p)
@@ -100,6 +100,25 @@ int xanes_stack_add(xanes_stack *s, double energy, const float *image, char *err
     return 0;
 }
 
+int xanes_stack_adopt(xanes_stack *s, int nx, int ny, int nz, int count, double *energy, float *data, char *err,
+                      size_t errlen)
+{
+    const char *why = NULL;
+    if (nx < 1 || ny < 1 || nz < 1) why = "stack has no voxels";
+    else if (count < 1) why = "stack holds no images (0 energies)";
+    for (int k = 0; !why && k < count; k++)
+        if (!isfinite(energy[k])) why = "image energy is not a finite number";
+    if (why) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    xanes_stack_init(s, nx, ny, nz);
+    s->count = s->capacity = count;
+    s->energy = energy;
+    s->data = data;
+    return 0;
+}
+
 void xanes_stack_free(xanes_stack *s)
 {
     free(s->data);
@@ -113,6 +132,7 @@ typedef struct fit_plan {
     int order, ncoef;
     int m;                     /* energies in the window */
     int *index;                /* their indices in the stack */
+    unsigned char *wanted;     /* per stack energy: 1 when in the window */
     double *t;                 /* scaled energies */
     double centre, scale;
     double t_lo, t_hi;         /* range of t in the window */
@@ -122,9 +142,28 @@ typedef struct fit_plan {
 static void plan_free(fit_plan *p)
 {
     free(p->index);
+    free(p->wanted);
     free(p->t);
     free(p->solve);
     memset(p, 0, sizeof *p);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The number of different values among energy[index[0..m-1]]. */
+static int count_distinct(const double *energy, const int *index, int m)
+{
+    double *e = xmalloc((size_t)(m ? m : 1) * sizeof(double));
+    for (int k = 0; k < m; k++) e[k] = energy[index[k]];
+    qsort(e, (size_t)m, sizeof(double), cmp_double);
+    int distinct = m > 0;
+    for (int k = 1; k < m; k++) distinct += e[k] != e[k - 1];
+    free(e);
+    return distinct;
 }
 
 /* Householder QR of the m x n Vandermonde matrix V, applied to the identity alongside, then R^-1 Q^T. */
@@ -135,17 +174,24 @@ static int plan_build(fit_plan *p, const double *energy, int n, int order, doubl
     p->order = order;
     p->ncoef = order + 1;
     p->index = xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    p->wanted = xcalloc((size_t)(n ? n : 1), 1);
     double emin = INFINITY, emax = -INFINITY, sum = 0;
     for (int i = 0; i < n; i++)
         if (energy[i] >= lo && energy[i] <= hi) {
+            p->wanted[i] = 1;
             p->index[p->m++] = i;
             sum += energy[i];
             if (energy[i] < emin) emin = energy[i];
             if (energy[i] > emax) emax = energy[i];
         }
-    if (p->m < order + 2 || !(emax > emin)) {
-        snprintf(err, errlen, "fit window %.2f..%.2f eV holds %d distinct energies; order %d needs at least %d", lo,
-                hi, p->m, order, order + 2);
+    int distinct = count_distinct(energy, p->index, p->m);
+    if (distinct < order + 2) {
+        if (distinct < p->m)
+            snprintf(err, errlen, "fit window %.2f..%.2f eV holds %d energies but only %d distinct; order %d needs "
+                     "at least %d distinct", lo, hi, p->m, distinct, order, order + 2);
+        else
+            snprintf(err, errlen, "fit window %.2f..%.2f eV holds %d energies; order %d needs at least %d", lo, hi,
+                     p->m, order, order + 2);
         plan_free(p);
         return -1;
     }
@@ -261,35 +307,68 @@ static int poly_peak(const double *c, int nc, double lo, double hi, double *t_pe
     return found ? 0 : -1;
 }
 
-/* Fits the window samples y[0..m-1] (in plan order). */
-static void plan_fit(const fit_plan *p, const double *y, xanes_fit *f)
+/* ---- the fit of a block of voxels: coefficients = solve * samples, then the residuals, all per column ---- */
+
+/* Voxels fitted together: BLOCK columns of samples, one row per energy, in doubles (the loops over a block run
+ * over a constant count the compiler vectorizes; columns past the data are zero and ignored). */
+enum { BLOCK = 256 };
+
+/* The block loops are compiled twice, for baseline x86-64 and for AVX2, and the loader picks the one the
+ * CPU runs (the release build targets baseline x86-64, whose 2-wide vectors halve the speed of these loops). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+typedef struct block_fit {
+    double coef[XANES_MAX_ORDER + 1][BLOCK];
+    double mean[BLOCK], rss[BLOCK], tss[BLOCK], model[BLOCK];
+} block_fit;
+
+/* rows[k] holds the samples of stack energy k (only the window's rows are read). A non-finite sample makes the
+ * column's rss NaN, so no test per sample is needed. */
+VECTOR_CLONES static void fit_columns(const fit_plan *p, const double *restrict rows, block_fit *restrict f)
+{
+    const int m = p->m, nc = p->ncoef;
+    memset(f, 0, sizeof *f);
+    for (int k = 0; k < m; k++) {
+        const double *y = rows + (size_t)p->index[k] * BLOCK;
+        for (int b = 0; b < BLOCK; b++) f->mean[b] += y[b];
+        for (int j = 0; j < nc; j++) {
+            const double w = p->solve[(size_t)j * m + k];
+            double *c = f->coef[j];
+            for (int b = 0; b < BLOCK; b++) c[b] += w * y[b];
+        }
+    }
+    for (int b = 0; b < BLOCK; b++) f->mean[b] /= m;
+    for (int k = 0; k < m; k++) {
+        const double *y = rows + (size_t)p->index[k] * BLOCK, t = p->t[k];
+        memcpy(f->model, f->coef[nc - 1], sizeof f->model);
+        for (int j = nc - 2; j >= 0; j--)
+            for (int b = 0; b < BLOCK; b++) f->model[b] = f->model[b] * t + f->coef[j][b];
+        for (int b = 0; b < BLOCK; b++) {
+            double r = y[b] - f->model[b], d = y[b] - f->mean[b];
+            f->rss[b] += r * r;
+            f->tss[b] += d * d;
+        }
+    }
+}
+
+/* Quality figures and the peak of column b. */
+static void finish_column(const fit_plan *p, const block_fit *bf, int b, xanes_fit *f)
 {
     int m = p->m, nc = p->ncoef;
     memset(f, 0, sizeof *f);
     f->centre = p->centre;
     f->scale = p->scale;
-    double mean = 0;
-    for (int k = 0; k < m; k++) {
-        if (!isfinite(y[k])) {
-            f->status = XANES_BAD_DATA;
-            f->peak_energy = f->peak_value = f->rmse = f->r2 = f->adj_r2 = NAN;
-            return;
-        }
-        mean += y[k];
+    double rss = bf->rss[b], tss = bf->tss[b];
+    if (!isfinite(rss)) {
+        f->status = XANES_BAD_DATA;
+        f->peak_energy = f->peak_value = f->rmse = f->r2 = f->adj_r2 = NAN;
+        return;
     }
-    mean /= m;
-    for (int j = 0; j < nc; j++) {
-        const double *row = p->solve + (size_t)j * m;
-        double v = 0;
-        for (int k = 0; k < m; k++) v += row[k] * y[k];
-        f->coef[j] = v;
-    }
-    double rss = 0, tss = 0;
-    for (int k = 0; k < m; k++) {
-        double r = y[k] - poly_eval(f->coef, nc, p->t[k]), d = y[k] - mean;
-        rss += r * r;
-        tss += d * d;
-    }
+    for (int j = 0; j < nc; j++) f->coef[j] = bf->coef[j][b];
     f->rmse = sqrt(rss / m);
     f->r2 = tss > 0 ? 1 - rss / tss : NAN;
     f->adj_r2 = m - p->order - 1 > 0 && tss > 0 ? 1 - (1 - f->r2) * (m - 1) / (m - p->order - 1) : NAN;
@@ -313,10 +392,13 @@ int xanes_fit_spectrum(const double *energy, const double *mu, int n, int order,
     }
     fit_plan p;
     if (plan_build(&p, energy, n, order, lo, hi, err, errlen) != 0) return -1;
-    double *y = xmalloc((size_t)p.m * sizeof(double));
-    for (int k = 0; k < p.m; k++) y[k] = mu[p.index[k]];
-    plan_fit(&p, y, out);
-    free(y);
+    double *rows = xcalloc((size_t)n * BLOCK, sizeof(double));
+    for (int k = 0; k < n; k++) rows[(size_t)k * BLOCK] = mu[k];
+    block_fit *bf = xmalloc(sizeof *bf);
+    fit_columns(&p, rows, bf);
+    finish_column(&p, bf, 0, out);
+    free(bf);
+    free(rows);
     plan_free(&p);
     return 0;
 }
@@ -354,7 +436,7 @@ static float *bin_stack(const xanes_stack *s, const int bin[3], int dims[3])
     return out;
 }
 
-/* ---- the analysis ---- */
+/* ---- the analysis: blocks of voxels, each read once from the stack into a worker's rows ---- */
 
 typedef struct job {
     const float *data;         /* count images of nvox (binned) voxels */
@@ -363,64 +445,115 @@ typedef struct job {
     const double *energy;
     const xanes_params *params;
     xanes_result *r;
-    double *partial_sums;      /* workers x count: summed spectrum per worker (pass 1) */
-    const fit_plan *plan;      /* pass 2 */
-    double *scratch;           /* workers x plan->m (pass 2) */
+    int mask_pass;             /* compute mean, edge jump, mask and summed spectrum */
+    const fit_plan *plan;      /* NULL: no fit in this pass */
+    double *partial_sums;      /* workers x count x BLOCK: summed spectrum per worker and column */
+    double *rows;              /* workers x count x BLOCK */
+    block_fit *fits;           /* one per worker */
 } job;
 
-static size_t chunk_end(const job *j, int item)
+/* Copies the block's samples of energy k (when wanted) into rows, zero past the data. */
+VECTOR_CLONES static void gather(const job *j, size_t v0, int nb, const unsigned char *wanted, double *rows)
 {
-    size_t end = (size_t)(item + 1) * CHUNK_VOXELS;
-    return end < j->nvox ? end : j->nvox;
-}
-
-/* Pass 1: mean absorption, edge jump, mask, and the summed spectrum of the voxels kept. */
-static void mask_chunk(void *ctx, int item, int worker)
-{
-    job *j = ctx;
-    const xanes_params *p = j->params;
-    double *sums = j->partial_sums + (size_t)worker * j->count;
-    for (size_t v = (size_t)item * CHUNK_VOXELS; v < chunk_end(j, item); v++) {
-        double total = 0, pre = 0, post = 0;
-        int npre = 0, npost = 0, finite = 1;
-        for (int k = 0; k < j->count; k++) {
-            double y = j->data[(size_t)k * j->nvox + v], e = j->energy[k];
-            if (!isfinite(y)) finite = 0;
-            total += y;
-            if (e <= p->edge_energy - p->edge_gap) { pre += y; npre++; }
-            if (e >= p->edge_energy + p->edge_gap) { post += y; npost++; }
-        }
-        double mean = total / j->count;
-        double jump = npre && npost ? post / npost - pre / npre : NAN;
-        j->r->mean_absorption[v] = (float)mean;
-        j->r->edge_jump[v] = (float)jump;
-        int keep = finite;
-        if (p->mask_mode == XANES_MASK_MEAN) keep = keep && mean > p->mask_threshold;
-        if (p->mask_mode == XANES_MASK_EDGE_JUMP) keep = keep && jump > p->mask_threshold;
-        j->r->status[v] = !finite ? XANES_BAD_DATA : keep ? XANES_OK : XANES_MASKED;
-        if (keep)
-            for (int k = 0; k < j->count; k++) sums[k] += j->data[(size_t)k * j->nvox + v];
+    for (int k = 0; k < j->count; k++) {
+        if (wanted && !wanted[k]) continue;
+        const float *restrict src = j->data + (size_t)k * j->nvox + v0;
+        double *restrict dst = rows + (size_t)k * BLOCK;
+        for (int b = 0; b < nb; b++) dst[b] = src[b];
+        for (int b = nb; b < BLOCK; b++) dst[b] = 0;
     }
 }
 
-/* Pass 2: the polynomial fit of every voxel kept. */
-static void fit_chunk(void *ctx, int item, int worker)
+/* Mean absorption and edge jump of column b over its finite samples only; zeroes its other samples in rows so
+ * that the summed spectrum can add the column without a test per sample. */
+static void finite_stats(const job *j, double *rows, int b, double *mean, double *jump)
 {
-    job *j = ctx;
-    const fit_plan *plan = j->plan;
-    double *y = j->scratch + (size_t)worker * plan->m;
+    const xanes_params *p = j->params;
+    double total = 0, pre = 0, post = 0;
+    int n = 0, npre = 0, npost = 0;
+    for (int k = 0; k < j->count; k++) {
+        double *y = rows + (size_t)k * BLOCK + b, e = j->energy[k];
+        if (!isfinite(*y)) {
+            *y = 0;
+            continue;
+        }
+        total += *y;
+        n++;
+        if (e <= p->edge_energy - p->edge_gap) { pre += *y; npre++; }
+        if (e >= p->edge_energy + p->edge_gap) { post += *y; npost++; }
+    }
+    *mean = n ? total / n : NAN;
+    *jump = npre && npost ? post / npost - pre / npre : NAN;
+}
+
+/* Mean absorption, edge jump, the mask (status XANES_OK to be fitted, or XANES_MASKED) and the kept voxels'
+ * contribution to the summed spectrum (sums: count x BLOCK, reduced over the columns at the end). Sums run over
+ * whole columns; a column whose total is not finite holds a non-finite sample and is redone on its finite ones. */
+VECTOR_CLONES static void mask_block(job *j, size_t v0, int nb, double *restrict rows, double *restrict sums)
+{
+    const xanes_params *p = j->params;
+    double total[BLOCK] = {0}, pre[BLOCK] = {0}, post[BLOCK] = {0}, keep[BLOCK] = {0};
+    int npre = 0, npost = 0;
+    for (int k = 0; k < j->count; k++) {
+        const double *y = rows + (size_t)k * BLOCK, e = j->energy[k];
+        for (int b = 0; b < BLOCK; b++) total[b] += y[b];
+        if (e <= p->edge_energy - p->edge_gap) {
+            npre++;
+            for (int b = 0; b < BLOCK; b++) pre[b] += y[b];
+        }
+        if (e >= p->edge_energy + p->edge_gap) {
+            npost++;
+            for (int b = 0; b < BLOCK; b++) post[b] += y[b];
+        }
+    }
     xanes_result *r = j->r;
-    for (size_t v = (size_t)item * CHUNK_VOXELS; v < chunk_end(j, item); v++) {
+    for (int b = 0; b < nb; b++) {
+        size_t v = v0 + (size_t)b;
+        double mean = total[b] / j->count, jump = npre && npost ? post[b] / npost - pre[b] / npre : NAN;
+        if (!isfinite(total[b])) finite_stats(j, rows, b, &mean, &jump);
+        r->mean_absorption[v] = (float)mean;
+        r->edge_jump[v] = (float)jump;
+        int kept = p->mask_mode == XANES_MASK_MEAN ? mean > p->mask_threshold
+                   : p->mask_mode == XANES_MASK_EDGE_JUMP ? jump > p->mask_threshold : 1;
+        r->status[v] = kept ? XANES_OK : XANES_MASKED;
+        keep[b] = kept;
+    }
+    for (int k = 0; k < j->count; k++) {
+        const double *y = rows + (size_t)k * BLOCK;
+        double *sum = sums + (size_t)k * BLOCK;
+        for (int b = 0; b < BLOCK; b++) sum[b] += keep[b] * y[b];
+    }
+}
+
+/* Writes the maps of the block's voxels whose status is XANES_OK, from their fits. */
+static void store_fits(job *j, size_t v0, int nb, const block_fit *bf)
+{
+    xanes_result *r = j->r;
+    for (int b = 0; b < nb; b++) {
+        size_t v = v0 + (size_t)b;
         if (r->status[v] != XANES_OK) continue;
-        for (int k = 0; k < plan->m; k++) y[k] = j->data[(size_t)plan->index[k] * j->nvox + v];
         xanes_fit f;
-        plan_fit(plan, y, &f);
+        finish_column(j->plan, bf, b, &f);
         r->status[v] = (unsigned char)f.status;
         r->peak_energy[v] = (float)f.peak_energy;
         r->rmse[v] = (float)f.rmse;
         r->r2[v] = (float)f.r2;
         r->adj_r2[v] = (float)f.adj_r2;
     }
+}
+
+/* One block: gathered once; fitted before the mask pass, which may zero non-finite samples. */
+static void analyse_block(void *ctx, int item, int worker)
+{
+    job *j = ctx;
+    size_t v0 = (size_t)item * BLOCK;
+    int nb = (int)(j->nvox - v0 < BLOCK ? j->nvox - v0 : BLOCK);
+    double *rows = j->rows + (size_t)worker * j->count * BLOCK;
+    block_fit *bf = &j->fits[worker];
+    gather(j, v0, nb, j->mask_pass ? NULL : j->plan->wanted, rows);
+    if (j->plan) fit_columns(j->plan, rows, bf);
+    if (j->mask_pass) mask_block(j, v0, nb, rows, j->partial_sums + (size_t)worker * j->count * BLOCK);
+    if (j->plan) store_fits(j, v0, nb, bf);
 }
 
 static int cmp_by_energy(const void *a, const void *b, void *ctx)
@@ -501,15 +634,21 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
             return -1;
         }
     }
+    int automatic = p->window_lo == 0 && p->window_hi == 0;
+    fit_plan plan = {0};
+    if (!automatic && plan_build(&plan, s->energy, s->count, p->order, p->window_lo, p->window_hi, err, errlen) != 0)
+        return -1;
     int dims[3];
     float *data = bin_stack(s, p->bin, dims);
     result_alloc(r, dims, s->count, p->hist_bins);
     job j = {.data = data, .nvox = (size_t)dims[0] * dims[1] * dims[2], .count = s->count, .energy = s->energy,
-             .params = p, .r = r};
-    int chunks = (int)((j.nvox + CHUNK_VOXELS - 1) / CHUNK_VOXELS);
-    int workers = parallel_workers(chunks, p->threads);
-    j.partial_sums = xcalloc((size_t)workers * s->count, sizeof(double));
-    parallel_for(chunks, workers, mask_chunk, &j);
+             .params = p, .r = r, .mask_pass = 1, .plan = automatic ? NULL : &plan};
+    int blocks = (int)((j.nvox + BLOCK - 1) / BLOCK);
+    int workers = parallel_workers(blocks, p->threads);
+    j.partial_sums = xcalloc((size_t)workers * s->count * BLOCK, sizeof(double));
+    j.rows = xmalloc((size_t)workers * s->count * BLOCK * sizeof(double));
+    j.fits = xmalloc((size_t)workers * sizeof(block_fit));
+    parallel_for(blocks, workers, analyse_block, &j);
 
     /* Summed spectrum, sorted by energy. */
     int *order = xmalloc((size_t)s->count * sizeof(int));
@@ -517,7 +656,8 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     qsort_r(order, (size_t)s->count, sizeof(int), cmp_by_energy, s->energy);
     for (int k = 0; k < s->count; k++) {
         double sum = 0;
-        for (int w = 0; w < workers; w++) sum += j.partial_sums[(size_t)w * s->count + order[k]];
+        for (int w = 0; w < workers; w++)
+            for (int b = 0; b < BLOCK; b++) sum += j.partial_sums[((size_t)w * s->count + order[k]) * BLOCK + b];
         r->spectrum_energy[k] = s->energy[order[k]];
         r->summed_spectrum[k] = sum;
     }
@@ -526,7 +666,7 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     int rc = -1;
     r->window_lo = p->window_lo;
     r->window_hi = p->window_hi;
-    if (p->window_lo == 0 && p->window_hi == 0) {
+    if (automatic) {
         long kept = 0;
         for (size_t v = 0; v < j.nvox; v++) kept += r->status[v] == XANES_OK;
         if (kept == 0) {
@@ -539,24 +679,25 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
             if (r->summed_spectrum[k] > r->summed_spectrum[best]) best = k;
         r->window_lo = r->spectrum_energy[best] - p->half_width;
         r->window_hi = r->spectrum_energy[best] + p->half_width;
+        if (plan_build(&plan, s->energy, s->count, p->order, r->window_lo, r->window_hi, err, errlen) != 0)
+            goto done;
+        j.mask_pass = 0;
+        j.plan = &plan;
+        parallel_for(blocks, workers, analyse_block, &j);
     }
+    r->window_points = plan.m;
     r->hist_lo = r->window_lo;
     r->hist_hi = r->window_hi;
-    fit_plan plan;
-    if (plan_build(&plan, s->energy, s->count, p->order, r->window_lo, r->window_hi, err, errlen) != 0) goto done;
-    r->window_points = plan.m;
-    j.plan = &plan;
-    j.scratch = xmalloc((size_t)workers * plan.m * sizeof(double));
-    parallel_for(chunks, workers, fit_chunk, &j);
-    free(j.scratch);
-    plan_free(&plan);
     statistics(r);
     if (xanes_fit_spectrum(r->spectrum_energy, r->summed_spectrum, s->count, p->order, r->window_lo, r->window_hi,
                            &r->summed, err, errlen) != 0)
         goto done;
     rc = 0;
 done:
+    plan_free(&plan);
     free(j.partial_sums);
+    free(j.rows);
+    free(j.fits);
     if (data != s->data) free(data);
     if (rc != 0) xanes_result_free(r);
     return rc;

@@ -113,6 +113,11 @@ void xanes_stack_set_aligner(xanes_stack *s, xanes_align_fn fn, void *user);
 /* Copies one image (nx*ny*nz floats) taken at `energy` eV into the stack, aligning it first when an aligner is
  * set. Returns 0, or -1 with a message (non-finite energy, aligner failure); the stack is unchanged on error. */
 int xanes_stack_add(xanes_stack *s, double energy, const float *image, char *err, size_t errlen);
+/* Makes s hold count images already in one array (image k at data + k*nx*ny*nz) taken at energy[k] eV, without
+ * copying: on success the stack owns both arrays (malloc'd; freed by xanes_stack_free). Returns 0, or -1 with a
+ * message (no images, no voxels, a non-finite energy), leaving the arrays to the caller. */
+int xanes_stack_adopt(xanes_stack *s, int nx, int ny, int nz, int count, double *energy, float *data, char *err,
+                      size_t errlen);
 void xanes_stack_free(xanes_stack *s);
 
 /* Fits one spectrum (n samples at energy[i], any order) over [lo, hi]. Returns 0, or -1 with a message when

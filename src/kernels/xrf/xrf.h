@@ -21,13 +21,16 @@
  *    the slab, so the exit factor is resolved per depth voxel: Y_det = I0 S Y_emit (1/N) sum_n A_beam(n) A_FL(n).
  *    Escape paths are summed ray by ray (O(rows to the edge) per pixel and direction), planar ones recursively.
  *  - source voxel: "exclude" (the fluorescence starts at the edge of its pixel) or "half" (it crosses half of it).
- *  - exit path integration (planar): per direction, tau(x, y) = G(x + tan theta, y + 1) with G = mu * pixel + tau
- *    of the next row, linearly interpolated in x; space outside the map does not attenuate. O(directions) per
+ *  - exit path integration (planar): the straight ray from the pixel centre, from the top edge of the pixel to
+ *    where it leaves the map (top or side; outside the map is empty), each row crossed costing the depth of the
+ *    pixel crossed. Summed by a running accumulator per direction along digital lines, with the ray's exact
+ *    clipped length at the sides charged at the depth where the line ends (xrf_physics.c). O(directions) per
  *    pixel. (escape): the sum over the rows crossed of mu linearly interpolated at x + k tan theta.
  *  - density of a pixel: a fixed value, or volume-additive from the element densities (1/rho = sum w_a/rho_a).
  *  - sweep: "gauss_seidel" solves rows from the detector edge inward; since a pixel depends only on pixels between
- *    it and the detector, one sweep is the converged answer. "jacobi" is the paper's Scheme 1: all pixels updated
- *    from the previous iterate until sum Y_emit changes by less than `tolerance`.
+ *    it and the detector, one sweep is the converged answer. "jacobi" is the paper's Scheme 1: every iteration
+ *    computes all pixels' absorption from the whole current estimate and updates them, until sum Y_emit changes by
+ *    less than `tolerance`; not converged within max_iterations is an error.
  *
  * Nothing here keeps global state. A config is read-only once prepared and may be shared between threads; an
  * xrf_stream belongs to the one thread that calls it (callbacks run on that thread).
@@ -103,6 +106,7 @@ typedef struct xrf_config {
     int distinct_count[XRF_MAX_THETA][XRF_MAX_PHI];
     double z_step_um[XRF_MAX_THETA][XRF_MAX_PHI];      /* depth change of an exit ray per row crossed */
     double matrix_total;                               /* sum of the fixed matrix fractions */
+    int ghost_columns;                                 /* exit state kept beyond each side of a row (planar) */
 } xrf_config;
 
 /* Defaults for everything but the elements: 12 keV, 50 nm pixels, 100 voxels of 50 nm, a 10 mm detector at 20 mm,
@@ -139,14 +143,14 @@ void xrf_maps_free(xrf_maps *m);
 int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
                       xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen);
 
-/* Row solver shared by the batch and streaming paths: solves pixels [x0, x1) of one row. `exit_next` holds, per
- * element and direction, the optical depth across row y+1 and beyond to the detector edge (NULL at the edge); the
- * row's own is written to `exit_out` for [x0, x1). Both are n_elements * n_theta * width doubles; the row arrays
- * are whole rows (indexed by x). */
+/* Row solver shared by the batch and streaming paths: solves pixels [x0, x1) of row y. `exit_next` holds the exit
+ * state of row y+1 (per element and direction, the running optical depth of each digital line and the depth where
+ * it ends; NULL at the edge); the row's own is written to `exit_out` for [x0, x1), and for the ghost columns beyond
+ * a side when the span reaches it. Both are xrf_exit_state_size doubles; the row arrays are whole rows (by x). */
 size_t xrf_exit_state_size(const xrf_config *cfg, int width);
-void xrf_solve_span(const xrf_config *cfg, int width, int x0, int x1, const double *const *counts_row,
-                    const double *i0_row, const double *exit_next, double *exit_out, double *const *corrected_row,
-                    double *const *fractions_row);
+void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
+                    const double *const *counts_row, const double *i0_row, const double *exit_next, double *exit_out,
+                    double *const *corrected_row, double *const *fractions_row);
 /* Pixel x of a row reads pixels [x + lowest, x + highest] of the next row toward the detector (planar faces). */
 void xrf_exit_stencil(const xrf_config *cfg, int *lowest, int *highest);
 
@@ -162,7 +166,7 @@ void xrf_solve_span_escape(const xrf_config *cfg, int width, int height, int y, 
                            double *depth_write, double *const *corrected_row, double *const *fractions_row);
 /* The exit state of a row whose measured weight fractions are known (the forward model's step; the starting
  * point of the Jacobi iteration). */
-void xrf_exit_state_row(const xrf_config *cfg, int width, const double *const *fractions_row,
+void xrf_exit_state_row(const xrf_config *cfg, int width, int height, int y, const double *const *fractions_row,
                         const double *exit_next, double *exit_out);
 
 /* ---- Forward model (xrf_forward.c): the physics above, run on a 3D phantom ---- */

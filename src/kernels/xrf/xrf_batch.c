@@ -68,7 +68,7 @@ static void solve_row(const xrf_config *cfg, int width, int height, int y, const
         return;
     }
     size_t state = xrf_exit_state_size(cfg, width);
-    xrf_solve_span(cfg, width, 0, width, counts_row, i0 + (size_t)y * width,
+    xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width,
                    y == height - 1 ? NULL : read + state * (y + 1), write + state * y, corrected_row, fractions_row);
 }
 
@@ -96,8 +96,8 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
         const_row_pointers(counts, cfg->n_elements, width, y, counts_row);
         row_pointers(corrected->map, cfg->n_elements, width, y, corrected_row);
         row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
-        xrf_solve_span(cfg, width, 0, width, counts_row, i0 + (size_t)y * width, y == height - 1 ? NULL : next, cur,
-                       corrected_row, fractions_row);
+        xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width,
+                       y == height - 1 ? NULL : next, cur, corrected_row, fractions_row);
         double *swap = next;
         next = cur;
         cur = swap;
@@ -107,48 +107,58 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
     return 1;
 }
 
-/* Scheme 1: every row is updated from the previous iterate's state of the rows toward the detector, starting from
- * the state of the raw fractions (what a first pass with uncorrected yields gives). */
-static int jacobi(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
-                  xrf_maps *corrected, xrf_maps *fractions)
+/* The state of every row (exit states, or the depth map with face escape) from the current weight fractions, built
+ * from the detector edge inward: each pixel's absorption then comes from the whole current estimate. */
+static void states_from_fractions(const xrf_config *cfg, int width, int height, xrf_maps *fractions, double *states)
 {
-    size_t size = all_rows_state_size(cfg, width, height), state = xrf_exit_state_size(cfg, width);
-    size_t pixels = (size_t)width * height;
-    double *previous = xcalloc(size, sizeof *previous), *current = xcalloc(size, sizeof *current);
+    size_t state = xrf_exit_state_size(cfg, width);
     for (int y = height - 1; y >= 0; y--) {
         double *fractions_row[XRF_MAX_ELEMENTS];
         row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
-        for (int x = 0; x < width; x++) {
-            size_t p = (size_t)y * width + x;
-            double sum = 0;
-            for (int c = 0; c < cfg->n_elements; c++) sum += counts[c][p] / cfg->element[c].sensitivity;
-            for (int c = 0; c < cfg->n_elements; c++)
-                fractions_row[c][x] =
-                    sum > 0 ? (1 - cfg->matrix_total) * counts[c][p] / cfg->element[c].sensitivity / sum : 0;
-        }
         if (cfg->num.faces == XRF_FACES_ESCAPE)
-            xrf_depth_row(cfg, width, height, y, (const double *const *)fractions_row, previous);
+            xrf_depth_row(cfg, width, height, y, (const double *const *)fractions_row, states);
         else
-            xrf_exit_state_row(cfg, width, (const double *const *)fractions_row,
-                               y == height - 1 ? NULL : previous + state * (y + 1), previous + state * y);
+            xrf_exit_state_row(cfg, width, height, y, (const double *const *)fractions_row,
+                               y == height - 1 ? NULL : states + state * (y + 1), states + state * y);
     }
-    double emission = total_emission(cfg, pixels, counts, i0);
+}
+
+/* Scheme 1 of the paper: start from the raw fractions; each iteration computes every pixel's absorption from the
+ * whole current estimate and updates every pixel from it, until sum Y_emit changes by less than the tolerance.
+ * Returns the iterations used, or -1 with a message when it has not converged within max_iterations. */
+static int jacobi(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
+                  xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen)
+{
+    size_t size = all_rows_state_size(cfg, width, height);
+    size_t pixels = (size_t)width * height;
+    double *states = xcalloc(size, sizeof *states), *scratch = xcalloc(size, sizeof *scratch);
+    for (size_t p = 0; p < pixels; p++) {
+        double sum = 0;
+        for (int c = 0; c < cfg->n_elements; c++) sum += counts[c][p] / cfg->element[c].sensitivity;
+        for (int c = 0; c < cfg->n_elements; c++)
+            fractions->map[c][p] = sum > 0 ? (1 - cfg->matrix_total) * counts[c][p] / cfg->element[c].sensitivity / sum
+                                           : 0;
+    }
+    double emission = total_emission(cfg, pixels, counts, i0), change = HUGE_VAL;
     int iterations = 0;
-    while (iterations < cfg->num.max_iterations) {
+    while (iterations < cfg->num.max_iterations && !(change < cfg->num.tolerance)) {
         iterations++;
-        for (int y = 0; y < height; y++) solve_row(cfg, width, height, y, counts, i0, corrected, fractions, previous,
-                                                   current);
+        states_from_fractions(cfg, width, height, fractions, states);
+        for (int y = 0; y < height; y++) solve_row(cfg, width, height, y, counts, i0, corrected, fractions, states,
+                                                   scratch);
         double updated = total_emission(cfg, pixels, (const double *const *)corrected->map, i0);
-        double change = fabs(updated - emission) / emission;
+        change = fabs(updated - emission) / emission;
         emission = updated;
-        double *swap = previous;
-        previous = current;
-        current = swap;
-        if (change < cfg->num.tolerance) break;
+        log_info("xrf", "Scheme 1 iteration %d: sum of Y_emit changed by %.3g (tolerance %g)", iterations, change,
+                 cfg->num.tolerance);
     }
-    free(previous);
-    free(current);
-    return iterations;
+    free(states);
+    free(scratch);
+    if (change < cfg->num.tolerance) return iterations;
+    snprintf(err, errlen, "Jacobi iteration (Scheme 1) did not converge: sum of Y_emit still changed by %.3g after %d "
+             "iterations (tolerance %g); raise max_iterations or use \"sweep\": \"gauss_seidel\"", change, iterations,
+             cfg->num.tolerance);
+    return -1;
 }
 
 int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
@@ -170,6 +180,12 @@ int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double
         snprintf(err, errlen, "bad map size %dx%d", width, height);
         return -1;
     }
-    if (cfg->num.sweep == XRF_SWEEP_JACOBI) return jacobi(cfg, width, height, counts, i0, corrected, fractions);
-    return gauss_seidel(cfg, width, height, counts, i0, corrected, fractions);
+    int iterations = cfg->num.sweep == XRF_SWEEP_JACOBI
+                         ? jacobi(cfg, width, height, counts, i0, corrected, fractions, err, errlen)
+                         : gauss_seidel(cfg, width, height, counts, i0, corrected, fractions);
+    if (iterations < 0) {
+        xrf_maps_free(corrected);
+        xrf_maps_free(fractions);
+    }
+    return iterations;
 }

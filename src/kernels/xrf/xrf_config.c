@@ -128,6 +128,17 @@ static double mass_attenuation(int z, double kev, char *err, size_t errlen)
     return mu;
 }
 
+/* Absorber a: the measured elements, then the matrix elements. */
+static int absorber_z(const xrf_config *cfg, int a)
+{
+    return a < cfg->n_elements ? cfg->element[a].z : cfg->matrix[a - cfg->n_elements].z;
+}
+
+static const char *absorber_symbol(const xrf_config *cfg, int a)
+{
+    return a < cfg->n_elements ? cfg->element[a].symbol : cfg->matrix[a - cfg->n_elements].symbol;
+}
+
 int xrf_config_prepare(xrf_config *cfg, char *err, size_t errlen)
 {
     xrf_numerics *num = &cfg->num;
@@ -148,6 +159,17 @@ int xrf_config_prepare(xrf_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "tolerance must be > 0 and max_iterations >= 1");
         return -1;
     }
+    /* An element given twice would be measured twice or absorb twice, and its maps would collide in the output:
+     * refused here, before any data is read. */
+    int n_absorbers = cfg->n_elements + cfg->n_matrix;
+    for (int a = 0; a < n_absorbers; a++)
+        for (int b = a + 1; b < n_absorbers; b++)
+            if (absorber_z(cfg, a) == absorber_z(cfg, b)) {
+                snprintf(err, errlen, "element %s is listed twice (in %s and %s); list each element once",
+                         absorber_symbol(cfg, a), a < cfg->n_elements ? "elements" : "matrix",
+                         b < cfg->n_elements ? "elements" : "matrix");
+                return -1;
+            }
     cfg->matrix_total = 0;
     for (int m = 0; m < cfg->n_matrix; m++) {
         if (!(cfg->matrix[m].fraction >= 0)) {
@@ -187,7 +209,7 @@ int xrf_config_prepare(xrf_config *cfg, char *err, size_t errlen)
         }
     }
     for (int a = 0; a < cfg->n_elements + cfg->n_matrix; a++) {
-        int z = a < cfg->n_elements ? cfg->element[a].z : cfg->matrix[a - cfg->n_elements].z;
+        int z = absorber_z(cfg, a);
         for (int k = 0; k <= cfg->n_elements; k++) {
             double kev = k == 0 ? cfg->energy_kev : cfg->element[k - 1].line_kev;
             double mu = mass_attenuation(z, kev, err, errlen);
@@ -199,10 +221,9 @@ int xrf_config_prepare(xrf_config *cfg, char *err, size_t errlen)
     /* xraylib gives gases their gas density, which would swamp a volume-additive mixture density. */
     for (int a = 0; cfg->density <= 0 && a < cfg->n_elements + cfg->n_matrix; a++) {
         double rho = a < cfg->n_elements ? cfg->element[a].density : cfg->matrix[a - cfg->n_elements].density;
-        const char *symbol = a < cfg->n_elements ? cfg->element[a].symbol : cfg->matrix[a - cfg->n_elements].symbol;
         if (rho < 0.1)
             log_warn("xrf", "%s: density %g g/cm^3 (a gas) enters the volume-additive pixel density; give a "
-                     "\"density\" for it or a fixed \"density_g_cm3\"", symbol, rho);
+                     "\"density\" for it or a fixed \"density_g_cm3\"", absorber_symbol(cfg, a), rho);
     }
     double half_x = cfg->half_angle_x_deg, half_z = cfg->half_angle_z_deg;
     if (half_x <= 0 || half_z <= 0) {
@@ -219,9 +240,13 @@ int xrf_config_prepare(xrf_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "detector cone reaches beyond 75 degrees from +y; exit paths would be unbounded");
         return -1;
     }
+    cfg->ghost_columns = 0;
     for (int i = 0; i < num->n_theta; i++) {
         double theta = (cfg->tilt_xy_deg + half_x * (2 * (i + 0.5) / num->n_theta - 1)) * M_PI / 180;
         cfg->theta_slope[i] = tan(theta);
+        /* A line leaving through a side still crosses part of a row up to |slope| + 1 columns beyond it. */
+        int ghosts = (int)ceil(fabs(cfg->theta_slope[i])) + 2;
+        if (ghosts > cfg->ghost_columns) cfg->ghost_columns = ghosts;
         for (int j = 0; j < num->n_phi; j++) {
             double phi = (cfg->tilt_z_deg + half_z * (2 * (j + 0.5) / num->n_phi - 1)) * M_PI / 180;
             cfg->path_weight[i][j] = num->path_factor == XRF_PATH_OBLIQUE ? 1 / (cos(theta) * cos(phi)) : 1.0;

@@ -51,34 +51,98 @@ static double beam_factor(int n_voxels, double a)
     return expm1(-n_voxels * a) / (n_voxels * expm1(-a));
 }
 
+/* ---- Planar faces: exit paths along digital lines, clipped exactly at the map edges ----
+ *
+ * The exit ray of direction t from pixel (x, y) is the straight line X = x + (Y - y) s (s = theta_slope[t], X and Y
+ * in pixels, pixel centres on integers); it attenuates from the top edge of its pixel (Y = y + 0.5) to where it
+ * leaves the map, through the top (Y = height - 0.5) or a side (X = -0.5 or width - 0.5). Each row crossed costs
+ * the depth of the pixel the ray crosses it in times the length crossed (one row, less where the ray ends).
+ *
+ * Rows are summed along digital lines: line u holds pixel (u + o_r, r) of every row r, o_r = round(r s), and a
+ * running accumulator per line carries its optical depth from row to row (O(directions) per pixel). A line
+ * follows the ray of any of its pixels to within half a pixel and ends where its own continuous line X = u + Y s
+ * leaves the map; the pixel's ray ends a little earlier or later (at most 0.5 / |s| rows), and the difference is
+ * charged at the depth of the pixel where the line ends. For a composition uniform over the last rows before the
+ * exit (a uniform sample in particular) the clipped path is therefore exact, edges included.
+ *
+ * The state a row leaves for the row before it, per element line c and direction t: A, the line's optical depth
+ * from this row on, and E, the depth at the line's end; for every column of the row and `ghost_columns` beyond
+ * each side (lines that leave the map through a side are still counted over the part of the row they cross). */
+
+static int row_width(const xrf_config *cfg, int width) { return width + 2 * cfg->ghost_columns; }
+
 size_t xrf_exit_state_size(const xrf_config *cfg, int width)
 {
-    return (size_t)cfg->n_elements * cfg->num.n_theta * width;
+    return (size_t)cfg->n_elements * cfg->num.n_theta * 2 * row_width(cfg, width);
 }
 
-/* tau[(c * n_theta + t) * width + x] for x in [x0, x1): optical depth (unit path weight) from the far edge of pixel x
- * of this row to the detector edge along direction t at the line of element c, interpolated in x from the next
- * row's state (NULL: this row is at the detector edge). */
-static void exit_depths(const xrf_config *cfg, int width, int x0, int x1, const double *exit_next, double *tau)
+static int line_offset(double slope, int row) { return (int)floor(row * slope + 0.5); }
+
+/* Y where the line X = x_at_row0 + Y slope leaves the map (through the top or a side). */
+static double path_end(double slope, int width, int height, double x_at_row0)
 {
-    for (int c = 0; c < cfg->n_elements; c++)
-        for (int t = 0; t < cfg->num.n_theta; t++) {
-            double *out = tau + ((size_t)c * cfg->num.n_theta + t) * width;
+    double top = height - 0.5;
+    if (slope < 0) return fmin(top, (-0.5 - x_at_row0) / slope);
+    if (slope > 0) return fmin(top, (width - 0.5 - x_at_row0) / slope);
+    return top;
+}
+
+/* tau[(c * n_theta + t) * width + x] for x in [x0, x1): optical depth (unit path weight) along direction t from the
+ * top edge of pixel (x, y) to where the ray leaves the map, at the line of element c, from the state of row y + 1
+ * (NULL: row y is at the detector edge). `clip` is scratch of width doubles. */
+static void exit_depths(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *exit_next,
+                        double *tau, double *clip)
+{
+    int n_theta = cfg->num.n_theta, g = cfg->ghost_columns, w2 = row_width(cfg, width);
+    for (int t = 0; t < n_theta; t++) {
+        double s = cfg->theta_slope[t], start = y + 0.5;
+        int o = line_offset(s, y), delta = line_offset(s, y + 1) - o;
+        /* Path of the pixel's own ray minus the path its line has accumulated. */
+        for (int x = x0; x < x1; x++)
+            clip[x] = fmax(0, path_end(s, width, height, x - y * s) - start) -
+                      fmax(0, path_end(s, width, height, x - o) - start);
+        for (int c = 0; c < cfg->n_elements; c++) {
+            double *out = tau + ((size_t)c * n_theta + t) * width;
             if (!exit_next) {
                 for (int x = x0; x < x1; x++) out[x] = 0;
                 continue;
             }
-            const double *g = exit_next + ((size_t)c * cfg->num.n_theta + t) * width;
-            double s = cfg->theta_slope[t];
-            int shift = (int)floor(s);
-            double f = s - shift;   /* x + s always has this fractional part */
-            for (int x = x0; x < x1; x++) {
-                int i = x + shift;
-                double lo = i >= 0 && i < width ? g[i] : 0;
-                double hi = i + 1 >= 0 && i + 1 < width ? g[i + 1] : 0;
-                out[x] = (1 - f) * lo + f * hi;
+            const double *a = exit_next + ((size_t)c * n_theta + t) * 2 * w2 + g + delta, *e = a + w2;
+            for (int x = x0; x < x1; x++) out[x] = fmax(0, a[x] + e[x] * clip[x]);
+        }
+    }
+}
+
+/* The state of columns [j0, j1) of row y (ghost columns are j < 0 and j >= width) from the row's depths
+ * (depth_row[c][x], x in [0, width)) and the state of row y + 1 (NULL: nothing toward the detector). */
+static void store_row_state(const xrf_config *cfg, int width, int height, int y, int j0, int j1,
+                            const double *const *depth_row, const double *exit_next, double *exit_out)
+{
+    int n_theta = cfg->num.n_theta, g = cfg->ghost_columns, w2 = row_width(cfg, width);
+    for (int t = 0; t < n_theta; t++) {
+        double s = cfg->theta_slope[t];
+        int o = line_offset(s, y), delta = line_offset(s, y + 1) - o;
+        for (int c = 0; c < cfg->n_elements; c++) {
+            size_t block = ((size_t)c * n_theta + t) * 2 * w2 + g;
+            double *a = exit_out + block, *e = a + w2;
+            const double *a_next = exit_next ? exit_next + block : NULL, *e_next = a_next ? a_next + w2 : NULL;
+            for (int j = j0; j < j1; j++) {
+                double end = path_end(s, width, height, j - o);
+                double length = fmin(1, fmax(0, end - (y - 0.5)));   /* of row y, on this line */
+                double d = depth_row[c][j < 0 ? 0 : j >= width ? width - 1 : j];
+                int from = j + delta, inside = a_next && from >= -g && from < width + g;
+                a[j] = d * length + (inside ? a_next[from] : 0);
+                e[j] = inside && end > y + 0.5 ? e_next[from] : d;
             }
         }
+    }
+}
+
+/* Columns whose state a solved span [x0, x1) of a row determines: ghosts go with the edge pixels. */
+static void state_columns(const xrf_config *cfg, int width, int x0, int x1, int *j0, int *j1)
+{
+    *j0 = x0 == 0 && x1 > 0 ? -cfg->ghost_columns : x0;
+    *j1 = x1 == width && x0 < x1 ? width + cfg->ghost_columns : x1;
 }
 
 void xrf_exit_stencil(const xrf_config *cfg, int *lowest, int *highest)
@@ -114,17 +178,6 @@ static void exit_factors(const xrf_config *cfg, const double *tau, int width, in
 {
     double half = cfg->num.source_voxel == XRF_SOURCE_HALF ? 0.5 : 0;
     for (int c = 0; c < cfg->n_elements; c++) afl[c] = exit_factor(cfg, tau, width, c, x, half * depth[1 + c]);
-}
-
-/* This row's state for the row before it: depth across pixel x plus the depth beyond it. */
-static void store_exit_state(const xrf_config *cfg, const double *tau, int width, int x, const double *depth,
-                             double *exit_out)
-{
-    for (int c = 0; c < cfg->n_elements; c++)
-        for (int t = 0; t < cfg->num.n_theta; t++) {
-            size_t i = ((size_t)c * cfg->num.n_theta + t) * width + x;
-            exit_out[i] = depth[1 + c] + tau[i];
-        }
 }
 
 /* Weight fractions from yields: the measured share of the composition split in proportion to the yields.
@@ -191,13 +244,15 @@ static void planar_factor(const void *ctx, const double *depth, double *factor)
     for (int c = 0; c < pp->cfg->n_elements; c++) factor[c] = beam * exit[c];
 }
 
-void xrf_solve_span(const xrf_config *cfg, int width, int x0, int x1, const double *const *counts_row,
-                    const double *i0_row, const double *exit_next, double *exit_out, double *const *corrected_row,
-                    double *const *fractions_row)
+void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
+                    const double *const *counts_row, const double *i0_row, const double *exit_next, double *exit_out,
+                    double *const *corrected_row, double *const *fractions_row)
 {
     int n = cfg->n_elements;
-    double *tau = xmalloc(xrf_exit_state_size(cfg, width) * sizeof *tau);
-    exit_depths(cfg, width, x0, x1, exit_next, tau);
+    double *tau = xmalloc(((size_t)n * cfg->num.n_theta + 1) * width * sizeof *tau);
+    double *depths = xmalloc((size_t)n * width * sizeof *depths), *depth_row[XRF_MAX_ELEMENTS];
+    for (int c = 0; c < n; c++) depth_row[c] = depths + (size_t)c * width;
+    exit_depths(cfg, width, height, y, x0, x1, exit_next, tau, tau + (size_t)n * cfg->num.n_theta * width);
     planar_pixel pp = {.cfg = cfg, .tau = tau, .width = width};
     for (int x = x0; x < x1; x++) {
         double counts[XRF_MAX_ELEMENTS], w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], factor[XRF_MAX_ELEMENTS];
@@ -212,24 +267,31 @@ void xrf_solve_span(const xrf_config *cfg, int width, int x0, int x1, const doub
         for (int c = 0; c < n; c++) {
             corrected_row[c][x] = counts[c] / factor[c];
             fractions_row[c][x] = w[c];
+            depth_row[c][x] = depth[1 + c];
         }
-        store_exit_state(cfg, tau, width, x, depth, exit_out);
     }
+    int j0, j1;
+    state_columns(cfg, width, x0, x1, &j0, &j1);
+    store_row_state(cfg, width, height, y, j0, j1, (const double *const *)depth_row, exit_next, exit_out);
     free(tau);
+    free(depths);
 }
 
-void xrf_exit_state_row(const xrf_config *cfg, int width, const double *const *fractions_row,
+void xrf_exit_state_row(const xrf_config *cfg, int width, int height, int y, const double *const *fractions_row,
                         const double *exit_next, double *exit_out)
 {
-    double *tau = xmalloc(xrf_exit_state_size(cfg, width) * sizeof *tau);
-    exit_depths(cfg, width, 0, width, exit_next, tau);
+    int n = cfg->n_elements;
+    double *depths = xmalloc((size_t)n * width * sizeof *depths), *depth_row[XRF_MAX_ELEMENTS];
+    for (int c = 0; c < n; c++) depth_row[c] = depths + (size_t)c * width;
     for (int x = 0; x < width; x++) {
-        double w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS];
-        for (int c = 0; c < cfg->n_elements; c++) w[c] = fractions_row[c][x];
+        double w[XRF_MAX_ELEMENTS] = {0}, depth[1 + XRF_MAX_ELEMENTS];
+        for (int c = 0; c < n; c++) w[c] = fractions_row[c][x];
         pixel_depths(cfg, w, depth);
-        store_exit_state(cfg, tau, width, x, depth, exit_out);
+        for (int c = 0; c < n; c++) depth_row[c][x] = depth[1 + c];
     }
-    free(tau);
+    store_row_state(cfg, width, height, y, -cfg->ghost_columns, width + cfg->ghost_columns,
+                    (const double *const *)depth_row, exit_next, exit_out);
+    free(depths);
 }
 
 /* ---- Face escape: depth-resolved exit factors, paths summed ray by ray ---- */
@@ -491,12 +553,15 @@ int xrf_forward(const xrf_config *cfg, int width, int height, int slices, const 
         return 0;
     }
     size_t plane = (size_t)width * height, state = xrf_exit_state_size(cfg, width);
-    double *tau = xmalloc(state * sizeof *tau);
+    double *tau = xmalloc(((size_t)n * cfg->num.n_theta + 1) * width * sizeof *tau);
     double *next = xmalloc(state * sizeof *next), *cur = xmalloc(state * sizeof *cur);
+    double *depths = xmalloc((size_t)n * width * sizeof *depths), *depth_row[XRF_MAX_ELEMENTS];
+    for (int c = 0; c < n; c++) depth_row[c] = depths + (size_t)c * width;
     double *beam_depth = xcalloc(plane, sizeof *beam_depth);   /* beam optical depth above the current slice */
     for (int s = 0; s < slices; s++) {
         for (int y = height - 1; y >= 0; y--) {
-            exit_depths(cfg, width, 0, width, y == height - 1 ? NULL : next, tau);
+            const double *exit_next = y == height - 1 ? NULL : next;
+            exit_depths(cfg, width, height, y, 0, width, exit_next, tau, tau + (size_t)n * cfg->num.n_theta * width);
             for (int x = 0; x < width; x++) {
                 size_t p = (size_t)y * width + x, v = (size_t)s * plane + p;
                 double w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], afl[XRF_MAX_ELEMENTS];
@@ -506,15 +571,19 @@ int xrf_forward(const xrf_config *cfg, int width, int height, int slices, const 
                 double a = voxel_beam_depth(cfg, depth[0]);
                 double beam = slices == 1 ? beam_factor(cfg->depth_voxels, a) : exp(-beam_depth[p]) / slices;
                 beam_depth[p] += a;
-                for (int c = 0; c < n; c++)
+                for (int c = 0; c < n; c++) {
                     detected->map[c][p] += i0[p] * cfg->element[c].sensitivity * w[c] * beam * afl[c];
-                store_exit_state(cfg, tau, width, x, depth, cur);
+                    depth_row[c][x] = depth[1 + c];
+                }
             }
+            store_row_state(cfg, width, height, y, -cfg->ghost_columns, width + cfg->ghost_columns,
+                            (const double *const *)depth_row, exit_next, cur);
             double *swap = next;
             next = cur;
             cur = swap;
         }
     }
+    free(depths);
     free(tau);
     free(next);
     free(cur);

@@ -240,7 +240,7 @@ static void solve(xrf_stream *s, int y, int x0, int x1, const double *exit_next,
         xrf_solve_span_escape(&s->cfg, w, s->info.height, y, x0, x1, counts, s->i0 + off, s->depth_map, s->depth_map,
                               corrected, fractions);
     else
-        xrf_solve_span(&s->cfg, w, x0, x1, counts, s->i0 + off, exit_next, exit_out, corrected, fractions);
+        xrf_solve_span(&s->cfg, w, s->info.height, y, x0, x1, counts, s->i0 + off, exit_next, exit_out, corrected, fractions);
 }
 
 /* Row scans: solves the whole row y after row y+1 (at_edge: nothing toward the detector). */
