@@ -98,14 +98,14 @@ def test_nan_soft_limit_cannot_remove_the_limit(stage):
 
 def test_limits_disabled_only_by_dhlm_and_dllm_zero(stage):
     sim, _ = stage
-    put_ok("pssy", 0.0)
-    assert put_status(P + "pssy", 97.0) == ECA_PUTFAIL  # DHLM 95
+    put_ok("pssy", 94.0)
+    assert put_status(P + "pssy", 96.0) == ECA_PUTFAIL  # DHLM 95
     for field in ("DHLM", "DLLM"):
         put_ok(f"pssy.{field}", 0.0)
     assert get("pssy.HLM") == 0 and get("pssy.LLM") == 0
-    put_ok("pssy", 97.0)                                 # explicitly disabled: the move runs
-    assert sim.steps(AXIS["pssy"]) * MRES["pssy"] == pytest.approx(97.0, abs=0.003)
-    put_ok("pssy", 0.0)
+    put_ok("pssy", 96.0)                                 # explicitly disabled: the move runs
+    assert sim.steps(AXIS["pssy"]) * MRES["pssy"] == pytest.approx(96.0, abs=0.003)
+    put_ok("pssy", 94.0)
     put_ok("pssy.DHLM", 95.0)
     put_ok("pssy.DLLM", -95.0)
     # user limits follow the dial limits through OFF and DIR
