@@ -250,7 +250,6 @@ int db_set_field_text(db_record *rec, const char *field, const char *value, char
     int running = db_is_running();
     if (running) db_lock();
     int status = db_put_text_locked(&addr, value, err, errlen);
-    if (status == DB_OK && strcmp(f->name, "VAL") == 0) rec->udf = 0;   /* as EPICS dbPutString: VAL is defined */
     if (running) db_unlock();
     return status;
 }
