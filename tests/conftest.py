@@ -2,6 +2,7 @@
 
 The CA ports are chosen here, before any test imports pyepics, because libca reads its environment once.
 Clients search only 127.0.0.1; see tests/ioc.py for the server side."""
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,18 @@ os.environ.update({
 def ioc_env():
     """Environment for an IOC started by a test (loopback only, the session's CA ports)."""
     return ioc_module.server_env(CA_PORT, REPEATER_PORT)
+
+
+@pytest.fixture
+def refuses_to_start(tmp_path, ioc_env):
+    """refuses_to_start(st_cmd_text, **kw) -> log of an IOC that must exit non-zero before iocInit completes."""
+    count = itertools.count()
+
+    def run(st_cmd, **kw):
+        ioc = ioc_module.Ioc(st_cmd, tmp_path / f"bad{next(count)}", env=kw.pop("env", ioc_env), **kw)
+        return ioc.refuse_start()
+
+    return run
 
 
 @pytest.fixture

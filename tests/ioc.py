@@ -4,9 +4,12 @@ One pytest session uses one CA server port (chosen free at start, see conftest.p
 EPICS_CA_SERVER_PORT once per process. Tests therefore run one IOC at a time on that port. Everything is
 loopback only: the IOC gets EPICS_CAS_INTF_ADDR_LIST=127.0.0.1 and beacons go to 127.0.0.1 only.
 
-    with Ioc(st_cmd_text, tmp_path) as ioc:       # starts, waits for iocInit
-        epics.caget("TEST:ai")
+    with Ioc(st_cmd(f'dbLoadRecords "{db}"'), tmp_path) as ioc:    # starts, waits for iocInit
+        wait_for(lambda: pv("TEST:ai").get() == 1.5, what="TEST:ai")
     # on exit: SIGTERM, wait, and fail if a sanitizer reported anything or the exit status was bad.
+
+The helpers every test uses: pv() (a connected channel), wait_for() (raises on timeout), the st.cmd builders
+(st_cmd, sample_stage, soft_stage, camera, default_st_cmd/default_env) and session_env().
 """
 import os
 import re
@@ -18,6 +21,7 @@ from pathlib import Path
 
 TOP = Path(os.environ.get("RELOC_TOP", Path(__file__).resolve().parents[1]))
 BIN = Path(os.environ.get("RELOC_BIN", TOP / "bin"))
+BOOT = TOP / "iocBoot" / "iocreloc"
 SANITIZER_PATTERN = re.compile(r"ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer")
 
 
@@ -39,14 +43,83 @@ def free_port():
     raise RuntimeError("no free port pair found")
 
 
-def wait_for(predicate, timeout=15.0, what="condition"):
-    """Polls predicate() until it is true; fails with `what` after timeout seconds."""
+def wait_for(predicate, timeout=30.0, what="condition", step=0.02):
+    """Polls predicate() until it is true; raises AssertionError naming `what` (text, or a function giving it at
+    the time of the failure) after timeout seconds: there is no return value to forget to assert."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
+        time.sleep(step)
+
+
+def pv(name, timeout=15.0):
+    """A connected pyepics channel without a monitor (every get() reads the IOC); fails if it does not connect."""
+    import epics  # imported here: conftest.py sets the CA environment before libca reads it
+    channel = epics.PV(name, auto_monitor=False)
+    assert channel.wait_for_connection(timeout), f"{name} did not connect"
+    return channel
+
+
+def pv_under(prefix):
+    """pv() for the records under one prefix: pv = pv_under("CAM:"); pv("cam1:Acquire")."""
+    return lambda name: pv(prefix + name)
+
+
+# ---- st.cmd builders: each returns st.cmd lines; st_cmd() puts the search paths before them and iocInit after
+
+def st_cmd(*lines):
+    """An st.cmd with the repository's db/ and protocols/ on the search paths, lines (strings or lists of
+    strings) in order, then iocInit."""
+    flat = []
+    for line in lines:
+        flat += line if isinstance(line, list) else [line]
+    return "\n".join([f'epicsEnvSet STREAM_PROTOCOL_PATH "{TOP / "protocols"}"',
+                      f'epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP / "db"}"', *flat, "iocInit"]) + "\n"
+
+
+def sample_stage(prefix, controller=None):
+    """The sample stage motor records (sample_stage.substitutions) on controller MC1 at controller
+    ("host:port"); without one, on the simulator the IOC starts itself (simMotorStart)."""
+    lines = [] if controller else ["simMotorStart 0 6"]
+    lines += [f'motorControllerCreate "MC1" "{controller or "127.0.0.1:$(MOTOR_SIM_PORT)"}" "simmotor.proto" 6',
+              f'dbLoadTemplate "sample_stage.substitutions" "P={prefix},PORT=MC1"']
+    return lines
+
+
+def soft_stage(workdir, prefix):
+    """Soft records standing in for the stage the camera follows: prefix samx, samy (um) and pixel (um/px)."""
+    db = Path(workdir) / "soft_stage.db"
+    db.write_text('record(ao, "$(P)samx") { field(PREC, "3") field(EGU, "um") }\n'
+                  'record(ao, "$(P)samy") { field(PREC, "3") field(EGU, "um") }\n'
+                  'record(ao, "$(P)pixel") { field(PREC, "4") field(EGU, "um") field(VAL, "1.0") }\n')
+    return [f'dbLoadRecords("{db}", "P={prefix}")']
+
+
+def camera(prefix, port, source, arg, width, height, stage=False):
+    """Camera port `port` on a frame source and its records (camera.db); with stage, following soft_stage()."""
+    lines = [f'cameraConfigure("{port}", "{source}", "{arg}", {width}, {height})']
+    if stage:
+        lines.append(f'cameraStage("{port}", "{prefix}samx", "{prefix}samy", "", "{prefix}pixel")')
+    lines.append(f'dbLoadRecords("camera.db", "P={prefix},PORT={port},NELM={width * height},XSIZE={width},'
+                 f'YSIZE={height}")')
+    return lines
+
+
+def default_st_cmd(*after):
+    """The default IOC's st.cmd (iocBoot/iocreloc) unchanged, then the shell lines after."""
+    return "\n".join([f"cd {BOOT}", "< st.cmd", *after]) + "\n"
+
+
+def default_env(ioc_env, workdir, prefix=None, **settings):
+    """The environment of the default IOC under test: its own autosave file in workdir, its PV prefix (None:
+    st.cmd's default) and further RELOC_* settings."""
+    env = dict(ioc_env, RELOC_AUTOSAVE_FILE=str(Path(workdir) / "reloc.sav"), **settings)
+    if prefix is None:
+        env.pop("RELOC_PREFIX", None)
+    else:
+        env["RELOC_PREFIX"] = prefix
+    return env
 
 
 def server_env(ca_port, repeater_port):
@@ -70,6 +143,11 @@ def server_env(ca_port, repeater_port):
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
     })
     return env
+
+
+def session_env():
+    """server_env() with this pytest session's CA ports (conftest.py chose them and put them in os.environ)."""
+    return server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
 
 
 class Ioc:
@@ -96,6 +174,18 @@ class Ioc:
         if expect_ready:
             self.wait_for_log(self.ready_pattern, self.timeout)
         return self
+
+    def refuse_start(self, timeout=20.0):
+        """Starts an IOC whose start-up must fail: returns its log once it has exited non-zero without completing
+        iocInit (and without a sanitizer report)."""
+        self.start(expect_ready=False)
+        code = self.wait_exit(timeout)
+        self._log.close()
+        self.check_sanitizers()
+        log = self.log()
+        assert code != 0, f"IOC with a broken start-up exited 0:\n{log}"
+        assert not self.ready_pattern.search(log), log
+        return log
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,5 +1,6 @@
 """tests/ca/ca_records.py -- the test IOC of the Channel Access tests: one record of every type users read
 over CA, with metadata to check, plus asynchronous and access-controlled records."""
+import ioc as ioc_module
 
 BIG_NELM = 524288          # DOUBLE elements: 4 MiB
 
@@ -118,9 +119,4 @@ ASG(OPERATORS) {{
 
 
 def st_cmd(db_path, acf_path=None):
-    lines = []
-    if acf_path:
-        lines.append(f'asSetFilename("{acf_path}")')
-    lines.append(f'dbLoadRecords("{db_path}")')
-    lines.append("iocInit")
-    return "\n".join(lines) + "\n"
+    return ioc_module.st_cmd([f'asSetFilename("{acf_path}")'] if acf_path else [], f'dbLoadRecords("{db_path}")')

@@ -3,16 +3,7 @@
 import epics
 
 from ca_records import records_db, st_cmd
-
-
-def wait_until(cond, timeout):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        epics.poll(evt=0.05, iot=0.05)
-    return cond()
+from ioc import wait_for
 
 
 def test_disconnect_and_reconnect_when_ioc_restarts(start_ioc, tmp_path):
@@ -24,8 +15,8 @@ def test_disconnect_and_reconnect_when_ioc_restarts(start_ioc, tmp_path):
     assert pv.wait_for_connection(5)
     assert pv.get() == 42
     assert first.stop() == 0
-    assert wait_until(lambda: False in events, timeout=10), "no disconnect seen"
+    wait_for(lambda: False in events, 10, "the disconnect")
     start_ioc(st_cmd(db))
-    assert wait_until(lambda: events and events[-1] is True, timeout=30), "no reconnect"
+    wait_for(lambda: events and events[-1] is True, 30, "the reconnect")
     assert pv.get(use_monitor=False) == 42
     pv.disconnect()

@@ -15,6 +15,7 @@ import epics.ca as ca
 from epics import dbr
 
 import ioc as ioc_module
+from ioc import wait_for
 from ca_records import BIG_NELM, acf_text, records_db, st_cmd
 
 USER = pwd.getpwuid(os.getuid()).pw_name
@@ -27,8 +28,7 @@ def ioc(tmp_path_factory):
     work = tmp_path_factory.mktemp("ca_server")
     (work / "cat.db").write_text(records_db())
     (work / "cat.acf").write_text(acf_text(USER, HOST))
-    env = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    server = ioc_module.Ioc(st_cmd(work / "cat.db", work / "cat.acf"), work, env=env)
+    server = ioc_module.Ioc(st_cmd(work / "cat.db", work / "cat.acf"), work, env=ioc_module.session_env())
     server.start()
     yield server
     code = server.stop()
@@ -41,15 +41,6 @@ def chan(name, timeout=5.0):
     pv = epics.get_pv(name, connect=True, timeout=timeout)
     assert pv.connected, f"{name} did not connect"
     return pv.chid
-
-
-def wait_until(cond, timeout=5.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        epics.poll(evt=step, iot=step)
-    return cond()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -144,8 +135,8 @@ def test_put_and_put_with_completion(ioc):
     assert epics.caget("CAT:slow", use_monitor=False) == 7
     # without completion the put returns while the record is still busy
     slow.put(9)
-    assert wait_until(lambda: pact.get(use_monitor=False) == 1, timeout=2)
-    assert wait_until(lambda: pact.get(use_monitor=False) == 0, timeout=5)
+    wait_for(lambda: pact.get(use_monitor=False) == 1, timeout=2)
+    wait_for(lambda: pact.get(use_monitor=False) == 0, timeout=5)
 
 
 def _subscribe(name, mask):
@@ -155,7 +146,7 @@ def _subscribe(name, mask):
     def cb(value=None, **kw):
         updates.append((value, kw.get("severity"), kw.get("status")))
     handle = ca.create_subscription(chid, use_time=True, mask=mask, callback=cb)
-    assert wait_until(lambda: len(updates) >= 1), "no initial update"
+    wait_for(lambda: len(updates) >= 1, what="the initial update")
     return chid, updates, handle
 
 
@@ -165,7 +156,7 @@ def test_monitor_masks_and_deadbands(ioc):
     _, log_updates, h2 = _subscribe("CAT:mdel", dbr.DBE_LOG)
     for v in (0.5, 0.9, 1.6, 2.0, 5.5, 6.0):               # MDEL 1.0, ADEL 5.0
         epics.caput("CAT:mdel", v, wait=True)
-    assert wait_until(lambda: len(value_updates) >= 3)
+    wait_for(lambda: len(value_updates) >= 3)
     epics.poll(0.3)
     assert [u[0] for u in value_updates[1:]] == [1.6, 5.5]  # changes beyond 1.0 from the last posted value
     assert [u[0] for u in log_updates[1:]] == [5.5]
@@ -174,7 +165,7 @@ def test_monitor_masks_and_deadbands(ioc):
     epics.caput("CAT:ai", 85.0, wait=True)                  # NO_ALARM -> HIGH/MINOR
     epics.caput("CAT:ai", 86.0, wait=True)                  # no alarm change
     epics.caput("CAT:ai", 95.0, wait=True)                  # -> HIHI/MAJOR
-    assert wait_until(lambda: len(alarm_updates) >= 3)
+    wait_for(lambda: len(alarm_updates) >= 3)
     epics.poll(0.3)
     assert [(u[0], u[1]) for u in alarm_updates[1:]] == [(85.0, 1), (95.0, 2)]
 
@@ -183,7 +174,7 @@ def test_monitor_masks_and_deadbands(ioc):
     _, val_prop_updates, h5 = _subscribe("CAT:mdel", dbr.DBE_PROPERTY)   # and so does the record's value
     epics.caput("CAT:mdel", 9.0, wait=True)                 # a value change is not a property change
     epics.caput("CAT:mdel.EGU", "um", wait=True)
-    assert wait_until(lambda: len(prop_updates) >= 2 and len(val_prop_updates) >= 2)
+    wait_for(lambda: len(prop_updates) >= 2 and len(val_prop_updates) >= 2)
     epics.poll(0.3)
     assert [u[0] for u in prop_updates[1:]] == ["um"]
     assert [u[0] for u in val_prop_updates[1:]] == [9.0]
@@ -205,10 +196,10 @@ def test_four_mib_waveform_read_and_monitored(ioc):
     def on_update(value=None, **kw):
         got.append(np.array(value))
     handle = ca.create_subscription(chid, callback=on_update)
-    assert wait_until(lambda: len(got) >= 1, timeout=30)            # the current 4 MiB value at once
+    wait_for(lambda: len(got) >= 1, timeout=30)            # the current 4 MiB value at once
     np.testing.assert_array_equal(got[0], data)
     assert epics.caput("CAT:big", data[::-1].copy(), wait=True, timeout=30) == 1
-    assert wait_until(lambda: len(got) >= 2, timeout=30)
+    wait_for(lambda: len(got) >= 2, timeout=30)
     np.testing.assert_array_equal(got[-1], data[::-1])
     ca.clear_subscription(handle[2])
 
@@ -246,7 +237,7 @@ def test_access_security_denies_writes_by_user_and_host(ioc):
 
     # moving a record to another group pushes the new rights to connected clients
     assert epics.caput("CAT:open.ASG", "LOCKED", wait=True) == 1
-    assert wait_until(lambda: not opened.write_access, timeout=5)
+    wait_for(lambda: not opened.write_access, timeout=5)
     with pytest.raises(Exception):
         epics.caput("CAT:open", 7, wait=True, timeout=5)
     assert epics.caget("CAT:open", use_monitor=False) == 6

@@ -4,52 +4,28 @@ reaches a ZeroMQ subscriber with its header, and an HDF5 capture holds every fra
 stage position."""
 import json
 import time
-from pathlib import Path
 
-import epics
 import h5py
 import numpy as np
 import pytest
 import zmq
 
 import ioc as ioc_module
-from ioc import wait_for
+from ioc import pv_under, wait_for
 from camera_images import measured_shift
 from ca_status import ECA_NORMAL, ECA_PUTFAIL, put_status
 
-TOP = Path(__file__).resolve().parents[2]
-SAMPLE = TOP / "sim" / "sample_default.json"
+SAMPLE = ioc_module.TOP / "sim" / "sample_default.json"
 P = "TCAM:"
 
-STAGE_DB = """\
-record(ao, "$(P)samx") { field(PREC, "3") field(EGU, "um") }
-record(ao, "$(P)samy") { field(PREC, "3") field(EGU, "um") }
-record(ao, "$(P)pixel") { field(PREC, "4") field(EGU, "um") field(VAL, "1.0") }
-"""
-
-
 def st_cmd(tmp_path, source, arg, width=256, height=256, preview=None):
-    stage_db = tmp_path / "stage.db"
-    stage_db.write_text(STAGE_DB)
-    lines = [
-        f'epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP}/db"',
-        f'cameraConfigure("CAM1", "{source}", "{arg}", {width}, {height})',
-        f'cameraStage("CAM1", "{P}samx", "{P}samy", "", "{P}pixel")',
-    ]
+    lines = ioc_module.camera(P, "CAM1", source, arg, width, height, stage=True)
     if preview:
         lines.append(f'cameraPreview("CAM1", "{preview}", 80, 128, 0)')
-    lines += [
-        f'dbLoadRecords("{stage_db}", "P={P}")',
-        f'dbLoadRecords("camera.db", "P={P},PORT=CAM1,NELM={width * height},XSIZE={width},YSIZE={height}")',
-        "iocInit",
-    ]
-    return "\n".join(lines) + "\n"
+    return ioc_module.st_cmd(ioc_module.soft_stage(tmp_path, P), lines)
 
 
-def pv(name):
-    p = epics.PV(P + name, auto_monitor=False)
-    assert p.wait_for_connection(10), f"{P}{name} did not connect"
-    return p
+pv = pv_under(P)
 
 
 def grab(counter_before):
@@ -153,8 +129,10 @@ def test_zmq_source_takes_good_frames_and_counts_bad_ones(start_ioc, tmp_path):
 
 def test_preview_subscriber_gets_jpeg_with_header(start_ioc, tmp_path):
     ioc = start_ioc(st_cmd(tmp_path, "sim", SAMPLE, 256, 256, preview="tcp://127.0.0.1:*"))
-    endpoint = bytes(pv("Preview1:Endpoint_RBV").get()).split(b"\0")[0].decode()
-    assert endpoint.startswith("tcp://127.0.0.1:"), ioc.log()
+    def endpoint():
+        return bytes(pv("Preview1:Endpoint_RBV").get()).split(b"\0")[0].decode()
+    wait_for(lambda: endpoint().startswith("tcp://127.0.0.1:"), what=f"the preview endpoint\n{ioc.log()}")
+    endpoint = endpoint()
     context = zmq.Context()
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")

@@ -1,43 +1,36 @@
 """The default IOC as an operator starts it: moving the sample stage through its motor records moves the
 simulated camera image by distance / pixel size (within 0.2 px), at two zoom settings, where the pixel size
 follows the zoom motor."""
-import time
 
-import epics
 import numpy as np
 import pytest
 
 import ioc as ioc_module
+from ioc import pv_under, wait_for
 from camera_images import measured_shift
 
 P = "TCM:"
 
 
-def pv(name):
-    p = epics.PV(P + name, auto_monitor=False)
-    assert p.wait_for_connection(15), f"{P}{name} did not connect"
-    return p
+pv = pv_under(P)
 
 
 def frame():
     before = pv("image1:UniqueId_RBV").get() or 0
     assert pv("cam1:Acquire").put(1, wait=True, timeout=30)
-    deadline = time.monotonic() + 15
-    while (pv("image1:UniqueId_RBV").get() or 0) <= before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: (pv("image1:UniqueId_RBV").get() or 0) > before, 15, "the new frame")
     w, h = pv("image1:ArraySize0_RBV").get(), pv("image1:ArraySize1_RBV").get()
     return np.asarray(pv("image1:ArrayData").get()[: w * h], dtype=np.float64).reshape(h, w)
 
 
 @pytest.fixture
 def default_ioc(start_ioc, tmp_path, ioc_env):
-    boot = ioc_module.TOP / "iocBoot" / "iocreloc"
-    env = dict(ioc_env, RELOC_AUTOSAVE_FILE=str(tmp_path / "reloc.sav"), RELOC_PREFIX=P,
-               RELOC_XRF_OUT_DIR=str(tmp_path), RELOC_CAMERA_WIDTH="320", RELOC_CAMERA_HEIGHT="256")
-    ioc = start_ioc(f"cd {boot}\n< st.cmd\n", env=env, timeout=60)
-    deadline = time.monotonic() + 30        # the motors are usable once they have reached their controller
-    while time.monotonic() < deadline and any(pv(f"{m}.SEVR").get() != 0 for m in ("samx", "samy", "pssy", "zoom")):
-        time.sleep(0.1)
+    env = ioc_module.default_env(ioc_env, tmp_path, P, RELOC_XRF_OUT_DIR=str(tmp_path), RELOC_CAMERA_WIDTH="320",
+                                 RELOC_CAMERA_HEIGHT="256")
+    ioc = start_ioc(ioc_module.default_st_cmd(), env=env, timeout=60)
+    # the motors are usable once they have reached their controller
+    wait_for(lambda: all(pv(f"{m}.SEVR").get() == 0 for m in ("samx", "samy", "pssy", "zoom")), 30,
+             "the motors to reach their controller")
     return ioc
 
 

@@ -4,19 +4,15 @@ record goes back to the value the driver uses, the save file never holds the ref
 comes up on the accepted values without alarms. Generic in the "reloc param" device support: camera, detection
 and registration records all behave the same."""
 import math
-import os
 import re
-from pathlib import Path
-
-import epics
 import pytest
+from epics import dbr
 
 import ioc as ioc_module
 from ca_status import ECA_NORMAL, put_status
 from ioc import wait_for
 
-TOP = Path(__file__).resolve().parents[2]
-SAMPLE = TOP / "sim" / "sample_default.json"
+SAMPLE = ioc_module.TOP / "sim" / "sample_default.json"
 P = "TRS:"
 SIZE = 128
 
@@ -32,41 +28,23 @@ REFUSED = [
     ("reg1:Upsample", 0),
 ]
 
-STAGE_DB = """\
-record(ao, "$(P)samx") { field(PREC, "3") field(EGU, "um") }
-record(ao, "$(P)samy") { field(PREC, "3") field(EGU, "um") }
-record(ao, "$(P)pixel") { field(PREC, "4") field(EGU, "um") field(VAL, "1.0") }
-"""
-
-
-def st_cmd(workdir, save_file):
-    stage_db = workdir / "stage.db"
-    stage_db.write_text(STAGE_DB)
-    return "\n".join([
-        f'epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP}/db"',
-        f'autosaveSetFile "{save_file}"',
-        "autosaveSetPeriod 0.2",
-        f'cameraConfigure("CAM1", "sim", "{SAMPLE}", {SIZE}, {SIZE})',
-        f'cameraStage("CAM1", "{P}samx", "{P}samy", "", "{P}pixel")',
-        'detectionConfigure("DET1", "CAM1", 100)',
-        'registrationConfigure("REG1", "CAM1")',
-        f'dbLoadRecords("{stage_db}", "P={P}")',
-        f'dbLoadRecords("camera.db", "P={P},PORT=CAM1,NELM={SIZE * SIZE},XSIZE={SIZE},YSIZE={SIZE}")',
-        f'dbLoadRecords("detection.db", "P={P},R=det1:,PORT=DET1,NMAX=100")',
-        f'dbLoadRecords("registration.db", "P={P},R=reg1:,PORT=REG1")',
-        "iocInit",
-    ]) + "\n"
+pv = ioc_module.pv_under(P)
 
 
 def start(workdir, save_file):
-    env = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    return ioc_module.Ioc(st_cmd(workdir, save_file), workdir / "ioc", env=env).start()
+    st_cmd = ioc_module.st_cmd(
+        [f'autosaveSetFile "{save_file}"', "autosaveSetPeriod 0.2"],
+        ioc_module.soft_stage(workdir, P),
+        ioc_module.camera(P, "CAM1", "sim", SAMPLE, SIZE, SIZE, stage=True),
+        'detectionConfigure("DET1", "CAM1", 100)',
+        'registrationConfigure("REG1", "CAM1")',
+        f'dbLoadRecords("detection.db", "P={P},R=det1:,PORT=DET1,NMAX=100")',
+        f'dbLoadRecords("registration.db", "P={P},R=reg1:,PORT=REG1")')
+    return ioc_module.Ioc(st_cmd, workdir / "ioc", env=ioc_module.session_env()).start()
 
 
 def get(name):
-    p = epics.PV(P + name, auto_monitor=False)
-    assert p.wait_for_connection(10), f"{P}{name} did not connect"
-    value = p.get(timeout=5.0)
+    value = pv(name).get(timeout=5.0)
     assert value is not None, f"no value for {P}{name}"
     return value
 
@@ -88,11 +66,11 @@ def test_refused_puts_are_neither_kept_nor_saved_nor_restored(tmp_path):
     try:
         accepted = {}
         for record, _ in REFUSED:
-            wait_for(lambda: epics.caget(P + record + "_RBV", timeout=5) is not None, what=f"{record}_RBV")
+            wait_for(lambda: pv(record + "_RBV").get() is not None, what=f"{record}_RBV posted")
             accepted[record] = get(record)
             assert get(record + "_RBV") == pytest.approx(accepted[record])
         for record, bad in REFUSED:
-            status = put_status(P + record, bad, timeout=10.0, ftype=epics.dbr.DOUBLE)
+            status = put_status(P + record, bad, timeout=10.0, ftype=dbr.DOUBLE)
             assert status not in (None, ECA_NORMAL), f"{record} = {bad} was accepted"
             assert get(record) == pytest.approx(accepted[record]), f"{record} kept the refused {bad}"
             assert get(record + "_RBV") == pytest.approx(accepted[record])
@@ -105,7 +83,7 @@ def test_refused_puts_are_neither_kept_nor_saved_nor_restored(tmp_path):
         values = saved(save_file)
         for record, bad in REFUSED:
             text = values[f"{P}{record}.VAL"]
-            state = epics.caget(P + record, as_string=True)   # menus are saved by their state string
+            state = pv(record).get(as_string=True)   # menus are saved by their state string
             assert text == state or float(text) == pytest.approx(accepted[record]), \
                 f"{record} saved as {text} after refusing {bad}"
     finally:
@@ -114,7 +92,7 @@ def test_refused_puts_are_neither_kept_nor_saved_nor_restored(tmp_path):
     again = start(tmp_path, save_file)
     try:
         for record, _ in REFUSED:
-            wait_for(lambda: epics.caget(P + record + "_RBV", timeout=5) is not None, what=f"{record}_RBV")
+            wait_for(lambda: pv(record + "_RBV").get() is not None, what=f"{record}_RBV posted")
             assert get(record) == pytest.approx(accepted[record])
             assert get(record + "_RBV") == pytest.approx(accepted[record])
             assert (get(record + ".STAT"), get(record + ".SEVR")) == (0, 0), f"{record} restored in alarm"

@@ -1,12 +1,9 @@
 """tests/motor/motor_stage.py -- helpers of the motor tests: the simulator as a restartable child process that
 tests can also talk to directly (its own answers, e.g. "1 POS?", are the ground truth the IOC's readbacks are
-checked against), the st.cmd of an IOC serving the real motor templates, and polling helpers."""
-import os
+checked against) and the st.cmd of an IOC serving the real motor templates."""
 import socket
 import subprocess
-import time
 
-import epics
 
 import ioc as ioc_module
 
@@ -62,18 +59,12 @@ class Simulator:
 
 
 def st_cmd(port, prefix, after_init=""):
-    db = TOP / "db"
-    return f"""
-epicsEnvSet STREAM_PROTOCOL_PATH "{TOP / 'protocols'}"
-epicsEnvSet EPICS_DB_INCLUDE_PATH "{db}"
-motorControllerCreate "MC1" "127.0.0.1:{port}" "simmotor.proto" 6
-dbLoadTemplate "sample_stage.substitutions" "P={prefix},PORT=MC1"
-dbLoadRecords "motor.db" "P={prefix},M=zoom,PORT=MC1,ADDR=6,EGU=mm,MRES=0.001,VELO=20,HVEL=5,DHLM=60,DLLM=-1,RDBD=0.003"
-dbLoadRecords "camera_stage.db" "P={prefix},ZOOM=zoom"
-dbLoadRecords "motor_util.db" "P={prefix}"
-iocInit
-{after_init}
-"""
+    return ioc_module.st_cmd(
+        ioc_module.sample_stage(prefix, f"127.0.0.1:{port}"),
+        f'dbLoadRecords "motor.db" "P={prefix},M=zoom,PORT=MC1,ADDR=6,EGU=mm,MRES=0.001,VELO=20,HVEL=5,DHLM=60,'
+        'DLLM=-1,RDBD=0.003"',
+        f'dbLoadRecords "camera_stage.db" "P={prefix},ZOOM=zoom"',
+        f'dbLoadRecords "motor_util.db" "P={prefix}"') + after_init + "\n"
 
 
 def free_tcp_port():
@@ -88,8 +79,7 @@ def start_stage(tmp_dir, prefix, noise=0.3, after_init=""):
     Each test module uses its own prefix: a channel left from an IOC stopped earlier in the session must not
     wait out libca's search back-off."""
     sim = Simulator(free_tcp_port(), noise).start()
-    env = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    ioc = ioc_module.Ioc(st_cmd(sim.port, prefix, after_init), tmp_dir, env=env)
+    ioc = ioc_module.Ioc(st_cmd(sim.port, prefix, after_init), tmp_dir, env=ioc_module.session_env())
     ioc.start()
     ioc.wait_for_log(r"MC1 axis 6: communication restored", timeout=10)
     return sim, ioc
@@ -102,23 +92,12 @@ def stop_stage(sim, ioc):
     assert code == 0, f"IOC exit status {code}:\n{ioc.log()[-4000:]}"
 
 
-def wait_until(cond, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        epics.poll(evt=step, iot=step)
-    return cond()
-
-
 COMM, INVALID = 9, 3   # alarm status COMM, severity INVALID
 
 
 def read(name):
-    """A PV read fresh from the IOC (not from a monitor)."""
-    p = epics.get_pv(name)
-    assert p.wait_for_connection(5.0), f"{name} did not connect"
-    value = p.get(timeout=5.0, use_monitor=False)
+    """A PV read from the IOC (not from a monitor)."""
+    value = ioc_module.pv(name).get(timeout=5.0)
     assert value is not None, f"no value for {name}"
     return value
 

@@ -2,26 +2,9 @@
 is wrong and where (it never starts half-configured)."""
 import pytest
 
-import ioc as ioc_module
 from motor_stage import TOP
 
 PROTOCOLS = TOP / "protocols"
-
-
-@pytest.fixture
-def fails_to_start(tmp_path, ioc_env):
-    """fails_to_start(st_cmd_text) -> log of an IOC that exited non-zero without completing iocInit."""
-    def run(st_cmd):
-        ioc = ioc_module.Ioc(st_cmd, tmp_path / "bad", env=ioc_env)
-        ioc.start(expect_ready=False)
-        code = ioc.wait_exit(20)
-        ioc._log.close()
-        ioc.check_sanitizers()
-        log = ioc.log()
-        assert code != 0, log
-        assert "iocInit done" not in log, log
-        return log
-    return run
 
 
 @pytest.mark.parametrize("line, message", [
@@ -29,22 +12,22 @@ def fails_to_start(tmp_path, ioc_env):
     ('motorControllerCreate "MC1" "no-port-here" "simmotor.proto" 2', "'no-port-here' is not host:port"),
     ('motorControllerCreate "MC1" "127.0.0.1:1" "simmotor.proto" 0', "axes must be 1..32"),
 ])
-def test_bad_controller_lines(fails_to_start, line, message):
-    log = fails_to_start(f'epicsEnvSet STREAM_PROTOCOL_PATH "{PROTOCOLS}"\n{line}\niocInit\n')
+def test_bad_controller_lines(refuses_to_start, line, message):
+    log = refuses_to_start(f'epicsEnvSet STREAM_PROTOCOL_PATH "{PROTOCOLS}"\n{line}\niocInit\n')
     assert message in log, log
 
 
-def test_protocol_syntax_error_names_file_and_line(fails_to_start, tmp_path):
+def test_protocol_syntax_error_names_file_and_line(refuses_to_start, tmp_path):
     (tmp_path / "bad.proto").write_text('Terminator = LF;\nMovingBit = 1;\npoll { out "POS?"; in "%q"; }\n')
-    log = fails_to_start(f'epicsEnvSet STREAM_PROTOCOL_PATH "{tmp_path}"\n'
+    log = refuses_to_start(f'epicsEnvSet STREAM_PROTOCOL_PATH "{tmp_path}"\n'
                          'motorControllerCreate "MC1" "127.0.0.1:1" "bad.proto" 2\niocInit\n')
     assert "bad.proto:3: unsupported converter '%q'" in log, log
 
 
-def test_motor_record_on_an_unknown_controller(fails_to_start, tmp_path):
+def test_motor_record_on_an_unknown_controller(refuses_to_start, tmp_path):
     db = tmp_path / "m.db"
     db.write_text('record(motor, "X:m") { field(DTYP, "reloc motor") field(OUT, "@NOPE 1") }\n')
-    log = fails_to_start(f'dbLoadRecords "{db}"\niocInit\n')
+    log = refuses_to_start(f'dbLoadRecords "{db}"\niocInit\n')
     assert "no motor controller 'NOPE'" in log, log
 
 

@@ -8,7 +8,8 @@ import epics
 import pytest
 
 from ca_status import ECA_NORMAL, ECA_PUTFAIL, put_status, start_put
-from motor_stage import AXIS, MRES, wait_until
+from ioc import wait_for
+from motor_stage import AXIS, MRES
 
 P = "MF:"
 COMM, STATE = 9, 7
@@ -33,7 +34,7 @@ def alarm(motor):
 
 def recovers_and_moves(sim, motor, target):
     """After a fault: the alarm clears by itself and a move lands where asked (on the controller's count)."""
-    assert wait_until(lambda: alarm(motor) == (0, 0), 15), f"{motor} alarm stays {alarm(motor)}"
+    wait_for(lambda: alarm(motor) == (0, 0), 15, f"{motor} alarm to clear")
     put_wait(motor, target)
     assert sim.steps(AXIS[motor]) * MRES[motor] == pytest.approx(target, abs=get(f"{motor}.RDBD"))
     assert alarm(motor) == (0, 0)
@@ -52,9 +53,9 @@ def test_controller_killed_mid_move(stage):
     sim, ioc = stage
     assert put_status(P + "samx", 0.0) == ECA_NORMAL
     move = start_put(P + "samx", 8.0)
-    assert wait_until(lambda: get("samx.MOVN") == 1, 5)
+    wait_for(lambda: get("samx.MOVN") == 1, 5)
     sim.kill()
-    assert wait_until(lambda: alarm("samx") == (COMM, INVALID), 5)
+    wait_for(lambda: alarm("samx") == (COMM, INVALID), 5)
     assert move.wait(5) == ECA_PUTFAIL, "the put of the interrupted move must complete, reporting the failure"
     assert get("samx.DMOV") == 1
     assert get("samy.VAL") is not None            # the IOC keeps serving
@@ -69,7 +70,7 @@ def test_garbage_replies(stage):
     sevr = epics.PV(P + "samy.SEVR", callback=lambda value=None, **kw: seen.append(value), auto_monitor=True)
     assert sevr.wait_for_connection(5)
     sim.ask("FAULT GARBAGE 24")                   # a few failed polls of every axis, even on a loaded machine
-    assert wait_until(lambda: INVALID in seen, 5), f"no alarm while replies were garbage: {seen}"
+    wait_for(lambda: INVALID in seen, 5, "an alarm while replies are garbage")
     ioc.wait_for_log(r"does not match")
     sevr.clear_callbacks()
     recovers_and_moves(sim, "samy", -0.3)
@@ -78,7 +79,7 @@ def test_garbage_replies(stage):
 def test_slow_replies(stage):
     sim, ioc = stage
     sim.ask("FAULT DELAY 800")                    # ReplyTimeout is 500 ms
-    assert wait_until(lambda: alarm("samz") == (COMM, INVALID), 5)
+    wait_for(lambda: alarm("samz") == (COMM, INVALID), 5)
     start = time.monotonic()
     put_wait("samz", 0.2)                         # a move asked meanwhile ends (with the alarm), it does not hang
     assert time.monotonic() - start < 10
@@ -107,5 +108,5 @@ def test_dropped_connection(stage):
     with socket.create_connection(("127.0.0.1", sim.port)) as s:
         s.sendall(b"FAULT DROP 700\n")         # closes every connection and refuses new ones for 0.7 s
         s.recv(16)
-    assert wait_until(lambda: alarm("samx") == (COMM, INVALID), 5)
+    wait_for(lambda: alarm("samx") == (COMM, INVALID), 5)
     recovers_and_moves(sim, "samx", -0.2)

@@ -6,29 +6,21 @@ write access from Channel Access, so a field added to the record later is covere
 import math
 import re
 
-import epics
 import pytest
 from epics import ca, dbr
 
 from ca_status import ECA_NORMAL, ECA_PUTFAIL, put_status
-from ioc import wait_for
-from motor_stage import AXIS, MRES
+from ioc import pv_under, wait_for
+from motor_stage import AXIS, MRES, read
 
 P = "MH:"
+pv = pv_under(P)
 AFTER_INIT = f"dbpr {P}samy 1"
 NUMERIC = {dbr.SHORT, dbr.FLOAT, dbr.ENUM, dbr.CHAR, dbr.LONG, dbr.DOUBLE}
 
 
-def pv(name):
-    p = epics.get_pv(P + name)
-    assert p.wait_for_connection(5.0), f"{P}{name} did not connect"
-    return p
-
-
 def get(name):
-    value = pv(name).get(timeout=5.0, use_monitor=False)
-    assert value is not None, f"no value for {P}{name}"
-    return value
+    return read(P + name)
 
 
 def put_ok(name, value):

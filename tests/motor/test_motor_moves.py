@@ -8,15 +8,11 @@ import time
 import epics
 import pytest
 
-from motor_stage import AXIS, MRES, wait_until
+from ioc import pv_under, wait_for
+from motor_stage import AXIS, MRES
 
 P = "MT:"
-
-
-def pv(name):
-    p = epics.get_pv(P + name)
-    assert p.wait_for_connection(5.0), f"{P}{name} did not connect"
-    return p
+pv = pv_under(P)
 
 
 def get(name):
@@ -38,7 +34,7 @@ class Recorder:
         self.pvs = [epics.PV(P + n, callback=self._cb, form="native", auto_monitor=True) for n in names]
         for p in self.pvs:
             assert p.wait_for_connection(5.0)
-        wait_until(lambda: len(self.events) >= len(names), 5.0)
+        wait_for(lambda: len(self.events) >= len(names), 30, "the first monitor of every channel")
         with self.lock:
             self.events.clear()
 
@@ -66,7 +62,7 @@ def clean_state(stage):
     for m in ("samx", "samy"):
         for field, value in (("SPMG", 3), ("SET", 0), ("DIR", 0), ("OFF", 0.0), ("BDST", 0.0)):
             pv(f"{m}.{field}").put(value, wait=True)
-        wait_until(lambda: get(f"{m}.DMOV") == 1, 10)
+        wait_for(lambda: get(f"{m}.DMOV") == 1, 10)
     yield
 
 
@@ -116,7 +112,7 @@ def test_rbv_tracks_and_dmov_movn_sequence(stage):
     # Commanding the current position still pulses DMOV 1 -> 0 -> 1.
     rec = Recorder("samx.DMOV")
     put_wait("samx", 2.0)
-    wait_until(lambda: len(rec.values("samx.DMOV")) >= 2, 5)
+    wait_for(lambda: len(rec.values("samx.DMOV")) >= 2, 30, "DMOV 0 then 1")
     rec.close()
     assert rec.values("samx.DMOV") == [0, 1]
 
@@ -125,10 +121,10 @@ def test_stop_mid_move(stage):
     sim, _ = stage
     put_wait("samx", 0.0)
     pv("samx").put(8.0)
-    assert wait_until(lambda: get("samx.MOVN") == 1, 5)
+    wait_for(lambda: get("samx.MOVN") == 1, 5)
     time.sleep(0.3)
     pv("samx.STOP").put(1)
-    assert wait_until(lambda: get("samx.DMOV") == 1, 10)
+    wait_for(lambda: get("samx.DMOV") == 1, 10)
     assert get("samx.STOP") == 0
     where = sim_position(sim, "samx")
     assert 0.1 < where < 4.0
@@ -144,7 +140,7 @@ def test_soft_limit_violation_refuses_the_move(stage):
     before = sim.steps(AXIS["samx"])
     rec = Recorder("samx.DMOV", "samx.LVIO")
     put_wait("samx", 50.0)                     # HLM is 9.5
-    wait_until(lambda: len(rec.values("samx.DMOV")) >= 2, 5)
+    wait_for(lambda: len(rec.values("samx.DMOV")) >= 2, 30, "DMOV 0 then 1")
     rec.close()
     assert get("samx.LVIO") == 1
     assert get("samx") == pytest.approx(1.0)   # VAL restored
@@ -234,8 +230,8 @@ def test_two_axes_at_once_and_util_pvs(stage):
     rec = Recorder("moving", "alldone")
     pv("samx").put(1.5)
     pv("samy").put(-1.5)
-    assert wait_until(lambda: get("samx.DMOV") == 1 and get("samy.DMOV") == 1, 15)
-    wait_until(lambda: rec.values("alldone")[-1:] == [1], 5)
+    wait_for(lambda: get("samx.DMOV") == 1 and get("samy.DMOV") == 1, 15)
+    wait_for(lambda: rec.values("alldone")[-1:] == [1], 30, "alldone 1")
     rec.close()
     assert sim_position(sim, "samx") == pytest.approx(1.5, abs=0.001)
     assert sim_position(sim, "samy") == pytest.approx(-1.5, abs=0.001)
@@ -246,10 +242,10 @@ def test_two_axes_at_once_and_util_pvs(stage):
     # allstop stops everything that moves.
     pv("samx").put(9.0)
     pv("samy").put(-9.0)
-    assert wait_until(lambda: get("moving") == 2, 5)
+    wait_for(lambda: get("moving") == 2, 5)
     time.sleep(0.2)
     pv("allstop").put(1, wait=True)
-    assert wait_until(lambda: get("alldone") == 1, 10)
+    wait_for(lambda: get("alldone") == 1, 10)
     assert sim_position(sim, "samx") < 8.0 and sim_position(sim, "samy") > -8.0
 
 
@@ -275,7 +271,7 @@ def test_zoom_presets_move_the_zoom_and_set_the_pixel_size(stage):
         assert get("zoom.DMOV") == 1
         assert sim_position(sim, "zoom") == pytest.approx(position, abs=0.004)
         rbv = get("zoom.RBV")
-        assert wait_until(lambda: get("cam_pixel_size") == pytest.approx(3.45 / (1 + 0.2 * rbv), rel=1e-3), 5)
+        wait_for(lambda: get("cam_pixel_size") == pytest.approx(3.45 / (1 + 0.2 * rbv), rel=1e-3), 5)
     assert pv("zoom_preset").get(as_string=True) == "Low"
 
 
@@ -285,13 +281,13 @@ def test_backlash_final_approach_from_the_preferred_side(stage):
     put_wait("samx.BDST", 0.2)                 # final approach always in +
     rec = Recorder("samx.RBV", "samx.DMOV")
     put_wait("samx", 1.0)                      # + direction: fast to 0.8, slow to 1.0
-    wait_until(lambda: len(rec.values("samx.DMOV")) >= 2, 5)
+    wait_for(lambda: len(rec.values("samx.DMOV")) >= 2, 30, "DMOV 0 then 1")
     rec.close()
     assert rec.values("samx.DMOV") == [0, 1]                 # one pulse per move, not per leg
     assert min(rec.values("samx.RBV")) >= -0.001             # never went below the start
     rec = Recorder("samx.RBV", "samx.DMOV")
     put_wait("samx", 0.5)                      # - direction: overshoot to 0.3, come back up
-    wait_until(lambda: len(rec.values("samx.DMOV")) >= 2, 5)
+    wait_for(lambda: len(rec.values("samx.DMOV")) >= 2, 30, "DMOV 0 then 1")
     rec.close()
     assert rec.values("samx.DMOV") == [0, 1]
     rbv = rec.values("samx.RBV")
@@ -312,7 +308,7 @@ def test_pause_keeps_the_target_and_go_resumes(stage):
     assert abs(sim.steps(AXIS["samx"])) <= 2   # nothing moved
     assert get("samx") == pytest.approx(1.5)
     put_wait("samx.SPMG", 3)                   # Go: the kept target is reached
-    assert wait_until(lambda: get("samx.DMOV") == 1 and get("samx.MOVN") == 0, 10)
+    wait_for(lambda: get("samx.DMOV") == 1 and get("samx.MOVN") == 0, 10)
     assert sim_position(sim, "samx") == pytest.approx(1.5, abs=0.001)
 
 
@@ -351,11 +347,11 @@ def test_jog_runs_until_released(stage):
     put_wait("samx", 0.0)
     put_wait("samx.JVEL", 1.0)
     pv("samx.JOGF").put(1)
-    assert wait_until(lambda: get("samx.MOVN") == 1, 5)
+    wait_for(lambda: get("samx.MOVN") == 1, 5)
     assert get("samx.DMOV") == 0
     time.sleep(0.5)
     pv("samx.JOGF").put(0)
-    assert wait_until(lambda: get("samx.DMOV") == 1, 10)
+    wait_for(lambda: get("samx.DMOV") == 1, 10)
     where = sim_position(sim, "samx")
     assert 0.2 < where < 2.0                     # ran forward for about half a second at 1 mm/s
     assert get("samx") == pytest.approx(where, abs=get("samx.RDBD") + 0.001)   # VAL := RBV: no restart
@@ -363,7 +359,7 @@ def test_jog_runs_until_released(stage):
     pv("samx.JOGR").put(1)
     time.sleep(0.4)
     pv("samx.JOGR").put(0)
-    assert wait_until(lambda: get("samx.DMOV") == 1, 10)
+    wait_for(lambda: get("samx.DMOV") == 1, 10)
     assert sim_position(sim, "samx") > where + 0.1
 
 
@@ -383,7 +379,7 @@ def test_readbacks_carry_the_time_of_each_readback(stage):
         p.add_callback(on_change)
     started = time.time()
     put_wait("samx", 2.0)                             # 1 s at VELO 2
-    assert wait_until(lambda: stamps["samx.DMOV"][-1:] and stamps["samx.DMOV"][-1] > started, 5)
+    wait_for(lambda: stamps["samx.DMOV"][-1:] and stamps["samx.DMOV"][-1] > started, 5, "DMOV back to 1")
     for p in pvs:
         p.clear_callbacks()
     rbv = stamps["samx.RBV"]

@@ -28,17 +28,9 @@ def process_state(pid):
 
 def test_sim_motor_start_child_is_reaped_and_restarts(tmp_path):
     """The default st.cmd's way: simMotorStart starts the simulator as the IOC's child."""
-    st_cmd = f"""
-epicsEnvSet STREAM_PROTOCOL_PATH "{ioc_module.TOP / 'protocols'}"
-epicsEnvSet EPICS_DB_INCLUDE_PATH "{ioc_module.TOP / 'db'}"
-simMotorStart 0 6
-motorControllerCreate "MC1" "127.0.0.1:$(MOTOR_SIM_PORT)" "simmotor.proto" 6
-dbLoadTemplate "sample_stage.substitutions" "P={P},PORT=MC1"
-iocInit
-"""
-    env = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
+    st_cmd = ioc_module.st_cmd(ioc_module.sample_stage(P))   # simMotorStart 0 6, as the default st.cmd
     master, slave = pty.openpty()                    # a terminal: the IOC runs its interactive shell on it
-    ioc = ioc_module.Ioc(st_cmd, tmp_path, env=env, stdin=slave)
+    ioc = ioc_module.Ioc(st_cmd, tmp_path, env=ioc_module.session_env(), stdin=slave)
     try:
         ioc.start()
         found = re.search(r"simulator pid (\d+) listening on 127\.0\.0\.1:(\d+)",

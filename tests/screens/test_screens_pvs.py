@@ -4,7 +4,6 @@ by the running default IOC, and every open_display / embedded target exists."""
 import re
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import epics
 import pytest
@@ -13,7 +12,7 @@ import ioc as ioc_module
 
 TOP = ioc_module.TOP
 SCREENS = TOP / "screens"
-BOOT = TOP / "iocBoot" / "iocreloc"
+BOOT = ioc_module.BOOT
 BOB_FILES = sorted(SCREENS.glob("*.bob"))
 # Widget types of Phoebus Display Builder 4.7 that these screens may use.
 KNOWN_WIDGETS = {"label", "textupdate", "textentry", "action_button", "bool_button", "choice", "combo", "led",
@@ -104,10 +103,8 @@ def test_every_macro_expands(screen_pvs):
 
 def test_every_pv_is_served_by_the_default_ioc(screen_pvs, start_ioc, tmp_path, ioc_env):
     pvs, _ = screen_pvs
-    env = dict(ioc_env, RELOC_AUTOSAVE_FILE=str(tmp_path / "reloc.sav"), RELOC_WEB_ADDRESS="127.0.0.1:0",
-               RELOC_TOP=str(TOP))
-    env.pop("RELOC_PREFIX", None)
-    start_ioc(f"cd {BOOT}\n< st.cmd\n", env=env)
+    env = ioc_module.default_env(ioc_env, tmp_path, RELOC_WEB_ADDRESS="127.0.0.1:0", RELOC_TOP=str(TOP))
+    start_ioc(ioc_module.default_st_cmd(), env=env)
     channels = {}
     for name in pvs:
         assert "://" not in name or name.startswith("ca://"), f"{name}: screens talk Channel Access only"

@@ -4,15 +4,16 @@ remounted with an offset and rotation unknown to the IOC, 20 well-separated part
 one that has since come off, the st.cmd of an IOC with the simulated motors and camera, and the PV settings of a
 run (prior geometry = nominal mount)."""
 import csv
+import itertools
 import io
 import json
-import os
 import subprocess
 
 import epics
 import numpy as np
 
 import ioc as ioc_module
+from ioc import wait_for
 
 TOP = ioc_module.TOP
 BIN = ioc_module.BIN
@@ -60,20 +61,14 @@ def make_scene(tmp):
 
 def stage_st_cmd(prefix, body):
     """An st.cmd with the simulated sample stage motors, body (drivers, records), then iocInit."""
-    return f"""
-epicsEnvSet STREAM_PROTOCOL_PATH "{TOP / 'protocols'}"
-epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP / 'db'}"
-simMotorStart 0 6
-motorControllerCreate "MC1" "127.0.0.1:$(MOTOR_SIM_PORT)" "simmotor.proto" 6
-dbLoadTemplate "sample_stage.substitutions" "P={prefix},PORT=MC1"
-{body}
-iocInit
-"""
+    return ioc_module.st_cmd(ioc_module.sample_stage(prefix), body)
 
 
-def session_env():
-    """The IOC environment of this pytest session (its CA ports, loopback only)."""
-    return ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
+def map_sync(prefix, _count=itertools.count(1)):
+    """Waits until every stage-map readback reflects the writes made so far (Map:Sync is processed after them)."""
+    n = next(_count)
+    epics.caput(prefix + "Map:Sync", n, wait=True, timeout=10)
+    wait_for(lambda: epics.caget(prefix + "Map:Sync_RBV", timeout=5) == n, 15, "the stage-map readbacks to settle")
 
 
 def st_cmd(scene, prefix):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import ioc as ioc_module
-from reloc_scene import MOUNT, STATUS, make_scene, prepare_run, session_env, st_cmd
+from ioc import wait_for
+from reloc_scene import MOUNT, STATUS, make_scene, prepare_run, st_cmd
 
 P = "RL:"
 
@@ -23,7 +24,7 @@ def scene(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ioc(scene):
-    env = session_env()
+    env = ioc_module.session_env()
     with ioc_module.Ioc(st_cmd(scene, P), scene["tmp"] / "ioc", env=env) as running:
         assert epics.caget(P + "samx.HLM", timeout=5) == 9.5
         yield running
@@ -72,27 +73,20 @@ def test_particles_are_brought_under_the_beam_and_the_removed_one_is_not_found(i
     assert np.hypot(last[0] - scene["stages"][20][0], last[1] - scene["stages"][20][1]) < 3.0
 
 
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_pause_holds_resume_continues_abort_stops_the_motors(ioc, scene):
     put("samx", 0.0)
     put("samy", 0.0)
     epics.caput(P + "Reloc:Start", 1, wait=False)
-    assert wait_until(lambda: get("Reloc:Current_RBV") >= 1, 30)
+    wait_for(lambda: get("Reloc:Current_RBV") >= 1, 30)
     put("Reloc:Pause", 1)                            # the step under way finishes, then the run holds
-    assert wait_until(lambda: get("Reloc:State_RBV", as_string=True) == "paused", 20)
+    wait_for(lambda: get("Reloc:State_RBV", as_string=True) == "paused", 20)
     held = get("Reloc:Current_RBV")
     time.sleep(1.0)
     assert get("Reloc:Current_RBV") == held and get("samx.DMOV") == 1 and get("Move:Busy_RBV") == 1
     put("Reloc:Pause", 0)
-    assert wait_until(lambda: get("Reloc:Current_RBV") > held, 20)
+    wait_for(lambda: get("Reloc:Current_RBV") > held, 20)
     put("Reloc:Abort", 1)
-    assert wait_until(lambda: get("Move:Busy_RBV") == 0, 10)
+    wait_for(lambda: get("Move:Busy_RBV") == 0, 10)
     status = np.asarray(get("Reloc:Status_RBV"))[:21]
     assert 4 in status and get("samx.DMOV") == 1 and get("samy.DMOV") == 1
     assert "aborted" in get("Reloc:State_RBV", as_string=True)
@@ -101,12 +95,12 @@ def test_pause_holds_resume_continues_abort_stops_the_motors(ioc, scene):
 def test_a_run_that_cannot_start_says_why(ioc, scene, tmp_path):
     put("Reloc:RefPath", str(tmp_path / "missing.tif"))
     epics.caput(P + "Reloc:Start", 1, wait=True, timeout=30)
-    assert wait_until(lambda: "missing.tif" in get("Reloc:State_RBV", as_string=True), 10)
-    assert wait_until(lambda: get("Move:Busy_RBV") == 0 and get("Map:Status_RBV") == 1, 10)
+    wait_for(lambda: "missing.tif" in get("Reloc:State_RBV", as_string=True), 10)
+    wait_for(lambda: get("Move:Busy_RBV") == 0 and get("Map:Status_RBV") == 1, 10)
     put("Reloc:RefPath", str(scene["ref"]))
     put("Move:Enable", 0)
     epics.caput(P + "Reloc:Start", 1, wait=True, timeout=30)
-    assert wait_until(lambda: "disabled" in get("Map:Message_RBV", as_string=True), 5)
+    wait_for(lambda: "disabled" in get("Map:Message_RBV", as_string=True), 5)
     put("Move:Enable", 1)
     epics.caput(P + "Reloc:LiveDiameter", 16, wait=True)
-    assert wait_until(lambda: "odd" in get("Map:Message_RBV", as_string=True), 5)
+    wait_for(lambda: "odd" in get("Map:Message_RBV", as_string=True), 5)

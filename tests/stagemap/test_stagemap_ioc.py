@@ -2,8 +2,6 @@
 scan macro queue (soft limits read from the motor records), fiducial fits published as PVs (checked against
 scikit-image), pixel <-> stage conversions of the reference and the live camera layer, beam calibration, geometry
 loaded from files, and "move to pixel" / "centre particle N" guarded by the enable PV and the soft limits."""
-import time
-from pathlib import Path
 
 import epics
 import h5py
@@ -13,7 +11,8 @@ import tifffile
 from skimage.transform import estimate_transform
 
 import ioc as ioc_module
-from reloc_scene import session_env, stage_st_cmd
+from ioc import wait_for
+from reloc_scene import map_sync, stage_st_cmd
 
 TOP = ioc_module.TOP
 P = "SM:"
@@ -25,7 +24,7 @@ RBV_JITTER = 0.25
 
 @pytest.fixture(scope="module")
 def ioc(tmp_path_factory):
-    env = session_env()
+    env = ioc_module.session_env()
     st = stage_st_cmd(P, f"""dbLoadRecords "motor.db" "P={P},M=zoom,PORT=MC1,ADDR=6,EGU=mm,MRES=0.001,VELO=20,HVEL=5,DHLM=60,DLLM=-1,RDBD=0.003"
 dbLoadRecords "camera_stage.db" "P={P},ZOOM=zoom"
 stagemapConfigure "MAP" "{P}samx" "{P}samy" "{ENGINES}"
@@ -44,19 +43,9 @@ def test_shell_conversions(ioc):
     assert "stage 10.0000 20.0000 um" in log
 
 
-_sync = [0]
-
-
-def sync():
-    """Waits until every readback reflects the writes made so far (Map:Sync is processed after them)."""
-    _sync[0] += 1
-    epics.caput(P + "Map:Sync", _sync[0], wait=True, timeout=10)
-    assert wait_for(lambda: epics.caget(P + "Map:Sync_RBV", timeout=5) == _sync[0]), "readbacks did not settle"
-
-
 def put(name, value):
     assert epics.caput(P + name, value, wait=True, timeout=30) == 1, name
-    sync()
+    map_sync(P)
 
 
 def get(name, **kw):
@@ -72,16 +61,7 @@ def text(name):
 def put_fails(name, value):
     """A put the IOC refuses: the record keeps an alarm and the message PV says why."""
     epics.caput(P + name, value, wait=True, timeout=30)
-    sync()
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+    map_sync(P)
 
 
 def append_rect(name, x0, y0, x1, y1, step=1.0):
@@ -239,15 +219,15 @@ def test_geometry_pvs_sidecar_tiff_and_hdf5(ioc, tmp_path):
                        '"flip_y": false}')
     put("Ref:LoadPath", str(sidecar))
     put("Ref:Load", 1)
-    assert wait_for(lambda: text("Map:Message_RBV") == "geometry loaded")
+    wait_for(lambda: text("Map:Message_RBV") == "geometry loaded")
     np.testing.assert_allclose(convert(0, 100.0, 50.0), [11.0, 20.5], atol=1e-9)
 
     tif = tmp_path / "afm.tif"       # 0.25 um pixels: 40000 pixels per cm
     tifffile.imwrite(tif, np.zeros((8, 8), np.uint16), resolution=(40000, 40000), resolutionunit="CENTIMETER")
     put("Ref:LoadPath", str(tif))
     put("Ref:Load", 1)
-    assert wait_for(lambda: get("Ref:PixelSizeX_RBV") == pytest.approx(0.25))
-    sync()
+    wait_for(lambda: get("Ref:PixelSizeX_RBV") == pytest.approx(0.25))
+    map_sync(P)
     assert get("Ref:SizeX_RBV") == 8 and get("Ref:SizeY_RBV") == 8
     corners = np.array([[-0.5, -0.5], [7.5, -0.5], [7.5, 7.5], [-0.5, 7.5]])
     np.testing.assert_allclose(np.asarray(get("Ref:Outline_RBV")).reshape(4, 2), [10, 20] + 0.25 * corners, atol=1e-9)
@@ -256,11 +236,12 @@ def test_geometry_pvs_sidecar_tiff_and_hdf5(ioc, tmp_path):
         f.create_dataset("map", data=np.zeros((4, 4), np.float32)).attrs["pixel_size"] = [0.5, 0.75]
     put("Ref:LoadPath", f"{h5}:/map")
     put("Ref:Load", 1)
-    assert wait_for(lambda: get("Ref:PixelSizeX_RBV") == pytest.approx(0.75))
+    wait_for(lambda: get("Ref:PixelSizeX_RBV") == pytest.approx(0.75))
     assert get("Ref:PixelSizeY_RBV") == pytest.approx(0.5)
     put("Ref:LoadPath", str(tmp_path / "missing.json"))
     put("Ref:Load", 1)
-    assert wait_for(lambda: "cannot open" in text("Map:Message_RBV")) and get("Map:Status_RBV") == 1
+    wait_for(lambda: "cannot open" in text("Map:Message_RBV"))
+    assert get("Map:Status_RBV") == 1
 
 
 def test_live_layer_follows_the_stage_and_beam_calibration(ioc):
@@ -320,7 +301,7 @@ def test_live_layer_follows_the_zoom(ioc):
         put("zoom", zoom)
         pixel = get("cam_pixel_size")
         assert pixel == pytest.approx(3.45 / (1 + 0.2 * zoom), rel=1e-3)
-        assert wait_for(lambda: get("Live:PixelSizeX_RBV") == pytest.approx(pixel, rel=1e-9))
+        wait_for(lambda: get("Live:PixelSizeX_RBV") == pytest.approx(pixel, rel=1e-9))
         assert get("Live:PixelSizeY_RBV") == pytest.approx(pixel, rel=1e-9)
         x, y = get("samx.RBV") * 1000, get("samy.RBV") * 1000
         beam = get("Live:BeamX_RBV"), get("Live:BeamY_RBV")

@@ -2,14 +2,13 @@
 live layer follows the sum, a move within the piezo's range moves only the piezo (fast, fine), a longer one moves
 the coarse motors and leaves the piezo where it is, and a move the piezo cannot make and the coarse motors may
 not make is refused."""
-import time
 
 import epics
 import numpy as np
 import pytest
 
 import ioc as ioc_module
-from reloc_scene import session_env, stage_st_cmd
+from reloc_scene import map_sync, stage_st_cmd
 
 TOP = ioc_module.TOP
 P = "PZ:"
@@ -18,7 +17,7 @@ JITTER = 0.25          # um: encoder jitter of the simulated motors (a step or t
 
 @pytest.fixture(scope="module")
 def ioc(tmp_path_factory):
-    env = session_env()
+    env = ioc_module.session_env()
     st = stage_st_cmd(P, f"""stagemapConfigure "MAP" "{P}samx" "{P}samy" "{TOP / 'protocols' / 'scan_engines.json'}"
 stagemapPiezo "MAP" "{P}pssx" "{P}pssy"
 dbLoadRecords "stagemap.db" "P={P},PORT=MAP\"""")
@@ -27,18 +26,9 @@ dbLoadRecords "stagemap.db" "P={P},PORT=MAP\"""")
         yield running
 
 
-def sync(n=[0]):
-    """Waits until the readbacks reflect every write so far (Map:Sync is processed after them)."""
-    n[0] += 1
-    epics.caput(P + "Map:Sync", n[0], wait=True, timeout=10)
-    deadline = time.monotonic() + 5
-    while epics.caget(P + "Map:Sync_RBV", timeout=5) != n[0] and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def put(name, value):
     assert epics.caput(P + name, value, wait=True, timeout=30) == 1, name
-    sync()
+    map_sync(P)
 
 
 def get(name):
@@ -88,7 +78,7 @@ def test_live_layer_follows_coarse_plus_piezo_and_moves_pick_the_stage(ioc):
 
     put("Move:PixelX", 100 + 2 * 20000)  # 20 mm: beyond the coarse soft limit
     epics.caput(P + "Move:Go", 1, wait=True, timeout=30)
-    sync()
+    map_sync(P)
     message = epics.caget(P + "Map:Message_RBV", as_string=True)
     assert "PZ:samx" in message and "outside its soft limits" in message, message
     np.testing.assert_allclose(positions(), after, atol=JITTER)

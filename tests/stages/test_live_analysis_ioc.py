@@ -4,7 +4,6 @@ particle spacings; the registration PVs report a stage move; bad parameters are 
 an empty frame gives an empty table; the table is exported to CSV and HDF5; settings survive a restart."""
 import csv
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -17,50 +16,32 @@ import zmq
 from scipy.spatial import cKDTree
 
 import ioc as ioc_module
-from ioc import wait_for
+from ioc import pv_under, wait_for
 
 TOP = Path(__file__).resolve().parents[2]
 SAMPLE = TOP / "sim" / "sample_default.json"
 P = "TLIVE:"
 SIZE = 256
 
-STAGE_DB = """\
-record(ao, "$(P)samx") { field(PREC, "3") field(EGU, "um") }
-record(ao, "$(P)samy") { field(PREC, "3") field(EGU, "um") }
-record(ao, "$(P)pixel") { field(PREC, "4") field(EGU, "um") field(VAL, "1.0") }
-"""
-
-
 def st_cmd(tmp_path, autosave=None):
-    stage_db = tmp_path / "stage.db"
-    stage_db.write_text(STAGE_DB)
-    lines = [f'epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP}/db"']
-    if autosave:
-        lines += [f'autosaveSetFile "{autosave}"', "autosaveSetPeriod 0.2"]
+    lines = [f'autosaveSetFile "{autosave}"', "autosaveSetPeriod 0.2"] if autosave else []
+    lines += ioc_module.camera(P, "CAM1", "sim", SAMPLE, SIZE, SIZE, stage=True)
     lines += [
-        f'cameraConfigure("CAM1", "sim", "{SAMPLE}", {SIZE}, {SIZE})',
-        f'cameraStage("CAM1", "{P}samx", "{P}samy", "", "{P}pixel")',
         'cameraPreview("CAM1", "tcp://127.0.0.1:*", 80, 128, 0)',
         'detectionConfigure("DET1", "CAM1", 1000)',
         'registrationConfigure("REG1", "CAM1")',
-        f'dbLoadRecords("{stage_db}", "P={P}")',
-        f'dbLoadRecords("camera.db", "P={P},PORT=CAM1,NELM={SIZE * SIZE},XSIZE={SIZE},YSIZE={SIZE}")',
         f'dbLoadRecords("detection.db", "P={P},R=det1:,PORT=DET1,NMAX=1000")',
         f'dbLoadRecords("registration.db", "P={P},R=reg1:,PORT=REG1")',
-        "iocInit",
     ]
-    return "\n".join(lines) + "\n"
+    return ioc_module.st_cmd(ioc_module.soft_stage(tmp_path, P), lines)
 
 
-def pv(name):
-    p = epics.PV(P + name, auto_monitor=False)
-    assert p.wait_for_connection(10), f"{P}{name} did not connect"
-    return p
+pv = pv_under(P)
 
 
 def start_live_ioc(workdir):
-    env = ioc_module.server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    return ioc_module.Ioc(st_cmd(workdir, autosave=workdir / "live.sav"), workdir / "ioc", env=env).start()
+    return ioc_module.Ioc(st_cmd(workdir, autosave=workdir / "live.sav"), workdir / "ioc",
+                          env=ioc_module.session_env()).start()
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +236,9 @@ def test_bad_parameters_are_refused_with_a_message(live, tmp_path):
         before = readback.get()
         pv(record).put(bad, wait=True, timeout=5)
         assert pv(record + ".SEVR").get() == 3 and pv(record + ".STAT").get(as_string=True) == "WRITE", record
-        message = pv(record.split(":")[0] + ":Message").get(as_string=True)
-        assert words.lower() in message.lower(), message
+        message = pv(record.split(":")[0] + ":Message")
+        wait_for(lambda: words.lower() in message.get(as_string=True).lower(),
+                 what=lambda: f"{record}: a message naming {words} (now '{message.get(as_string=True)}')")
         assert readback.get() == before
         pv(record).put(good, wait=True, timeout=5)
         wait_for(lambda: readback.get() == good, what=f"{record}: a good value accepted")
@@ -266,14 +248,14 @@ def test_bad_parameters_are_refused_with_a_message(live, tmp_path):
     pv("det1:ExportPath").put(str(tmp_path / "table.txt"), wait=True)
     pv("det1:Export").put(1, wait=True, timeout=5)
     assert pv("det1:Export.SEVR").get() == 3
-    assert ".csv" in pv("det1:Message").get(as_string=True)
+    wait_for(lambda: ".csv" in pv("det1:Message").get(as_string=True), what="a message naming .csv")
 
 
 def test_an_empty_frame_gives_an_empty_table(live, tmp_path):
     frame_at(0.0, 0.0, stages=("det1:",))
     assert pv("det1:Count_RBV").get() > 20
     frame_at(5000.0, 5000.0, stages=("det1:",))     # bare substrate, far from every feature
-    assert pv("det1:Count_RBV").get() == 0, detections()
+    wait_for(lambda: pv("det1:Count_RBV").get() == 0, what=lambda: f"an empty table (now {detections()})")
     assert pv("det1:X_RBV.NORD").get() == 0             # the table's waveforms are empty too
     assert pv("det1:Status").get() == 0
     assert pv("det1:Status.SEVR").get() == 0

@@ -3,13 +3,7 @@
 #ifndef RELOC_DB_TEST_UTIL_H
 #define RELOC_DB_TEST_UTIL_H
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <string.h>
+#include "unit.h"
 #include <time.h>
 
 #include "core/db/db.h"

@@ -1,13 +1,6 @@
 /* test_access.c -- unit tests of access security: ACF parsing (good files and errors with line numbers),
  * rule evaluation by user, host, level and group, DEFAULT fallback, reload keeping old rules on error. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "unit.h"
 #include <unistd.h>
 
 #include "core/access/access.h"

@@ -1,35 +1,18 @@
 /* test_autosave_file.c -- unit tests of the autosave file format: round trip of awkward values, atomic
  * replacement, and rejection of truncated, corrupted or tampered files without returning any entry. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "unit.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/autosave/autosave.h"
 
-static char dir[64], path[128], err[512];
+static char path[128], err[512];
 
 static int setup(void **state)
 {
-    (void)state;
-    strcpy(dir, "/tmp/test_autosave.XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    snprintf(path, sizeof path, "%s/ioc.sav", dir);
+    if (unit_scratch_setup(state)) return -1;
+    unit_path(path, sizeof path, "ioc.sav");
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
 }
 
 static const char *const channels[] = {"IOC:m1.VAL", "IOC:m1.EGU", "IOC:name.VAL", "IOC:empty.VAL", "IOC:ctl.VAL"};
@@ -87,7 +70,7 @@ static void missing_file_is_not_an_error(void **state)
 {
     (void)state;
     char other[160];
-    snprintf(other, sizeof other, "%s/none.sav", dir);
+    snprintf(other, sizeof other, "%s/none.sav", unit_dir());
     autosave_set got = {0};
     assert_int_equal(autosave_file_read(other, &got, err, sizeof err), 1);
     assert_int_equal(got.n, 0);
@@ -167,5 +150,5 @@ int main(void)
         cmocka_unit_test(corruption_is_rejected),
         cmocka_unit_test(data_after_end_is_rejected),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, unit_scratch_teardown);
 }

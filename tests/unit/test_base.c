@@ -1,10 +1,5 @@
 /* test_base.c -- unit tests of src/core/base: log level names, bounded copies, time arithmetic. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <string.h>
+#include "unit.h"
 
 #include "core/base/base.h"
 

@@ -2,15 +2,8 @@
  * handshake, channel creation and failure, reads, writes, put-notify, subscriptions with coalescing under a
  * small queue limit, flow control, limits, malformed input, and the regression inputs kept from fuzzing
  * (tests/fuzz/corpus_regressions/). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <dirent.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "core/access/access.h"
 #include "core/base/base.h"

@@ -1,13 +1,7 @@
 /* test_ca_codec.c -- unit tests of the CA wire codec and DBR layouts against the reference tables of
  * epics-facts.md (sizes and value offsets of db_access.h, header byte layout, padding, beacons). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <math.h>
-#include <stdio.h>
-#include <string.h>
 
 #include "core/ca/ca_internal.h"
 

@@ -1,13 +1,8 @@
 /* test_calc.c -- the CALC expression engine: each expression's result is compared with the same
  * computation written in C (the reference), plus precedence, functions, assignments, the conditional
  * operator and syntax errors with their positions. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <math.h>
-#include <string.h>
 
 #include "core/calc/calc.h"
 

@@ -1,21 +1,13 @@
 /* test_capture.c -- HDF5 capture: every frame with its time stamp, id and stage position lands in the file;
  * unwritable paths and frame-size changes end in a clear error state, not a crash. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <hdf5.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "core/base/base.h"
 #include "drivers/capture/capture.h"
 #include "drivers/frames/frames.h"
 
-static char dir[] = "/tmp/reloc-capture-XXXXXX";
 
 static void publish(frame_ring *ring, int w, int h, double x)
 {
@@ -59,7 +51,7 @@ static void frames_and_positions_are_written(void **state)
     frame_ring *ring = frame_ring_create(64, 1, 32 * 16);
     capture *c = capture_create(ring);
     char err[256];
-    assert_int_equal(capture_start(c, dir, "scan", 7, 20, err, sizeof err), 0);
+    assert_int_equal(capture_start(c, unit_dir(), "scan", 7, 20, err, sizeof err), 0);
     for (int k = 0; k < 20; k++) {
         publish(ring, 32, 16, k * 1.5);
         usleep(2000);
@@ -69,7 +61,7 @@ static void frames_and_positions_are_written(void **state)
     assert_int_equal(st.captured, 20);
     assert_string_equal(st.message, "OK");
     char path[256];
-    snprintf(path, sizeof path, "%s/scan_0007.h5", dir);
+    snprintf(path, sizeof path, "%s/scan_0007.h5", unit_dir());
     assert_string_equal(st.file, path);
 
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -113,8 +105,8 @@ static void errors_end_the_capture_with_a_message(void **state)
     capture_status_get(c, &st);
     assert_int_equal(st.state, CAPTURE_ERROR);
 
-    assert_int_equal(capture_start(c, dir, "size", 1, 0, err, sizeof err), 0);
-    assert_int_equal(capture_start(c, dir, "again", 1, 0, err, sizeof err), -1);   /* one at a time */
+    assert_int_equal(capture_start(c, unit_dir(), "size", 1, 0, err, sizeof err), 0);
+    assert_int_equal(capture_start(c, unit_dir(), "again", 1, 0, err, sizeof err), -1);   /* one at a time */
     publish(ring, 8, 8, 0);
     usleep(50000);
     publish(ring, 4, 4, 0);
@@ -131,12 +123,9 @@ static void errors_end_the_capture_with_a_message(void **state)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frames_and_positions_are_written),
         cmocka_unit_test(errors_end_the_capture_with_a_message),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    rmdir(dir);
-    return rc;
+    return cmocka_run_group_tests(tests, unit_scratch_setup, unit_scratch_teardown);
 }

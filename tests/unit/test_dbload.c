@@ -1,47 +1,18 @@
 /* test_dbload.c -- unit tests of loading parsed databases into the record database (src/core/dbload/load.c with
  * the real src/core/db): fields, infos and aliases arrive; unknown types and fields, bad names, type clashes and
  * bad values are reported with file:line; a broken file or template creates none of its records. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "unit.h"
 #include <unistd.h>
 
 #include "core/db/db.h"
 #include "core/dbload/dbload.h"
 
-static char dir[64], err[512];
+static char err[512];
 
 static int setup(void **state)
 {
-    (void)state;
     db_register_builtins();
-    strcpy(dir, "/tmp/test_dbload.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
-}
-
-/* Writes a file into the test directory and returns its path (static buffer). */
-static const char *write_file(const char *name, const char *text)
-{
-    static char path[192];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
+    return unit_scratch_setup(state);
 }
 
 static void field_is(const char *channel, const char *want)
@@ -57,8 +28,8 @@ static void field_is(const char *channel, const char *want)
 static void load_fails(const char *name, const char *text, const char *defs, int line, const char *what,
                        const char *absent)
 {
-    const char *path = write_file(name, text);
-    char where[256];
+    const char *path = unit_write_file(name, text);
+    char where[300];
     snprintf(where, sizeof where, "%s:%d:", path, line);
     err[0] = '\0';
     assert_int_equal(dbload_records(path, defs, err, sizeof err), -1);
@@ -69,7 +40,7 @@ static void load_fails(const char *name, const char *text, const char *defs, int
 static void good_file_loads_fields_infos_aliases(void **state)
 {
     (void)state;
-    const char *path = write_file("good.db",
+    const char *path = unit_write_file("good.db",
                                   "record(ao, \"$(P)x\") {\n"
                                   "  field(DESC, \"a setting\") field(EGU, \"$(EGU=mm)\") field(PREC, 2)\n"
                                   "  info(autosaveFields, \"VAL\") alias(\"$(P)y\")\n"
@@ -116,12 +87,12 @@ static void errors_name_file_and_line_and_create_nothing(void **state)
 static void type_clash_with_existing_record(void **state)
 {
     (void)state;
-    const char *first = write_file("first.db", "record(ai, \"C:a\") { field(DESC, one) }\n");
+    const char *first = unit_write_file("first.db", "record(ai, \"C:a\") { field(DESC, one) }\n");
     if (dbload_records(first, NULL, err, sizeof err)) fail_msg("%s", err);
     load_fails("clash.db", "record(ai, \"C:new\")\nrecord(bo, \"C:a\")\n", NULL, 2, "already defined with type ai",
                "C:new");
     /* The same type again merges: fields are overridden. */
-    const char *again = write_file("again.db", "record(ai, \"C:a\") { field(DESC, two) }\n");
+    const char *again = unit_write_file("again.db", "record(ai, \"C:a\") { field(DESC, two) }\n");
     if (dbload_records(again, NULL, err, sizeof err)) fail_msg("%s", err);
     field_is("C:a.DESC", "two");
 }
@@ -129,8 +100,8 @@ static void type_clash_with_existing_record(void **state)
 static void template_is_all_or_nothing(void **state)
 {
     (void)state;
-    write_file("inst.db", "record(longout, \"$(P)v\") { field(VAL, \"$(V=0)\") }\n");
-    const char *ok = write_file("ok.substitutions",
+    unit_write_file("inst.db", "record(longout, \"$(P)v\") { field(VAL, \"$(V=0)\") }\n");
+    const char *ok = unit_write_file("ok.substitutions",
                                 "global { V=3 }\nfile inst.db { pattern { P } { T1: } { T2: } }\n"
                                 "file \"inst.db\" { { P=T3:, V=\"$(W=8)\" } }\n");
     if (dbload_template(ok, "W=9", err, sizeof err)) fail_msg("%s", err);
@@ -138,7 +109,7 @@ static void template_is_all_or_nothing(void **state)
     field_is("T2:v", "3");
     field_is("T3:v", "9");
 
-    const char *bad = write_file("bad.substitutions", "file inst.db { { P=U1: } }\nfile missing.db { { P=U2: } }\n");
+    const char *bad = unit_write_file("bad.substitutions", "file inst.db { { P=U1: } }\nfile missing.db { { P=U2: } }\n");
     assert_int_equal(dbload_template(bad, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "bad.substitutions:2: database file \"missing.db\" not found"));
     assert_null(db_find_record("U1:v"));
@@ -152,5 +123,5 @@ int main(void)
         cmocka_unit_test(type_clash_with_existing_record),
         cmocka_unit_test(template_is_all_or_nothing),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, unit_scratch_teardown);
 }

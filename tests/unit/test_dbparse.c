@@ -1,45 +1,12 @@
 /* test_dbparse.c -- unit tests of the .db and substitution-file parsers of src/core/dbload (no record database
  * involved): every syntax form, includes, macros, and the file:line messages of broken input. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "unit.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/dbload/dbload.h"
 
 static char err[512];
-static char tmpdir[64];
-
-static void write_file(const char *name, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    strcpy(tmpdir, "/tmp/test_dbparse.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_dir(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd);
-}
 
 /* Parses text that must parse. */
 static void parse_ok(dbload_db *db, const char *text, const macsub_table *macros)
@@ -150,13 +117,13 @@ static void includes_relative_and_search_path(void **state)
 {
     (void)state;
     char sub[128], other[128], top[192];
-    snprintf(sub, sizeof sub, "%s/sub", tmpdir);
-    snprintf(other, sizeof other, "%s/other", tmpdir);
+    snprintf(sub, sizeof sub, "%s/sub", unit_dir());
+    snprintf(other, sizeof other, "%s/other", unit_dir());
     assert_int_equal(mkdir(sub, 0755), 0);
     assert_int_equal(mkdir(other, 0755), 0);
-    write_file("sub/top.db", "record(ai, \"A\")\ninclude \"part.db\"\ninclude \"far.db\"\nrecord(ai, \"D\")\n");
-    write_file("sub/part.db", "record(ai, \"$(P)B\")\n");
-    write_file("other/far.db", "\n\nrecord(ai, \"C\") { field(DESC, x) }\n");
+    unit_write_file("sub/top.db", "record(ai, \"A\")\ninclude \"part.db\"\ninclude \"far.db\"\nrecord(ai, \"D\")\n");
+    unit_write_file("sub/part.db", "record(ai, \"$(P)B\")\n");
+    unit_write_file("other/far.db", "\n\nrecord(ai, \"C\") { field(DESC, x) }\n");
     setenv("EPICS_DB_INCLUDE_PATH", other, 1);
     macsub_table *m = macsub_create(NULL, 0);
     macsub_define(m, "P", "inc:");
@@ -173,7 +140,7 @@ static void includes_relative_and_search_path(void **state)
     assert_string_equal(db.records[3].name, "D");
     dbload_db_free(&db);
 
-    write_file("sub/self.db", "include \"self.db\"\n");
+    unit_write_file("sub/self.db", "include \"self.db\"\n");
     snprintf(top, sizeof top, "%s/self.db", sub);
     assert_int_equal(dbload_parse_file(&db, top, m, err, sizeof err), -1);
     assert_non_null(strstr(err, "self.db:1: includes nested too deeply"));
@@ -261,5 +228,5 @@ int main(void)
         cmocka_unit_test(broken_input_names_file_and_line),
         cmocka_unit_test(substitution_files),
     };
-    return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+    return cmocka_run_group_tests(tests, unit_scratch_setup, unit_scratch_teardown);
 }

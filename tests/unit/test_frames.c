@@ -1,12 +1,7 @@
 /* test_frames.c -- the frame ring: the producer never waits, a slow consumer drops frames (and says so)
  * without holding back a fast one, sequential consumers get frames in order, shutdown wakes waiters. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <pthread.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "core/base/base.h"

@@ -1,19 +1,9 @@
 /* test_imageio.c -- writers of src/formats/imageio round-trip through the readers; bad paths are reported. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "unit.h"
 #include <unistd.h>
 
 #include "formats/imageio/imageio.h"
 
-static char dir[] = "/tmp/reloc-imageio-XXXXXX";
-
-static void path_in_dir(char *buf, size_t len, const char *name) { snprintf(buf, len, "%s/%s", dir, name); }
 
 static void tiff_float_and_u16_round_trip(void **state)
 {
@@ -22,14 +12,14 @@ static void tiff_float_and_u16_round_trip(void **state)
     for (int i = 0; i < 24; i++) data[i] = (float)(i * 1000.25 - 3000);
     char path[256], err[256];
     image img;
-    path_in_dir(path, sizeof path, "f.tif");
+    unit_path(path, sizeof path, "f.tif");
     assert_int_equal(image_write_tiff(path, data, 6, 4, 0, err, sizeof err), 0);
     assert_int_equal(image_read(path, &img, err, sizeof err), 0);
     assert_int_equal(img.type, PIX_F32);
     assert_memory_equal(img.data, data, sizeof data);
     image_free(&img);
 
-    path_in_dir(path, sizeof path, "u.tif");
+    unit_path(path, sizeof path, "u.tif");
     assert_int_equal(image_write_tiff(path, data, 6, 4, 1, err, sizeof err), 0);
     assert_int_equal(image_read(path, &img, err, sizeof err), 0);
     assert_int_equal(img.type, PIX_U16);
@@ -46,7 +36,7 @@ static void png_grey_scaled_round_trip(void **state)
     float data[3 * 2] = {10, 20, 30, 40, 50, 60};
     char path[256], err[256];
     image img;
-    path_in_dir(path, sizeof path, "g.png");
+    unit_path(path, sizeof path, "g.png");
     assert_int_equal(image_write_png(path, data, 3, 2, 0, 0, err, sizeof err), 0);   /* auto range */
     assert_int_equal(image_read(path, &img, err, sizeof err), 0);
     assert_int_equal(img.type, PIX_U8);
@@ -68,24 +58,6 @@ static void unwritable_and_unknown_paths_are_reported(void **state)
     assert_int_equal(image_read("/nonexistent-dir/x.tif", &img, err, sizeof err), -1);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    const char *names[] = {"f.tif", "u.tif", "g.png"};
-    char path[256];
-    for (size_t i = 0; i < 3; i++) {
-        path_in_dir(path, sizeof path, names[i]);
-        unlink(path);
-    }
-    return rmdir(dir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -93,5 +65,5 @@ int main(void)
         cmocka_unit_test(png_grey_scaled_round_trip),
         cmocka_unit_test(unwritable_and_unknown_paths_are_reported),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, unit_scratch_setup, unit_scratch_teardown);
 }

@@ -1,15 +1,8 @@
 /* test_locate.c -- unit tests of src/kernels/detection: parameter validation, empty and flat frames, the band pass
  * against a direct (non-separable) evaluation of its definition, one rendered spot, CSV output, and the
  * linker's IDs under displacement priors and memory. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "kernels/detection/detection.h"
 

@@ -1,11 +1,5 @@
 /* test_macsub.c -- unit tests of src/core/macsub: every reference form, nesting, escapes, errors, definitions. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdlib.h>
-#include <string.h>
+#include "unit.h"
 
 #include "core/macsub/macsub.h"
 

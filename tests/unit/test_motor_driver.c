@@ -2,15 +2,8 @@
  * protocols/simmotor.proto: moves end where asked, status bits decode, a refused command fails with the
  * controller's reason, garbage replies and a killed controller mark the axis disconnected, commands made
  * while disconnected fail (never replayed later), and the driver reconnects by itself. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>

@@ -1,12 +1,7 @@
 /* test_preview.c -- the JPEG preview: a subscriber receives decodable JPEGs of the newest frames with the
  * header a screen needs (frame id, shapes, binning, levels, stage position, pixel size, posted results). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <cjson/cJSON.h>
-#include <string.h>
 #include <turbojpeg.h>
 #include <unistd.h>
 #include <zmq.h>

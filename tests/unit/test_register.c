@@ -1,14 +1,8 @@
 /* test_register.c -- unit tests of src/kernels/registration on synthetic scenes whose transform is known exactly: Gaussian
  * blobs drawn analytically at their true (shifted, rotated, scaled) positions, so no interpolation of ours or
  * anybody's enters the ground truth. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "kernels/registration/registration.h"
 

@@ -1,13 +1,6 @@
 /* test_shell.c -- unit tests of the st.cmd shell: iocsh word splitting and quoting, environment macros,
  * argument count and type checks, scripts stopping at the first failing line with file:line, includes. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "unit.h"
 #include <unistd.h>
 
 #include "core/shell/shell.h"

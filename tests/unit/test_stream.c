@@ -1,12 +1,6 @@
 /* test_stream.c -- unit tests of src/drivers/stream: protocol file parsing, output formatting, input matching and
  * converters, handlers and timeouts, run against a scripted byte stream (no sockets). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <string.h>
+#include "unit.h"
 
 #include "drivers/stream/stream.h"
 

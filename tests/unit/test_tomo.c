@@ -1,14 +1,8 @@
 /* test_tomo.c -- unit tests of src/kernels/tomo: the back-projector is the projector's transpose, response ratios and
  * weight fractions are exact on exact data, the edge-spread-function threshold sits halfway up a blurred edge,
  * and the metrics behave as their definitions say. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "kernels/tomo/tomo.h"
 

@@ -1,12 +1,7 @@
 /* test_web_http.c -- the web view's HTTP plumbing (src/live/web/http.c): requests arriving in pieces, with a
  * form body, pipelined, malformed or oversized; form numbers; and the per-browser output buffer that never
  * grows past its limit and never holds half a response, written to a real socket pair. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <string.h>
+#include "unit.h"
 #include <sys/socket.h>
 #include <unistd.h>
 

@@ -1,14 +1,7 @@
 /* test_xanes.c -- unit tests of src/kernels/xanes: exact fits of known polynomials, the alignment hook, and the live
  * use (images appended one by one in any energy order, analysis refreshed after each). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "kernels/xanes/xanes.h"
 

@@ -2,15 +2,8 @@
  * forward model exactly for every numerical choice when the composition is uniform along the beam; the streaming
  * engine fed in chunks of any size, in either direction, ends with the batch map, never changes a row it published
  * as final, and a rejected chunk changes nothing. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "kernels/xrf/xrf.h"
 

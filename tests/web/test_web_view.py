@@ -15,14 +15,12 @@ import time
 import urllib.error
 import urllib.request
 
-import epics
 import pytest
 
 import ioc as ioc_module
-from ioc import wait_for
+from ioc import pv_under, wait_for
 
 TOP = ioc_module.TOP
-BOOT = TOP / "iocBoot" / "iocreloc"
 HERE = TOP / "tests" / "web"
 SAMPLE = TOP / "sim" / "sample_default.json"
 P = "WEB:"
@@ -38,10 +36,7 @@ def sample_particles():
             for f in sample["features"] if f["type"] == "particle"]
 
 
-def pv(name):
-    channel = epics.PV(P + name, auto_monitor=False)
-    assert channel.wait_for_connection(10), f"{P}{name} did not connect"
-    return channel
+pv = pv_under(P)
 
 
 def frame_size(base):
@@ -74,9 +69,8 @@ def node_modules():
 @pytest.fixture
 def web_ioc(start_ioc, tmp_path, ioc_env):
     """The default IOC as st.cmd starts it, with a free web port and its own autosave file."""
-    env = dict(ioc_env, RELOC_PREFIX=P, RELOC_TOP=str(TOP), RELOC_WEB_ADDRESS="127.0.0.1:0",
-               RELOC_AUTOSAVE_FILE=str(tmp_path / "reloc.sav"))
-    start_ioc(f"cd {BOOT}\n< st.cmd\n", env=env)
+    env = ioc_module.default_env(ioc_env, tmp_path, P, RELOC_TOP=str(TOP), RELOC_WEB_ADDRESS="127.0.0.1:0")
+    start_ioc(ioc_module.default_st_cmd(), env=env)
     port = pv("web:Port")
     wait_for(lambda: (port.get() or 0) > 0, 10, "web:Port")
     return f"http://127.0.0.1:{port.get()}/"
@@ -177,14 +171,9 @@ def test_bad_requests_get_clear_errors(web_ioc):
     ('webServerConfigure("127.0.0.1:0", "CAM1", "web", "X:web:")\n'
      'webServerConfigure("127.0.0.1:0", "CAM1", "web", "X:web:")', "configured already"),
 ])
-def test_st_cmd_errors_stop_startup(tmp_path, ioc_env, lines, message):
-    script = f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n{lines}\niocInit\n'
-    server = ioc_module.Ioc(script, tmp_path, env=ioc_env)
-    server.start(expect_ready=False)
-    code = server.wait_exit(20)
-    server._log.close()
-    server.check_sanitizers()
-    assert code != 0 and message in server.log(), server.log()
+def test_st_cmd_errors_stop_startup(refuses_to_start, lines, message):
+    log = refuses_to_start(f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n{lines}\niocInit\n')
+    assert message in log, log
 
 
 def test_missing_channels_are_logged_and_left_out(start_ioc):

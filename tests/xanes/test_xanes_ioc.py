@@ -3,17 +3,15 @@ and the white-line map, histogram and summary PVs update; the final map equals t
 the same images (bin/reloc-xanes), and a bad setting is refused."""
 import json
 import time
-from pathlib import Path
 
-import epics
 import numpy as np
 import pytest
 import zmq
 
 import ioc as ioc_module
+from ioc import pv_under, wait_for
 import xanes_synth as xs
 
-TOP = Path(__file__).resolve().parents[2]
 P = "TXAN:"
 W, H = 20, 12
 ENERGY = np.arange(8335.0, 8361.0, 1.0)
@@ -21,23 +19,12 @@ SCALE = 1e-4
 
 
 def st_cmd(endpoint):
-    return f"""epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP}/db"
-cameraConfigure("CAM1", "zmq", "{endpoint}", {W}, {H})
-xanesLiveConfigure("XANES", "CAM1", "{P}energy", {W * H})
-dbLoadRecords("camera.db", "P={P},PORT=CAM1,NELM={W * H},XSIZE={W},YSIZE={H}")
-dbLoadRecords("xanes.db", "P={P},R=xanes:,PORT=XANES,NELM={W * H}")
-iocInit
-"""
+    return ioc_module.st_cmd(ioc_module.camera(P, "CAM1", "zmq", endpoint, W, H),
+                             f'xanesLiveConfigure("XANES", "CAM1", "{P}energy", {W * H})',
+                             f'dbLoadRecords("xanes.db", "P={P},R=xanes:,PORT=XANES,NELM={W * H}")')
 
 
-def pv(name):
-    p = epics.PV(P + name, auto_monitor=False)
-    assert p.wait_for_connection(10), name
-    return p
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    return ioc_module.wait_for(predicate, timeout, what)
+pv = pv_under(P)
 
 
 def test_energy_scan_builds_the_white_line_map_live(start_ioc, tmp_path):

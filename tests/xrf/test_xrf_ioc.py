@@ -3,17 +3,14 @@ script writes them through PVs), and the corrected and weight-fraction maps, pro
 as PVs; the final maps equal the batch correction; bad chunks are refused with a status, and a scan can be
 aborted and a new one started without restarting the IOC."""
 import json
-import time
-from pathlib import Path
 
-import epics
 import numpy as np
 import pytest
 
 import ioc as ioc_module
+from ioc import pv_under, wait_for
 from conftest import BIN, CONFIGS, correct, run, simulate
 
-TOP = Path(__file__).resolve().parents[2]
 P = "TXRF:"
 SIZE = 24
 
@@ -22,27 +19,19 @@ def st_cmd(tmp_path):
     out = tmp_path / "scans"
     out.mkdir(exist_ok=True)
     nelm = SIZE * SIZE
-    return f"""epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP}/db"
-xrfCorrectionConfigure("XRF", "{CONFIGS['feni']}", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", "{out}", {nelm})
-dbLoadRecords("xrf.db", "P={P},R=xrf:,PORT=XRF,CHUNK_NELM=4096")
-dbLoadRecords("xrf_element.db", "P={P},R=xrf:,PORT=XRF,N=0,NELM={nelm}")
-dbLoadRecords("xrf_element.db", "P={P},R=xrf:,PORT=XRF,N=1,NELM={nelm}")
-iocInit
-"""
+    return ioc_module.st_cmd(
+        f'xrfCorrectionConfigure("XRF", "{CONFIGS["feni"]}", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", "{out}", '
+        f'{nelm})',
+        f'dbLoadRecords("xrf.db", "P={P},R=xrf:,PORT=XRF,CHUNK_NELM=4096")',
+        f'dbLoadRecords("xrf_element.db", "P={P},R=xrf:,PORT=XRF,N=0,NELM={nelm}")',
+        f'dbLoadRecords("xrf_element.db", "P={P},R=xrf:,PORT=XRF,N=1,NELM={nelm}")')
 
 
-def pv(name):
-    p = epics.PV(P + "xrf:" + name, auto_monitor=False)
-    assert p.wait_for_connection(10), f"{name} did not connect"
-    return p
+pv = pv_under(P + "xrf:")
 
 
 def text(name):
     return bytes(pv(name).get()).split(b"\0")[0].decode()
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    return ioc_module.wait_for(predicate, timeout, what)
 
 
 def maps_of(name_prefix):
@@ -54,9 +43,9 @@ def test_zmq_fly_scan_gives_the_batch_maps_as_pvs(start_ioc, tmp_path):
     cfg = CONFIGS["feni"]
     simulate(cfg, tmp_path / "sim.h5", size=SIZE, alpha=0.2, nu=5)
     batch = correct(cfg, tmp_path / "sim.h5", tmp_path / "batch.h5")
-    assert pv("Elements_RBV").get() == "Fe Ni"
+    wait_for(lambda: pv("Elements_RBV").get() == "Fe Ni", what="the element list")
+    wait_for(lambda: text("PullEndpoint_RBV").startswith("tcp://127.0.0.1:"), what=f"the endpoint\n{ioc.log()}")
     endpoint = text("PullEndpoint_RBV")
-    assert endpoint.startswith("tcp://127.0.0.1:"), ioc.log()
     run([BIN / "reloc-sim-xrf", "--config", cfg, "--size", SIZE, "--alpha", 0.2, "--nu", 5, "--push", endpoint,
          "--direction", "ascending", "--chunk-lines", 5, "--scan", 7])
     wait_for(lambda: pv("Ended_RBV").get() == 1, what="the scan to end")

@@ -429,21 +429,9 @@ int access_init(char *err, size_t errlen)
         access_clear();
         return 0;
     }
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot open access security file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 4096, len = 0;
-    char *text = xmalloc(cap);
-    size_t n;
-    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            text = xrealloc(text, cap *= 2);
-    }
-    fclose(f);
-    text[len] = 0;
+    char why[512];
+    char *text = file_read_all(path, 0, NULL, why, sizeof why);
+    if (!text) return error_set(err, errlen, "access security file: %s", why);
     int rc = access_load_text(text, path, err, errlen);
     free(text);
     if (rc == 0)

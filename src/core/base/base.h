@@ -1,4 +1,4 @@
-/* base.h -- what every concern of reloc uses: logging, time, checked allocation, bounded strings.
+/* base.h -- what every concern of reloc uses: logging, time, checked allocation, bounded strings, whole files.
  *
  * Logging: one line per event on stderr, "2026-11-21T13:45:01.123Z LEVEL [module] text". The level
  * threshold comes from RELOC_LOG_LEVEL (debug, info, warn, error; default info) and can be changed at
@@ -48,6 +48,11 @@ double um_per_length_unit(const char *egu);
 /* For hand-written parsers of configuration files: skips white space and '#' comments (to the end of the line),
  * adding the newlines passed to *line; returns where the next token starts. */
 const char *skip_blanks_and_comments(const char *p, int *line);
+
+/* Reads a whole regular file: returns its bytes followed by a NUL (the caller frees them) and their count in *len
+ * (when len is not NULL); max_bytes 0 means no limit. NULL with "cannot open PATH: reason", "PATH: not a regular
+ * file" (a FIFO or /dev/zero would never end), "PATH: larger than N bytes" or "PATH: read error" in err. */
+char *file_read_all(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen);
 
 /* Copies at most dst_size-1 bytes and always terminates; returns strlen(src) (truncation if >= dst_size). */
 size_t str_copy(char *dst, const char *src, size_t dst_size);

@@ -218,6 +218,8 @@ void ca_client_refill_locked(ca_client *c);
 
 /* Scratch buffer for encoding replies. Guarded by the db lock (every user holds it). */
 uint8_t *ca_scratch_locked(size_t n);
+/* [db locked] The scratch buffer is about to be overwritten: a monitor update kept there is gone. */
+void ca_scratch_reused_locked(void);
 /* [db locked] Encodes a READ_NOTIFY reply or EVENT_ADD update (cmd) of the channel into the scratch buffer:
  * P1 = ECA status (no read access, conversion failure, too large), P2 = p2. Returns the message size. */
 size_t ca_encode_value_locked(ca_channel *ch, uint16_t cmd, uint16_t dtype, uint32_t count, uint32_t p2,

@@ -72,6 +72,7 @@ static ca_bytes scratch;
 
 uint8_t *ca_scratch_locked(size_t n)
 {
+    ca_scratch_reused_locked();
     scratch.len = 0;
     scratch.head = 0;
     return ca_bytes_reserve(&scratch, n);

@@ -169,7 +169,16 @@ int ca_dbr_read(const db_addr *addr, unsigned type, uint32_t count, uint8_t *out
         return ECA_GETFAIL;
     db_meta meta;
     memset(&meta, 0, sizeof meta);
-    db_get_meta(addr, &meta);
+    int cls = (int)type / 7;
+    if (type <= DBR_DOUBLE + 7 * CLS_TIME && cls != CLS_PLAIN) {
+        /* STS and TIME carry only the alarm and the time stamp: no record-support metadata on this path,
+         * the one scalar gets and most monitors take */
+        meta.status = addr->rec->stat;
+        meta.severity = addr->rec->sevr;
+        meta.stamp = addr->rec->time;
+    } else if (cls != CLS_PLAIN) {
+        db_get_meta(addr, &meta);
+    }
     if (type == DBR_CLASS_NAME) {
         str_copy((char *)out, meta.class_name ? meta.class_name : "", DB_STRING_SIZE);
         return ECA_NORMAL;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/access/access.h"
 #include "core/base/base.h"
 
 /* [client lock] */
@@ -33,12 +34,64 @@ static void keep_newest_locked(ca_client *c, ca_sub *s, const uint8_t *msg, size
     c->pending_tail = s;
 }
 
-/* [db locked] */
-static void post_update_locked(ca_sub *s)
+/* The update just encoded into the scratch buffer, while it is still there: every subscriber of the same
+ * channel with the same type and count gets the same bytes from one record post (db_post_events calls their
+ * callbacks one after the other), so a camera frame watched by ten clients is converted once. [db locked] */
+static struct {
+    int valid;                          /* the scratch buffer holds this update (cleared by other encodes) */
+    const db_record *rec;
+    const db_field_desc *field;
+    int long_string, minor13;
+    uint16_t dtype;
+    uint32_t count;
+    uint64_t posts;                     /* rec->posts when encoded: a later post is a new value */
+    uint8_t *msg;
+    size_t len;
+} last_update;
+
+static int same_update(const ca_sub *s)
+{
+    const db_addr *a = &s->chan->addr;
+    return last_update.valid && last_update.rec == a->rec && last_update.field == a->field &&
+           last_update.long_string == a->long_string && last_update.dtype == s->dtype &&
+           last_update.count == s->count && last_update.minor13 == (s->chan->client->minor >= 13) &&
+           last_update.posts == a->rec->posts && (s->chan->rights & ACCESS_READ);
+}
+
+/* [db locked] Encodes the subscription's update, or reuses the one a subscriber of the same post got. */
+static size_t encode_update_locked(ca_sub *s, int from_post, uint8_t **msg)
+{
+    if (from_post && same_update(s)) {
+        ca_put32(last_update.msg + 12, s->subid);      /* P2 sits at 12 in both header forms */
+        *msg = last_update.msg;
+        return last_update.len;
+    }
+    size_t n = ca_encode_value_locked(s->chan, CA_PROTO_EVENT_ADD, s->dtype, s->count, s->subid, msg);
+    const db_addr *a = &s->chan->addr;
+    last_update.valid = from_post && ca_get32(*msg + 8) == ECA_NORMAL;
+    last_update.rec = a->rec;
+    last_update.field = a->field;
+    last_update.long_string = a->long_string;
+    last_update.minor13 = s->chan->client->minor >= 13;
+    last_update.dtype = s->dtype;
+    last_update.count = s->count;
+    last_update.posts = a->rec->posts;
+    last_update.msg = *msg;
+    last_update.len = n;
+    return n;
+}
+
+void ca_scratch_reused_locked(void)
+{
+    last_update.valid = 0;
+}
+
+/* [db locked] from_post: called by a record post (not a subscription's first value). */
+static void post_update_locked(ca_sub *s, int from_post)
 {
     ca_client *c = s->chan->client;
     uint8_t *msg;
-    size_t n = ca_encode_value_locked(s->chan, CA_PROTO_EVENT_ADD, s->dtype, s->count, s->subid, &msg);
+    size_t n = encode_update_locked(s, from_post, &msg);
     pthread_mutex_lock(&c->lock);
     int room = c->out.len == 0 || c->out.len + n <= ca_server_limits.max_queue_bytes;
     if (s->on_pending_list || c->events_off || !room) {
@@ -57,7 +110,7 @@ static void sub_event(void *user, const db_addr *addr, unsigned mask)
 {
     (void)addr;
     (void)mask;
-    post_update_locked(user);
+    post_update_locked(user, 1);
 }
 
 void ca_client_refill_locked(ca_client *c)
@@ -92,7 +145,7 @@ int ca_sub_start(ca_client *c, ca_channel *ch, const ca_hdr *h, uint16_t mask)
         log_warn("ca", "client %s: cannot subscribe to %s", c->peer, ch->name);
     /* The first update goes out at once whatever the mask; later ones when an event matches it. */
     db_lock();
-    post_update_locked(s);
+    post_update_locked(s, 0);
     db_unlock();
     return 0;
 }

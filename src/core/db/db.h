@@ -166,6 +166,7 @@ typedef struct db_common {
     const struct db_dset *dset;
     void *dpvt;                              /* device support private */
     struct db_subscription_list *subs;       /* monitors */
+    uint64_t posts;                          /* db_post_events calls that reached a monitor (db lock) */
     struct db_put_notify *notify;            /* put-with-completion in progress */
     struct db_info *info;                    /* info(key, value) items */
     uint8_t finished;                        /* db_process_finish ran during this processing */

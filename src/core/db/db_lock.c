@@ -39,9 +39,12 @@ typedef struct hook_list {
 
 static hook_list init_hooks, shutdown_hooks, exit_hooks;   /* start-up thread only */
 
+/* The calling thread's id, asked of the kernel once per thread (db_lock runs on every CA request). */
 static long thread_id(void)
 {
-    return (long)syscall(SYS_gettid);
+    static _Thread_local long id;
+    if (!id) id = (long)syscall(SYS_gettid);
+    return id;
 }
 
 void db_lock(void)

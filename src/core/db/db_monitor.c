@@ -67,6 +67,7 @@ void db_unsubscribe(db_subscription *sub)
 void db_post_events(db_record *rec, const void *pfield, unsigned mask)
 {
     if (!rec->subs || !mask) return;
+    rec->posts++;         /* lets a protocol encode one update for all monitors of this post */
     db_subscription *sub = rec->subs->head;
     while (sub) {
         db_subscription *next = sub->next;    /* a CP callback may not unsubscribe, but stay safe */

@@ -55,6 +55,31 @@ typedef struct ptr_table {
 
 static ptr_table record_types, menus, dsets;
 
+/* Each registered record type's fields (db_common's and its own) sorted by name, so that a field is found
+ * by binary search: record processing and device support look fields up by name on every pass.
+ * field_index[i] belongs to record_types.items[i]. Written at registration (start-up thread), read-only
+ * afterwards. */
+typedef struct field_index {
+    const db_field_desc **sorted;
+    size_t n;
+} field_index;
+static field_index *field_indexes;
+
+static int compare_field_names(const void *a, const void *b)
+{
+    return strcmp((*(const db_field_desc *const *)a)->name, (*(const db_field_desc *const *)b)->name);
+}
+
+static void index_fields(size_t slot, const db_record_type *type)
+{
+    field_indexes = xrealloc(field_indexes, record_types.cap * sizeof *field_indexes);
+    field_index *ix = &field_indexes[slot];
+    ix->n = db_field_count(type);
+    ix->sorted = xmalloc(ix->n * sizeof *ix->sorted);
+    for (size_t i = 0; i < ix->n; i++) ix->sorted[i] = db_field_at(type, i);
+    qsort(ix->sorted, ix->n, sizeof *ix->sorted, compare_field_names);
+}
+
 static void table_add(ptr_table *t, const void *item)
 {
     if (t->count == t->cap) {
@@ -72,6 +97,9 @@ static void table_free(ptr_table *t)
 
 void registry_clear(void)
 {
+    for (size_t i = 0; i < record_types.count; i++) free(field_indexes[i].sorted);
+    free(field_indexes);
+    field_indexes = NULL;
     table_free(&record_types);
     table_free(&menus);
     table_free(&dsets);
@@ -101,7 +129,10 @@ const db_record_type *db_find_record_type(const char *name)
 
 int db_register_record_type(const db_record_type *type)
 {
-    return table_register(&record_types, type, type->name);
+    size_t before = record_types.count;
+    int status = table_register(&record_types, type, type->name);
+    if (record_types.count > before) index_fields(before, type);
+    return status;
 }
 
 int db_register_menu(const db_menu *menu)
@@ -148,10 +179,18 @@ const db_field_desc *db_field_at(const db_record_type *type, size_t index)
 
 const db_field_desc *db_find_field(const db_record *rec, const char *field)
 {
-    size_t n = db_field_count(rec->rtype);
-    for (size_t i = 0; i < n; i++) {
-        const db_field_desc *f = db_field_at(rec->rtype, i);
-        if (strcmp(f->name, field) == 0) return f;
+    for (size_t t = 0; t < record_types.count; t++) {
+        if (record_types.items[t] != rec->rtype) continue;
+        const field_index *ix = &field_indexes[t];
+        size_t lo = 0, hi = ix->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            int c = strcmp(ix->sorted[mid]->name, field);
+            if (c == 0) return ix->sorted[mid];
+            if (c < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        return NULL;
     }
     return NULL;
 }

@@ -190,28 +190,10 @@ char *lex_take_value(lexer *lx, const char *what)
 
 char *lex_read_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %m", path);
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {   /* a FIFO or /dev/zero would never end */
-        snprintf(err, errlen, "%s: not a regular file", path);
-        fclose(f);
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream(&buf, &size);
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) fwrite(chunk, 1, n, out);
-    int failed = ferror(f);
-    fclose(f);
-    fclose(out);
-    if (failed || memchr(buf, '\0', size)) {
-        snprintf(err, errlen, "%s: %s", path, failed ? "read error" : "binary file (NUL byte)");
+    size_t size;
+    char *buf = file_read_all(path, 0, &size, err, errlen);
+    if (buf && memchr(buf, '\0', size)) {
+        snprintf(err, errlen, "%s: binary file (NUL byte)", path);
         free(buf);
         return NULL;
     }

@@ -4,6 +4,7 @@
 #include "drivers/capture/capture.h"
 
 #include "core/base/base.h"
+#include "formats/h5array/h5array.h"
 
 #include <hdf5.h>
 #include <pthread.h>
@@ -62,7 +63,7 @@ static void output_close(h5_output *o)
 /* Creates the file and the 1D series; the image dataset waits for the first frame's size. */
 static int output_open(h5_output *o, const char *path, char *err, size_t errlen)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5array_quiet();
     memset(o, 0, sizeof *o);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);   /* required for SWMR */

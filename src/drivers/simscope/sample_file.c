@@ -24,28 +24,6 @@ static int number(const cJSON *obj, const char *key, double fallback, double *ou
     return 0;
 }
 
-static char *read_file(const char *path, char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        error_set(err, errlen, "%s: cannot open sample description", path);
-        return NULL;
-    }
-    fseek(fp, 0, SEEK_END);
-    long size = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    if (size < 0 || size > 64L * 1024 * 1024) {
-        fclose(fp);
-        error_set(err, errlen, "%s: unreadable or too large", path);
-        return NULL;
-    }
-    char *text = xmalloc((size_t)size + 1);
-    size_t got = fread(text, 1, (size_t)size, fp);
-    fclose(fp);
-    text[got] = '\0';
-    return text;
-}
-
 static const struct { const char *name; simscope_feature_kind kind; } kinds[] = {
     {"particle", FEATURE_PARTICLE}, {"square", FEATURE_SQUARE}, {"L", FEATURE_L}, {"edge", FEATURE_EDGE},
 };
@@ -83,7 +61,7 @@ static int parse_feature(const cJSON *item, int index, simscope_feature *f, cons
 
 simscope_sample *simscope_load(const char *path, char *err, size_t errlen)
 {
-    char *text = read_file(path, err, errlen);
+    char *text = file_read_all(path, 64u << 20, NULL, err, errlen);   /* larger is not a sample description */
     if (!text) return NULL;
     cJSON *root = cJSON_Parse(text);
     free(text);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #define TOKEN_MAX 2048
@@ -677,35 +678,27 @@ void stream_free(stream_file *file)
 stream_file *stream_load(const char *path, char *err, size_t errlen)
 {
     char full[1024];
-    FILE *fp = NULL;
+    int found = 0;
     if (strchr(path, '/')) {
         str_copy(full, path, sizeof full);
-        fp = fopen(full, "r");
+        found = access(full, R_OK) == 0;
     } else {
         const char *search = getenv("STREAM_PROTOCOL_PATH");
         char dirs[2048];
         str_copy(dirs, search && *search ? search : ".", sizeof dirs);
         char *save = NULL;
-        for (char *dir = strtok_r(dirs, ":", &save); dir && !fp; dir = strtok_r(NULL, ":", &save)) {
+        for (char *dir = strtok_r(dirs, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
             snprintf(full, sizeof full, "%s/%s", dir, path);
-            fp = fopen(full, "r");
+            found = access(full, R_OK) == 0;
         }
     }
-    if (!fp) {
+    if (!found) {
         snprintf(err, errlen, "cannot open protocol file %s (STREAM_PROTOCOL_PATH=%s)", path,
                  getenv("STREAM_PROTOCOL_PATH") ? getenv("STREAM_PROTOCOL_PATH") : "");
         return NULL;
     }
-    size_t cap = 4096, len = 0;
-    char *text = xmalloc(cap);
-    size_t n;
-    while ((n = fread(text + len, 1, cap - len - 1, fp)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            text = xrealloc(text, cap *= 2);
-    }
-    fclose(fp);
-    text[len] = '\0';
+    char *text = file_read_all(full, 0, NULL, err, errlen);
+    if (!text) return NULL;
     stream_file *file = stream_parse(text, full, err, errlen);
     free(text);
     return file;

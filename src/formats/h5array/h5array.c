@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct h5out {
     hid_t file;
@@ -24,7 +25,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static void quiet_hdf5(void)
+void h5array_quiet(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
@@ -74,7 +75,7 @@ static int read_dataset(const char *file, const char *dset, hid_t mem_type, size
 {
     memset(shape, 0, sizeof *shape);
     *data = NULL;
-    quiet_hdf5();
+    h5array_quiet();
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         set_err(err, errlen, "cannot open HDF5 file '%s'", file);
@@ -144,7 +145,7 @@ float *h5array_read_float(const char *file, const char *dset, h5array *shape, ch
 
 int h5array_read_attr_string(const char *file, const char *object, const char *name, char *out, size_t outlen)
 {
-    quiet_hdf5();
+    h5array_quiet();
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return -1;
     int rc = -1;
@@ -187,19 +188,6 @@ int h5array_read_attr_string(const char *file, const char *object, const char *n
     return rc;
 }
 
-h5out *h5out_create(const char *file, char *err, size_t errlen)
-{
-    quiet_hdf5();
-    hid_t f = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        set_err(err, errlen, "cannot create HDF5 file '%s'", file);
-        return NULL;
-    }
-    h5out *out = xcalloc(1, sizeof *out);
-    out->file = f;
-    return out;
-}
-
 static int fail(h5out *out, const char *what, const char *name)
 {
     if (!out->failed) snprintf(out->error, sizeof out->error, "%s '%s' failed", what, name);
@@ -207,17 +195,54 @@ static int fail(h5out *out, const char *what, const char *name)
     return -1;
 }
 
+static h5out *output_of(hid_t file)
+{
+    h5out *out = xcalloc(1, sizeof *out);
+    out->file = file;
+    return out;
+}
+
+h5out *h5out_create(const char *file, char *err, size_t errlen)
+{
+    h5array_quiet();
+    hid_t f = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        set_err(err, errlen, "cannot create HDF5 file '%s'", file);
+        return NULL;
+    }
+    return output_of(f);
+}
+
+h5out *h5out_add(const char *file, char *err, size_t errlen)
+{
+    if (access(file, F_OK) != 0) return h5out_create(file, err, errlen);
+    h5array_quiet();
+    hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) {
+        set_err(err, errlen, "%s exists and is not a writable HDF5 file", file);
+        return NULL;
+    }
+    return output_of(f);
+}
+
+int h5out_remove(h5out *out, const char *object)
+{
+    if (H5Lexists(out->file, object, H5P_DEFAULT) <= 0) return 0;
+    return H5Ldelete(out->file, object, H5P_DEFAULT) < 0 ? fail(out, "removing", object) : 0;
+}
+
 static int write_dataset(h5out *out, const char *dset, hid_t file_type, hid_t mem_type, const void *data, int rank,
                          const size_t *dims)
 {
     hsize_t hd[H5ARRAY_MAX_RANK];
     if (rank < 1 || rank > H5ARRAY_MAX_RANK) return fail(out, "writing dataset", dset);
-    for (int i = 0; i < rank; i++) hd[i] = dims[i];
+    hsize_t count = 1;
+    for (int i = 0; i < rank; i++) count *= hd[i] = dims[i];
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     hid_t space = H5Screate_simple(rank, hd, NULL);
     hid_t d = H5Dcreate2(out->file, dset, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = (d >= 0 && H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0) ? 0 : -1;
+    int rc = (d >= 0 && (count == 0 || H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0)) ? 0 : -1;
     if (d >= 0) H5Dclose(d);
     H5Sclose(space);
     H5Pclose(lcpl);
@@ -237,6 +262,11 @@ int h5out_write_double(h5out *out, const char *dset, const double *data, int ran
 int h5out_write_int(h5out *out, const char *dset, const int *data, int rank, const size_t *dims)
 {
     return write_dataset(out, dset, H5T_STD_I32LE, H5T_NATIVE_INT, data, rank, dims);
+}
+
+int h5out_write_long(h5out *out, const char *dset, const long *data, int rank, const size_t *dims)
+{
+    return write_dataset(out, dset, H5T_STD_I64LE, H5T_NATIVE_LONG, data, rank, dims);
 }
 
 static int write_attr(h5out *out, const char *object, const char *name, hid_t type, const void *value)

@@ -2,7 +2,8 @@
  * analysis kernels (reloc-xanes, reloc-tomo). Arrays are read as float or double whatever the stored type
  * (HDF5 converts), with their shape; results are written as datasets with scalar attributes. Every call
  * opens and closes what it uses, so the functions are thread-safe as far as libhdf5 itself is (callers in
- * reloc use them from one thread). Errors are returned as text in err; HDF5's own error stack is silenced.
+ * reloc use them from one thread). Errors are returned as text in err; HDF5's own error stack is silenced
+ * (h5array_quiet, which every other user of libhdf5 in reloc calls too).
  *
  * Locations are "file.h5:/path/to/dataset"; h5array_split() parses them.
  */
@@ -19,6 +20,10 @@ typedef struct h5array {
     double *data;                     /* product(dims) samples, owned by the array */
 } h5array;
 
+/* Stops libhdf5 from printing its error stack for the calling thread (a thread-safe libhdf5 keeps one per
+ * thread): reloc reports HDF5 failures itself, as text. Call it before HDF5 calls on each thread that makes them. */
+void h5array_quiet(void);
+
 /* Splits "file.h5:/dset" into file and dataset (default_dset when there is no ':/' part). Returns 0 or -1. */
 int h5array_split(const char *location, const char *default_dset, char *file, size_t filelen, char *dset,
                   size_t dsetlen);
@@ -34,14 +39,20 @@ int h5array_read_attr_string(const char *file, const char *object, const char *n
 size_t h5array_count(const h5array *a);
 void h5array_free(h5array *a);
 
-/* Output file, open for writing (truncated on open). */
+/* Output file, open for writing: h5out_create truncates; h5out_add opens an existing HDF5 file to add to it (or
+ * creates it when there is none), and refuses a file that exists but is not writable HDF5. */
 typedef struct h5out h5out;
 h5out *h5out_create(const char *file, char *err, size_t errlen);
-/* Writes a dataset (float32 from float, float64 from double, int32 from int); intermediate groups are created.
- * Returns 0 or -1 (message in the file's error text, see h5out_error). */
+h5out *h5out_add(const char *file, char *err, size_t errlen);
+/* Removes a dataset or group (with everything below it) when it exists, so that it can be written anew. */
+int h5out_remove(h5out *out, const char *object);
+/* Writes a dataset (float32 from float, float64 from double, int32 from int, int64 from long); intermediate
+ * groups are created; a dataset may be empty. Returns 0 or -1 (message in the file's error text, see
+ * h5out_error). */
 int h5out_write_float(h5out *out, const char *dset, const float *data, int rank, const size_t *dims);
 int h5out_write_double(h5out *out, const char *dset, const double *data, int rank, const size_t *dims);
 int h5out_write_int(h5out *out, const char *dset, const int *data, int rank, const size_t *dims);
+int h5out_write_long(h5out *out, const char *dset, const long *data, int rank, const size_t *dims);
 /* Scalar attributes on an existing dataset or group ("/" for the file). */
 int h5out_attr_double(h5out *out, const char *object, const char *name, double value);
 int h5out_attr_string(h5out *out, const char *object, const char *name, const char *value);

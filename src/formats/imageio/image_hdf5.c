@@ -4,6 +4,7 @@
  * from the dataset's attributes "pixel_size" (one or two numbers, y then x) or "pixel_size_x"/"pixel_size_y",
  * in micrometres. HDF5's automatic error printing is turned off; failures are reported through err. */
 #include "formats/imageio/imageio_internal.h"
+#include "formats/h5array/h5array.h"
 
 #include <hdf5.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ static void h5_close(h5_source *src)
 
 static int h5_open(const char *file, const char *dataset, h5_source *src, char *err, size_t errlen)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5array_quiet();
     memset(src, 0, sizeof *src);
     src->file = src->dataset = src->space = -1;
     src->file = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);

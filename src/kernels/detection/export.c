@@ -1,11 +1,9 @@
 /* export.c -- writing a feature table as CSV (the columns trackpy users know, in trackpy's order) and as
  * HDF5 (one 1-D dataset per column in a group, with the detection parameters as attributes). */
-#include <hdf5.h>
 #include <math.h>
-#include <stdarg.h>
-#include <string.h>
-#include <unistd.h>
+#include <stdio.h>
 
+#include "formats/h5array/h5array.h"
 #include "kernels/detection/detection.h"
 
 static void put_number(FILE *f, double v)
@@ -34,107 +32,49 @@ int locate_table_write_csv(const locate_table *t, FILE *f, int with_ids)
     return ferror(f) ? -1 : 0;
 }
 
-static int write_column(hid_t group, const char *name, hid_t type, const void *data, int count)
+static void put_parameters(h5out *out, const char *group, const locate_params *p)
 {
-    hsize_t dims[1] = {(hsize_t)count};
-    hid_t space = H5Screate_simple(1, dims, NULL);
-    if (space < 0) return -1;
-    hid_t set = H5Dcreate2(group, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = set < 0 ? -1 : 0;
-    if (set >= 0 && count > 0 && H5Dwrite(set, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) rc = -1;
-    if (set >= 0) H5Dclose(set);
-    H5Sclose(space);
-    return rc;
-}
-
-static void put_attribute(hid_t group, const char *name, double value)
-{
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(group, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (attr >= 0) {
-        H5Awrite(attr, H5T_NATIVE_DOUBLE, &value);
-        H5Aclose(attr);
-    }
-    H5Sclose(space);
-}
-
-static void put_parameters(hid_t group, const locate_params *p)
-{
-    put_attribute(group, "diameter", p->diameter);
-    put_attribute(group, "minmass", p->minmass);
-    put_attribute(group, "maxsize", p->maxsize);
-    put_attribute(group, "separation", p->separation);
-    put_attribute(group, "noise_size", p->noise_size);
-    put_attribute(group, "smoothing_size", p->smoothing_size);
-    put_attribute(group, "threshold", p->threshold);
-    put_attribute(group, "invert", p->invert);
-    put_attribute(group, "percentile", p->percentile);
-    put_attribute(group, "topn", p->topn);
-    put_attribute(group, "preprocess", p->preprocess);
-    put_attribute(group, "max_iterations", p->max_iterations);
-    put_attribute(group, "characterize", p->characterize);
-    put_attribute(group, "roi_x", p->roi_x);
-    put_attribute(group, "roi_y", p->roi_y);
-    put_attribute(group, "roi_width", p->roi_width);
-    put_attribute(group, "roi_height", p->roi_height);
+    h5out_attr_double(out, group, "diameter", p->diameter);
+    h5out_attr_double(out, group, "minmass", p->minmass);
+    h5out_attr_double(out, group, "maxsize", p->maxsize);
+    h5out_attr_double(out, group, "separation", p->separation);
+    h5out_attr_double(out, group, "noise_size", p->noise_size);
+    h5out_attr_double(out, group, "smoothing_size", p->smoothing_size);
+    h5out_attr_double(out, group, "threshold", p->threshold);
+    h5out_attr_double(out, group, "invert", p->invert);
+    h5out_attr_double(out, group, "percentile", p->percentile);
+    h5out_attr_double(out, group, "topn", p->topn);
+    h5out_attr_double(out, group, "preprocess", p->preprocess);
+    h5out_attr_double(out, group, "max_iterations", p->max_iterations);
+    h5out_attr_double(out, group, "characterize", p->characterize);
+    h5out_attr_double(out, group, "roi_x", p->roi_x);
+    h5out_attr_double(out, group, "roi_y", p->roi_y);
+    h5out_attr_double(out, group, "roi_width", p->roi_width);
+    h5out_attr_double(out, group, "roi_height", p->roi_height);
 }
 
 int locate_table_write_hdf5(const locate_table *t, const char *path, const char *group_name, const locate_params *p,
                             char *err, size_t errlen)
 {
-    H5E_auto2_t old_func;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);   /* errors are reported through err, not printed by HDF5 */
-    int rc = -1;
-    hid_t file = -1, group = -1;
-    /* An existing file gets the group added; anything that is not HDF5 is left alone. */
-    if (access(path, F_OK) == 0) {
-        file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-        if (file < 0) {
-            snprintf(err, errlen, "%s exists and is not a writable HDF5 file", path);
-            goto done;
-        }
-    } else {
-        file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
-        if (file < 0) {
-            snprintf(err, errlen, "cannot create HDF5 file %s", path);
-            goto done;
-        }
-    }
-    if (H5Lexists(file, group_name, H5P_DEFAULT) > 0) H5Ldelete(file, group_name, H5P_DEFAULT);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    group = H5Gcreate2(file, group_name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5Pclose(lcpl);
-    if (group < 0) {
-        snprintf(err, errlen, "cannot create group %s in %s", group_name, path);
-        goto done;
-    }
+    /* An existing file gets the group added (replacing one of that name); anything that is not HDF5 is left
+     * alone. */
+    h5out *out = h5out_add(path, err, errlen);
+    if (!out) return -1;
+    h5out_remove(out, group_name);
     struct { const char *name; const double *data; } cols[] = {
         {"y", t->y}, {"x", t->x}, {"mass", t->mass}, {"size", t->size}, {"ecc", t->ecc},
         {"signal", t->signal}, {"raw_mass", t->raw_mass}, {"ep", t->ep}, {"r", t->r},
     };
-    int ncols = t->has_r ? 9 : 8;
-    for (int i = 0; i < ncols; i++) {
-        if (write_column(group, cols[i].name, H5T_NATIVE_DOUBLE, cols[i].data, t->count) < 0) {
-            snprintf(err, errlen, "cannot write column %s to %s", cols[i].name, path);
-            goto done;
-        }
+    size_t count = (size_t)t->count;
+    char name[512];
+    for (int i = 0; i < (t->has_r ? 9 : 8); i++) {
+        snprintf(name, sizeof name, "%s/%s", group_name, cols[i].name);
+        h5out_write_double(out, name, cols[i].data, 1, &count);
     }
-    if (write_column(group, "frame", H5T_NATIVE_INT, t->frame, t->count) < 0 ||
-        write_column(group, "particle", H5T_NATIVE_LONG, t->particle, t->count) < 0) {
-        snprintf(err, errlen, "cannot write frame/particle columns to %s", path);
-        goto done;
-    }
-    if (p) put_parameters(group, p);
-    rc = 0;
-done:
-    if (group >= 0) H5Gclose(group);
-    if (file >= 0 && H5Fclose(file) < 0 && rc == 0) {
-        snprintf(err, errlen, "cannot close %s", path);
-        rc = -1;
-    }
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
-    return rc;
+    snprintf(name, sizeof name, "%s/frame", group_name);
+    h5out_write_int(out, name, t->frame, 1, &count);
+    snprintf(name, sizeof name, "%s/particle", group_name);
+    h5out_write_long(out, name, t->particle, 1, &count);
+    if (p) put_parameters(out, group_name, p);
+    return h5out_close(out, err, errlen);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/base/base.h"
+#include "formats/h5array/h5array.h"
 #include "formats/imageio/imageio.h"
 #include "kernels/detection/detection.h"
 
@@ -95,7 +96,16 @@ enum {
     OPT_LINK, OPT_SEARCH, OPT_MEMORY, OPT_DRIFT, OPT_SHIFTS, OPT_CSV, OPT_HDF5, OPT_REPEAT, OPT_HELP
 };
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct locate_options {
+    locate_params p;
+    link_params lp;
+    int ring, link, repeat;
+    const char *input, *csv_path, *hdf5_arg, *shifts_path;
+} locate_options;
+
+/* Parses the command line into o; returns -1 to go on, or the exit status (0 after --help, 2 for bad usage). */
+static int parse_options(int argc, char **argv, locate_options *o)
 {
     static const struct option options[] = {
         {"diameter", required_argument, 0, OPT_DIAMETER}, {"minmass", required_argument, 0, OPT_MINMASS},
@@ -111,40 +121,40 @@ int main(int argc, char **argv)
         {"csv", required_argument, 0, OPT_CSV}, {"hdf5", required_argument, 0, OPT_HDF5},
         {"repeat", required_argument, 0, OPT_REPEAT}, {"help", no_argument, 0, OPT_HELP}, {0, 0, 0, 0},
     };
-    int diameter = 11, smoothing = -1, ring = 0, link = 0, repeat = 0, bad = 0;
+    int diameter = 11, smoothing = -1, bad = 0;
     double separation = -1, search_range = -1;
-    const char *csv_path = "-", *hdf5_arg = NULL, *shifts_path = NULL;
-    locate_params p;
-    locate_params_default(&p, diameter);
-    link_params lp = {.search_range = 0, .memory = 0, .drift_range = 0};
+    memset(o, 0, sizeof *o);
+    o->csv_path = "-";
+    locate_params *p = &o->p;
+    locate_params_default(p, diameter);
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case OPT_DIAMETER: bad |= parse_int(optarg, &diameter); break;
-        case OPT_MINMASS: bad |= parse_double(optarg, &p.minmass); break;
-        case OPT_MAXSIZE: bad |= parse_double(optarg, &p.maxsize); break;
+        case OPT_MINMASS: bad |= parse_double(optarg, &p->minmass); break;
+        case OPT_MAXSIZE: bad |= parse_double(optarg, &p->maxsize); break;
         case OPT_SEPARATION: bad |= parse_double(optarg, &separation); break;
-        case OPT_NOISE: bad |= parse_double(optarg, &p.noise_size); break;
+        case OPT_NOISE: bad |= parse_double(optarg, &p->noise_size); break;
         case OPT_SMOOTHING: bad |= parse_int(optarg, &smoothing); break;
-        case OPT_THRESHOLD: bad |= parse_double(optarg, &p.threshold); break;
-        case OPT_INVERT: p.invert = 1; break;
-        case OPT_PERCENTILE: bad |= parse_double(optarg, &p.percentile); break;
-        case OPT_TOPN: bad |= parse_int(optarg, &p.topn); break;
-        case OPT_NO_PREPROCESS: p.preprocess = 0; break;
-        case OPT_MAX_ITER: bad |= parse_int(optarg, &p.max_iterations); break;
-        case OPT_NO_CHAR: p.characterize = 0; break;
+        case OPT_THRESHOLD: bad |= parse_double(optarg, &p->threshold); break;
+        case OPT_INVERT: p->invert = 1; break;
+        case OPT_PERCENTILE: bad |= parse_double(optarg, &p->percentile); break;
+        case OPT_TOPN: bad |= parse_int(optarg, &p->topn); break;
+        case OPT_NO_PREPROCESS: p->preprocess = 0; break;
+        case OPT_MAX_ITER: bad |= parse_int(optarg, &p->max_iterations); break;
+        case OPT_NO_CHAR: p->characterize = 0; break;
         case OPT_ROI:
-            if (sscanf(optarg, "%d,%d,%d,%d", &p.roi_x, &p.roi_y, &p.roi_width, &p.roi_height) != 4) bad = 1;
+            if (sscanf(optarg, "%d,%d,%d,%d", &p->roi_x, &p->roi_y, &p->roi_width, &p->roi_height) != 4) bad = 1;
             break;
-        case OPT_RING: ring = 1; break;
-        case OPT_LINK: link = 1; break;
+        case OPT_RING: o->ring = 1; break;
+        case OPT_LINK: o->link = 1; break;
         case OPT_SEARCH: bad |= parse_double(optarg, &search_range); break;
-        case OPT_MEMORY: bad |= parse_int(optarg, &lp.memory); break;
-        case OPT_DRIFT: bad |= parse_double(optarg, &lp.drift_range); break;
-        case OPT_SHIFTS: shifts_path = optarg; break;
-        case OPT_CSV: csv_path = optarg; break;
-        case OPT_HDF5: hdf5_arg = optarg; break;
-        case OPT_REPEAT: bad |= parse_int(optarg, &repeat); break;
+        case OPT_MEMORY: bad |= parse_int(optarg, &o->lp.memory); break;
+        case OPT_DRIFT: bad |= parse_double(optarg, &o->lp.drift_range); break;
+        case OPT_SHIFTS: o->shifts_path = optarg; break;
+        case OPT_CSV: o->csv_path = optarg; break;
+        case OPT_HDF5: o->hdf5_arg = optarg; break;
+        case OPT_REPEAT: bad |= parse_int(optarg, &o->repeat); break;
         case OPT_HELP: case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -157,90 +167,105 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    p.diameter = diameter;
-    p.separation = separation >= 0 ? separation : diameter + 1;
-    p.smoothing_size = smoothing >= 0 ? smoothing : diameter;
-    lp.search_range = search_range >= 0 ? search_range : diameter;
-
+    o->input = argv[optind];
+    p->diameter = diameter;
+    p->separation = separation >= 0 ? separation : diameter + 1;
+    p->smoothing_size = smoothing >= 0 ? smoothing : diameter;
+    o->lp.search_range = search_range >= 0 ? search_range : diameter;
     char err[512];
-    if (locate_params_check(&p, err, sizeof err)) {
+    if (locate_params_check(p, err, sizeof err)) {
         fprintf(stderr, "reloc-locate: %s\n", err);
         return 2;
     }
-    image_stack stack;
-    if (image_stack_read(argv[optind], &stack, err, sizeof err)) {
-        fprintf(stderr, "reloc-locate: %s\n", err);
-        return 1;
-    }
-    locate_ctx *ctx = locate_ctx_create(&p, stack.width, stack.height, sample_max_of(stack.type), err, sizeof err);
-    linker *lk = NULL;
-    if (ctx && link) lk = linker_create(&lp, err, sizeof err);
-    if (!ctx || (link && !lk)) {
-        fprintf(stderr, "reloc-locate: %s\n", err);
-        locate_ctx_free(ctx);
-        image_stack_free(&stack);
-        return 2;
-    }
-    int (*locate_fn)(locate_ctx *, const float *, int, locate_table *) = ring ? locate_rings : locate_frame;
-    double *shift_y = xcalloc((size_t)stack.count, sizeof(double)), *shift_x = xcalloc((size_t)stack.count, sizeof(double));
-    if (shifts_path && read_shifts(shifts_path, stack.count, shift_y, shift_x, err, sizeof err)) {
-        fprintf(stderr, "reloc-locate: %s\n", err);
-        free(shift_y);
-        free(shift_x);
-        linker_free(lk);
-        locate_ctx_free(ctx);
-        image_stack_free(&stack);
-        return 2;
-    }
+    return -1;
+}
 
-    locate_table frame_table, all;
+/* Locates (and links) the features of every frame of stack into all; times the detection with --repeat. */
+static void locate_stack(const locate_options *o, const image_stack *stack, locate_ctx *ctx, linker *lk,
+                         const double *shift_y, const double *shift_x, locate_table *all)
+{
+    int (*locate_fn)(locate_ctx *, const float *, int, locate_table *) = o->ring ? locate_rings : locate_frame;
+    locate_table frame_table;
     locate_table_init(&frame_table);
-    locate_table_init(&all);
-    size_t frame_size = (size_t)stack.width * stack.height;
+    size_t frame_size = (size_t)stack->width * stack->height;
     double seconds = 0;
-    for (int k = 0; k < stack.count; k++) {
-        const float *frame = stack.data + (size_t)k * frame_size;
-        int runs = repeat > 0 ? repeat : 1;
+    for (int k = 0; k < stack->count; k++) {
+        const float *frame = stack->data + (size_t)k * frame_size;
+        int runs = o->repeat > 0 ? o->repeat : 1;
         double t0 = time_monotonic();
         for (int run = 0; run < runs; run++) locate_fn(ctx, frame, k, &frame_table);
         seconds += time_monotonic() - t0;
         if (lk) linker_link_frame(lk, &frame_table, k ? shift_x[k] : 0, k ? shift_y[k] : 0);
-        locate_table_append(&all, &frame_table);
+        locate_table_append(all, &frame_table);
     }
-    if (repeat > 0)
-        fprintf(stderr, "time per frame: %.6f s (%d frames x %d runs, %dx%d)\n", seconds / (stack.count * (double)repeat),
-                stack.count, repeat, p.roi_width ? p.roi_width : stack.width, p.roi_height ? p.roi_height : stack.height);
+    locate_table_free(&frame_table);
+    if (o->repeat > 0)
+        fprintf(stderr, "time per frame: %.6f s (%d frames x %d runs, %dx%d)\n",
+                seconds / (stack->count * (double)o->repeat), stack->count, o->repeat,
+                o->p.roi_width ? o->p.roi_width : stack->width, o->p.roi_height ? o->p.roi_height : stack->height);
+}
 
+/* Writes the table as CSV (with frame and particle columns for stacks and links) and, with --hdf5, to HDF5;
+ * returns the exit status. */
+static int write_table(const locate_options *o, const locate_table *all, int with_ids)
+{
     int status = 0;
-    FILE *out = strcmp(csv_path, "-") == 0 ? stdout : fopen(csv_path, "w");
+    FILE *out = strcmp(o->csv_path, "-") == 0 ? stdout : fopen(o->csv_path, "w");
     if (!out) {
-        fprintf(stderr, "reloc-locate: cannot write %s: %s\n", csv_path, strerror(errno));
+        fprintf(stderr, "reloc-locate: cannot write %s: %s\n", o->csv_path, strerror(errno));
         status = 1;
     } else {
-        if (locate_table_write_csv(&all, out, link || stack.count > 1) != 0) status = 1;
+        if (locate_table_write_csv(all, out, with_ids) != 0) status = 1;
         if (out != stdout && fclose(out) != 0) status = 1;
-        if (status) fprintf(stderr, "reloc-locate: writing %s failed\n", csv_path);
+        if (status) fprintf(stderr, "reloc-locate: writing %s failed\n", o->csv_path);
     }
-    if (hdf5_arg) {
-        char path[4096];
-        str_copy(path, hdf5_arg, sizeof path);
-        const char *group = "/features";
-        char *colon = strstr(path, ":/");
-        if (colon) {
-            *colon = '\0';
-            group = colon + 1;
-        }
-        if (locate_table_write_hdf5(&all, path, group, &p, err, sizeof err)) {
+    if (o->hdf5_arg) {
+        char path[4096], group[1024], err[512];
+        if (h5array_split(o->hdf5_arg, "/features", path, sizeof path, group, sizeof group) != 0) {
+            fprintf(stderr, "reloc-locate: bad --hdf5 '%s'\n", o->hdf5_arg);
+            status = 1;
+        } else if (locate_table_write_hdf5(all, path, group, &o->p, err, sizeof err)) {
             fprintf(stderr, "reloc-locate: %s\n", err);
             status = 1;
         }
     }
+    return status;
+}
+
+static int run(const locate_options *o)
+{
+    char err[512];
+    image_stack stack;
+    if (image_stack_read(o->input, &stack, err, sizeof err)) {
+        fprintf(stderr, "reloc-locate: %s\n", err);
+        return 1;
+    }
+    int status = 2;
+    locate_ctx *ctx = locate_ctx_create(&o->p, stack.width, stack.height, sample_max_of(stack.type), err, sizeof err);
+    linker *lk = NULL;
+    double *shift_y = xcalloc((size_t)stack.count, sizeof(double)), *shift_x = xcalloc((size_t)stack.count, sizeof(double));
+    if (ctx && o->link) lk = linker_create(&o->lp, err, sizeof err);
+    if (!ctx || (o->link && !lk) ||
+        (o->shifts_path && read_shifts(o->shifts_path, stack.count, shift_y, shift_x, err, sizeof err))) {
+        fprintf(stderr, "reloc-locate: %s\n", err);
+    } else {
+        locate_table all;
+        locate_table_init(&all);
+        locate_stack(o, &stack, ctx, lk, shift_y, shift_x, &all);
+        status = write_table(o, &all, o->link || stack.count > 1);
+        locate_table_free(&all);
+    }
     free(shift_y);
     free(shift_x);
-    locate_table_free(&frame_table);
-    locate_table_free(&all);
     linker_free(lk);
     locate_ctx_free(ctx);
     image_stack_free(&stack);
     return status;
+}
+
+int main(int argc, char **argv)
+{
+    locate_options o;
+    int status = parse_options(argc, argv, &o);
+    return status >= 0 ? status : run(&o);
 }

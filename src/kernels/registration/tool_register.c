@@ -118,33 +118,41 @@ static void print_json(const reg_result *r, const reg_params *p, int similarity,
     cJSON_Delete(o);
 }
 
-int main(int argc, char **argv)
-{
+/* What the command line asks for. */
+typedef struct register_options {
     reg_params p;
-    reg_params_default(&p);
-    reg_view ref = {0}, mov = {0};
-    const char *paths[2] = {NULL, NULL}, *wisdom = NULL;
-    int similarity = 0, npaths = 0, repeat = 0;
-    double ref_px = -1, mov_px = -1;
+    reg_view ref, mov;             /* their ROIs (--roi-ref, --roi-moving) */
+    const char *paths[2], *wisdom;
+    int similarity, repeat;
+    double ref_px, mov_px;         /* pixel sizes given on the command line; < 0: the files' */
+} register_options;
+
+/* Parses the command line into o; returns -1 to go on, or the exit status (2 for bad usage). */
+static int parse_options(int argc, char **argv, register_options *o)
+{
+    memset(o, 0, sizeof *o);
+    reg_params_default(&o->p);
+    o->ref_px = o->mov_px = -1;
+    int npaths = 0;
     char err[512];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strncmp(a, "--", 2) != 0) {
             if (npaths == 2) return usage();
-            paths[npaths++] = a;
-        } else if (strcmp(a, "--similarity") == 0) similarity = 1;
-        else if (strcmp(a, "--contrast-invariant") == 0) p.contrast_invariant = 1;
+            o->paths[npaths++] = a;
+        } else if (strcmp(a, "--similarity") == 0) o->similarity = 1;
+        else if (strcmp(a, "--contrast-invariant") == 0) o->p.contrast_invariant = 1;
         else if (!val) return usage();
         else {
             i++;
             int ok = 1;
-            if (strcmp(a, "--wisdom") == 0) wisdom = val;
-            else if (strcmp(a, "--pixel-size") == 0) ok = toolargs_double(val, &ref_px) == 0;
-            else if (strcmp(a, "--moving-pixel-size") == 0) ok = toolargs_double(val, &mov_px) == 0;
-            else if (strcmp(a, "--repeat") == 0) ok = toolargs_int(val, 0, 1000000, &repeat) == 0;
-            else if (strcmp(a, "--roi-ref") == 0) ok = parse_roi(val, &ref) == 0;
-            else if (strcmp(a, "--roi-moving") == 0) ok = parse_roi(val, &mov) == 0;
-            else if (reg_params_set(&p, a + 2, val, err, sizeof err) != 0) {
+            if (strcmp(a, "--wisdom") == 0) o->wisdom = val;
+            else if (strcmp(a, "--pixel-size") == 0) ok = toolargs_double(val, &o->ref_px) == 0;
+            else if (strcmp(a, "--moving-pixel-size") == 0) ok = toolargs_double(val, &o->mov_px) == 0;
+            else if (strcmp(a, "--repeat") == 0) ok = toolargs_int(val, 0, 1000000, &o->repeat) == 0;
+            else if (strcmp(a, "--roi-ref") == 0) ok = parse_roi(val, &o->ref) == 0;
+            else if (strcmp(a, "--roi-moving") == 0) ok = parse_roi(val, &o->mov) == 0;
+            else if (reg_params_set(&o->p, a + 2, val, err, sizeof err) != 0) {
                 fprintf(stderr, "reloc-register: %s\n", err);
                 return 2;
             }
@@ -154,17 +162,36 @@ int main(int argc, char **argv)
             }
         }
     }
-    if (npaths != 2 || repeat < 0) return usage();
-    image img[2];
-    for (int k = 0; k < 2; k++) {
-        if (image_read(paths[k], &img[k], err, sizeof err) != 0) {
-            fprintf(stderr, "reloc-register: %s\n", err);
-            if (k) image_free(&img[0]);
-            return 1;
-        }
+    return npaths != 2 || o->repeat < 0 ? usage() : -1;
+}
+
+/* --repeat: times the live case first (reference stored once, one moving frame per call), then the reference's
+ * transform included, as tools that take a pair each time do. */
+static void time_runs(reg_ctx *ctx, const register_options *o, const reg_view *ref, const reg_view *mov,
+                      int (*run)(reg_ctx *, const reg_view *, reg_result *, char *, size_t), timing *tm)
+{
+    char err[512];
+    reg_result scratch;
+    double t0 = time_monotonic(), c0 = cpu_now();
+    for (int i = 0; i < o->repeat; i++) run(ctx, mov, &scratch, err, sizeof err);
+    double t1 = time_monotonic(), c1 = cpu_now();
+    tm->cpu = (c1 - c0) / o->repeat;
+    for (int i = 0; i < o->repeat; i++) {
+        reg_set_reference(ctx, ref, err, sizeof err);
+        run(ctx, mov, &scratch, err, sizeof err);
     }
-    if (ref_px < 0) ref_px = img[0].pixel_size_x;
-    if (mov_px < 0) mov_px = img[1].pixel_size_x;
+    tm->wall = (t1 - t0) / o->repeat;
+    tm->pair_wall = (time_monotonic() - t1) / o->repeat;
+    tm->pair_cpu = (cpu_now() - c1) / o->repeat;
+    tm->floor_cpu = reg_transform_floor(ctx, o->repeat);
+}
+
+/* Registers the two images of o (resampled to a common pixel size); prints the JSON result. Exit status. */
+static int run_registration(register_options *o, image img[2])
+{
+    char err[512];
+    double ref_px = o->ref_px >= 0 ? o->ref_px : img[0].pixel_size_x;
+    double mov_px = o->mov_px >= 0 ? o->mov_px : img[1].pixel_size_x;
     if (!(ref_px >= 0 && mov_px >= 0)) {
         fprintf(stderr, "reloc-register: pixel sizes must be >= 0\n");
         return 2;
@@ -175,7 +202,9 @@ int main(int argc, char **argv)
         if (ref_px < mov_px) f_ref = ref_px / mov_px;
         else f_mov = mov_px / ref_px;
     }
-    p.pixel_size = ref_px > mov_px ? ref_px : mov_px;
+    reg_params *p = &o->p;
+    reg_view ref = o->ref, mov = o->mov;
+    p->pixel_size = ref_px > mov_px ? ref_px : mov_px;
     resample_image(&img[0], &ref, f_ref);
     resample_image(&img[1], &mov, f_mov);
     ref.data = img[0].data, ref.width = img[0].width, ref.height = img[0].height;
@@ -186,39 +215,42 @@ int main(int argc, char **argv)
     if (mh > fh) fh = mh;
 
     int rc = 1;
-    if (wisdom) reg_wisdom_load(wisdom);   /* a missing file only means nothing was measured yet */
-    reg_ctx *ctx = reg_create(fw, fh, &p, similarity, err, sizeof err);
+    if (o->wisdom) reg_wisdom_load(o->wisdom);   /* a missing file only means nothing was measured yet */
+    reg_ctx *ctx = reg_create(fw, fh, p, o->similarity, err, sizeof err);
     reg_result r;
-    int (*run)(reg_ctx *, const reg_view *, reg_result *, char *, size_t) = similarity ? reg_similarity
-                                                                                      : reg_translate;
+    int (*run)(reg_ctx *, const reg_view *, reg_result *, char *, size_t) = o->similarity ? reg_similarity
+                                                                                         : reg_translate;
     if (ctx && reg_set_reference(ctx, &ref, err, sizeof err) == 0 && run(ctx, &mov, &r, err, sizeof err) == 0) {
-        timing tm = {.repeat = repeat};
-        if (tm.repeat > 0) {
-            /* The live case first: reference stored once, one moving frame per call; then the reference's
-             * transform included, as tools that take a pair each time do. */
-            reg_result scratch;
-            double t0 = time_monotonic(), c0 = cpu_now();
-            for (int i = 0; i < tm.repeat; i++) run(ctx, &mov, &scratch, err, sizeof err);
-            double t1 = time_monotonic(), c1 = cpu_now();
-            tm.cpu = (c1 - c0) / tm.repeat;
-            for (int i = 0; i < tm.repeat; i++) {
-                reg_set_reference(ctx, &ref, err, sizeof err);
-                run(ctx, &mov, &scratch, err, sizeof err);
-            }
-            tm.wall = (t1 - t0) / tm.repeat;
-            tm.pair_wall = (time_monotonic() - t1) / tm.repeat;
-            tm.pair_cpu = (cpu_now() - c1) / tm.repeat;
-            tm.floor_cpu = reg_transform_floor(ctx, tm.repeat);
-        }
+        timing tm = {.repeat = o->repeat};
+        if (tm.repeat > 0) time_runs(ctx, o, &ref, &mov, run, &tm);
         reg_result_unresample(&r, f_ref, f_mov);
-        print_json(&r, &p, similarity, fw, fh, f_ref, f_mov, &tm);
+        print_json(&r, p, o->similarity, fw, fh, f_ref, f_mov, &tm);
         rc = 0;
-        if (wisdom && reg_wisdom_save(wisdom) != 0) fprintf(stderr, "reloc-register: cannot write %s\n", wisdom);
+        if (o->wisdom && reg_wisdom_save(o->wisdom) != 0)
+            fprintf(stderr, "reloc-register: cannot write %s\n", o->wisdom);
     } else {
         fprintf(stderr, "reloc-register: %s\n", err);
     }
     reg_destroy(ctx);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    register_options o;
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0) return status;
+    image img[2];
+    char err[512];
+    for (int k = 0; k < 2; k++) {
+        if (image_read(o.paths[k], &img[k], err, sizeof err) != 0) {
+            fprintf(stderr, "reloc-register: %s\n", err);
+            if (k) image_free(&img[0]);
+            return 1;
+        }
+    }
+    status = run_registration(&o, img);
     image_free(&img[0]);
     image_free(&img[1]);
-    return rc;
+    return status;
 }

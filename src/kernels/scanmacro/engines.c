@@ -7,25 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *read_text(const char *path, char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        error_set(err, errlen, "cannot open scan engines file %s", path);
-        return NULL;
-    }
-    size_t cap = 4096, len = 0;
-    char *text = xmalloc(cap);
-    size_t got;
-    while ((got = fread(text + len, 1, cap - len - 1, fp)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) text = xrealloc(text, cap *= 2);
-    }
-    fclose(fp);
-    text[len] = '\0';
-    return text;
-}
-
 static int load_lines(const cJSON *spec, const char *key, int required, template_lines *out, const char *where,
                       char *err, size_t errlen)
 {
@@ -87,8 +68,12 @@ static int load_engine(const cJSON *spec, scan_engine *e, const char *path, char
 
 scan_engines *scan_engines_load(const char *path, char *err, size_t errlen)
 {
-    char *text = read_text(path, err, errlen);
-    if (!text) return NULL;
+    char why[512];
+    char *text = file_read_all(path, 0, NULL, why, sizeof why);
+    if (!text) {
+        error_set(err, errlen, "scan engines file: %s", why);
+        return NULL;
+    }
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "engines");

@@ -434,17 +434,8 @@ out:
 
 int xrf_config_load(xrf_config *cfg, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(err, errlen, "cannot open %s: %m", path); return -1; }
-    size_t cap = 1 << 16, len = 0;
-    char *text = xmalloc(cap);
-    size_t got;
-    while ((got = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == cap) text = xrealloc(text, cap *= 2);
-    }
-    fclose(f);
-    text[len] = 0;
+    char *text = file_read_all(path, 0, NULL, err, errlen);
+    if (!text) return -1;
     int rc = xrf_config_from_json(cfg, text, err, errlen);
     if (rc < 0) {
         char where[512];

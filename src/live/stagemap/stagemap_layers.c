@@ -242,13 +242,10 @@ int stagemap_layer_write(stagemap *m, const param_write *w, char *err, size_t er
  * "rotation_deg", "flip_x", "flip_y"}; missing keys keep their current values. */
 static int load_sidecar(const char *path, layer_geometry *g, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return error_set(err, errlen, "cannot open %s", path);
-    char text[8192];
-    size_t len = fread(text, 1, sizeof text - 1, fp);
-    fclose(fp);
-    text[len] = '\0';
+    char *text = file_read_all(path, 0, NULL, err, errlen);
+    if (!text) return -1;
     cJSON *root = cJSON_Parse(text);
+    free(text);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return error_set(err, errlen, "%s: not a JSON object", path);

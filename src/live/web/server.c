@@ -156,20 +156,14 @@ static void serve_page(web_client *c)
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/index.html", server->page_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        log_error("web", "cannot read %s: %s", path, strerror(errno));
+    char err[1200];
+    size_t size;
+    char *page = file_read_all(path, WEB_OUT_LIMIT - 1, &size, err, sizeof err);
+    if (!page) {
+        log_error("web", "%s", err);
         respond_text(c, 503, "text/plain", "the page is missing on the server\n");
         return;
     }
-    struct stat info;
-    char *page = NULL;
-    size_t size = 0;
-    if (fstat(fileno(f), &info) == 0 && info.st_size > 0 && (size_t)info.st_size < WEB_OUT_LIMIT) {
-        page = xmalloc((size_t)info.st_size);
-        size = fread(page, 1, (size_t)info.st_size, f);
-    }
-    fclose(f);
     respond(c, 200, "text/html; charset=utf-8", page, size);
     free(page);
 }

@@ -1,0 +1,146 @@
+/* test_h5array.c -- unit tests of src/formats/h5array: locations split into file and dataset, datasets written
+ * and read back with their shape and type, attributes, adding to an existing file (replacing a group, leaving a
+ * file that is not HDF5 alone), empty datasets, and errors reported as text. */
+#include "unit.h"
+
+#include "formats/h5array/h5array.h"
+
+static char err[512];
+
+static void locations_split_into_file_and_dataset(void **state)
+{
+    (void)state;
+    char file[64], dset[64];
+    assert_int_equal(h5array_split("scan.h5:/entry/data", "/data", file, sizeof file, dset, sizeof dset), 0);
+    assert_string_equal(file, "scan.h5");
+    assert_string_equal(dset, "/entry/data");
+    assert_int_equal(h5array_split("scan.h5", "/data", file, sizeof file, dset, sizeof dset), 0);
+    assert_string_equal(dset, "/data");                                 /* the default */
+    assert_int_equal(h5array_split(":/data", "/data", file, sizeof file, dset, sizeof dset), -1);   /* no file */
+    assert_int_equal(h5array_split("scan.h5:/data", "/d", file, 4, dset, sizeof dset), -1);         /* too long */
+}
+
+static void datasets_and_attributes_round_trip(void **state)
+{
+    (void)state;
+    char path[256];
+    unit_path(path, sizeof path, "round.h5");
+    h5out *out = h5out_create(path, err, sizeof err);
+    assert_non_null(out);
+    const float f[6] = {1.5f, -2, 3, 4, 5, 6.25f};
+    const double d[3] = {0.1, 1e300, -7};
+    const int i[4] = {1, -2, 3, 2147483647};
+    const long l[2] = {-5000000000L, 7};
+    size_t dims23[2] = {2, 3}, n3 = 3, n4 = 4, n2 = 2;
+    assert_int_equal(h5out_write_float(out, "/images/f", f, 2, dims23), 0);    /* intermediate group created */
+    assert_int_equal(h5out_write_double(out, "/d", d, 1, &n3), 0);
+    assert_int_equal(h5out_write_int(out, "/i", i, 1, &n4), 0);
+    assert_int_equal(h5out_write_long(out, "/l", l, 1, &n2), 0);
+    assert_int_equal(h5out_attr_double(out, "/d", "scale", 2.5), 0);
+    assert_int_equal(h5out_attr_string(out, "/", "mode", "HEBT"), 0);
+    assert_int_equal(h5out_close(out, err, sizeof err), 0);
+
+    h5array a;
+    assert_int_equal(h5array_read(path, "/images/f", &a, err, sizeof err), 0);
+    assert_int_equal(a.rank, 2);
+    assert_int_equal(a.dims[0], 2);
+    assert_int_equal(a.dims[1], 3);
+    assert_int_equal(h5array_count(&a), 6);
+    for (int k = 0; k < 6; k++) assert_true(a.data[k] == f[k]);
+    h5array_free(&a);
+    assert_int_equal(h5array_read(path, "/d", &a, err, sizeof err), 0);
+    for (int k = 0; k < 3; k++) assert_true(a.data[k] == d[k]);
+    h5array_free(&a);
+    assert_int_equal(h5array_read(path, "/i", &a, err, sizeof err), 0);
+    for (int k = 0; k < 4; k++) assert_true(a.data[k] == i[k]);
+    h5array_free(&a);
+    assert_int_equal(h5array_read(path, "/l", &a, err, sizeof err), 0);
+    for (int k = 0; k < 2; k++) assert_true(a.data[k] == (double)l[k]);    /* 64-bit on disk, not truncated */
+    h5array_free(&a);
+    char text[32];
+    assert_int_equal(h5array_read_attr_string(path, "/d", "scale", text, sizeof text), 0);
+    assert_true(strtod(text, NULL) == 2.5);
+    assert_int_equal(h5array_read_attr_string(path, "/", "mode", text, sizeof text), 0);
+    assert_string_equal(text, "HEBT");
+    assert_int_equal(h5array_read_attr_string(path, "/", "absent", text, sizeof text), -1);
+}
+
+static void adding_to_a_file_replaces_a_group_and_keeps_the_rest(void **state)
+{
+    (void)state;
+    char path[256];
+    unit_path(path, sizeof path, "add.h5");
+    const double one[1] = {1}, two[2] = {2, 3};
+    size_t n1 = 1, n2 = 2, n0 = 0;
+    h5out *out = h5out_add(path, err, sizeof err);                    /* no file yet: created */
+    assert_non_null(out);
+    assert_int_equal(h5out_write_double(out, "/keep/x", one, 1, &n1), 0);
+    assert_int_equal(h5out_write_double(out, "/table/x", one, 1, &n1), 0);
+    assert_int_equal(h5out_close(out, err, sizeof err), 0);
+
+    out = h5out_add(path, err, sizeof err);
+    assert_non_null(out);
+    assert_int_equal(h5out_remove(out, "/table"), 0);
+    assert_int_equal(h5out_remove(out, "/never"), 0);                  /* nothing to remove is fine */
+    assert_int_equal(h5out_write_double(out, "/table/x", two, 1, &n2), 0);
+    assert_int_equal(h5out_write_double(out, "/table/empty", NULL, 1, &n0), 0);
+    assert_int_equal(h5out_close(out, err, sizeof err), 0);
+
+    h5array a;
+    assert_int_equal(h5array_read(path, "/keep/x", &a, err, sizeof err), 0);
+    assert_true(h5array_count(&a) == 1 && a.data[0] == 1);
+    h5array_free(&a);
+    assert_int_equal(h5array_read(path, "/table/x", &a, err, sizeof err), 0);
+    assert_true(h5array_count(&a) == 2 && a.data[0] == 2 && a.data[1] == 3);
+    h5array_free(&a);
+    assert_int_equal(h5array_read(path, "/table/empty", &a, err, sizeof err), 0);
+    assert_int_equal(a.rank, 1);
+    assert_int_equal(h5array_count(&a), 0);
+    h5array_free(&a);
+}
+
+static void errors_are_reported_as_text(void **state)
+{
+    (void)state;
+    char path[256], text[32];
+    h5array a;
+    assert_int_equal(h5array_read("/nonexistent-dir/x.h5", "/d", &a, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent-dir/x.h5"));
+    unit_path(path, sizeof path, "round.h5");
+    assert_int_equal(h5array_read(path, "/missing", &a, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/missing"));
+    assert_null(h5out_create("/nonexistent-dir/y.h5", err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent-dir/y.h5"));
+
+    /* a file that exists but is not HDF5 is left as it was */
+    const char *notes = unit_write_file("notes.txt", "not HDF5\n");
+    assert_null(h5out_add(notes, err, sizeof err));
+    assert_non_null(strstr(err, "not a writable HDF5 file"));
+    FILE *f = fopen(notes, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(text, sizeof text, f));
+    fclose(f);
+    assert_string_equal(text, "not HDF5\n");
+
+    /* a failed write is remembered and reported by close */
+    h5out *out = h5out_create(path, err, sizeof err);
+    const double v = 1;
+    size_t n1 = 1;
+    assert_int_equal(h5out_write_double(out, "/v", &v, 1, &n1), 0);
+    assert_int_equal(h5out_write_double(out, "/v", &v, 1, &n1), -1);        /* exists already */
+    assert_non_null(strstr(h5out_error(out), "/v"));
+    assert_int_equal(h5out_attr_double(out, "/nothing", "a", 1), -1);
+    assert_int_equal(h5out_close(out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/v"));                                     /* the first failure is the one told */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(locations_split_into_file_and_dataset),
+        cmocka_unit_test(datasets_and_attributes_round_trip),
+        cmocka_unit_test(adding_to_a_file_replaces_a_group_and_keeps_the_rest),
+        cmocka_unit_test(errors_are_reported_as_text),
+    };
+    return cmocka_run_group_tests(tests, unit_scratch_setup, unit_scratch_teardown);
+}
