@@ -36,8 +36,8 @@ def test_motor_record_on_an_unknown_controller(refuses_to_start, tmp_path):
     ("VELO", "-2", "field VELO: a speed must be > 0"),
     ("DHLM", "nan", "field DHLM: not a finite number"),
 ])
-def test_motor_record_with_an_unusable_setting(fails_to_start, tmp_path, field, value, message):
+def test_motor_record_with_an_unusable_setting(refuses_to_start, tmp_path, field, value, message):
     db = tmp_path / "m.db"
     db.write_text(f'record(motor, "X:m") {{ field({field}, "{value}") }}\n')
-    log = fails_to_start(f'dbLoadRecords "{db}"\niocInit\n')
+    log = refuses_to_start(f'dbLoadRecords "{db}"\niocInit\n')
     assert f"X:m: {message}" in log, log
