@@ -42,20 +42,30 @@ record(waveform, "B:wf") {{ field(FTVL, "USHORT") field(NELM, "{WF_NELM}") }}
 DB += "".join(f'record(ao, "B:mem{i}") {{ }}\n' for i in range(200))
 
 
-def connect_cpu_per_channel(pid, nchan):
-    """Server CPU microseconds per channel to create nchan channels on one raw circuit (requests pipelined;
-    each answered by ACCESS_RIGHTS + CREATE_CHAN, 32 bytes)."""
+def server_cpu_per_request(pid, make_requests, reply_bytes, n=200000):
+    """Server CPU microseconds per request: n requests made by make_requests(circuit, i) sent pipelined on one
+    raw circuit, then the reply_bytes each is answered with read back."""
     c = raw.Circuit(PORT)
-    batch = b"".join(raw.message(raw.CREATE_CHAN, 0, 0, i, 13, f"B:mem{i % 200}".encode() + b"\0")
-                     for i in range(nchan))
+    batch = b"".join(make_requests(c, i) for i in range(n))
     before = cpu_seconds(pid)
     c.send(batch)
     received = 0
-    while received < 32 * nchan:
+    while received < n * reply_bytes:
         received += len(c.sock.recv(1 << 20))
     used = cpu_seconds(pid) - before
     c.close()
-    return used / nchan * 1e6
+    return used / n * 1e6
+
+
+def create_request(c, i):
+    """CREATE_CHAN, answered by ACCESS_RIGHTS + CREATE_CHAN (32 bytes)."""
+    return raw.message(raw.CREATE_CHAN, 0, 0, i, 13, f"B:mem{i % 200}".encode() + b"\0")
+
+
+def scalar_sid(c):
+    if not hasattr(c, "scalar_sid"):
+        c.scalar_sid = c.create("B:scalar", 1)[0][4]
+    return c.scalar_sid
 
 
 def report(what, ours, peer, unit, peer_name):
@@ -195,21 +205,6 @@ def cpu_seconds(pid):
     return total / 1e9
 
 
-def server_cpu_per_request(pid, requests, reply_bytes):
-    """Server CPU microseconds per request for a pipelined batch of raw CA requests on one circuit."""
-    c = raw.Circuit(PORT)
-    sid = c.create("B:scalar", 1)[0][4]
-    batch = b"".join(requests(sid, i) for i in range(200000))
-    before = cpu_seconds(pid)
-    c.send(batch)
-    received = 0
-    while received < 200000 * reply_bytes:
-        received += len(c.sock.recv(1 << 20))
-    used = cpu_seconds(pid) - before
-    c.close()
-    return used / 200000 * 1e6
-
-
 def rss_kib(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -245,13 +240,15 @@ def main():
         for c in circuits:
             c.close()
 
-        small, large = connect_cpu_per_channel(ioc.proc.pid, 10000), connect_cpu_per_channel(ioc.proc.pid, 50000)
+        small = server_cpu_per_request(ioc.proc.pid, create_request, 32, 10000)
+        large = server_cpu_per_request(ioc.proc.pid, create_request, 32, 50000)
         print(f"{'server CPU per channel connect (one circuit)':44s} ours {large:12.2f} us at 50k   "
               f"{small:.2f} us at 10k  ratio 50k/10k {large / small:.2f} (1.0 = flat)")
 
-        get_us = server_cpu_per_request(ioc.proc.pid, lambda sid, i: raw.message(raw.READ_NOTIFY, 6, 1, sid, i), 24)
+        get_us = server_cpu_per_request(
+            ioc.proc.pid, lambda c, i: raw.message(raw.READ_NOTIFY, 6, 1, scalar_sid(c), i), 24)
         put_us = server_cpu_per_request(
-            ioc.proc.pid, lambda sid, i: raw.message(raw.WRITE_NOTIFY, 6, 1, sid, i, struct.pack(">d", i * 0.5)), 16)
+            ioc.proc.pid, lambda c, i: raw.message(raw.WRITE_NOTIFY, 6, 1, scalar_sid(c), i, struct.pack(">d", i / 2)), 16)
         print(f"{'server CPU per pipelined DBR_DOUBLE get':44s} ours {get_us:12.2f} us")
         print(f"{'server CPU per pipelined DBR_DOUBLE put-notify':44s} ours {put_us:12.2f} us")
 

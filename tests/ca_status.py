@@ -37,16 +37,16 @@ class PendingPut:
 
 
 def start_put(name, value, ftype=None):
-    """Starts a put with completion of one number to a scalar channel, sent as the channel's native type or as
-    ftype (e.g. dbr.DOUBLE: a NaN to an integer field); returns a PendingPut."""
+    """Starts a put with completion of one number, or a list of numbers to an array channel, sent as the
+    channel's native type or as ftype (e.g. dbr.DOUBLE: a NaN to an integer field); returns a PendingPut."""
     chid = ca.create_channel(name, connect=True)
     assert ca.connect_channel(chid, timeout=5.0), f"{name} did not connect"
     if ftype is None:
         ftype = ca.field_type(chid)
-    data = (1 * dbr.Map[ftype])()
-    data[0] = value
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    data = (len(values) * dbr.Map[ftype])(*values)
     pending = PendingPut()
-    status = ca.libca.ca_array_put_callback(ftype, 1, chid, data, pending.callback, None)
+    status = ca.libca.ca_array_put_callback(ftype, len(values), chid, data, pending.callback, None)
     assert status == ECA_NORMAL, f"ca_array_put_callback refused: {status}"
     ca.flush_io()
     return pending

@@ -150,6 +150,15 @@ def session_env():
     return server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
 
 
+def default_ioc(prefix, workdir, env=None, **kw):
+    """The default IOC as st.cmd starts it (simulators, stage map, web view on a free port) under its own PV prefix,
+    with its autosave file and XRF output in workdir; env defaults to this pytest session's. An Ioc to start (or
+    use as a context manager)."""
+    env = default_env(env or session_env(), workdir, prefix, RELOC_TOP=str(TOP),
+                      RELOC_XRF_OUT_DIR=str(workdir / "xrf"))
+    return Ioc(default_st_cmd(), workdir / "ioc", env=env, **kw)
+
+
 class Ioc:
     """A running relocioc. st_cmd is the text of its startup script, written into workdir."""
 

@@ -50,8 +50,9 @@ dbLoadRecords "mono.db" "P=$(P)"
 xanesLiveConfigure("XANES", "CAM1", "$(P)mono:Energy", $(RELOC_CAMERA_PIXELS=327680))
 dbLoadRecords "xanes.db" "P=$(P),R=xanes:,PORT=XANES,NELM=$(RELOC_CAMERA_PIXELS=327680)"
 
-# On-the-fly XRF self-absorption correction of fly-scan chunks (ZeroMQ PULL in, PUB out, HDF5 per scan).
-xrfCorrectionConfigure("XRF", "$(TOP)/iocBoot/iocreloc/xrf_correction.json", "$(RELOC_XRF_PULL=tcp://127.0.0.1:5580)", "$(RELOC_XRF_PUB=tcp://127.0.0.1:5581)", "$(RELOC_XRF_OUT_DIR=.)", 262144)
+# On-the-fly XRF self-absorption correction of fly-scan chunks (ZeroMQ PULL in, PUB out, HDF5 per scan:
+# xrf_scan_N.h5 in RELOC_XRF_OUT_DIR, created when missing; point it at the beamline's data folder).
+xrfCorrectionConfigure("XRF", "$(TOP)/iocBoot/iocreloc/xrf_correction.json", "$(RELOC_XRF_PULL=tcp://127.0.0.1:5580)", "$(RELOC_XRF_PUB=tcp://127.0.0.1:5581)", "$(RELOC_XRF_OUT_DIR=/tmp/reloc-xrf)", 262144)
 dbLoadRecords "xrf.db" "P=$(P),R=xrf:,PORT=XRF,CHUNK_NELM=65536"
 dbLoadRecords "xrf_element.db" "P=$(P),R=xrf:,PORT=XRF,N=0,NELM=262144"
 dbLoadRecords "xrf_element.db" "P=$(P),R=xrf:,PORT=XRF,N=1,NELM=262144"
@@ -60,14 +61,15 @@ dbLoadRecords "xrf_element.db" "P=$(P),R=xrf:,PORT=XRF,N=1,NELM=262144"
 stagemapConfigure "MAP" "$(P)samx" "$(P)samy" "$(TOP)/protocols/scan_engines.json"
 stagemapPiezo "MAP" "$(P)pssx" "$(P)pssy"
 stagemapCamera "MAP" "CAM1"
-dbLoadRecords "stagemap.db" "P=$(P),PORT=MAP"
+dbLoadRecords "stagemap.db" "P=$(P),PORT=MAP,BEAM_X=$(RELOC_BEAM_X=319.5),BEAM_Y=$(RELOC_BEAM_Y=255.5)"
 dbLoadRecords "stagemap_zoom.db" "P=$(P),PORT=MAP,PIXEL_SIZE=$(P)cam_pixel_size"
 
 # Web live view (loopback; RELOC_WEB_ADDRESS=127.0.0.1:0 picks a free port, published in $(P)web:Port):
 # camera, detected particles with "go to", registration, relocalization and the macro queue. Moves (click,
 # "go to") go to the motor records and only while the stage map's $(P)Move:Enable is Enabled.
 webServerConfigure("$(RELOC_WEB_ADDRESS=127.0.0.1:8080)", "CAM1", "$(TOP)/web", "$(P)web:")
-webServerStage("$(P)samx", "$(P)samy")
+webServerStage("$(P)samx", "$(P)samy", "$(P)pssx", "$(P)pssy")
+webServerBeam("$(P)Live:BeamX_RBV", "$(P)Live:BeamY_RBV")
 webServerMoveEnable("$(P)Move:Enable")
 webServerParticles("$(P)det1:X_RBV", "$(P)det1:Y_RBV")
 webServerShow("Registration", "$(P)reg1:Message")

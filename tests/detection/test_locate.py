@@ -93,6 +93,17 @@ def test_bright_particles_with_gradient_match_truth_and_reference(tmp_path, kind
     assert np.all(ours["ecc"][i] < 0.15)
 
 
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_the_table_does_not_depend_on_the_number_of_threads(tmp_path, kind):
+    """A frame is split over worker threads: one, two or five of them give the same table, to the bit."""
+    rng = np.random.default_rng(21)
+    image, _, _, _, _ = synth.frame(rng, shape=(301, 517), count=150, gradient=(0.15, -0.1), **CASES[kind])
+    path = tmp_path / "frame.tif"
+    tifffile.imwrite(path, image)
+    tables = [run_locate(path, "--diameter", 9, "--threads", n).stdout for n in (1, 2, 5)]
+    assert tables[0].count("\n") > 100 and tables[1] == tables[0] and tables[2] == tables[0]
+
+
 def test_dark_particles_with_invert(tmp_path):
     rng = np.random.default_rng(12)
     image, ys, xs, _, _ = synth.frame(rng, background=3000, dark=True, gradient=(0.3, 0.2))
@@ -219,6 +230,7 @@ def test_empty_and_flat_frames_give_an_empty_table(tmp_path):
     (["--noise-size", 20], "larger than noise_size"),
     (["--percentile", 120], "percentile"),
     (["--max-iterations", 0], "max_iterations"),
+    (["--threads", -1], "threads must be >= 0"),
     (["--diameter", "eleven"], "bad value"),
 ])
 def test_bad_parameters_are_refused_with_a_message(tmp_path, args, message):

@@ -379,7 +379,7 @@ def test_readbacks_carry_the_time_of_each_readback(stage):
         p.add_callback(on_change)
     started = time.time()
     put_wait("samx", 2.0)                             # 1 s at VELO 2
-    wait_for(lambda: stamps["samx.DMOV"][-1:] and stamps["samx.DMOV"][-1] > started, 5, "DMOV back to 1")
+    wait_for(lambda: stamps["samx.DMOV"][-1:] and stamps["samx.DMOV"][-1] > started, 5, what="DMOV after the move")
     for p in pvs:
         p.clear_callbacks()
     rbv = stamps["samx.RBV"]

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("RELOC_BIN", ROOT / "bin"))
 ENGINES = ROOT / "protocols" / "scan_engines.json"
-LIMITS = ["--limits", "-9500", "9500", "-4500", "4500"]        # the sample stage's soft limits in um
+LIMITS = ["--limits", "-9500", "9500", "-9000", "9000"]        # soft limits of the X and Y motors in um
 
 
 def macro(engine, *args, engines=ENGINES):
@@ -31,55 +31,55 @@ def text(engine, *args):
 CASES = [
     # 10 um x 10 um at (100..110, -50..-40) um with 1 um steps: 10 intervals per axis.
     ("sardana", ["--rect", "100", "-50", "110", "-40", "--step", "1", "1", "--dwell", "0.5", "--name", "r1"],
-     "mesh samy 0.1000 0.1100 10 samz -0.0500 -0.0400 10 0.5\n"),
+     "mesh samx 0.1000 0.1100 10 samy -0.0500 -0.0400 10 0.5\n"),
     ("spec", ["--rect", "100", "-50", "110", "-40", "--step", "1", "1", "--dwell", "0.5", "--name", "r1"],
-     "mesh samy 0.1000 0.1100 10 samz -0.0500 -0.0400 10 0.5\n"),
+     "mesh samx 0.1000 0.1100 10 samy -0.0500 -0.0400 10 0.5\n"),
     ("bluesky", ["--rect", "100", "-50", "110", "-40", "--step", "1", "1", "--dwell", "0.5", "--name", "r1"],
      "RE(bps.mv(det.count_time, 0.5))\n"
-     "RE(bp.grid_scan([det], samz, -0.0500, -0.0400, 11, samy, 0.1000, 0.1100, 11, snake_axes=False, md={'roi': 'r1'}))\n"),
+     "RE(bp.grid_scan([det], samy, -0.0500, -0.0400, 11, samx, 0.1000, 0.1100, 11, snake_axes=False, md={'roi': 'r1'}))\n"),
     # A step that does not divide the width: 0..10 um in 3 um steps needs 4 intervals, 12 um centred on the ROI.
     ("sardana", ["--rect", "0", "0", "10", "2", "--step", "3", "2", "--dwell", "1"],
-     "mesh samy -0.0010 0.0110 4 samz 0.0000 0.0020 1 1\n"),
+     "mesh samx -0.0010 0.0110 4 samy 0.0000 0.0020 1 1\n"),
     # Point counts span the ROI exactly: 6 x 3 points are 5 x 2 intervals.
     ("spec", ["--rect", "-20", "30", "-10", "40", "--points", "6", "3", "--dwell", "0.2"],
-     "mesh samy -0.0200 -0.0100 5 samz 0.0300 0.0400 2 0.2\n"),
+     "mesh samx -0.0200 -0.0100 5 samy 0.0300 0.0400 2 0.2\n"),
     ("bluesky", ["--rect", "-20", "30", "-10", "40", "--points", "6", "3", "--dwell", "0.2", "--name", "r2"],
      "RE(bps.mv(det.count_time, 0.2))\n"
-     "RE(bp.grid_scan([det], samz, 0.0300, 0.0400, 3, samy, -0.0200, -0.0100, 6, snake_axes=False, md={'roi': 'r2'}))\n"),
+     "RE(bp.grid_scan([det], samy, 0.0300, 0.0400, 3, samx, -0.0200, -0.0100, 6, snake_axes=False, md={'roi': 'r2'}))\n"),
     # A particle of 3 um diameter at (1250, -730) um with a 1 um margin: a 5 um square; relative forms move to
     # the centre first (mv), then scan +-2.5 um.
     ("sardana", ["--particle", "1250", "-730", "3", "--margin", "1", "--step", "0.5", "0.5", "--dwell", "0.1",
                  "--relative"],
-     "mv samy 1.2500 samz -0.7300\ndmesh samy -0.0025 0.0025 10 samz -0.0025 0.0025 10 0.1\n"),
+     "mv samx 1.2500 samy -0.7300\ndmesh samx -0.0025 0.0025 10 samy -0.0025 0.0025 10 0.1\n"),
     ("spec", ["--particle", "1250", "-730", "3", "--margin", "1", "--step", "0.5", "0.5", "--dwell", "0.1",
               "--relative"],
-     "umv samy 1.2500 samz -0.7300\ndmesh samy -0.0025 0.0025 10 samz -0.0025 0.0025 10 0.1\n"),
+     "umv samx 1.2500 samy -0.7300\ndmesh samx -0.0025 0.0025 10 samy -0.0025 0.0025 10 0.1\n"),
     ("bluesky", ["--particle", "1250", "-730", "3", "--margin", "1", "--step", "0.5", "0.5", "--dwell", "0.1",
                  "--relative", "--name", "p7"],
-     "RE(bps.mv(det.count_time, 0.1))\nRE(bps.mv(samy, 1.2500, samz, -0.7300))\n"
-     "RE(bp.rel_grid_scan([det], samz, -0.0025, 0.0025, 11, samy, -0.0025, 0.0025, 11, snake_axes=False, "
+     "RE(bps.mv(det.count_time, 0.1))\nRE(bps.mv(samx, 1.2500, samy, -0.7300))\n"
+     "RE(bp.rel_grid_scan([det], samy, -0.0025, 0.0025, 11, samx, -0.0025, 0.0025, 11, snake_axes=False, "
      "md={'roi': 'p7'}))\n"),
     ("sardana", ["--particle", "1250", "-730", "3", "--margin", "1", "--step", "0.5", "0.5", "--dwell", "0.1"],
-     "mesh samy 1.2475 1.2525 10 samz -0.7325 -0.7275 10 0.1\n"),
+     "mesh samx 1.2475 1.2525 10 samy -0.7325 -0.7275 10 0.1\n"),
     # A right triangle (0,0) (10,0) (0,10) on a 2 um grid: each row scans the grid columns covering the inside.
     ("spec", ["--polygon", "0,0", "10,0", "0,10", "--step", "2", "2", "--dwell", "1"],
-     "umv samz 0.0000\nascan samy 0.0000 0.0100 5 1\n"
-     "umv samz 0.0020\nascan samy 0.0000 0.0080 4 1\n"
-     "umv samz 0.0040\nascan samy 0.0000 0.0060 3 1\n"
-     "umv samz 0.0060\nascan samy 0.0000 0.0040 2 1\n"
-     "umv samz 0.0080\nascan samy 0.0000 0.0020 1 1\n"
-     "umv samz 0.0100\nascan samy 0.0000 0.0020 1 1\n"),
+     "umv samy 0.0000\nascan samx 0.0000 0.0100 5 1\n"
+     "umv samy 0.0020\nascan samx 0.0000 0.0080 4 1\n"
+     "umv samy 0.0040\nascan samx 0.0000 0.0060 3 1\n"
+     "umv samy 0.0060\nascan samx 0.0000 0.0040 2 1\n"
+     "umv samy 0.0080\nascan samx 0.0000 0.0020 1 1\n"
+     "umv samy 0.0100\nascan samx 0.0000 0.0020 1 1\n"),
     # A U shape: rows through the arms scan two separate runs and skip the gap between them (x 4..6 um).
     ("sardana", ["--polygon", "0,0", "10,0", "10,10", "7,10", "7,4", "3,4", "3,10", "0,10",
                  "--step", "2", "5", "--dwell", "1"],
-     "mv samz 0.0000\nascan samy 0.0000 0.0100 5 1\n"
-     "mv samz 0.0050\nascan samy 0.0000 0.0040 2 1\nmv samz 0.0050\nascan samy 0.0060 0.0100 2 1\n"
-     "mv samz 0.0100\nascan samy 0.0000 0.0040 2 1\nmv samz 0.0100\nascan samy 0.0060 0.0100 2 1\n"),
+     "mv samy 0.0000\nascan samx 0.0000 0.0100 5 1\n"
+     "mv samy 0.0050\nascan samx 0.0000 0.0040 2 1\nmv samy 0.0050\nascan samx 0.0060 0.0100 2 1\n"
+     "mv samy 0.0100\nascan samx 0.0000 0.0040 2 1\nmv samy 0.0100\nascan samx 0.0060 0.0100 2 1\n"),
     ("bluesky", ["--polygon", "0,0", "10,0", "0,10", "--step", "5", "5", "--dwell", "1", "--name", "tri"],
      "RE(bps.mv(det.count_time, 1))\n"
-     "RE(bps.mv(samz, 0.0000))\nRE(bp.scan([det], samy, 0.0000, 0.0100, 3, md={'roi': 'tri'}))\n"
-     "RE(bps.mv(samz, 0.0050))\nRE(bp.scan([det], samy, 0.0000, 0.0050, 2, md={'roi': 'tri'}))\n"
-     "RE(bps.mv(samz, 0.0100))\nRE(bp.scan([det], samy, 0.0000, 0.0050, 2, md={'roi': 'tri'}))\n"),
+     "RE(bps.mv(samy, 0.0000))\nRE(bp.scan([det], samx, 0.0000, 0.0100, 3, md={'roi': 'tri'}))\n"
+     "RE(bps.mv(samy, 0.0050))\nRE(bp.scan([det], samx, 0.0000, 0.0050, 2, md={'roi': 'tri'}))\n"
+     "RE(bps.mv(samy, 0.0100))\nRE(bp.scan([det], samx, 0.0000, 0.0050, 2, md={'roi': 'tri'}))\n"),
 ]
 
 
@@ -89,12 +89,12 @@ def test_macro_text_matches_the_hand_checked_text(engine, args, expected):
 
 
 @pytest.mark.parametrize("args,motor,limit", [
-    (["--rect", "9400", "0", "9600", "10"], "samy", "high soft limit 9500.0000 um"),
-    (["--rect", "-9600", "0", "-9400", "10"], "samy", "low soft limit -9500.0000 um"),
-    (["--rect", "0", "4400", "10", "4501"], "samz", "high soft limit 4500.0000 um"),
-    (["--polygon", "0,-4600", "10,0", "0,10"], "samz", "low soft limit -4500.0000 um"),
+    (["--rect", "9400", "0", "9600", "10"], "samx", "high soft limit 9500.0000 um"),
+    (["--rect", "-9600", "0", "-9400", "10"], "samx", "low soft limit -9500.0000 um"),
+    (["--rect", "0", "8900", "10", "9001"], "samy", "high soft limit 9000.0000 um"),
+    (["--polygon", "0,-9100", "10,0", "0,10"], "samy", "low soft limit -9000.0000 um"),
     # The ROI is inside, but 3 um steps widen 0..10 to -1..11 and the scan would pass the limit at 0.
-    (["--rect", "9490", "0", "9500", "2"], "samy", "high soft limit"),
+    (["--rect", "9490", "0", "9500", "2"], "samx", "high soft limit"),
 ])
 def test_out_of_limit_rois_are_refused_with_a_message(args, motor, limit):
     step = ["--step", "3", "2"] if args[1] == "9490" else ["--step", "1", "1"]
@@ -106,7 +106,7 @@ def test_out_of_limit_rois_are_refused_with_a_message(args, motor, limit):
 
 def test_a_scan_ending_exactly_on_the_limit_is_accepted():
     assert text("sardana", "--rect", "9490", "0", "9500", "10", "--step", "1", "1", "--dwell", "1") == \
-        "mesh samy 9.4900 9.5000 10 samz 0.0000 0.0100 10 1\n"
+        "mesh samx 9.4900 9.5000 10 samy 0.0000 0.0100 10 1\n"
 
 
 def test_an_engine_defined_only_in_the_config_file(tmp_path):
@@ -124,7 +124,10 @@ def test_an_engine_defined_only_in_the_config_file(tmp_path):
 
 
 @pytest.mark.parametrize("config,message", [
-    ('{"engines": {"x": {"motor_y": "b", "absolute": "a", "relative": "r", "polygon_row": "p"}}}', '"motor_x"'),
+    ('{"engines": {"x": {"motor_y": "b", "absolute": "a", "relative": "r", "polygon_row": "p"}}}',
+     "names no motor for X"),
+    ('{"engines": {"x": {"motor_x": 3, "motor_y": "b", "absolute": "a", "relative": "r", "polygon_row": "p"}}}',
+     '"motor_x"'),
     ('{"engines": {"x": {"motor_x": "a", "motor_y": "b", "relative": "r", "polygon_row": "p"}}}', '"absolute"'),
     ('{"engines": {"x": {"motor_x": "a", "motor_y": "b", "absolute": "$(NOPE)", "relative": "r", '
      '"polygon_row": "p"}}}', "undefined macro $(NOPE)"),

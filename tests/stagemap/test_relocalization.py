@@ -65,7 +65,7 @@ def test_particles_are_brought_under_the_beam_and_the_removed_one_is_not_found(i
     export = scene["tmp"] / "relocated_macros.txt"
     put("Macro:ExportPath", str(export))
     put("Macro:Export", 1)
-    expected = "".join(f"mesh samy {(x - 2) / 1000:.4f} {(x + 2) / 1000:.4f} 8 samz {(y - 2) / 1000:.4f} "
+    expected = "".join(f"mesh samx {(x - 2) / 1000:.4f} {(x + 2) / 1000:.4f} 8 samy {(y - 2) / 1000:.4f} "
                        f"{(y + 2) / 1000:.4f} 8 0.2\n" for x, y in final[:20])
     assert export.read_text() == expected
     # the last particle visited (the removed one) left the stage near where it should have been

@@ -80,9 +80,9 @@ def test_macro_queue_append_reorder_remove_export(ioc, tmp_path):
     put("Macro:Engine", "spec")
     append_rect("c", -20, 30, -10, 40, step=2)
     assert get("Macro:Count_RBV") == 3 and get("Macro:Selected_RBV") == 2
-    a = "mesh samy 0.1000 0.1100 10 samz -0.0500 -0.0400 10 0.5\n"
-    b = "mesh samy 0.0000 0.0020 2 samz 0.0000 0.0020 2 0.5\n"
-    c = "mesh samy -0.0200 -0.0100 5 samz 0.0300 0.0400 5 0.5\n"
+    a = "mesh samx 0.1000 0.1100 10 samy -0.0500 -0.0400 10 0.5\n"
+    b = "mesh samx 0.0000 0.0020 2 samy 0.0000 0.0020 2 0.5\n"
+    c = "mesh samx -0.0200 -0.0100 5 samy 0.0300 0.0400 5 0.5\n"
     assert text("Macro:Current_RBV") == c.strip()
     put("Macro:MoveUp", 1)          # c moves above b
     assert get("Macro:Selected_RBV") == 1 and text("Macro:Current_RBV") == c.strip()
@@ -115,10 +115,10 @@ def test_polygon_and_particle_rois_from_pvs(ioc, tmp_path):
     out = tmp_path / "q.txt"
     put("Macro:ExportPath", str(out))
     put("Macro:Export", 1)
-    assert out.read_text() == ("umv samz 0.0000\nascan samy 0.0000 0.0100 2 1\n"
-                               "umv samz 0.0050\nascan samy 0.0000 0.0050 1 1\n"
-                               "umv samz 0.0100\nascan samy 0.0000 0.0050 1 1\n"
-                               "mv samy 1.2500 samz -0.7300\ndmesh samy -0.0025 0.0025 10 samz -0.0025 0.0025 10 0.1\n")
+    assert out.read_text() == ("umv samy 0.0000\nascan samx 0.0000 0.0100 2 1\n"
+                               "umv samy 0.0050\nascan samx 0.0000 0.0050 1 1\n"
+                               "umv samy 0.0100\nascan samx 0.0000 0.0050 1 1\n"
+                               "mv samx 1.2500 samy -0.7300\ndmesh samx -0.0025 0.0025 10 samy -0.0025 0.0025 10 0.1\n")
     put("Macro:Relative", 0)
     put_fails("Macro:Polygon", [0, 0, 10])
     assert "even number" in text("Map:Message_RBV") or "even number" in text("Macro:Message_RBV")

@@ -49,6 +49,8 @@ def live(tmp_path_factory):
     """One IOC for the module (a restarted IOC's channels reconnect slowly); each test sets what it needs."""
     workdir = tmp_path_factory.mktemp("live")
     ioc = start_live_ioc(workdir)
+    pv("det1:Diameter").put(7, wait=True)         # at 1 um per pixel the particles are 2-4 px across (the
+                                                  # defaults suit the default IOC's 3.45 um pixels)
     pv("det1:MinMass").put(280, wait=True)        # above the noise peaks of the simulated camera
     pv("det1:MaxSize").put(1.6, wait=True)        # the sample has bright particles too: inverted, their halo
                                                   # gives wider spots, which this size limit drops

@@ -48,7 +48,7 @@ static void read_doubles(hid_t file, const char *path, double *out, hsize_t expe
 static void frames_and_positions_are_written(void **state)
 {
     (void)state;
-    frame_ring *ring = frame_ring_create(64, 1, 32 * 16);
+    frame_ring *ring = frame_ring_create(64, 32 * 16);
     capture *c = capture_create(ring);
     char err[256];
     assert_int_equal(capture_start(c, unit_dir(), "scan", 7, 20, err, sizeof err), 0);
@@ -96,7 +96,7 @@ static void frames_and_positions_are_written(void **state)
 static void errors_end_the_capture_with_a_message(void **state)
 {
     (void)state;
-    frame_ring *ring = frame_ring_create(8, 1, 64);
+    frame_ring *ring = frame_ring_create(8, 64);
     capture *c = capture_create(ring);
     char err[256] = "";
     assert_int_equal(capture_start(c, "/nonexistent/dir", "x", 1, 5, err, sizeof err), -1);

@@ -269,14 +269,20 @@ static void put_notify_cancel_and_shutdown(void **state)
     (void)state;
     db_record *motor = make_record("ao", "N:motor", "DTYP", "Test Async", NULL);
     init_db();
-    notify_result r = {0};
+    notify_result r = {0}, queued = {0};
     db_addr a = addr_of("N:motor");
-    double v = 1;
-    db_put_notify *n = db_put_notify_start(&a, DBR_DOUBLE, &v, 1, notify_done, &r);
-    assert_non_null(n);
-    db_put_notify_cancel(n);                            /* client went away */
+    double v = 1, later = 5;
+    assert_non_null(db_put_notify_start(&a, DBR_DOUBLE, &v, 1, notify_done, &r));
+    assert_non_null(db_put_notify_start(&a, DBR_DOUBLE, &later, 1, notify_done, &queued));   /* waits */
+    db_lock();                                          /* the client went away */
+    assert_int_equal(db_put_notify_cancel(notify_done, &queued), 1);   /* waiting: never written */
+    assert_int_equal(db_put_notify_cancel(notify_done, &r), 1);        /* under way: runs to its end */
+    assert_int_equal(db_put_notify_cancel(notify_done, &r), 0);        /* nothing left to cancel */
+    db_unlock();
     assert_true(wait_for(record_idle, motor, 5));
+    assert_true(get_double("N:motor") == 1);
     assert_int_equal(r.calls, 0);
+    assert_int_equal(queued.calls, 0);
     /* A move that never finishes: shutdown fails the pending put. */
     async_never_completes = 1;
     notify_result r2 = {0};

@@ -38,13 +38,12 @@ static void *consume(void *arg)
 static void slow_consumer_drops_without_blocking_producer_or_others(void **state)
 {
     (void)state;
-    frame_ring *ring = frame_ring_create(8, 3, 64 * 64);
+    frame_ring *ring = frame_ring_create(8, 64 * 64);
     consumer_run runs[3] = {
         {.consumer = frame_ring_add_consumer(ring, "slow", FRAMES_NEWEST), .work_us = 3000, .pixels_ok = 1},
         {.consumer = frame_ring_add_consumer(ring, "fast", FRAMES_NEWEST), .pixels_ok = 1},
         {.consumer = frame_ring_add_consumer(ring, "capture", FRAMES_SEQUENTIAL), .pixels_ok = 1},
     };
-    assert_null(frame_ring_add_consumer(ring, "one too many", FRAMES_NEWEST));
     pthread_t threads[3];
     for (int i = 0; i < 3; i++) pthread_create(&threads[i], NULL, consume, &runs[i]);
     for (int k = 1; k <= FRAMES; k++) {
@@ -55,6 +54,11 @@ static void slow_consumer_drops_without_blocking_producer_or_others(void **state
         if (k % 8 == 0) usleep(200);     /* a camera at a few kHz: the fast consumers keep up */
     }
     assert_int_equal(frame_ring_published(ring), FRAMES);
+    assert_null(frame_ring_add_consumer(ring, "too late", FRAMES_NEWEST));   /* the set is fixed once running */
+    frame_consumer_stats listed[4];
+    assert_int_equal(frame_ring_consumers(ring, listed, 4), 3);               /* in the order they were added */
+    assert_string_equal(listed[0].name, "slow");
+    assert_string_equal(listed[2].name, "capture");
     usleep(100000);
     frame_ring_shutdown(ring);
     for (int i = 0; i < 3; i++) pthread_join(threads[i], NULL);
@@ -81,7 +85,7 @@ static void *wait_forever(void *arg)
 static void shutdown_wakes_waiting_consumers(void **state)
 {
     (void)state;
-    frame_ring *ring = frame_ring_create(2, 1, 16);
+    frame_ring *ring = frame_ring_create(2, 16);
     frame_consumer *c = frame_ring_add_consumer(ring, "waiter", FRAMES_NEWEST);
     pthread_t t;
     pthread_create(&t, NULL, wait_forever, c);
@@ -96,7 +100,7 @@ static void shutdown_wakes_waiting_consumers(void **state)
 static void timeout_returns_null_and_frames_grow(void **state)
 {
     (void)state;
-    frame_ring *ring = frame_ring_create(2, 1, 16);
+    frame_ring *ring = frame_ring_create(2, 16);
     frame_consumer *c = frame_ring_add_consumer(ring, "c", FRAMES_NEWEST);
     assert_null(frame_consumer_next(c, 0.01));
     frame *f = frame_ring_acquire(ring, 100, 50);     /* larger than max_pixels: storage grows */

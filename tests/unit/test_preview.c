@@ -25,14 +25,14 @@ static void publish_gradient(frame_ring *ring, int w, int h)
 static void subscriber_receives_decodable_jpeg_with_header(void **state)
 {
     (void)state;
-    frame_ring *ring = frame_ring_create(4, 2, 256 * 128);
+    frame_ring *ring = frame_ring_create(4, 256 * 128);
     preview_config cfg;
     preview_config_defaults(&cfg);
     str_copy(cfg.endpoint, "tcp://127.0.0.1:*", sizeof cfg.endpoint);
     cfg.max_width = 128;              /* 256-wide frames are binned by 2 */
     cfg.max_rate_hz = 0;
     char err[256];
-    preview *p = preview_start(ring, &cfg, err, sizeof err);
+    preview *p = preview_start(frame_ring_add_consumer(ring, "preview", FRAMES_NEWEST), &cfg, err, sizeof err);
     assert_non_null(p);
     preview_set_result(p, "registration", "{\"dx\": 1.5, \"ok\": true}");
     preview_set_result(p, "detection", "{\"count\": 3}");
@@ -92,12 +92,12 @@ static void subscriber_receives_decodable_jpeg_with_header(void **state)
 static void unbindable_endpoint_is_refused_with_a_message(void **state)
 {
     (void)state;
-    frame_ring *ring = frame_ring_create(2, 1, 16);
+    frame_ring *ring = frame_ring_create(2, 16);
     preview_config cfg;
     preview_config_defaults(&cfg);
     str_copy(cfg.endpoint, "tcp://not an address", sizeof cfg.endpoint);
     char err[256] = "";
-    assert_null(preview_start(ring, &cfg, err, sizeof err));
+    assert_null(preview_start(frame_ring_add_consumer(ring, "preview", FRAMES_NEWEST), &cfg, err, sizeof err));
     assert_non_null(strstr(err, "cannot bind"));
     frame_ring_destroy(ring);
 }

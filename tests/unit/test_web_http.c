@@ -53,6 +53,30 @@ static void malformed_and_oversized(void **state)
     assert_int_equal(web_parse_request(huge, sizeof huge, &rq), -1);
 }
 
+/* A POST is the page's own only when Host is this server and neither Origin nor Sec-Fetch-Site names another site. */
+static void same_origin_rule(void **state)
+{
+    (void)state;
+    struct { const char *headers; int ok; } cases[] = {
+        {"Host: 127.0.0.1:8080\r\n", 1},                                     /* a script: no Origin */
+        {"Host: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:8080\r\nSec-Fetch-Site: same-origin\r\n", 1},
+        {"Host: localhost:8080\r\norigin:   http://localhost:8080  \r\n", 1},
+        {"Host: 127.0.0.1:8080\r\nOrigin: http://evil.example\r\n", 0},
+        {"Host: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:9999\r\n", 0},
+        {"Host: evil.example:8080\r\nOrigin: http://evil.example:8080\r\n", 0},   /* DNS rebinding */
+        {"Host: 127.0.0.1:8080\r\nSec-Fetch-Site: cross-site\r\n", 0},
+        {"", 0},                                                              /* no Host at all */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512], why[256] = "";
+        snprintf(text, sizeof text, "POST /move HTTP/1.1\r\n%s\r\n", cases[i].headers);
+        web_request rq;
+        assert_int_equal(web_parse_request(text, strlen(text), &rq), (long)strlen(text));
+        int ok = web_same_origin(&rq, why, sizeof why) == 0;
+        if (ok != cases[i].ok) fail_msg("case %zu (%s): %s", i, cases[i].headers, ok ? "accepted" : why);
+    }
+}
+
 static void form_numbers(void **state)
 {
     (void)state;
@@ -116,6 +140,7 @@ int main(void)
         cmocka_unit_test(request_in_pieces),
         cmocka_unit_test(post_body_and_pipelining),
         cmocka_unit_test(malformed_and_oversized),
+        cmocka_unit_test(same_origin_rule),
         cmocka_unit_test(form_numbers),
         cmocka_unit_test(output_limit_and_partial_writes),
     };

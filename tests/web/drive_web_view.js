@@ -24,9 +24,13 @@ async function waitForNewFrame(page, after) {
 }
 
 async function waitForMoveDone(page) {
-  await page.waitForFunction(() => document.getElementById("message").textContent.startsWith("moving to"),
-                             null, { timeout: 10000 });
+  // The reply to POST /move comes when the motors are done: "at X, Y um" in green, or the reason in red.
+  await page.waitForFunction(() => {
+    const m = document.getElementById("message");
+    return m.className === "ok" || m.className === "bad";
+  }, null, { timeout: 60000 });
   const message = await page.textContent("#message");
+  if (await page.getAttribute("#message", "class") !== "ok") throw new Error("move failed: " + message);
   // The page follows the stage: wait until it reports the motors stopped, then for frames taken there.
   await page.waitForFunction(() => document.getElementById("moving").textContent === "", null,
                              { timeout: 30000 });
@@ -61,6 +65,7 @@ async function main() {
     await page.waitForSelector("#particles button.goto:not([disabled])", { timeout: 15000 });
     seen.particles = Number(await page.textContent("#particle-count"));
     await page.screenshot({ path: path.join(outdir, "web-view-before.png") });
+    await page.evaluate(() => { const m = document.getElementById("message"); m.textContent = ""; m.className = ""; });
     await page.locator("#particles button.goto").nth(Number(particleText)).click();
     seen.message = await waitForMoveDone(page);
     seen.stage_text = await page.textContent("#stage");
@@ -78,7 +83,7 @@ async function main() {
     const scale = box.width / meta.width;
     const u = (meta.width - 1) / 2 + (px - meta.stage.x) / meta.pixel_size;
     const v = (meta.height - 1) / 2 + (py - meta.stage.y) / meta.pixel_size;
-    await page.evaluate(() => { document.getElementById("message").textContent = ""; });
+    await page.evaluate(() => { const m = document.getElementById("message"); m.textContent = ""; m.className = ""; });
     await page.mouse.click(box.x + (u + 0.5) * scale, box.y + (v + 0.5) * scale);   // the pixel's centre
     seen.clicked_particle = [px, py];
     seen.click_message = await waitForMoveDone(page);

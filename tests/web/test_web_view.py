@@ -39,6 +39,11 @@ def sample_particles():
 pv = pv_under(P)
 
 
+def stage_position():
+    """Where the stage is (um): coarse (mm) plus piezo (um), as the camera sees it."""
+    return (pv("samx.RBV").get() * 1000 + pv("pssx.RBV").get(), pv("samy.RBV").get() * 1000 + pv("pssy.RBV").get())
+
+
 def frame_size(base):
     """Bytes of the newest JPEG, 0 while there is none yet."""
     try:
@@ -80,13 +85,13 @@ def test_browsers_watch_and_go_to_a_particle(node_modules, web_ioc, tmp_path):
     base = web_ioc
     assert pv("zoom").put(20, wait=True, timeout=30)          # 0.69 um per pixel: particles a few pixels wide
     assert pv("cam1:ImageMode").put(2, wait=True) and pv("cam1:Acquire").put(1)
-    start_x, start_y = pv("samx.RBV").get() * 1000, pv("samy.RBV").get() * 1000
+    start_x, start_y = stage_position()
 
     # Moves are refused while the enable PV is off, and the stage stays where it is.
     status, reply = post_move(base, start_x + 20, start_y)
     assert status == 403 and "disabled" in reply["message"]
     time.sleep(0.5)
-    assert abs(pv("samx.RBV").get() * 1000 - start_x) < 0.5
+    assert abs(stage_position()[0] - start_x) < 0.5
     assert pv("Move:Enable").put(1, wait=True)
 
     # Clients that stop reading must not hold up the others: one event stream never read, and one client that
@@ -128,10 +133,10 @@ def test_browsers_watch_and_go_to_a_particle(node_modules, web_ioc, tmp_path):
 
     assert len(seen["frames"]) == 3 and all(0 < a < b for a, b in seen["frames"]), seen   # images updated
     assert seen["particles"] > 10, seen   # the live detection finds the sample's particles
-    # The stage went where the page said ("moving to X, Y um"), far from the start, and that put a particle of
+    # The stage went where the page said ("at X, Y um", the motors' verdict), far from the start, and that put a particle of
     # the sample on the beam: detection pixels -> stage um is right to within two pixels.
     # (the stage as the page showed it once the motors had stopped: the IOC's readbacks)
-    target = [float(v) for v in seen["message"].removeprefix("moving to ").removesuffix(" um").split(",")]
+    target = [float(v) for v in seen["message"].removeprefix("at ").removesuffix(" um").split(",")]
     x_um, y_um = (float(v) for v in seen["stage_text"].split(","))
     assert abs(x_um - target[0]) < 1.0 and abs(y_um - target[1]) < 1.0, (x_um, y_um, target)
     assert math.hypot(x_um - start_x, y_um - start_y) > 5, (x_um, y_um)
@@ -139,7 +144,7 @@ def test_browsers_watch_and_go_to_a_particle(node_modules, web_ioc, tmp_path):
     nearest = min(math.hypot(x_um - sx, y_um - sy) for sx, sy in sample_particles())
     assert nearest < 2 * pixel, (x_um, y_um, nearest, pixel)
     # Clicking a particle in the image centres it on the beam: the stage PVs say so.
-    x_um, y_um = pv("samx.RBV").get() * 1000, pv("samy.RBV").get() * 1000
+    x_um, y_um = stage_position()
     clicked = seen["clicked_particle"]
     assert math.hypot(x_um - clicked[0], y_um - clicked[1]) < pixel, (x_um, y_um, seen)
     assert (shots / "web-view.png").stat().st_size > 10000

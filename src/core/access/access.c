@@ -1,6 +1,7 @@
 /* access.c -- access security: parses ACF files (UAG, HAG, ASG, RULE, INPx, CALC) into a rule set and answers
- * "what may this user on this host do with this group". The installed rule set is owned by this file and
- * guarded by rules_lock; a reload builds a complete new set and swaps it in, so a bad file changes nothing. */
+ * "what may this user on this host do with this group"; the st.cmd commands asSetFilename and asInit. The
+ * installed rule set is owned by this file and guarded by rules_lock; a reload builds a complete new set and
+ * swaps it in, so a bad file changes nothing. */
 #include "core/access/access.h"
 
 #include <ctype.h>
@@ -12,8 +13,9 @@
 #include <strings.h>
 
 #include "core/base/base.h"
-#include "core/access/access_calc.h"
+#include "core/access/access_internal.h"
 #include "core/db/db.h"
+#include "core/shell/shell.h"
 
 #define NAME_MAX_LEN 64
 #define ACCESS_INPUTS 12            /* INPA..INPL */
@@ -30,7 +32,7 @@ typedef struct rule {
     int *uags, nuags;               /* indexes into the rule set's uags; none = any user */
     int *hags, nhags;
     char *calc;                     /* NULL = always */
-    void *calc_program;             /* compiled CALC (access_calc.h) */
+    void *calc_program;             /* compiled CALC (access_internal.h) */
 } rule;
 
 typedef struct group {
@@ -530,4 +532,38 @@ unsigned long access_generation(void)
     unsigned long g = generation;
     pthread_mutex_unlock(&rules_lock);
     return g;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * st.cmd commands and iocInit
+ */
+static int cmd_as_set_filename(int argc, char **argv, char *err, size_t errlen)
+{
+    (void)argc;
+    access_set_file(argv[1]);
+    /* Checked now so that a bad file stops the IOC at its st.cmd line; installed again at iocInit, when
+     * the records that CALC inputs name exist. */
+    return access_init(err, errlen);
+}
+
+static int cmd_as_init(int argc, char **argv, char *err, size_t errlen)
+{
+    (void)argc;
+    (void)argv;
+    return access_init(err, errlen);   /* the loop pushes changed rights within its next round */
+}
+
+/* iocInit: the rules again, now that the records CALC inputs name exist. */
+static void reload_at_init(void *user)
+{
+    (void)user;
+    char err[512];
+    if (access_init(err, sizeof err) < 0) log_error("access", "%s (previous access rules kept)", err);
+}
+
+void access_register(void)
+{
+    shell_register("asSetFilename", "asSetFilename file.acf  access security file", 1, 1, cmd_as_set_filename);
+    shell_register("asInit", "asInit  (re)load the access security file", 0, 0, cmd_as_init);
+    db_at_init(reload_at_init, NULL);
 }

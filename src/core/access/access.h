@@ -25,6 +25,10 @@
 #define ACCESS_READ  1u
 #define ACCESS_WRITE 2u
 
+/* Registers the st.cmd commands asSetFilename and asInit, and the reload at iocInit (when the records CALC
+ * inputs name exist); call it before the CA server registers, so that rules are in place when it starts. */
+void access_register(void);
+
 /* asSetFilename: the file asInit loads. */
 void access_set_file(const char *path);
 /* asInit: (re)loads the file set by access_set_file (if any). On failure the previous rules stay and err

@@ -1,6 +1,6 @@
 /* access_calc.c -- CALC conditions of access security rules, compiled and evaluated with the record
  * database's CALC engine (src/core/calc), so that ACF files use exactly the calc record's language. */
-#include "core/access/access_calc.h"
+#include "core/access/access_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

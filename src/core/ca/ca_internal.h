@@ -10,6 +10,7 @@
 #ifndef RELOC_CA_PRIVATE_H
 #define RELOC_CA_PRIVATE_H
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -117,7 +118,7 @@ int ca_dbr_read(const db_addr *addr, unsigned type, uint32_t count, uint8_t *out
 void *ca_dbr_decode_values(uint8_t *payload, size_t len, unsigned type, uint32_t count, ca_bytes *room);
 
 /* ---------------------------------------------------------------------------------------------------
- * Limits (server.c reads them from the environment and casLimits; circuits obey them)
+ * Limits (config.c reads them from the environment, casSetLimits overrides them; circuits obey them)
  */
 typedef struct ca_limits {
     unsigned max_clients;
@@ -126,6 +127,31 @@ typedef struct ca_limits {
     size_t max_message_bytes;   /* largest payload accepted or sent */
 } ca_limits;
 extern ca_limits ca_server_limits;
+
+/* ---------------------------------------------------------------------------------------------------
+ * config.c -- the environment
+ */
+/* The value of variable a, else of b (may be NULL); NULL when neither is set and non-empty. */
+const char *ca_env_first(const char *a, const char *b);
+/* A positive integer from a (else b), def when unset; a bad value is logged and def used. */
+long ca_env_long(const char *a, const char *b, long def);
+/* Whether a YES/NO variable says yes (def when unset). */
+int ca_env_yes(const char *name, int def);
+/* "ip[:port] ip[:port] ..." -> at most max addresses (port default_port when not given); returns the count. */
+int ca_parse_addr_list(const char *list, uint16_t default_port, struct sockaddr_in *out, int max);
+/* Limits from RELOC_CAS_MAX_CLIENTS, RELOC_CAS_MAX_CHANNELS, RELOC_CAS_MAX_QUEUE_BYTES and
+ * EPICS_CA_MAX_ARRAY_BYTES. */
+void ca_limits_from_env(void);
+
+/* ---------------------------------------------------------------------------------------------------
+ * server.c -- the event loop
+ */
+/* db hooks: start the loop at the end of iocInit; stop it (clients dropped) at db_shutdown. */
+void ca_server_start(void *user);
+void ca_server_stop(void *user);
+/* casr: the loop's report at level 0 (summary), 1 (clients) or 2 (channels) (the caller frees it); NULL when
+ * the server is not running. */
+char *ca_server_report(int level);
 
 /* ---------------------------------------------------------------------------------------------------
  * circuit.c / monitor.c -- one TCP circuit
@@ -154,7 +180,6 @@ struct ca_putn {                    /* one WRITE_NOTIFY in progress */
     uint32_t ioid;
     uint16_t dtype;
     uint32_t count;
-    db_put_notify *notify;          /* NULL once done (set under the db lock) */
     ca_putn *next;
 };
 
@@ -165,7 +190,7 @@ struct ca_channel {
     unsigned rights;                /* bit0 read, bit1 write; loop thread */
     ca_client *client;
     ca_sub *subs;                   /* loop thread */
-    ca_putn *putns;                 /* list: loop thread; putn->notify: db lock */
+    ca_putn *putns;                 /* pending WRITE_NOTIFYs: db lock */
 };
 
 /* Called (with the client lock held) when output appears in an empty queue: wakes the event loop. */

@@ -157,11 +157,18 @@ void ca_client_refresh_rights(ca_client *c)
     }
 }
 
-static void orphan_putns_locked(ca_channel *ch)
+static void put_done(void *user, int status);
+
+/* [db locked] The channel goes: its put-notifies are cancelled (one still waiting never writes, one under way
+ * runs to its end unreported). */
+static void cancel_putns_locked(ca_channel *ch)
 {
-    for (ca_putn *p = ch->putns; p; p = p->next)
-        p->chan = NULL;
-    ch->putns = NULL;
+    while (ch->putns) {
+        ca_putn *p = ch->putns;
+        ch->putns = p->next;
+        db_put_notify_cancel(put_done, p);
+        free(p);
+    }
 }
 
 static void free_channel(ca_client *c, ca_channel *ch)
@@ -171,9 +178,8 @@ static void free_channel(ca_client *c, ca_channel *ch)
         ch->subs = s->next;
         ca_sub_free(s);
     }
-    /* A put-notify still running (a motor move) completes on its own; its reply is then dropped. */
     db_lock();
-    orphan_putns_locked(ch);
+    cancel_putns_locked(ch);
     db_unlock();
     c->chans[ch->sid] = NULL;
     c->free_sids[c->nfree_sids++] = ch->sid;
@@ -315,22 +321,21 @@ static void write_plain(ca_client *c, const ca_hdr *h, ca_channel *ch, uint8_t *
                     db_strerror(status));
 }
 
+/* [db locked] A put-notify finished: reply to the client. A cancelled one never gets here. */
 static void put_done(void *user, int status)
 {
     ca_putn *p = user;
     ca_channel *ch = p->chan;
-    if (ch) {
-        ca_putn **pp = &ch->putns;
-        while (*pp && *pp != p)
-            pp = &(*pp)->next;
-        if (*pp)
-            *pp = p->next;
-        ca_hdr h = { .cmd = CA_PROTO_WRITE_NOTIFY, .dtype = p->dtype, .count = p->count,
-                     .p1 = (uint32_t)eca_of_put_status(status), .p2 = p->ioid };
-        pthread_mutex_lock(&ch->client->lock);
-        ca_client_queue_locked(ch->client, &h, NULL, 0);
-        pthread_mutex_unlock(&ch->client->lock);
-    }
+    ca_putn **pp = &ch->putns;
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = p->next;
+    ca_hdr h = { .cmd = CA_PROTO_WRITE_NOTIFY, .dtype = p->dtype, .count = p->count,
+                 .p1 = (uint32_t)eca_of_put_status(status), .p2 = p->ioid };
+    pthread_mutex_lock(&ch->client->lock);
+    ca_client_queue_locked(ch->client, &h, NULL, 0);
+    pthread_mutex_unlock(&ch->client->lock);
     free(p);
 }
 

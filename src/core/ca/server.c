@@ -1,5 +1,5 @@
-/* server.c -- the CA server daemon: sockets, the event loop thread, beacons, limits, start/stop and the
- * shell commands (casr, casSetLimits, asSetFilename, asInit).
+/* server.c -- the CA server daemon: sockets, the event loop thread, beacons, start/stop and the report casr
+ * asks for (config.c reads the environment, commands.c holds the shell commands).
  *
  * Thread model
  *   - ONE event loop thread ("ca-loop") owns every socket and every client: it polls the listening TCP
@@ -32,7 +32,6 @@
 
 #include "core/access/access.h"
 #include "core/base/base.h"
-#include "core/shell/shell.h"
 
 #define MAX_INTF 8
 #define MAX_BEACON_DST 16
@@ -73,74 +72,6 @@ static struct {
 } report = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL };
 
 /* ---------------------------------------------------------------------------------------------------
- * Environment
- */
-static const char *env_first(const char *a, const char *b)
-{
-    const char *v = getenv(a);
-    if ((!v || !*v) && b)
-        v = getenv(b);
-    return v && *v ? v : NULL;
-}
-
-static long env_long(const char *a, const char *b, long def)
-{
-    const char *v = env_first(a, b);
-    char *end;
-    long n = v ? strtol(v, &end, 10) : def;
-    if (v && (*end || n <= 0)) {
-        log_warn("ca", "ignoring %s=%s (not a positive integer)", a, v);
-        n = def;
-    }
-    return n;
-}
-
-static int env_yes(const char *name, int def)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    return strcasecmp(v, "NO") != 0 && strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0;
-}
-
-/* "ip[:port] ip[:port] ..." -> addresses; returns the count. */
-static int parse_addr_list(const char *list, uint16_t default_port, struct sockaddr_in *out, int max)
-{
-    int n = 0;
-    char buf[1024];
-    str_copy(buf, list ? list : "", sizeof buf);
-    for (char *save = NULL, *tok = strtok_r(buf, " \t,", &save); tok && n < max;
-         tok = strtok_r(NULL, " \t,", &save)) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(default_port) };
-        char *colon = strchr(tok, ':');
-        if (colon) {
-            *colon = 0;
-            long p = strtol(colon + 1, NULL, 10);
-            if (p > 0 && p < 65536)
-                sa.sin_port = htons((uint16_t)p);
-        }
-        if (inet_pton(AF_INET, tok, &sa.sin_addr) != 1) {
-            log_warn("ca", "ignoring address '%s' (not an IPv4 address)", tok);
-            continue;
-        }
-        out[n++] = sa;
-    }
-    return n;
-}
-
-static void ca_limits_from_env(void)
-{
-    ca_server_limits.max_clients = (unsigned)env_long("RELOC_CAS_MAX_CLIENTS", NULL, ca_server_limits.max_clients);
-    ca_server_limits.max_channels =
-        (unsigned)env_long("RELOC_CAS_MAX_CHANNELS", NULL, ca_server_limits.max_channels);
-    ca_server_limits.max_queue_bytes =
-        (size_t)env_long("RELOC_CAS_MAX_QUEUE_BYTES", NULL, (long)ca_server_limits.max_queue_bytes);
-    /* Arrays up to EPICS_CA_MAX_ARRAY_BYTES when it is set (never below the classic 16 KiB). */
-    long array_bytes = env_long("EPICS_CA_MAX_ARRAY_BYTES", NULL, (long)ca_server_limits.max_message_bytes);
-    ca_server_limits.max_message_bytes = (size_t)(array_bytes < 16384 ? 16384 : array_bytes);
-}
-
-/* ---------------------------------------------------------------------------------------------------
  * Sockets
  */
 static void wake_loop(ca_client *c)
@@ -156,13 +87,13 @@ static void wake_loop(ca_client *c)
 static int open_sockets(void)
 {
     struct sockaddr_in intf[MAX_INTF];
-    const char *list = env_first("EPICS_CAS_INTF_ADDR_LIST", NULL);
-    srv.nintf = list ? parse_addr_list(list, 0, intf, MAX_INTF) : 0;
+    const char *list = ca_env_first("EPICS_CAS_INTF_ADDR_LIST", NULL);
+    srv.nintf = list ? ca_parse_addr_list(list, 0, intf, MAX_INTF) : 0;
     if (srv.nintf == 0) {
         intf[0] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
         srv.nintf = 1;
     }
-    uint16_t want = (uint16_t)env_long("EPICS_CAS_SERVER_PORT", "EPICS_CA_SERVER_PORT", 5064);
+    uint16_t want = (uint16_t)ca_env_long("EPICS_CAS_SERVER_PORT", "EPICS_CA_SERVER_PORT", 5064);
     srv.port = want;
     int one = 1;
     for (int i = 0; i < srv.nintf; i++) {
@@ -203,10 +134,10 @@ static int open_sockets(void)
     }
 
     /* Beacons: the explicit list, plus interface broadcast addresses only when auto is on. */
-    uint16_t bport = (uint16_t)env_long("EPICS_CAS_BEACON_PORT", "EPICS_CA_REPEATER_PORT", 5065);
-    srv.nbeacon = parse_addr_list(env_first("EPICS_CAS_BEACON_ADDR_LIST", NULL), bport, srv.beacon_dst,
+    uint16_t bport = (uint16_t)ca_env_long("EPICS_CAS_BEACON_PORT", "EPICS_CA_REPEATER_PORT", 5065);
+    srv.nbeacon = ca_parse_addr_list(ca_env_first("EPICS_CAS_BEACON_ADDR_LIST", NULL), bport, srv.beacon_dst,
                                   MAX_BEACON_DST);
-    if (env_yes("EPICS_CAS_AUTO_BEACON_ADDR_LIST", 1)) {
+    if (ca_env_yes("EPICS_CAS_AUTO_BEACON_ADDR_LIST", 1)) {
         struct ifaddrs *ifs = NULL;
         if (getifaddrs(&ifs) == 0) {
             for (struct ifaddrs *a = ifs; a && srv.nbeacon < MAX_BEACON_DST; a = a->ifa_next) {
@@ -228,12 +159,12 @@ static int open_sockets(void)
     }
     srv.beacon_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     srv.beacon_period = 15.0;
-    const char *bp = env_first("EPICS_CAS_BEACON_PERIOD", "EPICS_CA_BEACON_PERIOD");
+    const char *bp = ca_env_first("EPICS_CAS_BEACON_PERIOD", "EPICS_CA_BEACON_PERIOD");
     if (bp && atof(bp) > 0)
         srv.beacon_period = atof(bp);
 
     struct sockaddr_in ign[MAX_BEACON_DST];
-    srv.nignore = parse_addr_list(env_first("EPICS_CAS_IGNORE_ADDR_LIST", NULL), 0, ign, MAX_BEACON_DST);
+    srv.nignore = ca_parse_addr_list(ca_env_first("EPICS_CAS_IGNORE_ADDR_LIST", NULL), 0, ign, MAX_BEACON_DST);
     for (int i = 0; i < srv.nignore; i++)
         srv.ignore[i] = ign[i].sin_addr;
     srv.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -288,7 +219,9 @@ static void accept_clients(int lfd)
 static void drop_client(unsigned index, const char *why)
 {
     ca_client *c = srv.clients[index];
-    log_info("ca", "client %s (%s@%s) disconnected: %s", c->peer, c->user, c->host, why);
+    /* A client closing its circuit is routine (every caget does it): only a circuit we close is news. */
+    int routine = !strcmp(why, "connection closed") || !strcmp(why, "server shutting down");
+    log_msg(routine ? LOG_DEBUG : LOG_WARN, "ca", "client %s (%s@%s) disconnected: %s", c->peer, c->user, c->host, why);
     close(c->fd);
     ca_client_free(c);
     srv.clients[index] = srv.clients[--srv.nclients];
@@ -526,14 +459,11 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static void server_start(void *user)
+void ca_server_start(void *user)
 {
     (void)user;
     if (srv.running)
         return;
-    char err[512];
-    if (access_init(err, sizeof err) < 0)
-        log_error("ca", "%s (previous access rules kept)", err);
     if (open_sockets() < 0) {
         close_sockets();
         log_error("ca", "Channel Access server not started");
@@ -550,7 +480,7 @@ static void server_start(void *user)
     srv.running = 1;
 }
 
-static void server_stop(void *user)
+void ca_server_stop(void *user)
 {
     (void)user;
     if (!srv.running)
@@ -563,20 +493,12 @@ static void server_stop(void *user)
     log_info("ca", "Channel Access server stopped");
 }
 
-/* ---------------------------------------------------------------------------------------------------
- * Shell commands
- */
-static int cmd_casr(int argc, char **argv, char *err, size_t errlen)
+char *ca_server_report(int level)
 {
-    long level = 0;
-    if (argc > 1 && shell_arg_long(argv[1], "level", &level, err, errlen))
-        return -1;
-    if (!srv.running) {
-        printf("Channel Access server not running\n");
-        return 0;
-    }
+    if (!srv.running)
+        return NULL;
     pthread_mutex_lock(&report.lock);
-    report.level = (int)level;
+    report.level = level;
     report.requested = 1;
     free(report.text);
     report.text = NULL;
@@ -585,56 +507,8 @@ static int cmd_casr(int argc, char **argv, char *err, size_t errlen)
     pthread_mutex_lock(&report.lock);
     while (!report.text)
         pthread_cond_wait(&report.done, &report.lock);
-    fputs(report.text, stdout);
-    fflush(stdout);
-    free(report.text);
+    char *text = report.text;
     report.text = NULL;
     pthread_mutex_unlock(&report.lock);
-    return 0;
-}
-
-static int cmd_limits(int argc, char **argv, char *err, size_t errlen)
-{
-    long v[3];
-    const char *what[3] = { "max_clients", "max_channels", "max_queue_bytes" };
-    for (int i = 0; i < 3; i++)
-        if (shell_arg_long(argv[i + 1], what[i], &v[i], err, errlen))
-            return -1;
-        else if (v[i] <= 0) {
-            snprintf(err, errlen, "%s must be positive", what[i]);
-            return -1;
-        }
-    (void)argc;
-    ca_server_limits.max_clients = (unsigned)v[0];
-    ca_server_limits.max_channels = (unsigned)v[1];
-    ca_server_limits.max_queue_bytes = (size_t)v[2];
-    return 0;
-}
-
-static int cmd_as_set_filename(int argc, char **argv, char *err, size_t errlen)
-{
-    (void)argc;
-    access_set_file(argv[1]);
-    /* Checked now so that a bad file stops the IOC at its st.cmd line; installed again at iocInit, when
-     * the records that CALC inputs name exist. */
-    return access_init(err, errlen);
-}
-
-static int cmd_as_init(int argc, char **argv, char *err, size_t errlen)
-{
-    (void)argc;
-    (void)argv;
-    return access_init(err, errlen);   /* the loop pushes changed rights within its next round */
-}
-
-void ca_register(void)
-{
-    ca_limits_from_env();       /* casSetLimits in st.cmd, which runs later, overrides */
-    shell_register("casr", "casr [level]  CA server report: 0 summary, 1 clients, 2 channels", 0, 1, cmd_casr);
-    shell_register("casSetLimits", "casSetLimits max_clients max_channels_per_client max_queued_bytes", 3, 3,
-                   cmd_limits);
-    shell_register("asSetFilename", "asSetFilename file.acf  access security file", 1, 1, cmd_as_set_filename);
-    shell_register("asInit", "asInit  (re)load the access security file", 0, 0, cmd_as_init);
-    db_at_init(server_start, NULL);
-    db_at_shutdown(server_stop, NULL);
+    return text;
 }

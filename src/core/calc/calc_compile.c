@@ -2,7 +2,7 @@
  * precedence level, emitting operations as it goes and tracking the stack depth the program needs.
  */
 #include "core/calc/calc.h"
-#include "core/calc/calc_ops.h"
+#include "core/calc/calc_internal.h"
 
 #include <ctype.h>
 #include <math.h>

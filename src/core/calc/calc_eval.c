@@ -1,6 +1,6 @@
 /* calc_eval.c -- runs a compiled CALC program on a fixed-size stack (no allocation). */
 #include "core/calc/calc.h"
-#include "core/calc/calc_ops.h"
+#include "core/calc/calc_internal.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -342,9 +342,10 @@ typedef struct db_put_notify db_put_notify;
  * synchronously); otherwise a handle that stays valid until done is called or it is cancelled. */
 db_put_notify *db_put_notify_start(const db_addr *addr, dbr_value_type type, const void *buf, long nelem,
                                    db_put_done_fn done, void *user);
-/* Cancels a pending put-notify (channel cleared, client gone): done is then never called. Only for a
- * handle whose done has not been called yet. */
-void db_put_notify_cancel(db_put_notify *notify);
+/* [locked] Cancels the pending put-notify started with done and user (the channel was cleared, the client is
+ * gone): done is never called. One still waiting for its record never writes; one under way (a motor move)
+ * runs to its end unreported. Returns 1, or 0 when there is none (done was called already). */
+int db_put_notify_cancel(db_put_done_fn done, void *user);
 
 /* ------------------------------------------------------------------------------------------------------
  * Monitors

@@ -216,7 +216,7 @@ static int put_field_span(const db_addr *addr, const db_span *src, long nelem)
 {
     int status = db_client_put_check(addr);
     if (status == DB_OK) status = db_put_span(addr, src, nelem);
-    if (status == DB_OK && db_client_put_processes(addr)) db_process_put(addr->rec);
+    if (status == DB_OK && db_client_put_processes(addr)) db_process_for(addr->rec, PROCESS_PUT);
     return status;
 }
 
@@ -239,7 +239,7 @@ int db_put_text(const db_addr *addr, const char *text)
         status = db_client_put_check(addr);
         if (status == DB_OK) status = db_put_text_locked(addr, text, NULL, 0);
         if (status == DB_OK) db_post_events(addr->rec, db_field_ptr(addr->rec, addr->field), DBE_VALUE | DBE_LOG);
-        if (status == DB_OK && db_client_put_processes(addr)) db_process_put(addr->rec);
+        if (status == DB_OK && db_client_put_processes(addr)) db_process_for(addr->rec, PROCESS_PUT);
     } else {
         status = put_field_span(addr, &src, 1);
     }

@@ -82,20 +82,25 @@ int db_scan_init(char *err, size_t errlen);           /* build scan lists, start
 void db_scan_stop(void);                              /* [unlocked] join threads */
 void db_scan_clear(void);                             /* free lists and I/O Intr lists */
 void db_scan_record_changed(db_record *rec, unsigned old_scan);  /* SCAN/EVNT/PHAS changed at run time */
-void db_scan_once(db_record *rec);                    /* any thread, any lock state except module locks */
+int db_compare_phase(const void *a, const void *b);   /* qsort of db_record *: by PHAS, then name */
 
 /* ---- Processing (db_process.c) */
 void db_notify_fail_all(void);
 void db_notify_clear(void);
-long db_process_put(db_record *rec);                  /* processing caused by a client put (PUTF) */
-long db_process_queued(db_record *rec);               /* scan-once queue: process or complete */
+/* [locked] Every processing goes through here; cause says who asked:
+ *   PROCESS_NOW     record and device support, links, PINI (db_process): nothing while the record is active;
+ *   PROCESS_PUT     a client put: sets PUTF; while the record is active it processes again when it completes;
+ *   PROCESS_QUEUED  the scan-once queue (db_request_process, I/O Intr, events, CP links): processes, or
+ *                   completes the asynchronous processing of an active record. */
+typedef enum { PROCESS_NOW, PROCESS_PUT, PROCESS_QUEUED } db_process_cause;
+long db_process_for(db_record *rec, db_process_cause cause);
 /* Processes a forward link's target (Passive records, or any record through its PROC field). */
 void db_forward(const db_link *link);
 /* Client puts (db_access.c): may a client write this field now; does the put process the record. */
 int db_client_put_check(const db_addr *addr);
 int db_client_put_processes(const db_addr *addr);
 
-/* ---- Lifecycle (db_lock.c) */
+/* ---- The lock (db_lock.c) and the lifecycle (db_lifecycle.c) */
 int db_lock_held(void);
 /* Record support's init_record: the reason it is about to fail, for iocInit's error message. */
 void db_init_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -159,7 +159,7 @@ static void cp_event(void *user, const db_addr *addr, unsigned mask)
 {
     struct db_cp_link *cp = user;
     if ((cp->link->flags & DBLINK_CPP) && cp->rec->scan != DB_SCAN_PASSIVE) return;
-    db_scan_once(cp->rec);
+    db_request_process(cp->rec);
 }
 
 int db_cp_links_start(db_record *rec)

@@ -158,37 +158,26 @@ static long run_record(db_record *rec)
     current_notify = outer;
     if (rec->rpro) {
         rec->rpro = 0;
-        db_scan_once(rec);
+        db_request_process(rec);
     }
     if (completing) start_waiting();
     return status;
 }
 
-long db_process(db_record *rec)
+long db_process_for(db_record *rec, db_process_cause cause)
 {
-    if (rec->pact) return 0;
-    return run_record(rec);
-}
-
-/* The scan-once queue's entry point: processes, or completes asynchronous processing. */
-long db_process_queued(db_record *rec)
-{
-    return run_record(rec);
-}
-
-long db_process_put(db_record *rec)
-{
-    if (rec->pact) {
+    if (rec->pact && cause == PROCESS_NOW) return 0;
+    if (rec->pact && cause == PROCESS_PUT) {
         rec->rpro = 1;
         return 0;
     }
-    rec->putf = 1;
+    if (cause == PROCESS_PUT) rec->putf = 1;
     return run_record(rec);
 }
 
-void db_request_process(db_record *rec)
+long db_process(db_record *rec)
 {
-    db_scan_once(rec);
+    return db_process_for(rec, PROCESS_NOW);
 }
 
 /* ---- Put with completion */
@@ -210,7 +199,7 @@ static int notify_run(db_put_notify *n)
     if (db_client_put_processes(&n->addr)) {
         db_put_notify *outer = current_notify;
         current_notify = n;
-        db_process_put(rec);
+        db_process_for(rec, PROCESS_PUT);
         current_notify = outer;
     }
     if (n->pending == 0) {
@@ -272,17 +261,20 @@ db_put_notify *db_put_notify_start(const db_addr *addr, dbr_value_type type, con
     return handle;
 }
 
-void db_put_notify_cancel(db_put_notify *n)
+int db_put_notify_cancel(db_put_done_fn done, void *user)
 {
-    if (!n) return;
-    db_lock();
-    if (!n->active) {
-        list_remove(&waiting, n);
-        notify_free(n);
-    } else {
-        n->cancelled = 1;     /* freed when its asynchronous records finish; done is never called */
-    }
-    db_unlock();
+    for (db_put_notify *n = waiting; n; n = n->next)
+        if (n->done == done && n->user == user) {
+            list_remove(&waiting, n);      /* its put never happens */
+            notify_free(n);
+            return 1;
+        }
+    for (db_put_notify *n = active; n; n = n->next)
+        if (n->done == done && n->user == user && !n->cancelled) {
+            n->cancelled = 1;     /* freed when its asynchronous records finish; done is never called */
+            return 1;
+        }
+    return 0;
 }
 
 static void detach_records(db_put_notify *n)

@@ -65,7 +65,7 @@ static void list_free(rec_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static int compare_phase(const void *a, const void *b)
+int db_compare_phase(const void *a, const void *b)
 {
     const db_record *ra = *(db_record *const *)a, *rb = *(db_record *const *)b;
     if (ra->phas != rb->phas) return ra->phas < rb->phas ? -1 : 1;
@@ -74,7 +74,7 @@ static int compare_phase(const void *a, const void *b)
 
 static void list_sort(rec_list *l)
 {
-    qsort(l->recs, l->count, sizeof *l->recs, compare_phase);
+    qsort(l->recs, l->count, sizeof *l->recs, db_compare_phase);
 }
 
 db_ioscan *db_ioscan_create(void)
@@ -105,7 +105,7 @@ static void enqueue(db_record *rec)
     pthread_cond_broadcast(&scan_cond);
 }
 
-void db_scan_once(db_record *rec)
+void db_request_process(db_record *rec)
 {
     pthread_mutex_lock(&scan_mutex);
     enqueue(rec);
@@ -141,7 +141,7 @@ static void *once_main(void *arg)
         rec->queued = 0;
         pthread_mutex_unlock(&scan_mutex);
         db_lock();
-        db_process_queued(rec);
+        db_process_for(rec, PROCESS_QUEUED);
         db_unlock();
         pthread_mutex_lock(&scan_mutex);
     }

@@ -1,5 +1,5 @@
-/* lexer.c -- tokenizer shared by the .db parser and the substitution-file parser (see lexer.h). */
-#include "core/dbload/lexer.h"
+/* lexer.c -- tokenizer shared by the .db parser and the substitution-file parser (see dbload_internal.h). */
+#include "core/dbload/dbload_internal.h"
 #include "core/dbload/dbload.h"
 #include "core/base/base.h"
 

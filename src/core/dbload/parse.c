@@ -1,7 +1,7 @@
 /* parse.c -- the .db file parser: macro expansion line by line, then records, aliases and includes into a
  * dbload_db parse tree (see dbload.h). Knows nothing of the record database. */
 #include "core/dbload/dbload.h"
-#include "core/dbload/lexer.h"
+#include "core/dbload/dbload_internal.h"
 #include "core/base/base.h"
 
 #include <libgen.h>

@@ -1,7 +1,7 @@
 /* template.c -- the substitution-file parser of dbLoadTemplate: global { }, file "x.db" { pattern {..} {..} }
  * and file "x.db" { { P=a } } blocks into a list of (db file, macro table) instances (see dbload.h). */
 #include "core/dbload/dbload.h"
-#include "core/dbload/lexer.h"
+#include "core/dbload/dbload_internal.h"
 #include "core/base/base.h"
 
 #include <stdio.h>

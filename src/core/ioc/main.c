@@ -8,6 +8,7 @@
  */
 #include "live/stages/stages.h"
 #include "core/asyncdev/asyncdev.h"
+#include "core/access/access.h"
 #include "core/autosave/autosave.h"
 #include "core/base/base.h"
 #include "core/ca/ca.h"
@@ -19,7 +20,6 @@
 #include "core/shell/shell.h"
 #include "live/stagemap/stagemap.h"
 #include "live/web/web.h"
-#include "live/xaneslive/xaneslive.h"
 #include "live/xrflive/xrflive.h"
 
 #include <errno.h>
@@ -37,13 +37,13 @@ static void register_modules(void)
     shell_register_builtins();
     db_register_builtins();
     autosave_register();
+    access_register();     /* before the CA server: rules are in place when it starts */
     ca_register();
     asyncdev_register();
     param_register();
     camera_register();
     analysis_register();   /* after the camera: its stages stop after the camera's threads */
     xrfioc_register();
-    xanesioc_register();
     motor_register();
     stagemap_register();
     web_register();

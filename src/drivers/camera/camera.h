@@ -12,6 +12,19 @@
  *   cameraPreview(PORT, ENDPOINT, QUALITY, MAX_WIDTH, MAX_RATE_HZ)
  *       JPEG preview on a ZeroMQ PUB socket (src/drivers/preview)
  *
+ * Frame consumers. Every user of the frames is a consumer of the camera's ring (drivers/frames), added when st.cmd
+ * configures it (before iocInit; the ring holds one frame more per consumer, so there is no fixed maximum, and a
+ * consumer configured once the camera acquires is refused with an error). iocInit logs the list. They are:
+ *   image           the image PV ($(P)image1:ArrayData), cameraConfigure
+ *   capture         HDF5 capture ($(P)HDF1:), cameraConfigure (drivers/capture)
+ *   preview         JPEG preview over ZeroMQ, cameraPreview (drivers/preview)
+ *   detection, registration, xanes   live analysis stages: detectionConfigure, registrationConfigure,
+ *                   xanesLiveConfigure (live/stages)
+ *   relocalization  stagemapCamera (live/stagemap)
+ *   web             the web live view, webServerConfigure (live/web)
+ * A consumer takes the newest frame when it is ready (capture: every frame in order while the ring holds it) and
+ * counts the frames it missed; acquisition never waits for a consumer.
+ *
  * Threads, each owned by the driver and stopped at db_shutdown: the acquisition thread (source -> ring,
  * pacing, ImageMode, counters, once-a-second statistics and capture bookkeeping), the image thread (newest
  * frame -> $(P)image1:ArrayData), the preview thread and the capture thread. The driver's own lock guards
@@ -26,7 +39,7 @@ typedef struct camera camera;
 
 void camera_register(void);
 camera *camera_find(const char *port);
-/* The camera's frame ring, for analysis stages that consume frames (registration, detection). */
+/* The camera's frame ring, for the consumers above. */
 frame_ring *camera_ring(camera *cam);
 /* Attaches an analysis result (JSON text) under key to the following JPEG previews (preview_set_result;
  * NULL removes it). Does nothing when the camera has no preview running. Any thread. */

@@ -13,10 +13,10 @@
 /* Reads the stage channels (db lock taken there; the camera lock is not held). */
 static void read_stage(camera *cam, source_request *rq)
 {
-    rq->x = stage_axis_read(&cam->stage[0], 0);
-    rq->y = stage_axis_read(&cam->stage[1], 0);
-    rq->z = stage_axis_read(&cam->stage[2], 0);
-    rq->pixel_size = stage_axis_read(&cam->stage[3], 1.0);
+    rq->x = motion_position_read(&cam->stage[0].position, 0);
+    rq->y = motion_position_read(&cam->stage[1].position, 0);
+    rq->z = motion_position_read(&cam->stage[2].position, 0);
+    rq->pixel_size = motion_position_read(&cam->stage[3].position, 1.0);
     if (!(rq->pixel_size > 0)) rq->pixel_size = 1.0;
 }
 

@@ -196,7 +196,7 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     cam->settings = (camera_settings){.image_mode = IMAGE_CONTINUOUS, .num_images = 1, .acquire_time = 0.05,
                                       .acquire_period = 0.1, .gain = 1.0, .bin_x = 1, .bin_y = 1,
                                       .image_enable = 1, .reset_counter = -1};
-    cam->ring = frame_ring_create(CAMERA_RING_DEPTH, CAMERA_MAX_CONSUMERS, (size_t)width * height);
+    cam->ring = frame_ring_create(CAMERA_RING_DEPTH, (size_t)width * height);
     cam->image_consumer = frame_ring_add_consumer(cam->ring, "image", FRAMES_NEWEST);
     cam->capture = capture_create(cam->ring);
     cam->image_buffer = xmalloc((size_t)width * height * sizeof *cam->image_buffer);
@@ -235,11 +235,12 @@ static int preview_cmd(int argc, char **argv, char *err, size_t errlen)
         return -1;
     if (quality < 1 || quality > 100 || max_width < 0 || rate < 0)
         return error_set(err, errlen, "quality must be 1..100, max width and rate >= 0");
+    if (!cam->preview_frames && !(cam->preview_frames = frame_ring_add_consumer(cam->ring, "preview", FRAMES_NEWEST)))
+        return error_set(err, errlen, "camera %s is acquiring already: cameraPreview belongs before iocInit", argv[1]);
     str_copy(cam->preview_cfg.endpoint, argv[2], sizeof cam->preview_cfg.endpoint);
     cam->preview_cfg.quality = (int)quality;
     cam->preview_cfg.max_width = (int)max_width;
     cam->preview_cfg.max_rate_hz = rate;
-    cam->preview_wanted = 1;
     return 0;
 }
 
@@ -249,16 +250,27 @@ static void cameras_start(void *user)
     for (int i = 0; i < ncameras; i++) {
         camera *cam = cameras[i];
         static const char *const what[4] = {"stage X", "stage Y", "stage Z", "pixel size"};
-        for (int k = 0; k < 4; k++)
-            if (stage_axis_resolve(&cam->stage[k], what[k], cam->port_name) != 0) cam->stage[k].nterms = 0;
-        if (cam->preview_wanted) {
+        for (int k = 0; k < 4; k++) {
             char err[256];
-            cam->preview = preview_start(cam->ring, &cam->preview_cfg, err, sizeof err);
+            int rc = motion_position_resolve(&cam->stage[k].position, cam->stage[k].spec, err, sizeof err);
+            if (rc < 0) cam->stage[k].position.nterms = 0;
+            if (rc < 0) log_error("camera", "%s: %s: %s", cam->port_name, what[k], err);
+            else if (rc > 0) log_warn("camera", "%s: %s: %s", cam->port_name, what[k], err);
+        }
+        if (cam->preview_frames) {
+            char err[256];
+            cam->preview = preview_start(cam->preview_frames, &cam->preview_cfg, err, sizeof err);
             if (!cam->preview) log_error("camera", "%s: %s", cam->port_name, err);
             param_set_string(cam->port, P_PREVIEW_ENDPOINT, cam->preview ? preview_endpoint(cam->preview) : err);
             param_set_int(cam->port, P_PREVIEW_QUALITY, cam->preview_cfg.quality);
             param_post(cam->port);
         }
+        frame_consumer_stats consumers[64];
+        int n = frame_ring_consumers(cam->ring, consumers, 64);
+        char names[512] = "";
+        for (int k = 0, len = 0; k < n && k < 64 && len < (int)sizeof names; k++)
+            len += snprintf(names + len, sizeof names - (size_t)len, "%s%s", k ? ", " : "", consumers[k].name);
+        log_info("camera", "%s: %d frame consumers: %s", cam->port_name, n, names);
         camera_threads_start(cam);
     }
 }

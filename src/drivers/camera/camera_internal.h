@@ -1,37 +1,151 @@
-/* camera_internal.h -- the camera driver's state, shared by camera_driver.c (configuration, parameter
- * writes, lifecycle) and camera_acquire.c (the acquisition and image threads). */
+/* camera_internal.h -- shared by the files of src/drivers/camera: the driver's parameters (an X-macro table,
+ * so that the enum and the names used in db/camera.db cannot drift apart), the frame sources (source_*.c),
+ * and the driver's state used by camera_driver.c (configuration, parameter writes, lifecycle), camera_acquire.c
+ * (the acquisition and image threads) and camera_stage.c. */
 #ifndef RELOC_CAMERA_INTERNAL_H
 #define RELOC_CAMERA_INTERNAL_H
 
 #include "drivers/camera/camera.h"
-#include "drivers/camera/camera_params.h"
-#include "drivers/camera/source.h"
 #include "drivers/capture/capture.h"
+#include "drivers/motion/motion.h"
 #include "core/db/db.h"
 #include "core/param/param.h"
 #include "drivers/preview/preview.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 
+/* ---- Parameters */
+#define CAMERA_PARAMS(X) \
+    X(P_ACQUIRE, "Acquire", PARAM_INT) \
+    X(P_ACQUIRE_BUSY, "AcquireBusy", PARAM_INT) \
+    X(P_ACQUIRE_TIME, "AcquireTime", PARAM_DOUBLE) \
+    X(P_ACQUIRE_PERIOD, "AcquirePeriod", PARAM_DOUBLE) \
+    X(P_IMAGE_MODE, "ImageMode", PARAM_INT) \
+    X(P_NUM_IMAGES, "NumImages", PARAM_INT) \
+    X(P_NUM_IMAGES_COUNTER, "NumImagesCounter", PARAM_INT) \
+    X(P_ARRAY_COUNTER, "ArrayCounter", PARAM_INT) \
+    X(P_ARRAY_RATE, "ArrayRate", PARAM_DOUBLE) \
+    X(P_DETECTOR_STATE, "DetectorState", PARAM_INT) \
+    X(P_STATUS_MESSAGE, "StatusMessage", PARAM_STRING) \
+    X(P_MAX_SIZE_X, "MaxSizeX", PARAM_INT) \
+    X(P_MAX_SIZE_Y, "MaxSizeY", PARAM_INT) \
+    X(P_SIZE_X, "SizeX", PARAM_INT) \
+    X(P_SIZE_Y, "SizeY", PARAM_INT) \
+    X(P_MIN_X, "MinX", PARAM_INT) \
+    X(P_MIN_Y, "MinY", PARAM_INT) \
+    X(P_BIN_X, "BinX", PARAM_INT) \
+    X(P_BIN_Y, "BinY", PARAM_INT) \
+    X(P_GAIN, "Gain", PARAM_DOUBLE) \
+    X(P_DATA_TYPE, "DataType", PARAM_INT) \
+    X(P_COLOR_MODE, "ColorMode", PARAM_INT) \
+    X(P_ARRAY_SIZE_X, "ArraySizeX", PARAM_INT) \
+    X(P_ARRAY_SIZE_Y, "ArraySizeY", PARAM_INT) \
+    X(P_ARRAY_SIZE, "ArraySize", PARAM_INT) \
+    X(P_UNIQUE_ID, "UniqueId", PARAM_INT) \
+    X(P_TIME_STAMP, "TimeStamp", PARAM_DOUBLE) \
+    X(P_STAGE_X, "StageX", PARAM_DOUBLE) \
+    X(P_STAGE_Y, "StageY", PARAM_DOUBLE) \
+    X(P_PIXEL_SIZE, "PixelSize", PARAM_DOUBLE) \
+    X(P_SOURCE_KIND, "SourceKind", PARAM_STRING) \
+    X(P_SOURCE_RECEIVED, "SourceReceived", PARAM_INT) \
+    X(P_SOURCE_REJECTED, "SourceRejected", PARAM_INT) \
+    X(P_SOURCE_ERROR, "SourceError", PARAM_STRING) \
+    X(P_IMAGE_ENABLE, "image:EnableCallbacks", PARAM_INT) \
+    X(P_IMAGE_COUNTER, "image:ArrayCounter", PARAM_INT) \
+    X(P_IMAGE_UNIQUE_ID, "image:UniqueId", PARAM_INT) \
+    X(P_IMAGE_SIZE0, "image:ArraySize0", PARAM_INT) \
+    X(P_IMAGE_SIZE1, "image:ArraySize1", PARAM_INT) \
+    X(P_IMAGE_RATE, "image:ArrayRate", PARAM_DOUBLE) \
+    X(P_IMAGE_DROPPED, "image:DroppedArrays", PARAM_INT) \
+    X(P_IMAGE_LATENCY, "image:Latency", PARAM_DOUBLE) \
+    X(P_IMAGE_MIN_TIME, "image:MinCallbackTime", PARAM_DOUBLE) \
+    X(P_PREVIEW_ENDPOINT, "preview:Endpoint", PARAM_STRING) \
+    X(P_PREVIEW_QUALITY, "preview:Quality", PARAM_INT) \
+    X(P_PREVIEW_SENT, "preview:Sent", PARAM_INT) \
+    X(P_PREVIEW_BYTES, "preview:Bytes", PARAM_INT) \
+    X(P_PREVIEW_RATE, "preview:Rate", PARAM_DOUBLE) \
+    X(P_PREVIEW_DROPPED, "preview:Dropped", PARAM_INT) \
+    X(P_PREVIEW_LATENCY, "preview:Latency", PARAM_DOUBLE) \
+    X(P_FILE_PATH, "hdf:FilePath", PARAM_STRING) \
+    X(P_FILE_NAME, "hdf:FileName", PARAM_STRING) \
+    X(P_FILE_NUMBER, "hdf:FileNumber", PARAM_INT) \
+    X(P_FULL_FILE_NAME, "hdf:FullFileName", PARAM_STRING) \
+    X(P_CAPTURE, "hdf:Capture", PARAM_INT) \
+    X(P_CAPTURE_BUSY, "hdf:CaptureBusy", PARAM_INT) \
+    X(P_NUM_CAPTURE, "hdf:NumCapture", PARAM_INT) \
+    X(P_NUM_CAPTURED, "hdf:NumCaptured", PARAM_INT) \
+    X(P_WRITE_STATUS, "hdf:WriteStatus", PARAM_INT) \
+    X(P_WRITE_MESSAGE, "hdf:WriteMessage", PARAM_STRING) \
+    X(P_CAPTURE_DROPPED, "hdf:DroppedArrays", PARAM_INT)
+
+enum { CAMERA_PARAMS(PARAM_ENUM) P_IMAGE_DATA, CAMERA_NPARAMS };
+
+/* areaDetector DetectorState values */
+enum { DETECTOR_IDLE = 0, DETECTOR_ACQUIRE = 1, DETECTOR_ERROR = 6 };
+/* ImageMode */
+enum { IMAGE_SINGLE = 0, IMAGE_MULTIPLE = 1, IMAGE_CONTINUOUS = 2 };
+
+/* ---- Frame sources: where frames come from.
+ *   sim   : the simulated microscope (src/drivers/simscope) rendered at the current stage position and zoom
+ *   zmq   : an external publisher, ADZMQ-style two-part messages (JSON header, raw pixels)
+ *   files : replay of a directory of TIFF/PNG files or of an HDF5 stack, in a loop
+ * A source is used only by the camera's acquisition thread. */
+/* What the acquisition thread asks of a source for one frame: where the stage is, how large a pixel is,
+ * and the exposure settings (the sim source renders what that shows; others ignore most of it). */
+typedef struct source_request {
+    double x, y, z;              /* stage position, um */
+    double pixel_size;           /* um per pixel */
+    double exposure;             /* relative exposure (1 = the sample description's background counts) */
+    double gain;
+    uint64_t seed;               /* noise seed for this frame */
+} source_request;
+
+typedef struct frame_source frame_source;
+
+typedef struct source_counters {
+    unsigned long received;      /* frames delivered */
+    unsigned long rejected;      /* malformed input refused (zmq) */
+    char last_error[256];        /* what the last rejection or failure was */
+} source_counters;
+
+typedef struct frame_source_ops {
+    const char *kind;
+    int self_paced;              /* frames arrive at the source's own pace (AcquirePeriod does not apply) */
+    /* Fills f with the next frame (f has room for max_width * max_height pixels; the source sets width and
+     * height). Returns 1 when a frame is ready, 0 when none came within timeout_s, -1 on a failure that
+     * stops acquisition (message in err). */
+    int (*next)(frame_source *s, frame *f, const source_request *request, double timeout_s, char *err, size_t errlen);
+    void (*close)(frame_source *s);
+} frame_source_ops;
+
+struct frame_source {
+    const frame_source_ops *ops;
+    int max_width, max_height;
+    source_counters counters;
+};
+
+/* Counts and logs (rate-limited) a rejected frame; the message stays in counters.last_error. Returns 0, the
+ * value `next` returns for "no frame". */
+int source_reject(frame_source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A sample as uint16: rounded, clipped to 0..65535, NaN as 0. */
+uint16_t source_clamp16(double v);
+
+/* Constructors: NULL with a message on a bad argument (unreadable sample file, bad endpoint, no frames). */
+frame_source *source_sim_open(const char *sample_path, int width, int height, char *err, size_t errlen);
+frame_source *source_zmq_open(const char *endpoint, int max_width, int max_height, char *err, size_t errlen);
+frame_source *source_files_open(const char *path, int max_width, int max_height, char *err, size_t errlen);
+
+/* ---- The driver */
 #define CAMERA_RING_DEPTH 16
-#define CAMERA_MAX_CONSUMERS 8
 
-/* A stage axis as the sum of channels, in um (camera_stage.c). */
-#define STAGE_MAX_TERMS 2
-typedef struct stage_term {
-    db_addr addr;
-    double to_um;              /* from the record's EGU */
-} stage_term;
-typedef struct stage_axis {
-    char spec[2 * (DB_NAME_SIZE + 8)];   /* "P:samx.RBV" or "P:samx.RBV+P:pssx.RBV"; "" for none */
-    int nterms;
-    stage_term term[STAGE_MAX_TERMS];
-} stage_axis;
-/* Resolves the channels of spec at iocInit; -1 (logged) when one does not exist. */
-int stage_axis_resolve(stage_axis *axis, const char *what, const char *camera_port);
-/* The axis position in um (takes the db lock); fallback when the axis has no channel. */
-double stage_axis_read(const stage_axis *axis, double fallback);
+/* A stage input: one channel or a sum of channels, in um (drivers/motion reads it). */
+typedef struct stage_input {
+    char spec[MOTION_MAX_TERMS * (DB_NAME_SIZE + 8)];   /* "P:samx.RBV" or "P:samx.RBV+P:pssx.RBV"; "" for none */
+    motion_position position;
+} stage_input;
 
 /* Settings the acquisition thread works from; a copy is taken under the lock for every frame. */
 typedef struct camera_settings {
@@ -50,9 +164,9 @@ struct camera {
     frame_source *source;
     frame_ring *ring;
     int max_width, max_height;
-    stage_axis stage[4];        /* x, y, z, pixel size */
+    stage_input stage[4];       /* x, y, z, pixel size */
     preview_config preview_cfg;
-    int preview_wanted;
+    frame_consumer *preview_frames;   /* cameraPreview: the preview's consumer, started at iocInit */
     preview *preview;
     capture *capture;
     frame_consumer *image_consumer;

@@ -1,6 +1,6 @@
 /* source_common.c -- what every frame source shares: counting and logging rejected input (rate-limited,
  * so a publisher sending garbage at kHz cannot flood the log) and converting samples to 16 bits. */
-#include "drivers/camera/source.h"
+#include "drivers/camera/camera_internal.h"
 
 #include "core/base/base.h"
 

@@ -2,7 +2,7 @@
  * TIFF/PNG files (in name order) or from an HDF5 stack ("file.h5:/dataset", frames along the first axis).
  * One file or frame is read per request, so large recordings are never held in memory. An unreadable or
  * oversized frame is counted as rejected (with the reason) and skipped. */
-#include "drivers/camera/source.h"
+#include "drivers/camera/camera_internal.h"
 
 #include "core/base/base.h"
 #include "formats/imageio/imageio.h"

@@ -1,7 +1,7 @@
 /* source_sim.c -- the "sim" frame source: renders the simulated microscope (src/drivers/simscope) at the stage
  * position and pixel size of each request. Owns the loaded sample description and a float buffer for the
  * noiseless image, both allocated once. */
-#include "drivers/camera/source.h"
+#include "drivers/camera/camera_internal.h"
 
 #include "core/base/base.h"
 #include "drivers/simscope/simscope.h"

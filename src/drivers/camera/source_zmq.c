@@ -2,7 +2,7 @@
  * (two-part message: JSON header with "type", "shape" [height, width], "frame", "timeStamp", optional
  * "encoding"; then the raw pixels, host byte order, x fastest). Anything malformed is counted, logged
  * (rate-limited) and dropped; the source keeps receiving. */
-#include "drivers/camera/source.h"
+#include "drivers/camera/camera_internal.h"
 
 #include "core/base/base.h"
 

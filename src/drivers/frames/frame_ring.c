@@ -20,36 +20,46 @@ struct frame_consumer {
 struct frame_ring {
     pthread_mutex_t lock;
     pthread_cond_t published_cond;
-    int depth, npool, nconsumers, max_consumers;
-    frame *pool;
+    int depth, npool, nconsumers;
+    size_t max_pixels;
+    frame **pool;                /* depth + nconsumers + 1 frames, each allocated on its own (never moves) */
     frame **ring;                /* ring[k % depth]: published frames, newest at (published - 1) */
     uint64_t published;          /* frames published so far = id of the newest */
+    int started;                 /* a frame was acquired: the consumers are fixed */
     int shutting_down;
-    frame_consumer *consumers;
+    frame_consumer **consumers;
 };
 
-frame_ring *frame_ring_create(int depth, int max_consumers, size_t max_pixels)
+/* [ring locked or not shared yet] One more frame in the pool. */
+static void grow_pool(frame_ring *r)
+{
+    r->pool = xrealloc(r->pool, (size_t)(r->npool + 1) * sizeof *r->pool);
+    frame *f = xcalloc(1, sizeof *f);
+    f->data = xmalloc(r->max_pixels * sizeof(uint16_t));
+    f->capacity = r->max_pixels;
+    r->pool[r->npool++] = f;
+}
+
+frame_ring *frame_ring_create(int depth, size_t max_pixels)
 {
     frame_ring *r = xcalloc(1, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->published_cond, NULL);
     r->depth = depth < 1 ? 1 : depth;
-    r->max_consumers = max_consumers < 1 ? 1 : max_consumers;
-    r->npool = r->depth + r->max_consumers + 1;
-    r->pool = xcalloc((size_t)r->npool, sizeof *r->pool);
-    for (int i = 0; i < r->npool; i++) {
-        r->pool[i].data = xmalloc(max_pixels * sizeof(uint16_t));
-        r->pool[i].capacity = max_pixels;
-    }
+    r->max_pixels = max_pixels;
+    for (int i = 0; i < r->depth + 1; i++) grow_pool(r);
     r->ring = xcalloc((size_t)r->depth, sizeof *r->ring);
-    r->consumers = xcalloc((size_t)r->max_consumers, sizeof *r->consumers);
     return r;
 }
 
 void frame_ring_destroy(frame_ring *r)
 {
     if (!r) return;
-    for (int i = 0; i < r->npool; i++) free(r->pool[i].data);
+    for (int i = 0; i < r->npool; i++) {
+        free(r->pool[i]->data);
+        free(r->pool[i]);
+    }
+    for (int i = 0; i < r->nconsumers; i++) free(r->consumers[i]);
     free(r->pool);
     free(r->ring);
     free(r->consumers);
@@ -62,9 +72,10 @@ frame *frame_ring_acquire(frame_ring *r, int width, int height)
 {
     size_t pixels = (size_t)width * height;
     pthread_mutex_lock(&r->lock);
+    r->started = 1;
     frame *f = NULL;
     for (int i = 0; i < r->npool && !f; i++)
-        if (r->pool[i].refs == 0) f = &r->pool[i];
+        if (r->pool[i]->refs == 0) f = r->pool[i];
     if (!f) {   /* impossible while consumers hold at most one frame each (frames.h) */
         log_error("frames", "frame pool exhausted: a consumer holds more than one frame");
         abort();
@@ -110,17 +121,29 @@ frame_consumer *frame_ring_add_consumer(frame_ring *r, const char *name, frames_
 {
     pthread_mutex_lock(&r->lock);
     frame_consumer *c = NULL;
-    if (r->nconsumers < r->max_consumers) {
-        c = &r->consumers[r->nconsumers++];
+    if (!r->started) {
+        c = xcalloc(1, sizeof *c);
         c->ring = r;
         c->mode = mode;
-        c->last_id = r->published;     /* starts with the next frame */
         c->rate_window_start = time_monotonic();
         str_copy(c->stats.name, name, sizeof c->stats.name);
+        r->consumers = xrealloc(r->consumers, (size_t)(r->nconsumers + 1) * sizeof *r->consumers);
+        r->consumers[r->nconsumers++] = c;
+        grow_pool(r);                  /* the frame this consumer may hold */
     }
     pthread_mutex_unlock(&r->lock);
-    if (!c) log_error("frames", "no room for consumer %s (max %d)", name, r->max_consumers);
+    if (!c) log_error("frames", "consumer %s comes too late: the camera is acquiring (configure it before iocInit)",
+                      name);
     return c;
+}
+
+int frame_ring_consumers(frame_ring *r, frame_consumer_stats *out, int max)
+{
+    pthread_mutex_lock(&r->lock);
+    int n = r->nconsumers;
+    for (int i = 0; i < n && i < max; i++) out[i] = r->consumers[i]->stats;
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 /* [ring locked] The frame this consumer should take next, or NULL if none is newer than its last. */

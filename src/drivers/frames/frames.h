@@ -2,9 +2,12 @@
  * to many consumers (image PV, JPEG preview, registration, detection, HDF5 capture).
  *
  * Rules that make "acquisition never waits for a consumer" true:
- *   - Frames live in a pool allocated once (frame_ring_create). A frame is shared by reference counting;
- *     a consumer holds at most one frame at a time, so a pool of depth + consumers + 1 frames always has a
- *     free frame for the producer: frame_ring_acquire() never blocks.
+ *   - Frames live in a pool allocated before acquisition starts: depth + 1 frames at frame_ring_create and one
+ *     more for every consumer added. A frame is shared by reference counting; a consumer holds at most one
+ *     frame at a time, so a pool of depth + consumers + 1 frames always has a free frame for the producer:
+ *     frame_ring_acquire() never blocks.
+ *   - Consumers are added at configuration (st.cmd, before iocInit), as many as are configured; once the
+ *     producer has acquired its first frame the set is fixed and frame_ring_add_consumer refuses (logged).
  *   - The ring keeps the `depth` newest published frames. A consumer in FRAMES_NEWEST mode takes the newest
  *     frame when it is ready for one and counts the frames it skipped as dropped; in FRAMES_SEQUENTIAL mode
  *     (capture) it takes the next frame in order while the ring still holds it, otherwise it also counts drops.
@@ -46,8 +49,8 @@ typedef struct frame_consumer_stats {
     double latency_s;            /* exposure -> done, last frame */
 } frame_consumer_stats;
 
-/* depth: frames kept in the ring; max_consumers; max_pixels: largest frame. */
-frame_ring *frame_ring_create(int depth, int max_consumers, size_t max_pixels);
+/* depth: frames kept in the ring; max_pixels: largest frame. */
+frame_ring *frame_ring_create(int depth, size_t max_pixels);
 /* Wakes every waiting consumer with NULL, then frees everything; no consumer may still be using the ring. */
 void frame_ring_destroy(frame_ring *ring);
 
@@ -58,8 +61,10 @@ void frame_ring_publish(frame_ring *ring, frame *f);
 void frame_ring_discard(frame_ring *ring, frame *f);
 uint64_t frame_ring_published(frame_ring *ring);
 
-/* Consumers. */
+/* Consumers. NULL (logged) once the producer has started. */
 frame_consumer *frame_ring_add_consumer(frame_ring *ring, const char *name, frames_mode mode);
+/* The consumers' statistics in the order they were added (at most max); returns how many there are. */
+int frame_ring_consumers(frame_ring *ring, frame_consumer_stats *out, int max);
 /* Waits up to timeout_s for a frame newer than the last one taken; NULL on timeout or when the ring is
  * shutting down. The frame must be given back with frame_consumer_done. */
 frame *frame_consumer_next(frame_consumer *c, double timeout_s);

@@ -193,7 +193,7 @@ static void *preview_thread(void *arg)
     return NULL;
 }
 
-preview *preview_start(frame_ring *ring, const preview_config *cfg, char *err, size_t errlen)
+preview *preview_start(frame_consumer *consumer, const preview_config *cfg, char *err, size_t errlen)
 {
     preview *p = xcalloc(1, sizeof *p);
     p->cfg = *cfg;
@@ -211,14 +211,7 @@ preview *preview_start(frame_ring *ring, const preview_config *cfg, char *err, s
     }
     size_t endpoint_len = sizeof p->cfg.endpoint;   /* the bound address, with the port a '*' chose */
     zmq_getsockopt(p->socket, ZMQ_LAST_ENDPOINT, p->cfg.endpoint, &endpoint_len);
-    p->consumer = frame_ring_add_consumer(ring, "preview", FRAMES_NEWEST);
-    if (!p->consumer) {
-        snprintf(err, errlen, "preview: the frame ring has no room for another consumer");
-        zmq_close(p->socket);
-        zmq_ctx_term(p->zmq_context);
-        free(p);
-        return NULL;
-    }
+    p->consumer = consumer;
     pthread_mutex_init(&p->lock, NULL);
     pthread_create(&p->thread, NULL, preview_thread, p);
     log_info("preview", "JPEG preview on %s (quality %d, max width %d, max %.1f Hz)", p->cfg.endpoint, cfg->quality,

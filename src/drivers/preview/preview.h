@@ -29,8 +29,9 @@ typedef struct preview_config {
 typedef struct preview preview;
 
 void preview_config_defaults(preview_config *cfg);
-/* Starts the preview thread on a new consumer of ring. NULL with a message when the endpoint cannot be bound. */
-preview *preview_start(frame_ring *ring, const preview_config *cfg, char *err, size_t errlen);
+/* Starts the preview thread on consumer (added to the camera's ring at configuration). NULL with a message when
+ * the endpoint cannot be bound. */
+preview *preview_start(frame_consumer *consumer, const preview_config *cfg, char *err, size_t errlen);
 /* Replaces the settings that can change while running (quality, max_width, max_rate_hz). */
 void preview_update(preview *p, const preview_config *cfg);
 /* Attaches a JSON value (object, array or number text) under `key` to the following previews; NULL removes. */

@@ -12,71 +12,149 @@
 
 #include "kernels/detection/detection_internal.h"
 
+/* Four doubles side by side (two SSE2 registers without AVX). Every vector loop below does per element
+ * exactly the scalar operations, in the same order, so the results are bit-identical to the scalar code;
+ * vectors are only moved through memcpy and pointers (no vector arguments or returns: no ABI question). */
+typedef double double4 __attribute__((vector_size(32)));
+/* The hot loops are also compiled for AVX2 and picked at load time on CPUs that have it. AVX2 does not
+ * bring FMA with it, so no multiply-add is fused and the results stay those of the scalar code. */
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+typedef float float4 __attribute__((vector_size(16)));
+typedef int32_t int4 __attribute__((vector_size(16)));
+typedef int64_t long4 __attribute__((vector_size(32)));
+
+static inline void load_floats(double4 *v, const float *p)
+{
+    float4 f;
+    memcpy(&f, p, sizeof f);
+    *v = __builtin_convertvector(f, double4);
+}
+
+/* The band pass writes each boxcar pass back into the image's own sample type, as trackpy does. */
 static double round_to_samples(double mean, int integer_samples)
 {
     return integer_samples ? (double)(int64_t)mean : (double)(float)mean;
 }
 
+/* v[i] = round_to_samples(v[i] / size) for a row; integers that fit 32 bits go four at a time. */
+VECTOR_CLONES static void finish_means(double *v, int n, int size, const locate_ctx *ctx)
+{
+    double divisor = size;
+    int i = 0;
+    if (!ctx->integer_samples || ctx->int32_samples) {
+        for (; i + 4 <= n; i += 4) {
+            double4 q;
+            memcpy(&q, v + i, sizeof q);
+            q /= divisor;
+            if (ctx->integer_samples) q = __builtin_convertvector(__builtin_convertvector(q, int4), double4);
+            else q = __builtin_convertvector(__builtin_convertvector(q, float4), double4);
+            memcpy(v + i, &q, sizeof q);
+        }
+    }
+    for (; i < n; i++) v[i] = round_to_samples(v[i] / divisor, ctx->integer_samples);
+}
+
 /* Boxcar along x of one row (src and dst distinct): nearest edges, undivided running sum. */
-static void boxcar_row(const double *src, double *dst, int n, int size, int integer_samples)
+static void boxcar_row(const double *src, double *dst, int n, int size, const locate_ctx *ctx)
 {
     int half = size / 2;
     double sum = 0.0;
     for (int k = 0; k < size; k++) sum += src[k - half < 0 ? 0 : (k - half >= n ? n - 1 : k - half)];
-    dst[0] = round_to_samples(sum / size, integer_samples);
+    dst[0] = sum;
     for (int i = 1; i < n; i++) {
         int in = i + size - 1 - half, out = i - 1 - half;
         sum += src[in >= n ? n - 1 : in] - src[out < 0 ? 0 : out];
-        dst[i] = round_to_samples(sum / size, integer_samples);
+        dst[i] = sum;
     }
+    finish_means(dst, n, size, ctx);
 }
 
-/* Boxcar along y, all columns at once (row-wise for the cache), with the same per-pixel arithmetic as
- * boxcar_row: sums[] holds one running sum per column. */
-static void boxcar_columns(const float *src, double *dst, int w, int h, int size, int integer_samples, double *sums)
+/* Moves running column sums down a row: sums[x] += entering[x] - leaving[x]. */
+VECTOR_CLONES static void slide_sums(double *sums, const float *entering, const float *leaving, int w)
+{
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+        double4 sum, in, out;
+        memcpy(&sum, sums + x, sizeof sum);
+        load_floats(&in, entering + x);
+        load_floats(&out, leaving + x);
+        sum += in - out;
+        memcpy(sums + x, &sum, sizeof sum);
+    }
+    for (; x < w; x++) sums[x] += (double)entering[x] - (double)leaving[x];
+}
+
+/* Boxcar along y of a block of w columns (rows `stride` apart), row-wise for the cache, with the same
+ * per-pixel arithmetic as boxcar_row: sums[] holds one running sum per column. */
+static void boxcar_columns(const float *src, double *dst, int w, int stride, int h, int size, const locate_ctx *ctx,
+                           double *sums)
 {
     int half = size / 2;
     for (int x = 0; x < w; x++) sums[x] = 0.0;
     for (int k = 0; k < size; k++) {
-        const float *row = src + (size_t)(k - half < 0 ? 0 : (k - half >= h ? h - 1 : k - half)) * w;
+        const float *row = src + (size_t)(k - half < 0 ? 0 : (k - half >= h ? h - 1 : k - half)) * stride;
         for (int x = 0; x < w; x++) sums[x] += row[x];
     }
     for (int y = 0; y < h; y++) {
         if (y > 0) {
             int in = y + size - 1 - half, out = y - 1 - half;
-            const float *a = src + (size_t)(in >= h ? h - 1 : in) * w, *b = src + (size_t)(out < 0 ? 0 : out) * w;
-            for (int x = 0; x < w; x++) sums[x] += (double)a[x] - (double)b[x];
+            const float *a = src + (size_t)(in >= h ? h - 1 : in) * stride;
+            const float *b = src + (size_t)(out < 0 ? 0 : out) * stride;
+            slide_sums(sums, a, b, w);
         }
-        double *d = dst + (size_t)y * w;
-        for (int x = 0; x < w; x++) d[x] = round_to_samples(sums[x] / size, integer_samples);
+        double *d = dst + (size_t)y * stride;
+        memcpy(d, sums, (size_t)w * sizeof *d);
+        finish_means(d, w, size, ctx);
     }
 }
 
-/* Gaussian along y, all columns at once: centre tap first, then symmetric pairs from the outermost in;
- * rows outside the image read zero_row. */
-static void gauss_columns(const float *src, double *dst, int w, int h, const double *taps, int half,
-                          const float *zero_row)
+/* Gaussian along y for row y of a block of w columns (rows `stride` apart, h of them) into d: centre tap
+ * first, then symmetric pairs from the outermost in; rows outside the image read zero_row. */
+VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y, const double *taps,
+                             int half, const float *zero_row)
 {
-    for (int y = 0; y < h; y++) {
-        double *d = dst + (size_t)y * w;
-        const float *c = src + (size_t)y * w;
-        for (int x = 0; x < w; x++) d[x] = c[x] * taps[0];
+    const float *rows[2 * LOCATE_MAX_GAUSS_HALF + 1];
+    for (int j = -half; j <= half; j++)
+        rows[j + half] = y + j >= 0 && y + j < h ? src + (size_t)(y + j) * stride : zero_row;
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+        double4 acc, up, down;
+        load_floats(&acc, rows[half] + x);
+        acc *= taps[0];
         for (int j = half; j >= 1; j--) {
-            const float *up = y - j >= 0 ? src + (size_t)(y - j) * w : zero_row;
-            const float *down = y + j < h ? src + (size_t)(y + j) * w : zero_row;
-            double t = taps[j];
-            for (int x = 0; x < w; x++) d[x] += ((double)up[x] + (double)down[x]) * t;
+            load_floats(&up, rows[half - j] + x);
+            load_floats(&down, rows[half + j] + x);
+            acc += (up + down) * taps[j];
         }
+        memcpy(d + x, &acc, sizeof acc);
+    }
+    for (; x < w; x++) {
+        double acc = rows[half][x] * taps[0];
+        for (int j = half; j >= 1; j--) acc += ((double)rows[half - j][x] + (double)rows[half + j][x]) * taps[j];
+        d[x] = acc;
     }
 }
 
 /* Gaussian along x of one row in place, through a zero-padded copy in line. */
-static void gauss_row(double *row, int n, const double *taps, int half, double *line)
+VECTOR_CLONES static void gauss_row(double *row, int n, const double *taps, int half, double *line)
 {
     memset(line, 0, (size_t)half * sizeof *line);
     memcpy(line + half, row, (size_t)n * sizeof *line);
     memset(line + half + n, 0, (size_t)half * sizeof *line);
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const double *c = line + half + i;
+        double4 acc, left, right;
+        memcpy(&acc, c, sizeof acc);
+        acc *= taps[0];
+        for (int j = half; j >= 1; j--) {
+            memcpy(&left, c - j, sizeof left);
+            memcpy(&right, c + j, sizeof right);
+            acc += (left + right) * taps[j];
+        }
+        memcpy(row + i, &acc, sizeof acc);
+    }
+    for (; i < n; i++) {
         const double *c = line + half + i;
         double acc = c[0] * taps[0];
         for (int j = half; j >= 1; j--) acc += (c[-j] + c[j]) * taps[j];
@@ -84,49 +162,165 @@ static void gauss_row(double *row, int n, const double *taps, int half, double *
     }
 }
 
-void locate_bandpass(locate_ctx *ctx)
+/* The difference of the two filtered rows, clipped below the threshold, into bp; returns the largest of
+ * its values and top. */
+VECTOR_CLONES static double difference_row(double *bp, const double *background, int w, double threshold, double top)
 {
-    int w = ctx->w, h = ctx->h, half = ctx->gauss_half, box = ctx->p.smoothing_size;
-    size_t n = (size_t)w * h;
-    double *bp = ctx->bp, *tmp = ctx->tmp, *line = ctx->line;
-
-    /* Background (boxcar) into tmp; the x pass of each row goes through line. */
-    boxcar_columns(ctx->raw, tmp, w, h, box, ctx->integer_samples, line);
-    for (int y = 0; y < h; y++) {
-        double *row = tmp + (size_t)y * w;
-        memcpy(line, row, (size_t)w * sizeof *line);
-        boxcar_row(line, row, w, box, ctx->integer_samples);
+    int x = 0;
+    if (w >= 4) {
+        const double4 thresholds = (double4){0} + threshold;
+        double4 tops = (double4){0} + top;
+        for (; x + 4 <= w; x += 4) {
+            double4 v, b;
+            memcpy(&v, bp + x, sizeof v);
+            memcpy(&b, background + x, sizeof b);
+            v -= b;
+            v = (double4)((long4)v & (v >= thresholds));
+            memcpy(bp + x, &v, sizeof v);
+            long4 above = v > tops;
+            tops = (double4)(((long4)v & above) | ((long4)tops & ~above));
+        }
+        for (int k = 0; k < 4; k++) top = tops[k] > top ? tops[k] : top;
     }
-
-    gauss_columns(ctx->raw, bp, w, h, ctx->gauss, half, ctx->zero_row);
-    for (int y = 0; y < h; y++) gauss_row(bp + (size_t)y * w, w, ctx->gauss, half, line);
-
-    double top = -INFINITY, threshold = ctx->threshold;
-    for (size_t i = 0; i < n; i++) {
-        double v = bp[i] - tmp[i];
+    for (; x < w; x++) {
+        double v = bp[x] - background[x];
         v = v >= threshold ? v : 0.0;
-        bp[i] = v;
+        bp[x] = v;
         if (v > top) top = v;
     }
-    ctx->bp_max = top;
+    return top;
+}
+
+/* Float samples, pass 1 of 2: both filters along y for one block of columns. The column running sums must
+ * run down the whole image in order (as scipy's) for float samples to round alike, so this pass is split
+ * by columns. */
+static void bandpass_columns(void *arg, int block, int worker)
+{
+    locate_ctx *ctx = arg;
+    int x0, x1;
+    locate_band(block, ctx->w, &x0, &x1);
+    if (x1 == x0) return;
+    boxcar_columns(ctx->raw + x0, ctx->tmp + x0, x1 - x0, ctx->w, ctx->h, ctx->p.smoothing_size, ctx,
+                   ctx->scratch[worker].line);
+    for (int y = 0; y < ctx->h; y++)
+        gauss_column_row(ctx->raw + x0, ctx->bp + (size_t)y * ctx->w + x0, x1 - x0, ctx->w, ctx->h, y, ctx->gauss,
+                         ctx->gauss_half, ctx->zero_row + x0);
+}
+
+/* Float samples, pass 2 of 2: both filters along x, the difference and the threshold, for a band of rows. */
+static void bandpass_rows(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int w = ctx->w, y0, y1;
+    double *line = ctx->scratch[worker].line, top = -INFINITY;
+    locate_band(band, ctx->h, &y0, &y1);
+    for (int y = y0; y < y1; y++) {
+        double *background = ctx->tmp + (size_t)y * w, *bp = ctx->bp + (size_t)y * w;
+        memcpy(line, background, (size_t)w * sizeof *line);
+        boxcar_row(line, background, w, ctx->p.smoothing_size, ctx);
+        gauss_row(bp, w, ctx->gauss, ctx->gauss_half, line);
+        top = difference_row(bp, background, w, ctx->threshold, top);
+    }
+    ctx->band_max[band] = top;
+}
+
+/* Integer samples: the whole band pass of a band of rows in one pass, row by row in cache. The column sums
+ * of integers are exact whatever the order of the additions, so each band may start its own. */
+static void bandpass_band(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int w = ctx->w, h = ctx->h, size = ctx->p.smoothing_size, half = size / 2, y0, y1;
+    locate_scratch *s = &ctx->scratch[worker];
+    double *sums = s->sums, *column = s->column, *background = s->background, top = -INFINITY;
+    locate_band(band, h, &y0, &y1);
+    if (y1 == y0) {
+        ctx->band_max[band] = top;
+        return;
+    }
+    for (int x = 0; x < w; x++) sums[x] = 0.0;
+    for (int k = 0; k < size; k++) {
+        int y = y0 + k - half;
+        const float *row = ctx->raw + (size_t)(y < 0 ? 0 : (y >= h ? h - 1 : y)) * w;
+        for (int x = 0; x < w; x++) sums[x] += row[x];
+    }
+    for (int y = y0; y < y1; y++) {
+        if (y > y0) {
+            int in = y + size - 1 - half, out = y - 1 - half;
+            const float *a = ctx->raw + (size_t)(in >= h ? h - 1 : in) * w;
+            const float *b = ctx->raw + (size_t)(out < 0 ? 0 : out) * w;
+            slide_sums(sums, a, b, w);
+        }
+        memcpy(column, sums, (size_t)w * sizeof *column);
+        finish_means(column, w, size, ctx);
+        boxcar_row(column, background, w, size, ctx);
+        double *bp = ctx->bp + (size_t)y * w;
+        gauss_column_row(ctx->raw, bp, w, w, h, y, ctx->gauss, ctx->gauss_half, ctx->zero_row);
+        gauss_row(bp, w, ctx->gauss, ctx->gauss_half, s->line);
+        top = difference_row(bp, background, w, ctx->threshold, top);
+    }
+    ctx->band_max[band] = top;
+}
+
+void locate_bandpass(locate_ctx *ctx)
+{
+    if (ctx->integer_samples) {
+        team_run(ctx->team, bandpass_band, ctx, LOCATE_BANDS);
+    } else {
+        team_run(ctx->team, bandpass_columns, ctx, LOCATE_BANDS);
+        team_run(ctx->team, bandpass_rows, ctx, LOCATE_BANDS);
+    }
+    ctx->bp_max = -INFINITY;
+    for (int b = 0; b < LOCATE_BANDS; b++)
+        if (ctx->band_max[b] > ctx->bp_max) ctx->bp_max = ctx->band_max[b];
+}
+
+/* One band: the integer image, then what the maxima and the noise need of those rows. */
+static void rescale_rows(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int y0, y1;
+    locate_band(band, ctx->h, &y0, &y1);
+    size_t from = (size_t)y0 * ctx->w, to = (size_t)y1 * ctx->w;
+    if (!ctx->p.preprocess && ctx->integer_samples) {
+        /* Already integers: trackpy leaves them as they are (negative samples cannot be maxima here). */
+        for (size_t i = from; i < to; i++) {
+            double v = ctx->bp[i];
+            ctx->img[i] = v > 0 ? (uint32_t)v : 0;
+        }
+    } else {
+        double scale = ctx->scale, top = ctx->int_max;
+        uint32_t top_int = (uint32_t)top;
+        size_t i = from;
+        if (top < 2147483648.0) {      /* v = min(scale * bp, top) (0 where bp <= 0) fits an int32 */
+            const double4 zero = {0, 0, 0, 0}, tops = {top, top, top, top};
+            for (; i + 4 <= to; i += 4) {
+                double4 b;
+                memcpy(&b, ctx->bp + i, sizeof b);
+                double4 v = scale * b;
+                v = (double4)((long4)v & (b > zero));
+                long4 below = v < tops;
+                v = (double4)(((long4)v & below) | ((long4)tops & ~below));
+                int4 out = __builtin_convertvector(v, int4);
+                memcpy(ctx->img + i, &out, sizeof out);
+            }
+        }
+        for (; i < to; i++) {
+            double v = ctx->bp[i] > 0 ? scale * ctx->bp[i] : 0.0;
+            ctx->img[i] = v >= top ? top_int : (uint32_t)v;
+        }
+    }
+    locate_prepare_maxima_rows(ctx, y0, y1, &ctx->scratch[worker]);
+    if (ctx->p.characterize) locate_row_distance(ctx, y0, y1, &ctx->scratch[worker]);
 }
 
 void locate_rescale(locate_ctx *ctx)
 {
-    size_t n = (size_t)ctx->w * ctx->h;
-    if (!ctx->p.preprocess && ctx->integer_samples) {
-        /* Already integers: trackpy leaves them as they are (negative samples cannot be maxima here). */
-        ctx->scale = 1.0;
-        for (size_t i = 0; i < n; i++) {
-            double v = ctx->bp[i];
-            ctx->img[i] = v > 0 ? (uint32_t)v : 0;
-        }
-        return;
+    if (!ctx->p.preprocess && ctx->integer_samples) ctx->scale = 1.0;
+    else ctx->scale = ctx->bp_max == 0.0 ? 1.0 : ctx->int_max / ctx->bp_max;
+    int workers = team_size(ctx->team);
+    for (int k = 0; k < workers; k++) {
+        memset(ctx->scratch[k].hist, 0, LOCATE_HIST_BINS * sizeof *ctx->scratch[k].hist);
+        ctx->scratch[k].nonzero = 0;
     }
-    double top = ctx->bp_max;
-    ctx->scale = top == 0.0 ? 1.0 : ctx->int_max / top;
-    for (size_t i = 0; i < n; i++) {
-        double v = ctx->bp[i] > 0 ? ctx->scale * ctx->bp[i] : 0.0;
-        ctx->img[i] = v >= ctx->int_max ? (uint32_t)ctx->int_max : (uint32_t)v;
-    }
+    team_run(ctx->team, rescale_rows, ctx, LOCATE_BANDS);
 }

@@ -12,7 +12,8 @@
  *
  * Usage for a live stream: create one locate_ctx per frame size and parameter set, call locate_frame on
  * every frame, keep one locate_table and reuse it. Neither allocates in steady state (the table grows only
- * when a frame has more features than any before). A ctx is not thread-safe: one thread owns it.
+ * when a frame has more features than any before). A ctx is not thread-safe: one thread owns it; the ctx
+ * keeps threads - 1 helper threads of its own (for its lifetime) that work on that thread's frames with it.
  */
 #ifndef RELOC_LOCATE_H
 #define RELOC_LOCATE_H
@@ -38,6 +39,7 @@ typedef struct locate_params {
     int characterize;     /* compute size, ecc, signal, raw_mass and ep (1) */
     int roi_x, roi_y;     /* region of interest; roi_width = roi_height = 0 means the whole frame */
     int roi_width, roi_height;
+    int threads;          /* threads one frame is split over (0 = one per CPU); the table does not depend on it */
 } locate_params;
 
 /* trackpy's defaults for a feature diameter. */

@@ -65,6 +65,7 @@ int locate_params_check(const locate_params *p, char *err, size_t errlen)
         return fail(err, errlen, "max_iterations must be within 1..1000 (got %d)", p->max_iterations);
     if (p->roi_width < 0 || p->roi_height < 0 || p->roi_x < 0 || p->roi_y < 0)
         return fail(err, errlen, "ROI offsets and sizes must be >= 0");
+    if (p->threads < 0) return fail(err, errlen, "threads must be >= 0, 0 meaning one per CPU (got %d)", p->threads);
     if ((p->roi_width == 0) != (p->roi_height == 0))
         return fail(err, errlen, "ROI width and height must both be set (or both 0 for the whole frame)");
     return 0;
@@ -229,6 +230,7 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
     ctx->w = w;
     ctx->h = h;
     ctx->integer_samples = sample_max > 0;
+    ctx->int32_samples = ctx->integer_samples && sample_max <= 2147483647.0;
     ctx->sample_max = sample_max;
     ctx->int_max = ctx->integer_samples ? sample_max : 255.0;
     ctx->threshold = p->threshold >= 0 ? p->threshold : (ctx->integer_samples ? 1.0 : 1.0 / 255.0);
@@ -254,17 +256,27 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
     ctx->raw = xmalloc(n * sizeof(float));
     ctx->zero_row = xcalloc((size_t)w, sizeof(float));
     ctx->bp = xmalloc(n * sizeof(double));
-    ctx->tmp = xmalloc(n * sizeof(double));
-    ctx->line = xmalloc(((size_t)w + 2 * (size_t)ctx->gauss_half) * sizeof(double));
+    ctx->tmp = ctx->integer_samples ? NULL : xmalloc(n * sizeof(double));
     ctx->img = xmalloc(n * sizeof(uint32_t));
     ctx->dil = xmalloc(n * sizeof(uint32_t));
-    ctx->dil_g = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
-    ctx->dil_h = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
     ctx->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
     ctx->hist_fine = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
     ctx->hist_shift = ctx->int_max > 65535 ? 16 : 0;
     ctx->row_distance = xmalloc(n);
-    ctx->background_row = xmalloc((size_t)w);
+    ctx->team = team_create(p->threads);
+    int workers = team_size(ctx->team);
+    ctx->scratch = xcalloc((size_t)workers, sizeof *ctx->scratch);
+    for (int k = 0; k < workers; k++) {
+        locate_scratch *s = &ctx->scratch[k];
+        s->line = xmalloc(((size_t)w + 2 * (size_t)ctx->gauss_half) * sizeof(double));
+        s->sums = xmalloc(3 * (size_t)w * sizeof(double));
+        s->column = s->sums + w;
+        s->background = s->column + w;
+        s->dilation = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
+        s->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
+        s->background_row = xmalloc((size_t)w);
+        s->nonzero_row = xcalloc((size_t)w + 2 * LOCATE_DISTANCE_PAD, 1);
+    }
     return ctx;
 }
 
@@ -282,15 +294,26 @@ void locate_ctx_free(locate_ctx *ctx)
     free(ctx->zero_row);
     free(ctx->bp);
     free(ctx->tmp);
-    free(ctx->line);
     free(ctx->img);
     free(ctx->dil);
-    free(ctx->dil_g);
-    free(ctx->dil_h);
     free(ctx->hist);
     free(ctx->hist_fine);
     free(ctx->row_distance);
-    free(ctx->background_row);
+    for (int k = 0; ctx->team && k < team_size(ctx->team); k++) {
+        locate_scratch *s = &ctx->scratch[k];
+        free(s->line);
+        free(s->sums);
+        free(s->dilation);
+        free(s->hist);
+        free(s->background_row);
+        free(s->nonzero_row);
+    }
+    free(ctx->scratch);
+    for (int b = 0; b < LOCATE_BANDS; b++) {
+        free(ctx->band_peaks[b].iy);
+        free(ctx->band_peaks[b].ix);
+    }
+    team_free(ctx->team);
     cands_free(&ctx->cands);
     free(ctx->ring.samples);
     free(ctx->ring.sorted);
@@ -314,20 +337,58 @@ double locate_ctx_scale_factor(const locate_ctx *ctx) { return ctx->scale; }
  * (integers: XOR with the type's maximum, i.e. max - v for unsigned types; floats: 1 - v). Samples that
  * are not finite count as 0, and integer samples are clamped to their type's range, so that no later
  * conversion to an integer is undefined whatever the caller passes. */
-static void load_roi(locate_ctx *ctx, const float *frame)
+typedef float float4 __attribute__((vector_size(16)));
+typedef int32_t int4 __attribute__((vector_size(16)));
+
+/* Where `take` is set, a; elsewhere b. */
+static inline void select4(float4 *out, int4 take, float4 a, float4 b)
 {
+    *out = (float4)(((int4)a & take) | ((int4)b & ~take));
+}
+
+static void load_roi_band(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
     long long top = (long long)ctx->sample_max;
     float lowest = (float)(-ctx->sample_max - 1), highest = (float)ctx->sample_max;
-    for (int y = 0; y < ctx->h; y++) {
-        const float *src = frame + (size_t)(y + ctx->p.roi_y) * ctx->frame_width + ctx->p.roi_x;
+    int y0, y1, invert = ctx->p.invert, integers = ctx->integer_samples;
+    /* Four samples at a time with the same operations, where integers fit 32 bits or samples are floats. */
+    int vectors = !integers || ctx->int32_samples;
+    const float4 lows = (float4){0} + lowest, highs = (float4){0} + highest, zeros = {0}, ones = zeros + 1.0f;
+    const float4 infinities = zeros + INFINITY;
+    const int4 tops = (int4){0} + (int32_t)(integers ? top : 0);
+    locate_band(band, ctx->h, &y0, &y1);
+    for (int y = y0; y < y1; y++) {
+        const float *src = ctx->frame + (size_t)(y + ctx->p.roi_y) * ctx->frame_width + ctx->p.roi_x;
         float *dst = ctx->raw + (size_t)y * ctx->w;
-        for (int x = 0; x < ctx->w; x++) {
+        int x = 0;
+        for (; vectors && x + 4 <= ctx->w; x += 4) {
+            float4 v;
+            memcpy(&v, src + x, sizeof v);
+            select4(&v, (v == v) & (v < infinities) & (v > -infinities), v, zeros);
+            if (integers) {
+                select4(&v, v < lows, lows, v);
+                select4(&v, v > highs, highs, v);
+                if (invert) v = __builtin_convertvector(__builtin_convertvector(v, int4) ^ tops, float4);
+            } else if (invert) {
+                v = ones - v;
+            }
+            memcpy(dst + x, &v, sizeof v);
+        }
+        for (; x < ctx->w; x++) {
             float v = isfinite(src[x]) ? src[x] : 0.0f;
-            if (ctx->integer_samples) v = v < lowest ? lowest : (v > highest ? highest : v);
-            if (ctx->p.invert) v = ctx->integer_samples ? (float)((long long)v ^ top) : 1.0f - v;
+            if (integers) v = v < lowest ? lowest : (v > highest ? highest : v);
+            if (invert) v = integers ? (float)((long long)v ^ top) : 1.0f - v;
             dst[x] = v;
         }
     }
+}
+
+static void load_roi(locate_ctx *ctx, const float *frame)
+{
+    ctx->frame = frame;
+    team_run(ctx->team, load_roi_band, ctx, LOCATE_BANDS);
+    ctx->frame = NULL;
 }
 
 static int by_mass_descending(const void *a, const void *b, void *mass_array)

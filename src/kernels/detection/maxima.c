@@ -4,31 +4,52 @@
  * left/up), brighter than the given percentile of the non-zero pixels, and at least margin pixels from
  * the edge.
  *
- * Rather than dilating the whole image in 2D, each row is dilated along x (van Herk / Gil-Werman block
- * maxima, three comparisons per pixel), and only pixels above the percentile that equal their row maximum
+ * Rather than dilating the whole image in 2D, each row is dilated along x (maxima over doubling spans,
+ * log2(size) vector passes), and only pixels above the percentile that equal their row maximum
  * are checked against the row maxima of the rows above and below: the same test, a fraction of the work.
- * The percentile comes from a histogram of the non-zero values (exact; two levels for 32-bit types). */
+ * The percentile comes from a histogram of the non-zero values (exact; two levels for 32-bit types). The
+ * histogram and the row dilation run per band of rows on the ctx's workers (locate_rescale calls them). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "core/base/base.h"
 #include "kernels/detection/detection_internal.h"
 
-static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
+typedef uint32_t u32x4 __attribute__((vector_size(16)));
 
-/* Maximum over x+lo .. x+lo+size-1 of each pixel of a row (0 outside); g and hh hold w + size values. */
-static void dilate_row(const uint32_t *src, uint32_t *dst, int w, int size, int lo, uint32_t *g, uint32_t *hh)
+/* m[t] = max(m[t], m[t + step]) for t < n, in place and in increasing t (so m[t + step] is still the old
+ * value when it is read). */
+__attribute__((target_clones("avx2", "default")))
+static void max_with_shifted(uint32_t *m, int n, int step)
 {
-    int len = w + size - 1;
-    for (int t = 0; t < len; t++) {
-        int x = t + lo;
-        g[t] = hh[t] = (x < 0 || x >= w) ? 0 : src[x];
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+        u32x4 a, b;
+        memcpy(&a, m + t, sizeof a);
+        memcpy(&b, m + t + step, sizeof b);
+        u32x4 greater = (u32x4)(b > a);
+        a = (a & ~greater) | (b & greater);
+        memcpy(m + t, &a, sizeof a);
     }
-    for (int start = 0; start < len; start += size) {
-        int end = start + size < len ? start + size : len;
-        for (int t = start + 1; t < end; t++) g[t] = max_u32(g[t], g[t - 1]);
-        for (int t = end - 2; t >= start; t--) hh[t] = max_u32(hh[t], hh[t + 1]);
-    }
-    for (int x = 0; x < w; x++) dst[x] = max_u32(hh[x], g[x + size - 1]);
+    for (; t < n; t++) m[t] = m[t + step] > m[t] ? m[t + step] : m[t];
+}
+
+/* Maximum over x+lo .. x+lo+size-1 of each pixel of a row (0 outside), by doubling: after the pass with
+ * step p, m[t] is the maximum of the 2p values from t; the window is then two overlapping power-of-two
+ * spans. m holds w + size values. */
+static void dilate_row(const uint32_t *src, uint32_t *dst, int w, int size, int lo, uint32_t *m)
+{
+    int len = w + size - 1, before = -lo < len ? -lo : len;
+    memset(m, 0, (size_t)before * sizeof *m);
+    int copy = w < len - before ? w : len - before;
+    memcpy(m + before, src, (size_t)copy * sizeof *m);
+    memset(m + before + copy, 0, (size_t)(len - before - copy) * sizeof *m);
+    int span = 1;
+    for (; 2 * span <= size; span *= 2) max_with_shifted(m, len - span, span);
+    if (span == size) memcpy(dst, m, (size_t)w * sizeof *dst);
+    else
+        for (int x = 0; x < w; x++) dst[x] = m[x + size - span] > m[x] ? m[x + size - span] : m[x];
 }
 
 /* The k-th smallest (from 0) non-zero pixel, from the first-level histogram in ctx->hist (bins of the
@@ -50,18 +71,32 @@ static uint32_t order_statistic(const locate_ctx *ctx, size_t k, uint32_t *fine)
     return bin << ctx->hist_shift | low;
 }
 
-/* numpy's percentile ("linear"): virtual index (n-1) q between two order statistics, numpy's lerp. */
+void locate_prepare_maxima_rows(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
+{
+    int w = ctx->w, size = ctx->dilate_size, lo = -((size - 1) / 2), shift = ctx->hist_shift;
+    size_t nonzero = 0;
+    for (int y = y0; y < y1; y++) {
+        const uint32_t *row = ctx->img + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            uint32_t v = row[x];
+            s->hist[v >> shift] += v != 0;
+            nonzero += v != 0;
+        }
+        dilate_row(row, ctx->dil + (size_t)y * w, w, size, lo, s->dilation);
+    }
+    s->nonzero += nonzero;
+}
+
+/* numpy's percentile ("linear"): virtual index (n-1) q between two order statistics, numpy's lerp; from the
+ * workers' histograms, summed into ctx->hist. */
 static double percentile_nonzero(locate_ctx *ctx, double percentile, size_t *count)
 {
-    memset(ctx->hist, 0, LOCATE_HIST_BINS * sizeof *ctx->hist);
-    size_t n = (size_t)ctx->w * ctx->h, nonzero = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t v = ctx->img[i];
-        if (v) {
-            ctx->hist[v >> ctx->hist_shift]++;
-            nonzero++;
-        }
-    }
+    int workers = team_size(ctx->team);
+    size_t nonzero = 0;
+    memcpy(ctx->hist, ctx->scratch[0].hist, LOCATE_HIST_BINS * sizeof *ctx->hist);
+    for (int k = 1; k < workers; k++)
+        for (int b = 0; b < LOCATE_HIST_BINS; b++) ctx->hist[b] += ctx->scratch[k].hist[b];
+    for (int k = 0; k < workers; k++) nonzero += ctx->scratch[k].nonzero;
     *count = nonzero;
     if (nonzero == 0) return NAN;
     double index = (double)(nonzero - 1) * (percentile / 100.0);
@@ -74,32 +109,78 @@ static double percentile_nonzero(locate_ctx *ctx, double percentile, size_t *cou
     return t >= 0.5 ? b - diff * (1.0 - t) : a + diff * t;
 }
 
+
+static void add_peak(locate_peaks *list, int y, int x)
+{
+    if (list->count == list->capacity) {
+        list->capacity = list->capacity ? 2 * list->capacity : 256;
+        list->iy = xrealloc(list->iy, (size_t)list->capacity * sizeof *list->iy);
+        list->ix = xrealloc(list->ix, (size_t)list->capacity * sizeof *list->ix);
+    }
+    list->iy[list->count] = y;
+    list->ix[list->count] = x;
+    list->count++;
+}
+
+/* The local maxima of one band of rows, in raster order, into the band's list. A pixel is one when it is
+ * at least `least` (the smallest integer above the percentile), equals its row maximum (checked four
+ * pixels at a time first: most pixels are not) and is not below the row maxima of the rows around it. */
+static void maxima_band(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int w = ctx->w, h = ctx->h, size = ctx->dilate_size, lo = -((size - 1) / 2), m = ctx->margin, y0, y1;
+    uint32_t least = ctx->maxima_least;
+    const u32x4 leasts = (u32x4){0} + least;
+    locate_peaks *list = &ctx->band_peaks[band];
+    list->count = 0;
+    locate_band(band, h, &y0, &y1);
+    if (y0 < m) y0 = m;
+    if (y1 > h - m) y1 = h - m;
+    for (int y = y0; y < y1; y++) {
+        const uint32_t *row = ctx->img + (size_t)y * w, *rowmax = ctx->dil + (size_t)y * w;
+        int first = y + lo < 0 ? 0 : y + lo, last = y + lo + size - 1 >= h ? h - 1 : y + lo + size - 1;
+        for (int block = m; block < w - m; block += 4) {
+            int end = block + 4 < w - m ? block + 4 : w - m;
+            if (end == block + 4) {
+                u32x4 v, vmax;
+                memcpy(&v, row + block, sizeof v);
+                memcpy(&vmax, rowmax + block, sizeof vmax);
+                u32x4 hit = (u32x4)((v >= leasts) & (v == vmax));
+                uint64_t lanes[2];
+                memcpy(lanes, &hit, sizeof lanes);
+                if (!(lanes[0] | lanes[1])) continue;
+            }
+            for (int x = block; x < end; x++) {
+                uint32_t v = row[x];
+                if (v < least || v != rowmax[x]) continue;
+                int is_max = 1;
+                for (int yy = first; yy <= last && is_max; yy++) is_max = ctx->dil[(size_t)yy * w + x] <= v;
+                if (is_max) add_peak(list, y, x);
+            }
+        }
+    }
+}
+
 void locate_find_maxima(locate_ctx *ctx)
 {
-    int w = ctx->w, h = ctx->h, size = ctx->dilate_size, lo = -((size - 1) / 2);
     ctx->cands.count = 0;
     size_t nonzero;
     double level = percentile_nonzero(ctx, ctx->p.percentile, &nonzero);
     if (nonzero == 0) return;
-
-    for (int y = 0; y < h; y++)
-        dilate_row(ctx->img + (size_t)y * w, ctx->dil + (size_t)y * w, w, size, lo, ctx->dil_g, ctx->dil_h);
-
-    int m = ctx->margin;
-    for (int y = m; y < h - m; y++) {
-        const uint32_t *row = ctx->img + (size_t)y * w, *rowmax = ctx->dil + (size_t)y * w;
-        int first = y + lo < 0 ? 0 : y + lo, last = y + lo + size - 1 >= h ? h - 1 : y + lo + size - 1;
-        for (int x = m; x < w - m; x++) {
-            uint32_t v = row[x];
-            if (v != rowmax[x] || !((double)v > level)) continue;
-            int is_max = 1;
-            for (int yy = first; yy <= last && is_max; yy++) is_max = ctx->dil[(size_t)yy * w + x] <= v;
-            if (!is_max) continue;
-            locate_cands *c = &ctx->cands;
-            if (c->count == c->capacity) locate_cands_reserve(c, c->capacity ? 2 * c->capacity : 1024);
-            c->iy[c->count] = y;
-            c->ix[c->count] = x;
-            c->count++;
-        }
+    /* v > level for an integer v: v >= floor(level) + 1 */
+    double least = level < 0 ? 0 : floor(level) + 1;
+    if (least > UINT32_MAX) return;
+    ctx->maxima_least = (uint32_t)least;
+    team_run(ctx->team, maxima_band, ctx, LOCATE_BANDS);
+    int total = 0;
+    for (int b = 0; b < LOCATE_BANDS; b++) total += ctx->band_peaks[b].count;
+    locate_cands *c = &ctx->cands;
+    if (total > c->capacity) locate_cands_reserve(c, total);
+    for (int b = 0; b < LOCATE_BANDS; b++) {
+        const locate_peaks *list = &ctx->band_peaks[b];
+        if (list->count == 0) continue;
+        memcpy(c->iy + c->count, list->iy, (size_t)list->count * sizeof *c->iy);
+        memcpy(c->ix + c->count, list->ix, (size_t)list->count * sizeof *c->ix);
+        c->count += list->count;
     }
 }

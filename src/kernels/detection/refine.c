@@ -66,9 +66,19 @@ static void refine_one(locate_ctx *ctx, int k)
     c->raw_mass[k] = raw_mass;
 }
 
+#define REFINE_CHUNK 64
+
+/* Candidates k*REFINE_CHUNK.. of the list: each writes only its own entries. */
+static void refine_chunk(void *arg, int chunk, int worker)
+{
+    locate_ctx *ctx = arg;
+    int end = (chunk + 1) * REFINE_CHUNK < ctx->cands.count ? (chunk + 1) * REFINE_CHUNK : ctx->cands.count;
+    for (int k = chunk * REFINE_CHUNK; k < end; k++) refine_one(ctx, k);
+}
+
 void locate_refine(locate_ctx *ctx)
 {
-    for (int k = 0; k < ctx->cands.count; k++) refine_one(ctx, k);
+    team_run(ctx->team, refine_chunk, ctx, (ctx->cands.count + REFINE_CHUNK - 1) / REFINE_CHUNK);
 }
 
 void locate_mark_close(point_grid *g, const double *y, const double *x, const double *mass, int n,
@@ -109,32 +119,51 @@ static void keep_if_farther(uint8_t *background, const uint8_t *distance, int w,
     for (; x < w; x++) background[x] &= distance[x] > half;
 }
 
-/* A pixel is background when no non-zero pixel of the rescaled band pass lies within the refinement mask
- * around it (trackpy's binary dilation by the mask). Each row first gets, per pixel, the distance to the
- * nearest non-zero pixel of that row (capped at 127, beyond any mask); a pixel is then background when,
- * for every row offset dy of the mask, that distance in row y+dy exceeds the mask's half width at dy. The
- * variance is accumulated about the first background sample, which avoids cancellation in one pass. */
-void locate_measure_noise(locate_ctx *ctx, double *black_level, double *noise)
+typedef uint8_t bytes16 __attribute__((vector_size(16)));
+typedef int8_t signed16 __attribute__((vector_size(16)));
+typedef int32_t int16x32 __attribute__((vector_size(64)));
+
+void locate_row_distance(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
 {
-    int w = ctx->w, h = ctx->h, r = ctx->radius;
-    for (int y = 0; y < h; y++) {
+    int w = ctx->w, cap = ctx->radius + 1;     /* distances above every half width of the mask are all alike */
+    uint8_t *nonzero = s->nonzero_row + LOCATE_DISTANCE_PAD;   /* 0xFF where img != 0; zero padding around */
+    const bytes16 caps = (bytes16){0} + (uint8_t)cap;
+    for (int y = y0; y < y1; y++) {
         const uint32_t *row = ctx->img + (size_t)y * w;
         uint8_t *d = ctx->row_distance + (size_t)y * w;
-        int last = -1000;
-        for (int x = 0; x < w; x++) {
-            if (row[x]) last = x;
-            d[x] = x - last > 127 ? 127 : (uint8_t)(x - last);
+        int x = 0;
+        for (; x + 16 <= w; x += 16) {
+            int16x32 v;
+            memcpy(&v, row + x, sizeof v);
+            signed16 flags = __builtin_convertvector(v != 0, signed16);
+            memcpy(nonzero + x, &flags, sizeof flags);
         }
-        last = w + 1000;
-        for (int x = w - 1; x >= 0; x--) {
-            if (row[x]) last = x;
-            if (last - x < d[x]) d[x] = (uint8_t)(last - x);
+        for (; x < w; x++) nonzero[x] = row[x] ? 0xFF : 0;
+        /* From the farthest offset in: a non-zero pixel k away on either side makes the distance k. */
+        for (x = 0; x < w; x += 16) {
+            bytes16 distance = caps, left, right;
+            for (int k = cap - 1; k >= 0; k--) {
+                memcpy(&left, nonzero + x - k, sizeof left);
+                memcpy(&right, nonzero + x + k, sizeof right);
+                bytes16 hit = left | right;
+                distance = (distance & ~hit) | (((bytes16){0} + (uint8_t)k) & hit);
+            }
+            if (x + 16 <= w) memcpy(d + x, &distance, sizeof distance);
+            else memcpy(d + x, &distance, (size_t)(w - x));
         }
     }
-    double shift = 0, sum = 0, sq = 0;
+}
+
+/* The background pixels of one band of rows, summed about ctx->noise_shift into the band's slots. */
+static void noise_band(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int w = ctx->w, h = ctx->h, r = ctx->radius, y0, y1;
+    locate_band(band, h, &y0, &y1);
+    double shift = ctx->noise_shift, sum = 0, sq = 0;
     size_t count = 0;
-    uint8_t *background = ctx->background_row;
-    for (int y = 0; y < h; y++) {
+    uint8_t *background = ctx->scratch[worker].background_row;
+    for (int y = y0; y < y1; y++) {
         memset(background, 1, (size_t)w);
         for (int dy = -r; dy <= r; dy++) {
             int yy = y + dy;
@@ -143,14 +172,35 @@ void locate_measure_noise(locate_ctx *ctx, double *black_level, double *noise)
         const float *raw = ctx->raw + (size_t)y * w;
         for (int x = 0; x < w; x++) {
             if (!background[x]) continue;
-            double v = raw[x];
-            if (count == 0) shift = v;
-            sum += v - shift;
-            sq += (v - shift) * (v - shift);
+            double v = raw[x] - shift;
+            sum += v;
+            sq += v * v;
             count++;
         }
     }
+    ctx->noise_sum[band] = sum;
+    ctx->noise_sq[band] = sq;
+    ctx->noise_count[band] = count;
+}
+
+/* A pixel is background when no non-zero pixel of the rescaled band pass lies within the refinement mask
+ * around it (trackpy's binary dilation by the mask). Each row has, per pixel, the distance to the nearest
+ * non-zero pixel of that row (locate_row_distance, capped at radius + 1, beyond any mask); a pixel is then
+ * background when, for every row offset dy of the mask, that distance in row y+dy exceeds the mask's half
+ * width at dy. The variance is accumulated about the ROI's first sample, which avoids cancellation in one
+ * pass; bands are summed in order, so the result does not depend on the number of threads. */
+void locate_measure_noise(locate_ctx *ctx, double *black_level, double *noise)
+{
+    ctx->noise_shift = ctx->raw[0];
+    team_run(ctx->team, noise_band, ctx, LOCATE_BANDS);
+    double sum = 0, sq = 0;
+    size_t count = 0;
+    for (int b = 0; b < LOCATE_BANDS; b++) {
+        sum += ctx->noise_sum[b];
+        sq += ctx->noise_sq[b];
+        count += ctx->noise_count[b];
+    }
     double n = (double)count, mean_shifted = count ? sum / n : 0;
-    *black_level = count ? shift + mean_shifted : NAN;
+    *black_level = count ? ctx->noise_shift + mean_shifted : NAN;
     *noise = count > 1 ? sqrt(fmax(sq / n - mean_shifted * mean_shifted, 0.0)) : NAN;
 }

@@ -43,7 +43,8 @@ static void usage(FILE *f)
           "output:\n"
           "  --csv FILE           write CSV here instead of standard output ('-' = standard output)\n"
           "  --hdf5 FILE[:/group] also write the table to HDF5 (default group /features)\n"
-          "  --repeat N           run detection N times per frame and report the time per run on stderr\n",
+          "  --repeat N           run detection N times per frame and report the time per run on stderr\n"
+          "  --threads N          threads one frame is split over (default 0: one per CPU; same table)\n",
           f);
 }
 
@@ -93,7 +94,7 @@ static double sample_max_of(pixel_type type)
 enum {
     OPT_DIAMETER = 256, OPT_MINMASS, OPT_MAXSIZE, OPT_SEPARATION, OPT_NOISE, OPT_SMOOTHING, OPT_THRESHOLD,
     OPT_INVERT, OPT_PERCENTILE, OPT_TOPN, OPT_NO_PREPROCESS, OPT_MAX_ITER, OPT_NO_CHAR, OPT_ROI, OPT_RING,
-    OPT_LINK, OPT_SEARCH, OPT_MEMORY, OPT_DRIFT, OPT_SHIFTS, OPT_CSV, OPT_HDF5, OPT_REPEAT, OPT_HELP
+    OPT_LINK, OPT_SEARCH, OPT_MEMORY, OPT_DRIFT, OPT_SHIFTS, OPT_CSV, OPT_HDF5, OPT_REPEAT, OPT_THREADS, OPT_HELP
 };
 
 /* What the command line asks for. */
@@ -119,7 +120,8 @@ static int parse_options(int argc, char **argv, locate_options *o)
         {"search-range", required_argument, 0, OPT_SEARCH}, {"memory", required_argument, 0, OPT_MEMORY},
         {"drift-range", required_argument, 0, OPT_DRIFT}, {"shifts", required_argument, 0, OPT_SHIFTS},
         {"csv", required_argument, 0, OPT_CSV}, {"hdf5", required_argument, 0, OPT_HDF5},
-        {"repeat", required_argument, 0, OPT_REPEAT}, {"help", no_argument, 0, OPT_HELP}, {0, 0, 0, 0},
+        {"repeat", required_argument, 0, OPT_REPEAT}, {"threads", required_argument, 0, OPT_THREADS},
+        {"help", no_argument, 0, OPT_HELP}, {0, 0, 0, 0},
     };
     int diameter = 11, smoothing = -1, bad = 0;
     double separation = -1, search_range = -1;
@@ -155,6 +157,7 @@ static int parse_options(int argc, char **argv, locate_options *o)
         case OPT_CSV: o->csv_path = optarg; break;
         case OPT_HDF5: o->hdf5_arg = optarg; break;
         case OPT_REPEAT: bad |= parse_int(optarg, &o->repeat); break;
+        case OPT_THREADS: bad |= parse_int(optarg, &p->threads); break;
         case OPT_HELP: case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -49,8 +49,8 @@ static int load_engine(const cJSON *spec, scan_engine *e, const char *path, char
     char where[256];
     snprintf(where, sizeof where, "%s: engine \"%s\"", path, e->name);
     if (!cJSON_IsObject(spec)) return error_set(err, errlen, "%s: must be an object", where);
-    if (load_string(spec, "motor_x", NULL, &e->motor_x, where, err, errlen) ||
-        load_string(spec, "motor_y", NULL, &e->motor_y, where, err, errlen) ||
+    if (load_string(spec, "motor_x", "", &e->motor_x, where, err, errlen) ||   /* "": the record's name */
+        load_string(spec, "motor_y", "", &e->motor_y, where, err, errlen) ||
         load_string(spec, "detectors", "", &e->detectors, where, err, errlen))
         return -1;
     const cJSON *unit = cJSON_GetObjectItemCaseSensitive(spec, "um_per_unit");

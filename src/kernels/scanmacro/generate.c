@@ -59,16 +59,33 @@ static double grid_end(const axis_grid *g)
     return g->start + g->intervals * g->step;
 }
 
-static int check_limits(const char *roi, const char *axis, const char *motor, double lo, double hi,
-                        const axis_limits *lim, char *err, size_t errlen)
+const char *scan_engine_motor(const scan_engines *engines, int engine, int axis, const scan_axis *stage_axis)
 {
+    const scan_engine *e = &engines->engine[engine];
+    const char *alias = axis == 0 ? e->motor_x : e->motor_y;
+    if (alias[0]) return alias;
+    return stage_axis->record && stage_axis->record[0] ? stage_axis->record : NULL;
+}
+
+/* The scanned range [lo, hi] of one axis against the soft limits of the record that moves it. */
+static int check_limits(const char *roi, const char *axis, const char *motor, const scan_axis *a, double lo,
+                        double hi, char *err, size_t errlen)
+{
+    const axis_limits *lim = &a->limits;
+    if (!isfinite(lim->low) || !isfinite(lim->high))
+        return error_set(err, errlen, "ROI %s refused: the soft limits of %s are not numbers", roi, motor);
     if (lim->low == lim->high) return 0;
+    char who[160];
+    if (a->record && a->record[0] && strcmp(a->record, motor))
+        snprintf(who, sizeof who, "%s (record %s, stage %s)", motor, a->record, axis);
+    else
+        snprintf(who, sizeof who, "%s (stage %s)", motor, axis);
     if (hi > lim->high + GRID_EPS)
-        return error_set(err, errlen, "ROI %s refused: %s (stage %s) would reach %.4f um, beyond its high soft limit "
-                         "%.4f um", roi, motor, axis, hi, lim->high);
+        return error_set(err, errlen, "ROI %s refused: %s would reach %.4f um, beyond its high soft limit %.4f um",
+                         roi, who, hi, lim->high);
     if (lo < lim->low - GRID_EPS)
-        return error_set(err, errlen, "ROI %s refused: %s (stage %s) would reach %.4f um, beyond its low soft limit "
-                         "%.4f um", roi, motor, axis, lo, lim->low);
+        return error_set(err, errlen, "ROI %s refused: %s would reach %.4f um, beyond its low soft limit %.4f um",
+                         roi, who, lo, lim->low);
     return 0;
 }
 
@@ -213,13 +230,18 @@ static void define_grid(macsub_table *t, const scan_engine *e, const axis_grid *
 }
 
 char *scan_macro_generate(const scan_engines *engines, int engine, const scan_roi *roi, const scan_sampling *s,
-                          const axis_limits limits[2], char *err, size_t errlen)
+                          const scan_axis axes[2], char *err, size_t errlen)
 {
     if (engine < 0 || engine >= engines->count) {
         error_set(err, errlen, "no scan engine %d", engine);
         return NULL;
     }
     const scan_engine *e = &engines->engine[engine];
+    const char *mx = scan_engine_motor(engines, engine, 0, &axes[0]), *my = scan_engine_motor(engines, engine, 1, &axes[1]);
+    if (!mx || !my) {
+        error_set(err, errlen, "engine %s names no motor for %s and no record is given", e->name, mx ? "Y" : "X");
+        return NULL;
+    }
     double x0 = 0, x1 = 0, y0 = 0, y1 = 0;
     axis_grid gx, gy;
     if (roi_bounds(roi, &x0, &x1, &y0, &y1, err, errlen)) return NULL;
@@ -229,13 +251,13 @@ char *scan_macro_generate(const scan_engines *engines, int engine, const scan_ro
     }
     if (make_grid(x0, x1, s->step_x, s->points_x, "X", &gx, err, errlen) ||
         make_grid(y0, y1, s->step_y, s->points_y, "Y", &gy, err, errlen) ||
-        check_limits(roi->name, "X", e->motor_x, gx.start, grid_end(&gx), &limits[0], err, errlen) ||
-        check_limits(roi->name, "Y", e->motor_y, gy.start, grid_end(&gy), &limits[1], err, errlen))
+        check_limits(roi->name, "X", mx, &axes[0], gx.start, grid_end(&gx), err, errlen) ||
+        check_limits(roi->name, "Y", my, &axes[1], gy.start, grid_end(&gy), err, errlen))
         return NULL;
 
     macsub_table *t = macsub_create(NULL, 0);
-    macsub_define(t, "MX", e->motor_x);
-    macsub_define(t, "MY", e->motor_y);
+    macsub_define(t, "MX", mx);
+    macsub_define(t, "MY", my);
     macsub_define(t, "DETECTORS", e->detectors);
     macsub_define(t, "NAME", roi->name);
     define_grid(t, e, &gx, &gy, s->dwell);

@@ -4,7 +4,8 @@
  * Plain C: no IOC, no locks (the IOC's macro driver owns one queue and guards it with its own mutex).
  *
  * Engines file (JSON, e.g. protocols/scan_engines.json): { "engines": { "NAME": { ... }, ... } } with per engine
- *   "motor_x", "motor_y"    the names the engine knows the stage axes by (e.g. "samy", "samz")
+ *   "motor_x", "motor_y"    the engine's aliases of the motors the stage map moves as X and Y (e.g. "samx", "samy"
+ *                           for the records $(P)samx, $(P)samy); absent or "": the record name itself
  *   "um_per_unit"           micrometres per engine position unit (1000 when the engine works in mm; default 1)
  *   "precision"             digits after the decimal point of positions (default 4)
  *   "detectors"             text for $(DETECTORS) (default "")
@@ -67,11 +68,21 @@ const char *scan_engine_name(const scan_engines *engines, int index);
 /* Index of an engine by name, or -1. */
 int scan_engine_find(const scan_engines *engines, const char *name);
 
+/* A stage axis a macro moves: the motor record and its soft limits, read when the macro is made. */
+typedef struct scan_axis {
+    const char *record;    /* the record (e.g. "RELOC:samx"); NULL or "" when unknown (bin/reloc-macro) */
+    axis_limits limits;
+} scan_axis;
+
+/* The engine's name of the motor of axis 0 (X) or 1 (Y): its alias, else the record name; NULL when neither. */
+const char *scan_engine_motor(const scan_engines *engines, int engine, int axis, const scan_axis *stage_axis);
+
 /* The macro text (lines ending in '\n'; free() it) for one ROI, or NULL with a message when the ROI or the
- * sampling is invalid or the scan would take an axis beyond its soft limits, e.g.
- * "ROI p3 refused: X would reach 10500.000 um, beyond the high soft limit 9500.000 um". */
+ * sampling is invalid, the engine names no motor for an axis, or the scan would take an axis beyond the soft
+ * limits of the record it moves, e.g. "ROI p3 refused: samx (record RELOC:samx, stage X) would reach
+ * 10500.0000 um, beyond its high soft limit 9500.0000 um". */
 char *scan_macro_generate(const scan_engines *engines, int engine, const scan_roi *roi, const scan_sampling *s,
-                          const axis_limits limits[2], char *err, size_t errlen);
+                          const scan_axis axes[2], char *err, size_t errlen);
 
 /* The queue of accepted macros. Entries are numbered from 0. */
 #define MACRO_QUEUE_MAX 256

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
     scan_roi roi;
     memset(&roi, 0, sizeof roi);
     scan_sampling s = {0};
-    axis_limits limits[2] = {{0, 0}, {0, 0}};
+    scan_axis axes[2] = {{NULL, {0, 0}}, {NULL, {0, 0}}};   /* the engine's aliases name the motors */
     const char *name = "roi";
     double particle[3], margin = 0;
     int have_roi = 0, is_particle = 0;
@@ -78,8 +78,8 @@ int main(int argc, char **argv)
             name = argv[++i];
         } else if (!strcmp(a, "--limits")) {
             if (numbers(argc, argv, &i, 4, v)) return usage("--limits needs 4 numbers");
-            limits[0] = (axis_limits){v[0], v[1]};
-            limits[1] = (axis_limits){v[2], v[3]};
+            axes[0].limits = (axis_limits){v[0], v[1]};
+            axes[1].limits = (axis_limits){v[2], v[3]};
         } else {
             return usage("unknown option");
         }
@@ -99,7 +99,7 @@ int main(int argc, char **argv)
         scan_engines_free(engines);
         return 2;
     }
-    char *text = scan_macro_generate(engines, engine, &roi, &s, limits, err, sizeof err);
+    char *text = scan_macro_generate(engines, engine, &roi, &s, axes, err, sizeof err);
     scan_engines_free(engines);
     if (!text) {
         fprintf(stderr, "reloc-macro: %s\n", err);

@@ -5,6 +5,7 @@
 #include "core/base/base.h"
 #include "core/shell/shell.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,35 +36,12 @@ void stagemap_message(stagemap *m, int param, int status_param, int failed, cons
     if (failed) log_warn("stagemap", "%s: %s", m->port_name, text);
 }
 
-static int motor_position(const stage_axis *a, double *um)
-{
-    double v = 0;
-    long n = 1;
-    if (!a->valid || db_get(&a->rbv, DBR_DOUBLE, &v, &n) != DB_OK) return -1;
-    *um = v * a->um_per_egu;
-    return 0;
-}
-
 int stagemap_axis_position(const stagemap *m, int axis, double *um)
 {
-    double fine = 0;
-    if (motor_position(&m->axis[axis], um)) return -1;
-    if (m->axis[axis + 2].valid && motor_position(&m->axis[axis + 2], &fine)) return -1;
-    *um += fine;
+    double xy[2];
+    if (motion_stage_position(m->stage, xy, NULL, 0)) return -1;
+    *um = xy[axis];
     return 0;
-}
-
-axis_limits stagemap_axis_limits(const stagemap *m, int axis)
-{
-    const stage_axis *a = &m->axis[axis];
-    double hi = 0, lo = 0;
-    long n = 1;
-    if (a->valid) {
-        db_get(&a->hlm, DBR_DOUBLE, &hi, &n);
-        n = 1;
-        db_get(&a->llm, DBR_DOUBLE, &lo, &n);
-    }
-    return (axis_limits){lo * a->um_per_egu, hi * a->um_per_egu};
 }
 
 int stagemap_copy_pairs(const param_write *w, double (*pairs)[2], int max, char *err, size_t errlen)
@@ -71,6 +49,8 @@ int stagemap_copy_pairs(const param_write *w, double (*pairs)[2], int max, char 
     if (w->nelem % 2) return error_set(err, errlen, "%s: give x,y pairs (an even number of values)", w->name);
     int n = (int)(w->nelem / 2) < max ? (int)(w->nelem / 2) : max;
     const double *v = w->array;
+    for (int i = 0; i < 2 * n; i++)   /* one bad number spoils the list: nothing of it is kept */
+        if (!isfinite(v[i])) return error_set(err, errlen, "%s: value %d is not a finite number", w->name, i);
     for (int i = 0; i < n; i++) pairs[i][0] = v[2 * i], pairs[i][1] = v[2 * i + 1];
     return n;
 }
@@ -138,8 +118,7 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
         return error_set(err, errlen, "parameter port %s exists already", argv[1]);
     }
     str_copy(m->port_name, argv[1], sizeof m->port_name);
-    str_copy(m->axis[0].record, argv[2], sizeof m->axis[0].record);
-    str_copy(m->axis[1].record, argv[3], sizeof m->axis[1].record);
+    m->stage = motion_stage_create(argv[1], argv[2], argv[3]);
     m->engines = engines;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->wake, NULL);
@@ -150,35 +129,10 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     return 0;
 }
 
-/* Resolves a motor's fields; logs and leaves it invalid (moves refused) when the record is missing. */
-static void resolve_axis(stagemap *m, stage_axis *a)
-{
-    char name[DB_NAME_SIZE + 8], egu[DB_STRING_SIZE] = "";
-    db_addr egu_addr;
-    const char *fields[] = {"VAL", "RBV", "HLM", "LLM", "STOP", "EGU"};
-    db_addr *addrs[] = {&a->val, &a->rbv, &a->hlm, &a->llm, &a->stop, &egu_addr};
-    for (int i = 0; i < 6; i++) {
-        snprintf(name, sizeof name, "%s.%s", a->record, fields[i]);
-        if (db_name_to_addr(name, addrs[i]) != DB_OK) {
-            log_error("stagemap", "%s: motor field %s does not exist: moves and limit checks refused", m->port_name,
-                      name);
-            return;
-        }
-    }
-    db_get_text(&egu_addr, egu, sizeof egu);
-    a->um_per_egu = um_per_length_unit(egu);
-    if (a->um_per_egu == 0) {
-        log_error("stagemap", "%s: motor %s has EGU \"%s\"; a length unit (mm, um, nm, m) expected", m->port_name, a->record, egu);
-        return;
-    }
-    a->valid = 1;
-}
-
 static void maps_start(void *user)
 {
     for (int i = 0; i < nmaps; i++) {
-        for (int k = 0; k < 4; k++)
-            if (maps[i]->axis[k].record[0]) resolve_axis(maps[i], &maps[i]->axis[k]);
+        motion_stage_bind(maps[i]->stage);
         stagemap_worker_start(maps[i]);
     }
 }
@@ -193,6 +147,7 @@ static void maps_free(void *user)
     for (int i = 0; i < nmaps; i++) {
         stagemap *m = maps[i];
         param_port_destroy(m->port);
+        motion_stage_free(m->stage);
         scan_engines_free(m->engines);
         macro_queue_clear(&m->queue);
         pthread_cond_destroy(&m->wake);
@@ -207,8 +162,7 @@ static int piezo_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     stagemap *m = stagemap_find(argv[1]);
     if (!m) return error_set(err, errlen, "no stage map port %s (stagemapConfigure first)", argv[1]);
-    str_copy(m->axis[2].record, argv[2], sizeof m->axis[2].record);
-    str_copy(m->axis[3].record, argv[3], sizeof m->axis[3].record);
+    motion_stage_set_piezo(m->stage, argv[2], argv[3]);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/db/db.h"
 #include "drivers/frames/frames.h"
+#include "drivers/motion/motion.h"
 #include "kernels/scanmacro/scanmacro.h"
 #include "kernels/geometry/geometry.h"
 #include "core/param/param.h"
@@ -138,19 +139,11 @@ enum { JOB_NONE = 0, JOB_MOVE, JOB_LOAD, JOB_RELOC };
 /* Relocalization status of a particle (Reloc:Status). */
 enum { RELOC_PENDING = 0, RELOC_FOUND, RELOC_AMBIGUOUS, RELOC_NOT_FOUND, RELOC_ABORTED, RELOC_NOT_CONVERGED };
 
-/* A stage motor, reached through its record. */
-typedef struct stage_axis {
-    char record[DB_NAME_SIZE];
-    db_addr val, rbv, hlm, llm, stop;
-    double um_per_egu;
-    int valid;
-} stage_axis;
-
 typedef struct stagemap {
     char port_name[40];
     param_port *port;
     scan_engines *engines;
-    stage_axis axis[4];            /* coarse x, y; piezo x, y (valid only with stagemapPiezo) */
+    motion_stage *stage;           /* coarse x, y; piezo x, y (with stagemapPiezo): every move goes through it */
     /* [db lock] */
     macro_queue queue;
     double polygon[ROI_MAX_VERTICES][2];       /* Macro:Polygon */
@@ -162,6 +155,7 @@ typedef struct stagemap {
     double relocated[STAGEMAP_MAX_PARTICLES][2];                        /* last run: found particles (stage um) */
     int relocated_index[STAGEMAP_MAX_PARTICLES], nrelocated;
     affine2d ref_pixel_to_stage;
+    int click_refused[2];          /* the last Beam:ClickX/Y write was refused: Beam:Calibrate fails */
     /* [lock] the worker's job */
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -170,7 +164,6 @@ typedef struct stagemap {
     int job;                       /* JOB_* waiting for the worker */
     int job_param;                 /* the asynchronous parameter to complete when the job ends */
     double target_um[2];
-    int moves_pending, move_status;
     int abort, paused;             /* Reloc:Abort, Reloc:Pause */
     /* relocalization: owned by the worker thread (set up at configuration) */
     char camera_port[40];
@@ -179,14 +172,12 @@ typedef struct stagemap {
 
 /* stagemap_driver.c */
 /* Copies an array write of x,y pairs into pairs (at most max); returns the number of pairs, or -1 with err
- * when the count is odd. */
+ * when the count is odd or a value is not a finite number (pairs is then unchanged). */
 int stagemap_copy_pairs(const param_write *w, double (*pairs)[2], int max, char *err, size_t errlen);
 void stagemap_message(stagemap *m, int param, int status_param, int failed, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* [db lock] Stage position along x (0) or y (1) in um: the coarse motor plus the piezo when there is one. */
+/* [db lock] Stage position along x (0) or y (1) in um, now: the coarse motor plus the piezo when there is one. */
 int stagemap_axis_position(const stagemap *m, int axis, double *um);
-/* [db lock] Soft limits of a motor (0, 1 coarse, 2, 3 piezo) in um (low == high: none). */
-axis_limits stagemap_axis_limits(const stagemap *m, int axis);
 
 /* stagemap_macros.c: [db lock] a write to a Macro:* parameter; 0 or -1 with err. */
 int stagemap_macro_write(stagemap *m, const param_write *w, char *err, size_t errlen);
@@ -204,11 +195,8 @@ void stagemap_register_commands(void);
 int stagemap_move_write(stagemap *m, const param_write *w, char *err, size_t errlen);
 void stagemap_worker_start(stagemap *m);
 void stagemap_worker_stop(stagemap *m);
-/* [db lock] Which motors reach target_um (the piezo when it stays within its limits, else the coarse motors)
- * and their targets in EGU; -1 with a message when the move would leave the soft limits. */
-int stagemap_plan_move(const stagemap *m, const double target_um[2], int axes[2], double egu[2], char *err,
-                       size_t errlen);
-/* Worker thread: moves the stage to target_um (stagemap_plan_move), waits until done. */
+/* Worker thread: moves the stage to target_um (motion_move: planned from the records now), waits until done;
+ * Reloc:Abort or the IOC stopping stops the motors and fails it. */
 int stagemap_move_to(stagemap *m, const double target_um[2], char *err, size_t errlen);
 
 /* stagemap_reloc.c */

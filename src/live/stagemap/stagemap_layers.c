@@ -77,7 +77,7 @@ int stagemap_layer_transform(stagemap *m, int layer, affine2d *pixel_to_stage, c
         .flip_x = param_get_int(p, P_LIVE_FLIP_X) != 0, .flip_y = param_get_int(p, P_LIVE_FLIP_Y) != 0};
     if (stagemap_axis_position(m, 0, &g.ref_stage_x) || stagemap_axis_position(m, 1, &g.ref_stage_y))
         return error_set(err, errlen, "the live layer needs the stage position: motors %s, %s unavailable",
-                         m->axis[0].record, m->axis[1].record);
+                         motion_motor_record(m->stage, MOTION_X), motion_motor_record(m->stage, MOTION_Y));
     *pixel_to_stage = layer_pixel_to_stage(&g);
     return 0;
 }
@@ -180,13 +180,14 @@ int stagemap_layer_write(stagemap *m, const param_write *w, char *err, size_t er
         stagemap_ref_set_transform(m, &t);
         break;
     }
-    case P_REF_LOAD:
+    case P_REF_LOAD:   /* the worker reads the file; the put completes (or fails) when it is done */
         if (!w->ival) return 0;
         pthread_mutex_lock(&m->lock);
         if (m->job) rc = error_set(err, errlen, "busy with a move or a load");
-        else m->job = JOB_LOAD, m->job_param = -1;
+        else m->job = JOB_LOAD, m->job_param = P_REF_LOAD;
         pthread_cond_broadcast(&m->wake);
         pthread_mutex_unlock(&m->lock);
+        if (!rc) return PARAM_ASYNC;
         break;
     case P_REF_SIZE_X: case P_REF_SIZE_Y:
         if (w->ival < 0) return error_set(err, errlen, "%s must be >= 0 (0: unknown)", w->name);
@@ -194,16 +195,16 @@ int stagemap_layer_write(stagemap *m, const param_write *w, char *err, size_t er
         publish_outline(m);
         break;
     case P_FID_PIXEL:
-        if ((n = stagemap_copy_pairs(w, m->fid_pixel, FIT_MAX_POINTS, err, errlen)) < 0) return -1;
-        m->nfid_pixel = n;
+        if ((n = stagemap_copy_pairs(w, m->fid_pixel, FIT_MAX_POINTS, err, errlen)) < 0) rc = -1;
+        else m->nfid_pixel = n;
         break;
     case P_FID_STAGE:
-        if ((n = stagemap_copy_pairs(w, m->fid_stage, FIT_MAX_POINTS, err, errlen)) < 0) return -1;
-        m->nfid_stage = n;
+        if ((n = stagemap_copy_pairs(w, m->fid_stage, FIT_MAX_POINTS, err, errlen)) < 0) rc = -1;
+        else m->nfid_stage = n;
         break;
     case P_PARTICLES:
-        if ((n = stagemap_copy_pairs(w, m->particle, STAGEMAP_MAX_PARTICLES, err, errlen)) < 0) return -1;
-        m->nparticles = n;
+        if ((n = stagemap_copy_pairs(w, m->particle, STAGEMAP_MAX_PARTICLES, err, errlen)) < 0) rc = -1;
+        else m->nparticles = n;
         break;
     case P_FID_FIT:
         if (w->ival) rc = fit_fiducials(m, err, errlen);
@@ -217,18 +218,26 @@ int stagemap_layer_write(stagemap *m, const param_write *w, char *err, size_t er
         convert(m, 1);
         convert(m, 0);
         break;
+    case P_LIVE_BEAM_X: case P_LIVE_BEAM_Y: case P_BEAM_CLICK_X: case P_BEAM_CLICK_Y:
+        if (!isfinite(w->dval)) rc = error_set(err, errlen, "%s must be a finite pixel position", w->name);
+        if (w->index == P_BEAM_CLICK_X || w->index == P_BEAM_CLICK_Y) m->click_refused[w->index == P_BEAM_CLICK_Y] = rc;
+        break;
     case P_BEAM_CALIBRATE:
         if (!w->ival) return 0;
         {
-            double x, y;
-            if (stagemap_axis_position(m, 0, &x) || stagemap_axis_position(m, 1, &y))
-                return error_set(err, errlen, "beam calibration needs the stage position (motors unavailable)");
-            param_set_double(p, P_LIVE_BEAM_X, param_get_double(p, P_BEAM_CLICK_X));
-            param_set_double(p, P_LIVE_BEAM_Y, param_get_double(p, P_BEAM_CLICK_Y));
-            param_set_double(p, P_BEAM_STAGE_X, x);
-            param_set_double(p, P_BEAM_STAGE_Y, y);
-            stagemap_message(m, P_MAP_MESSAGE, P_MAP_STATUS, 0, "beam at pixel (%.2f, %.2f), stage (%.3f, %.3f) um",
-                             param_get_double(p, P_BEAM_CLICK_X), param_get_double(p, P_BEAM_CLICK_Y), x, y);
+            /* The records copy the click to Live:BeamX/Y (db/stagemap.db); the stage position is a note. */
+            if (m->click_refused[0] || m->click_refused[1])
+                return error_set(err, errlen, "Beam:Click%s was refused: the calibration is unchanged",
+                                 m->click_refused[0] ? "X" : "Y");
+            double x = param_get_double(p, P_BEAM_CLICK_X), y = param_get_double(p, P_BEAM_CLICK_Y), xy[2];
+            if (motion_stage_position(m->stage, xy, NULL, 0) == 0) {
+                param_set_double(p, P_BEAM_STAGE_X, xy[0]);
+                param_set_double(p, P_BEAM_STAGE_Y, xy[1]);
+                stagemap_message(m, P_MAP_MESSAGE, P_MAP_STATUS, 0, "beam at pixel (%.2f, %.2f), stage (%.3f, %.3f) um",
+                                 x, y, xy[0], xy[1]);
+            } else {
+                stagemap_message(m, P_MAP_MESSAGE, P_MAP_STATUS, 0, "beam at pixel (%.2f, %.2f)", x, y);
+            }
         }
         break;
     default:

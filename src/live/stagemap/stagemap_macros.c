@@ -55,10 +55,13 @@ static int append(stagemap *m, const scan_roi *roi, char *err, size_t errlen)
                        .points_x = (int)param_get_int(p, P_MACRO_POINTS_X),
                        .points_y = (int)param_get_int(p, P_MACRO_POINTS_Y),
                        .dwell = param_get_double(p, P_MACRO_DWELL), .relative = param_get_int(p, P_MACRO_RELATIVE) != 0};
-    for (int i = 0; i < 2; i++)
-        if (!m->axis[i].valid) return error_set(err, errlen, "motor %s unavailable: soft limits unknown", m->axis[i].record);
-    axis_limits limits[2] = {stagemap_axis_limits(m, 0), stagemap_axis_limits(m, 1)};
-    char *text = scan_macro_generate(m->engines, engine, roi, &s, limits, err, errlen);
+    scan_axis axes[2];
+    for (int i = 0; i < 2; i++) {   /* the records the macro moves (the engine names them), their limits now */
+        motion_limits lim;
+        if (motion_motor_limits(m->stage, MOTION_X + i, &lim, err, errlen)) return -1;
+        axes[i] = (scan_axis){motion_motor_record(m->stage, MOTION_X + i), {lim.low, lim.high}};
+    }
+    char *text = scan_macro_generate(m->engines, engine, roi, &s, axes, err, errlen);
     if (!text) return -1;
     int rc = macro_queue_append(&m->queue, text, err, errlen);
     free(text);

@@ -275,7 +275,11 @@ static void detection_create(analysis_stage *s, int max_features)
 {
     detection *d = xcalloc(1, sizeof *d);
     d->max_features = max_features;
-    locate_params_default(&d->wanted.locate, 7);
+    /* The defaults of db/detection.db (it explains them): particles of about a pixel on the default camera. */
+    locate_params_default(&d->wanted.locate, 5);
+    d->wanted.locate.minmass = 150;
+    d->wanted.locate.maxsize = 1.1;
+    d->wanted.locate.invert = 1;
     d->wanted.locate.separation = 0;
     d->wanted.locate.smoothing_size = 0;
     d->wanted.link = (link_params){.search_range = 5, .memory = 3};
@@ -288,6 +292,9 @@ static void detection_create(analysis_stage *s, int max_features)
     param_create_array(p, "ID", DBR_LONG, max_features);
     const locate_params *l = &d->wanted.locate;
     param_set_int(p, P_DIAMETER, l->diameter);
+    param_set_double(p, P_MINMASS, l->minmass);
+    param_set_double(p, P_MAXSIZE, l->maxsize);
+    param_set_int(p, P_INVERT, l->invert);
     param_set_double(p, P_NOISE_SIZE, l->noise_size);
     param_set_double(p, P_THRESHOLD, l->threshold);
     param_set_double(p, P_PERCENTILE, l->percentile);

@@ -158,6 +158,9 @@ static void finish_request(analysis_stage *s, int index, int status, const char 
     param_write_done(s->port, index, status);
 }
 
+/* The smallest reference a phase correlation finds a peak in (with room for the window's taper). */
+#define REF_MIN_SIDE 16
+
 /* Takes ownership of data as the new reference. */
 static void reference_replace(registration *r, float *data, int width, int height, double pixel_size, int from_frame)
 {
@@ -180,6 +183,13 @@ static void registration_service(analysis_stage *s)
     char err[300], message[700];
     if (image_read(path, &img, err, sizeof err) != 0) {
         snprintf(message, sizeof message, "cannot load the reference: %s", err);
+        finish_request(s, P_LOAD_REF, -1, message);
+        return;
+    }
+    if (img.width < REF_MIN_SIDE || img.height < REF_MIN_SIDE) {   /* the old reference stays */
+        snprintf(message, sizeof message, "reference refused: %s is %dx%d pixels; registration needs at least %dx%d",
+                 path, img.width, img.height, REF_MIN_SIDE, REF_MIN_SIDE);
+        image_free(&img);
         finish_request(s, P_LOAD_REF, -1, message);
         return;
     }

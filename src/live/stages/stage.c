@@ -10,16 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_STAGES 8
 #define DEFAULT_MAX_FEATURES 4096
 
-static analysis_stage *stages[MAX_STAGES];
+static analysis_stage **stages;   /* as many as st.cmd configures */
 static int nstages;
 
 void analysis_message(analysis_stage *s, const char *message)
 {
     param_set_string(s->port, P_MESSAGE, message);
     param_post(s->port);
+}
+
+void analysis_note(analysis_stage *s, const char *message)
+{
+    if (message) param_set_string(s->port, P_MESSAGE, message);
+    s->noted = 1;
 }
 
 void analysis_roi_resolve(int x, int y, int *width, int *height, int frame_width, int frame_height)
@@ -55,7 +60,7 @@ static int stage_write(void *driver, const param_write *w, char *err, size_t err
 static void publish_status(analysis_stage *s, int failed, const char *err)
 {
     if (failed) param_set_string(s->port, P_MESSAGE, err);
-    else if (s->last_status != 0) param_set_string(s->port, P_MESSAGE, "OK");
+    else if (s->last_status != 0 && !s->noted) param_set_string(s->port, P_MESSAGE, "OK");
     param_set_int(s->port, P_STATUS, failed);
     s->last_status = failed;
 }
@@ -88,6 +93,7 @@ static void *stage_thread(void *arg)
         }
         double start = time_monotonic();
         char err[300] = "";
+        s->noted = 0;
         frame_to_pixels(s, f);
         int failed = s->kind->process(s, f, s->pixels, err, sizeof err) != 0;
         double compute = time_monotonic() - start;
@@ -104,35 +110,34 @@ static void *stage_thread(void *arg)
         param_set_double(p, P_COMPUTE_TIME, compute);
         publish_status(s, failed, err);
         param_post(p);
-        camera_post_result(s->cam, s->kind->name, failed ? NULL : s->summary);
+        camera_post_result(s->cam, s->kind->name, failed || !s->summary[0] ? NULL : s->summary);
     }
     return NULL;
 }
 
-static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
+analysis_stage *analysis_configure(const analysis_kind *kind, const char *port, const char *camera_port,
+                                   int max_items, char *err, size_t errlen)
 {
-    const analysis_kind *kind = strcmp(argv[0], "detectionConfigure") == 0 ? &detection_kind : &registration_kind;
-    long max_items = DEFAULT_MAX_FEATURES;
-    if (argc > 3 && shell_arg_long(argv[3], "MAX_FEATURES", &max_items, err, errlen)) return -1;
-    if (max_items < 1 || max_items > 1000000) return error_set(err, errlen, "MAX_FEATURES must be 1..1000000");
-    camera *cam = camera_find(argv[2]);
-    if (!cam) return error_set(err, errlen, "no camera port %s (cameraConfigure first)", argv[2]);
-    if (nstages == MAX_STAGES) return error_set(err, errlen, "at most %d analysis stages", MAX_STAGES);
-    analysis_stage *s = xcalloc(1, sizeof *s);
-    s->port = param_port_create(argv[1], stage_write, s);
-    if (!s->port) {
-        free(s);
-        return error_set(err, errlen, "parameter port %s exists already", argv[1]);
+    camera *cam = camera_find(camera_port);
+    if (!cam) {
+        error_set(err, errlen, "no camera port %s (cameraConfigure first)", camera_port);
+        return NULL;
     }
-    str_copy(s->name, argv[1], sizeof s->name);
+    if (param_port_find(port)) {
+        error_set(err, errlen, "parameter port %s exists already", port);
+        return NULL;
+    }
+    frame_consumer *consumer = frame_ring_add_consumer(camera_ring(cam), kind->name, FRAMES_NEWEST);
+    if (!consumer) {
+        error_set(err, errlen, "camera %s is acquiring already: configure %s before iocInit", camera_port, port);
+        return NULL;
+    }
+    analysis_stage *s = xcalloc(1, sizeof *s);
+    s->port = param_port_create(port, stage_write, s);
+    str_copy(s->name, port, sizeof s->name);
     s->kind = kind;
     s->cam = cam;
-    s->consumer = frame_ring_add_consumer(camera_ring(cam), kind->name, FRAMES_NEWEST);
-    if (!s->consumer) {
-        param_port_destroy(s->port);
-        free(s);
-        return error_set(err, errlen, "camera %s has no room for another frame consumer", argv[2]);
-    }
+    s->consumer = consumer;
     static const param_def common[] = {ANALYSIS_COMMON_PARAMS(PARAM_DEF)};
     param_create_table(s->port, common, sizeof common / sizeof common[0]);
     param_create_table(s->port, kind->params, (size_t)kind->nparams);
@@ -141,10 +146,21 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     s->last_status = -1;
     param_set_int(s->port, P_ENABLE, 1);
     param_set_string(s->port, P_MESSAGE, "waiting for frames");
-    kind->create(s, (int)max_items);
+    kind->create(s, max_items);
+    stages = xrealloc(stages, (size_t)(nstages + 1) * sizeof *stages);
     stages[nstages++] = s;
-    log_info("analysis", "%s: %s on the frames of camera %s", argv[1], kind->name, argv[2]);
-    return 0;
+    log_info("analysis", "%s: %s on the frames of camera %s", port, kind->name, camera_port);
+    return s;
+}
+
+/* detectionConfigure(PORT, CAMERA_PORT [, MAX_FEATURES]), registrationConfigure(PORT, CAMERA_PORT) */
+static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
+{
+    const analysis_kind *kind = strcmp(argv[0], "detectionConfigure") == 0 ? &detection_kind : &registration_kind;
+    long max_items = DEFAULT_MAX_FEATURES;
+    if (argc > 3 && shell_arg_long(argv[3], "MAX_FEATURES", &max_items, err, errlen)) return -1;
+    if (max_items < 1 || max_items > 1000000) return error_set(err, errlen, "MAX_FEATURES must be 1..1000000");
+    return analysis_configure(kind, argv[1], argv[2], (int)max_items, err, errlen) ? 0 : -1;
 }
 
 static void stages_start(void *user)
@@ -177,6 +193,8 @@ static void stages_free(void *user)
         free(s->pixels);
         free(s);
     }
+    free(stages);
+    stages = NULL;
     nstages = 0;
 }
 
@@ -184,6 +202,8 @@ void analysis_register(void)
 {
     shell_register("detectionConfigure", "detectionConfigure(PORT, CAMERA_PORT [, MAX_FEATURES])", 2, 3, configure_cmd);
     shell_register("registrationConfigure", "registrationConfigure(PORT, CAMERA_PORT)", 2, 2, configure_cmd);
+    shell_register("xanesLiveConfigure", "xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS)", 4, 4,
+                   xanes_configure_cmd);
     db_at_init(stages_start, NULL);
     db_at_shutdown(stages_stop, NULL);
     db_at_exit(stages_free, NULL);

@@ -1,5 +1,6 @@
 /* stages_internal.h -- what the analysis stages share: the stage (port, frame consumer, thread, lock) run
- * by stage.c, and the hooks each kind of stage (detection.c, registration.c) supplies. Internal to src/live/stages.
+ * by stage.c, and the hooks each kind of stage (detection.c, registration.c, xanes.c) supplies. Internal to
+ * src/live/stages.
  *
  * Threads and locks. A stage's thread is the only one that touches its kernel state (contexts, tables,
  * reference image). Record writes arrive on scan/CA threads with the db lock held: the kind's write hook
@@ -65,6 +66,7 @@ struct analysis_stage {
     float *pixels;                 /* [thread] the current frame as floats */
     size_t pixels_capacity;
     int last_status;               /* [thread] Status last published (0 ok, 1 error, -1 none yet) */
+    int noted;                     /* [thread] the kind set Message for this frame (analysis_note) */
     char summary[512];             /* [thread] the last frame's result as JSON, posted to the preview */
 
     pthread_mutex_t lock;          /* guards enabled and the kind's requested settings */
@@ -77,8 +79,18 @@ struct analysis_stage {
 void analysis_roi_resolve(int x, int y, int *width, int *height, int frame_width, int frame_height);
 /* Sets the Message parameter and posts it (a refused write, a failed request). Any thread, no stage lock. */
 void analysis_message(analysis_stage *s, const char *message);
+/* [stage thread, in process] The kind reports its own progress in Message for this frame (NULL: leaves it as
+ * it is), so a frame that succeeds does not replace it with "OK". */
+void analysis_note(analysis_stage *s, const char *message);
+/* Creates a stage of kind on port, taking frames from camera_port's ring (st.cmd, before iocInit); NULL with
+ * err when the camera or the port name is wrong or the camera is acquiring already. */
+analysis_stage *analysis_configure(const analysis_kind *kind, const char *port, const char *camera_port,
+                                   int max_items, char *err, size_t errlen);
 
 extern const analysis_kind detection_kind;
 extern const analysis_kind registration_kind;
+extern const analysis_kind xanes_kind;
+/* xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS) */
+int xanes_configure_cmd(int argc, char **argv, char *err, size_t errlen);
 
 #endif

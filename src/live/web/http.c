@@ -1,5 +1,6 @@
-/* http.c -- the HTTP/1.1 subset the web view needs: parsing one request (GET or POST with a small form body)
- * and per-client output buffers with a hard size limit, written without blocking. */
+/* http.c -- the HTTP/1.1 subset the web view needs: parsing one request (GET or POST with a small form body
+ * and the headers a POST is checked by), the same-origin rule for POSTs, and per-client output buffers with a
+ * hard size limit, written without blocking. */
 #include "live/web/web_internal.h"
 
 #include "core/base/base.h"
@@ -12,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
 
 static const char *find_header_end(const char *buf, size_t len)
 {
@@ -20,24 +23,36 @@ static const char *find_header_end(const char *buf, size_t len)
     return NULL;
 }
 
-static long content_length(const char *headers, const char *end)
+/* Copies the value of header `name` (case-insensitive, blanks trimmed) into out; "" when absent. */
+static void header_value(const char *headers, const char *end, const char *name, char *out, size_t outlen)
 {
-    const char *p = headers;
-    while (p < end) {
+    size_t n = strlen(name);
+    out[0] = '\0';
+    for (const char *p = headers; p < end;) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol) break;
-        if ((size_t)(eol - p) > 15 && !strncasecmp(p, "Content-Length:", 15)) return strtol(p + 15, NULL, 10);
+        if ((size_t)(eol - p) > n && p[n] == ':' && !strncasecmp(p, name, n)) {
+            const char *v = p + n + 1, *e = eol;
+            while (v < e && (*v == ' ' || *v == '\t')) v++;
+            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) e--;
+            size_t len = (size_t)(e - v) < outlen - 1 ? (size_t)(e - v) : outlen - 1;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return;
+        }
         p = eol + 1;
     }
-    return 0;
 }
 
 long web_parse_request(const char *buf, size_t len, web_request *rq)
 {
     const char *body = find_header_end(buf, len < WEB_MAX_REQUEST ? len : WEB_MAX_REQUEST);
     if (!body) return len >= WEB_MAX_REQUEST ? -1 : 0;
-    long body_len = content_length(buf, body);
-    if (body_len < 0 || body_len >= (long)sizeof rq->body) return -1;
+    char length[32];
+    header_value(buf, body, "Content-Length", length, sizeof length);
+    char *end;
+    long body_len = length[0] ? strtol(length, &end, 10) : 0;
+    if (body_len < 0 || body_len >= (long)sizeof rq->body || (length[0] && *end)) return -1;
     size_t total = (size_t)(body - buf) + (size_t)body_len;
     if (total > len) return total > WEB_MAX_REQUEST ? -1 : 0;
 
@@ -57,7 +72,50 @@ long web_parse_request(const char *buf, size_t len, web_request *rq)
     str_copy(rq->query, q ? q : "", sizeof rq->query);
     memcpy(rq->body, body, (size_t)body_len);
     rq->body[body_len] = '\0';
+    header_value(buf, body, "Host", rq->host, sizeof rq->host);
+    header_value(buf, body, "Origin", rq->origin, sizeof rq->origin);
+    header_value(buf, body, "Sec-Fetch-Site", rq->fetch_site, sizeof rq->fetch_site);
     return (long)total;
+}
+
+/* Host without its port ("127.0.0.1:8080" -> "127.0.0.1"; "[::1]:80" -> "::1"). */
+static void host_name(const char *host, char *out, size_t outlen)
+{
+    const char *start = host, *end;
+    if (*host == '[') start = host + 1, end = strchr(start, ']');
+    else end = strrchr(host, ':');
+    if (!end) end = host + strlen(host);
+    size_t len = (size_t)(end - start) < outlen - 1 ? (size_t)(end - start) : outlen - 1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+}
+
+static int host_is_ours(const char *host)
+{
+    char name[128], me[128] = "";
+    struct in_addr v4;
+    struct in6_addr v6;
+    host_name(host, name, sizeof name);
+    if (inet_pton(AF_INET, name, &v4) == 1 || inet_pton(AF_INET6, name, &v6) == 1) return 1;
+    if (!strcasecmp(name, "localhost")) return 1;
+    gethostname(me, sizeof me - 1);
+    size_t n = strlen(me);
+    return n > 0 && !strncasecmp(name, me, n) && (name[n] == '\0' || name[n] == '.');
+}
+
+int web_same_origin(const web_request *rq, char *why, size_t whylen)
+{
+    if (!rq->host[0]) return error_set(why, whylen, "a Host header is required");
+    if (!host_is_ours(rq->host))
+        return error_set(why, whylen, "Host \"%s\" is not this server (an IP address, localhost or its name)", rq->host);
+    if (rq->fetch_site[0] && strcmp(rq->fetch_site, "same-origin") && strcmp(rq->fetch_site, "none"))
+        return error_set(why, whylen, "cross-site request (Sec-Fetch-Site: %s)", rq->fetch_site);
+    if (rq->origin[0]) {
+        const char *scheme = "http://";
+        if (strncmp(rq->origin, scheme, strlen(scheme)) || strcasecmp(rq->origin + strlen(scheme), rq->host))
+            return error_set(why, whylen, "cross-origin request from %s", rq->origin);
+    }
+    return 0;
 }
 
 int web_form_double(const char *form, const char *name, double *out)
@@ -111,6 +169,7 @@ static const char *status_text(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 408: return "Request Timeout";
     default: return "Service Unavailable";
     }
 }

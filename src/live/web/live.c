@@ -88,14 +88,10 @@ static void *live_thread(void *arg)
     return NULL;
 }
 
-web_live *web_live_start(frame_ring *ring, int wake_fd)
+web_live *web_live_start(frame_consumer *consumer, int wake_fd)
 {
     web_live *live = xcalloc(1, sizeof *live);
-    live->consumer = frame_ring_add_consumer(ring, "web", FRAMES_NEWEST);
-    if (!live->consumer) {
-        free(live);
-        return NULL;
-    }
+    live->consumer = consumer;
     live->wake_fd = wake_fd;
     pthread_mutex_init(&live->lock, NULL);
     if (pthread_create(&live->thread, NULL, live_thread, live) != 0) {

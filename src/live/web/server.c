@@ -2,7 +2,12 @@
  * poll() loop over the listening socket, the wake eventfd and every browser connection.
  *
  * Routes: GET / (the page), GET /frame.jpg (newest JPEG), GET /events (server-sent events: "state" with the
- * parts of the state that changed, "frame" when a new JPEG is ready), POST /move (x, y in um).
+ * parts of the state that changed, "frame" when a new JPEG is ready), POST /move (x, y in um, absolute unless
+ * relative=1; answered when the motors are done, with their verdict: 200, or 4xx and the reason), POST /stop
+ * (every stage motor, no enable needed). POSTs must come from the page itself (web_same_origin).
+ *
+ * Connections that send nothing complete for WEB_IDLE_S seconds (idle keep-alive, half-sent headers) are
+ * closed; a request waiting for its move is not idle.
  *
  * Many browsers: each connection has its own bounded output buffer and is written without blocking. An event
  * that does not fit is dropped for that browser only (a stream that missed state gets the whole state again
@@ -37,6 +42,7 @@
 #define WEB_MAX_CLIENTS 64
 #define WEB_OUT_LIMIT (4u << 20)   /* per browser: a few JPEGs and events */
 #define WEB_STALL_S 10.0
+#define WEB_IDLE_S 5.0
 
 typedef struct web_client {
     int fd;
@@ -46,8 +52,18 @@ typedef struct web_client {
     int events;        /* this connection is an event stream */
     int needs_state;   /* missed a state event: send the whole state when there is room */
     int closing;       /* close once the output is written */
+    int awaiting_move; /* its POST /move is answered when the move ends */
     double last_progress;
+    double last_request;   /* accepted, or its last complete request */
 } web_client;
+
+/* The web view's move in flight: written by the move's completion (any thread, db lock held), read by the
+ * server thread, guarded by `lock`. */
+typedef struct web_move {
+    pthread_mutex_t lock;
+    int finished, ok;
+    char message[256];
+} web_move;
 
 typedef struct web_server {
     char address[128], camera_port[64], page_dir[1024], prefix[DB_NAME_SIZE];
@@ -55,12 +71,16 @@ typedef struct web_server {
     pthread_t thread;
     atomic_int stop;
     int running;
+    frame_consumer *frames;        /* the camera's frames, taken by the live thread */
     web_live *live;
     web_state *state;
     web_client *clients[WEB_MAX_CLIENTS];
     int nclients, nwatchers;
     cJSON *last_state;
     uint64_t last_frame;
+    web_move move;
+    web_client *move_client;   /* [server thread] the client whose POST /move is in flight, if still connected */
+    char move_target[128];
 } web_server;
 
 static web_server *server;
@@ -192,27 +212,94 @@ static void start_events(web_client *c)
     count_watchers();
 }
 
-static void serve_move(web_client *c, const web_request *rq)
+static void respond_verdict(web_client *c, int status, const char *message)
 {
-    const char *form = rq->body[0] ? rq->body : rq->query;
-    double x, y;
-    char msg[256], json[400];
-    int status = 400;
-    if (web_form_double(form, "x", &x) < 0 || web_form_double(form, "y", &y) < 0)
-        snprintf(msg, sizeof msg, "x and y (um) are required numbers");
-    else {
-        web_geometry view;
-        int have_view = web_live_geometry(server->live, &view) == 0;
-        status = web_state_move(server->state, x, y, have_view ? &view : NULL, msg, sizeof msg);
-    }
-    if (status == 0) status = 200;
+    char json[1024];
     cJSON *reply = cJSON_CreateObject();
     cJSON_AddBoolToObject(reply, "ok", status == 200);
-    cJSON_AddStringToObject(reply, "message", msg);
+    cJSON_AddStringToObject(reply, "message", message);
     cJSON_PrintPreallocated(reply, json, sizeof json, 0);
     cJSON_Delete(reply);
-    if (status != 200) log_warn("web", "move refused: %s", msg);
     respond_text(c, status, "application/json", json);
+}
+
+/* [db locked, any thread] The web view's move ended: hand the verdict to the server thread. */
+static void move_done(void *user, int ok, const char *message)
+{
+    web_server *srv = user;
+    pthread_mutex_lock(&srv->move.lock);
+    srv->move.finished = 1;
+    srv->move.ok = ok;
+    str_copy(srv->move.message, message, sizeof srv->move.message);
+    pthread_mutex_unlock(&srv->move.lock);
+    uint64_t one = 1;
+    if (write(srv->wake_fd, &one, sizeof one) < 0) log_debug("web", "wake: counter full");
+}
+
+/* Server thread: answers the POST /move whose move ended. */
+static void answer_move(void)
+{
+    pthread_mutex_lock(&server->move.lock);
+    int finished = server->move.finished, ok = server->move.ok;
+    char message[256];
+    str_copy(message, server->move.message, sizeof message);
+    server->move.finished = 0;
+    pthread_mutex_unlock(&server->move.lock);
+    if (!finished) return;
+    char text[600];
+    if (ok) snprintf(text, sizeof text, "at %s", server->move_target);
+    else snprintf(text, sizeof text, "the move to %s failed: %s", server->move_target, message);
+    if (!ok) log_warn("web", "%s", text);
+    if (server->move_client) {
+        server->move_client->awaiting_move = 0;
+        server->move_client->last_request = time_monotonic();
+        respond_verdict(server->move_client, ok ? 200 : 409, text);
+    }
+    server->move_client = NULL;
+}
+
+/* A POST that is not the page's own is refused (403). */
+static int refuse_cross_origin(web_client *c, const web_request *rq)
+{
+    char why[300];
+    if (web_same_origin(rq, why, sizeof why) == 0) return 0;
+    log_warn("web", "POST %s refused: %s", rq->path, why);
+    respond_verdict(c, 403, why);
+    return 1;
+}
+
+static void serve_move(web_client *c, const web_request *rq)
+{
+    if (refuse_cross_origin(c, rq)) return;
+    const char *form = rq->body[0] ? rq->body : rq->query;
+    double x, y, relative = 0;
+    char msg[256];
+    if (web_form_double(form, "x", &x) < 0 || web_form_double(form, "y", &y) < 0) {
+        respond_verdict(c, 400, "x and y (um) are required numbers");
+        return;
+    }
+    if (strstr(form, "relative=") && (web_form_double(form, "relative", &relative) < 0 || (relative != 0 && relative != 1))) {
+        respond_verdict(c, 400, "relative must be 0 or 1");
+        return;
+    }
+    int status = web_state_move(server->state, x, y, relative != 0, move_done, server, msg, sizeof msg);
+    if (status) {
+        log_warn("web", "move refused: %s", msg);
+        respond_verdict(c, status, msg);
+        return;
+    }
+    str_copy(server->move_target, msg + strlen("moving to "), sizeof server->move_target);
+    server->move_client = c;
+    c->awaiting_move = 1;
+    answer_move();   /* the motors may have answered at once */
+}
+
+static void serve_stop(web_client *c, const web_request *rq)
+{
+    if (refuse_cross_origin(c, rq)) return;
+    char msg[300];
+    int status = web_state_stop_motors(server->state, msg, sizeof msg);
+    respond_verdict(c, status ? status : 200, msg);
 }
 
 static void handle_request(web_client *c, const web_request *rq)
@@ -222,6 +309,7 @@ static void handle_request(web_client *c, const web_request *rq)
     else if (get && !strcmp(rq->path, "/frame.jpg")) serve_frame(c);
     else if (get && !strcmp(rq->path, "/events")) start_events(c);
     else if (post && !strcmp(rq->path, "/move")) serve_move(c, rq);
+    else if (post && !strcmp(rq->path, "/stop")) serve_stop(c, rq);
     else if (!get && !post) respond_text(c, 405, "text/plain", "only GET and POST\n");
     else respond_text(c, 404, "text/plain", "not found\n");
 }
@@ -235,7 +323,7 @@ static void read_requests(web_client *c)
     }
     if (n < 0) return;
     c->inlen += (size_t)n;
-    while (!c->events && !c->closing) {   /* an event stream takes no further requests */
+    while (!c->events && !c->closing && !c->awaiting_move) {   /* an event stream takes no further requests */
         web_request rq;
         long used = web_parse_request(c->in, c->inlen, &rq);
         if (used == 0) break;
@@ -244,6 +332,7 @@ static void read_requests(web_client *c)
             c->closing = 1;
             break;
         }
+        c->last_request = time_monotonic();
         handle_request(c, &rq);
         memmove(c->in, c->in + used, c->inlen - (size_t)used);
         c->inlen -= (size_t)used;
@@ -266,7 +355,7 @@ static void accept_clients(void)
         web_client *c = xcalloc(1, sizeof *c);
         c->fd = fd;
         c->out.limit = WEB_OUT_LIMIT;
-        c->last_progress = time_monotonic();
+        c->last_progress = c->last_request = time_monotonic();
         server->clients[server->nclients++] = c;
     }
 }
@@ -274,6 +363,7 @@ static void accept_clients(void)
 static void drop_client(int i)
 {
     web_client *c = server->clients[i];
+    if (server->move_client == c) server->move_client = NULL;   /* its move goes on; nobody to answer */
     close(c->fd);
     web_out_free(&c->out);
     free(c);
@@ -292,7 +382,9 @@ static void service_clients(const struct pollfd *pfd)
         if (c->needs_state && c->out.len == c->out.sent) send_full_state(c);
         int stalled = now - c->last_progress > WEB_STALL_S;
         if (stalled) log_warn("web", "a browser took nothing for %.0f s: disconnected", WEB_STALL_S);
-        if (c->closing == 2 || stalled || (c->closing && c->out.sent == c->out.len)) drop_client(i);
+        int idle = !c->events && !c->awaiting_move && c->out.sent == c->out.len && now - c->last_request > WEB_IDLE_S;
+        if (idle && c->inlen) log_info("web", "a connection sent half a request and nothing more for %.0f s: closed", WEB_IDLE_S);
+        if (c->closing == 2 || stalled || idle || (c->closing && c->out.sent == c->out.len)) drop_client(i);
     }
     count_watchers();
 }
@@ -316,6 +408,7 @@ static void *server_thread(void *arg)
             uint64_t count;
             if (read(server->wake_fd, &count, sizeof count) < 0) count = 0;
         }
+        answer_move();
         if (web_state_take_changed(server->state)) broadcast_state();
         broadcast_frame();
         service_clients(pfd);
@@ -355,7 +448,6 @@ static int open_listener(const char *address, char *bound, size_t boundlen)
 static void web_start(void *user)
 {
     if (!server) return;
-    camera *cam = camera_find(server->camera_port);
     char bound[160], text[200];
     server->listen_fd = open_listener(server->address, bound, sizeof bound);
     if (server->listen_fd < 0) {
@@ -363,9 +455,9 @@ static void web_start(void *user)
         put_status("URL", "off: cannot listen");
         return;
     }
-    server->live = web_live_start(camera_ring(cam), server->wake_fd);
+    server->live = web_live_start(server->frames, server->wake_fd);
     if (!server->live) {
-        log_error("web", "camera %s takes no more consumers (the web view is off)", server->camera_port);
+        log_error("web", "cannot start the JPEG thread (the web view is off)");
         close(server->listen_fd);
         return;
     }
@@ -395,9 +487,18 @@ static void web_stop(void *user)
         while (server->nclients) drop_client(server->nclients - 1);
         web_live_stop(server->live);
         close(server->listen_fd);
+        server->running = 0;
     }
-    web_state_free(server->state);   /* unsubscribes: records still exist in db_shutdown's first hooks */
+    web_state_unsubscribe(server->state);   /* records still exist in db_shutdown's first hooks */
+}
+
+/* After pending put-notifies have failed: no move can complete any more, so the server can go. */
+static void web_exit(void *user)
+{
+    if (!server) return;
+    web_state_free(server->state);
     cJSON_Delete(server->last_state);
+    pthread_mutex_destroy(&server->move.lock);
     close(server->wake_fd);
     free(server);
     server = NULL;
@@ -409,14 +510,18 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     if (server) return error_set(err, errlen, "the web server is configured already");
     if (db_is_running()) return error_set(err, errlen, "webServerConfigure belongs before iocInit");
-    if (!camera_find(argv[2])) return error_set(err, errlen, "no camera port %s (cameraConfigure first)", argv[2]);
+    camera *cam = camera_find(argv[2]);
+    if (!cam) return error_set(err, errlen, "no camera port %s (cameraConfigure first)", argv[2]);
     if (!strchr(argv[1], ':')) return error_set(err, errlen, "address \"%s\" is not host:port", argv[1]);
     if (strlen(argv[1]) >= sizeof server->address || strlen(argv[3]) >= sizeof server->page_dir ||
         strlen(argv[4]) >= sizeof server->prefix)
         return error_set(err, errlen, "argument too long");
+    frame_consumer *frames = frame_ring_add_consumer(camera_ring(cam), "web", FRAMES_NEWEST);
+    if (!frames) return error_set(err, errlen, "camera %s is acquiring already", argv[2]);
     int wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd < 0) return error_set(err, errlen, "eventfd: %s", strerror(errno));
     server = xcalloc(1, sizeof *server);
+    server->frames = frames;
     str_copy(server->address, argv[1], sizeof server->address);
     str_copy(server->camera_port, argv[2], sizeof server->camera_port);
     str_copy(server->page_dir, argv[3], sizeof server->page_dir);
@@ -424,15 +529,21 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     server->wake_fd = wake_fd;
     server->listen_fd = -1;
     server->state = web_state_create(wake_fd);
+    pthread_mutex_init(&server->move.lock, NULL);
     return 0;
 }
 
-/* webServerStage, webServerMoveEnable, webServerParticles, webServerShow: name channels before iocInit. */
+/* webServerStage, webServerBeam, webServerMoveEnable, webServerParticles, webServerShow: name channels before
+ * iocInit. */
 static int channels_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     if (!server) return error_set(err, errlen, "webServerConfigure first");
     if (db_is_running()) return error_set(err, errlen, "%s belongs before iocInit", argv[0]);
-    if (!strcmp(argv[0], "webServerStage")) web_state_set_stage(server->state, argv[1], argv[2]);
+    if (!strcmp(argv[0], "webServerStage") && argc != 3 && argc != 5)
+        return error_set(err, errlen, "give both piezos or none");
+    if (!strcmp(argv[0], "webServerStage"))
+        web_state_set_stage(server->state, argv[1], argv[2], argc == 5 ? argv[3] : NULL, argc == 5 ? argv[4] : NULL);
+    else if (!strcmp(argv[0], "webServerBeam")) web_state_set_beam(server->state, argv[1], argv[2]);
     else if (!strcmp(argv[0], "webServerMoveEnable")) web_state_set_enable(server->state, argv[1]);
     else if (!strcmp(argv[0], "webServerParticles")) web_state_set_particles(server->state, argv[1], argv[2]);
     else web_state_add_show(server->state, argv[1], argv[2]);
@@ -443,10 +554,12 @@ void web_register(void)
 {
     shell_register("webServerConfigure", "webServerConfigure(ADDRESS, CAMERA_PORT, PAGE_DIR, PV_PREFIX)", 4, 4,
                    configure_cmd);
-    shell_register("webServerStage", "webServerStage(X_MOTOR, Y_MOTOR)", 2, 2, channels_cmd);
+    shell_register("webServerStage", "webServerStage(X_MOTOR, Y_MOTOR [, X_PIEZO, Y_PIEZO])", 2, 4, channels_cmd);
+    shell_register("webServerBeam", "webServerBeam(X_CHANNEL, Y_CHANNEL)", 2, 2, channels_cmd);
     shell_register("webServerMoveEnable", "webServerMoveEnable(CHANNEL)", 1, 1, channels_cmd);
     shell_register("webServerParticles", "webServerParticles(X_ARRAY, Y_ARRAY)", 2, 2, channels_cmd);
     shell_register("webServerShow", "webServerShow(LABEL, CHANNEL)", 2, 2, channels_cmd);
     db_at_init(web_start, NULL);
     db_at_shutdown(web_stop, NULL);
+    db_at_exit(web_exit, NULL);
 }

@@ -1,15 +1,18 @@
-/* state.c -- the channels the web page shows (stage readbacks, move enable, particle positions, labelled
- * values such as the registration status or the macro queue) and stage moves, all through the record
+/* state.c -- the channels the web page shows (stage position, move enable, beam pixel, particle positions,
+ * labelled values such as the registration status or the macro queue) and stage moves, all through the record
  * database like any other client: subscriptions mark the state changed, the server thread reads it as JSON,
- * and moves are db_put_field on the motors' VAL so soft limits, DISP and access rules apply.
+ * and moves and stops go through the one move path (drivers/motion): planned from the motors' positions and
+ * soft limits at the moment of the request, put-callbacks on VAL, the motors' verdict reported back.
  *
  * Threads: everything here runs on the server thread, except the subscription callback (any thread that
- * posts a monitor, db lock held), which only sets `changed` and writes the wake eventfd.
+ * posts a monitor, db lock held), which only sets `changed` and writes the wake eventfd, and the move's
+ * completion (motion.h), which the caller of web_state_move handles.
  */
 #include "live/web/web_internal.h"
 
 #include "core/base/base.h"
 #include "core/db/db.h"
+#include "drivers/motion/motion.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -21,7 +24,7 @@
 #define WEB_MAX_SHOWS 16
 #define WEB_MAX_PARTICLES 4096
 #define WEB_SHOW_TEXT 16384   /* a macro queue as text */
-#define WEB_SUBS_PER_STATE (8 + WEB_MAX_SHOWS)
+#define WEB_SUBS_PER_STATE (2 * MOTION_MOTORS + 5 + WEB_MAX_SHOWS)
 
 typedef struct web_channel {
     char name[DB_LINK_SIZE];
@@ -29,15 +32,12 @@ typedef struct web_channel {
     int ok;   /* resolved at start */
 } web_channel;
 
-typedef struct web_motor {
-    web_channel val, rbv, dmov, egu;
-} web_motor;
-
 struct web_state {
     int wake_fd;
     atomic_int changed;
-    web_motor x, y;
-    web_channel enable, particles_x, particles_y;
+    motion_stage *stage;
+    web_channel rbv[MOTION_MOTORS], dmov[MOTION_MOTORS];   /* watched: the page follows every motor */
+    web_channel enable, particles_x, particles_y, beam_x, beam_y;
     char show_label[WEB_MAX_SHOWS][64];
     web_channel show[WEB_MAX_SHOWS];
     int nshow;
@@ -62,16 +62,23 @@ static void set_channel(web_channel *ch, const char *record, const char *field)
     snprintf(ch->name, sizeof ch->name, "%s%s", record, field);
 }
 
-void web_state_set_stage(web_state *st, const char *x_motor, const char *y_motor)
+void web_state_set_stage(web_state *st, const char *x_motor, const char *y_motor, const char *x_piezo,
+                         const char *y_piezo)
 {
-    const char *motors[2] = {x_motor, y_motor};
-    web_motor *m[2] = {&st->x, &st->y};
-    for (int i = 0; i < 2; i++) {
-        set_channel(&m[i]->val, motors[i], ".VAL");
-        set_channel(&m[i]->rbv, motors[i], ".RBV");
-        set_channel(&m[i]->dmov, motors[i], ".DMOV");
-        set_channel(&m[i]->egu, motors[i], ".EGU");
+    motion_stage_free(st->stage);
+    st->stage = motion_stage_create("web view", x_motor, y_motor);
+    if (x_piezo && y_piezo) motion_stage_set_piezo(st->stage, x_piezo, y_piezo);
+    const char *motors[MOTION_MOTORS] = {x_motor, y_motor, x_piezo, y_piezo};
+    for (int i = 0; i < MOTION_MOTORS; i++) {
+        set_channel(&st->rbv[i], motors[i], ".RBV");
+        set_channel(&st->dmov[i], motors[i], ".DMOV");
     }
+}
+
+void web_state_set_beam(web_state *st, const char *x_channel, const char *y_channel)
+{
+    set_channel(&st->beam_x, x_channel, "");
+    set_channel(&st->beam_y, y_channel, "");
 }
 
 void web_state_set_particles(web_state *st, const char *x_array, const char *y_array)
@@ -108,20 +115,21 @@ static void resolve(web_state *st, web_channel *ch, int watch)
         log_error("web", "channel %s does not exist: the web view leaves it out", ch->name);
         return;
     }
-    if (watch && st->nsubs < WEB_SUBS_PER_STATE)
-        st->subs[st->nsubs++] = db_subscribe(&ch->addr, DBE_VALUE | DBE_ALARM, on_change, st);
+    db_subscription *sub = watch && st->nsubs < WEB_SUBS_PER_STATE ?
+                           db_subscribe(&ch->addr, DBE_VALUE | DBE_ALARM, on_change, st) : NULL;
+    if (sub) st->subs[st->nsubs++] = sub;
 }
 
 void web_state_start(web_state *st)
 {
-    web_motor *motors[2] = {&st->x, &st->y};
-    for (int i = 0; i < 2; i++) {
-        resolve(st, &motors[i]->val, 0);
-        resolve(st, &motors[i]->rbv, 1);
-        resolve(st, &motors[i]->dmov, 1);
-        resolve(st, &motors[i]->egu, 0);
+    if (st->stage) motion_stage_bind(st->stage);
+    for (int i = 0; i < MOTION_MOTORS; i++) {
+        resolve(st, &st->rbv[i], 1);
+        resolve(st, &st->dmov[i], 1);
     }
     resolve(st, &st->enable, 1);
+    resolve(st, &st->beam_x, 1);
+    resolve(st, &st->beam_y, 1);
     resolve(st, &st->particles_x, 1);
     resolve(st, &st->particles_y, 1);
     for (int i = 0; i < st->nshow; i++) resolve(st, &st->show[i], 1);
@@ -136,32 +144,35 @@ static int get_double(const web_channel *ch, double *out)
     return ch->ok && db_get(&ch->addr, DBR_DOUBLE, out, &n) == DB_OK && n == 1 ? 0 : -1;
 }
 
-/* um per EGU of a motor record (the page works in um, as the camera and the particle lists do). */
-static double um_per_egu(const web_motor *m)
-{
-    char egu[DB_STRING_SIZE] = "";
-    if (m->egu.ok) db_get_text(&m->egu.addr, egu, sizeof egu);
-    return !strcmp(egu, "mm") ? 1000.0 : !strcmp(egu, "nm") ? 1e-3 : 1.0;
-}
-
+/* The stage position (coarse + piezo, um) and whether any of its motors moves. */
 static void add_stage(cJSON *root, web_state *st)
 {
-    double x, y, dx = 1, dy = 1;
-    double scale_x = um_per_egu(&st->x), scale_y = um_per_egu(&st->y);
+    double xy[2];
+    int moving = 0;
     db_lock();
-    int have = get_double(&st->x.rbv, &x) == 0 && get_double(&st->y.rbv, &y) == 0;
-    if (have) {
-        get_double(&st->x.dmov, &dx);
-        get_double(&st->y.dmov, &dy);
+    int have = st->stage && motion_stage_position(st->stage, xy, NULL, 0) == 0;
+    for (int i = 0; i < MOTION_MOTORS && have; i++) {
+        double done = 1;
+        if (get_double(&st->dmov[i], &done) == 0 && done == 0) moving = 1;
     }
     db_unlock();
     if (!have) return;
     cJSON *stage = cJSON_AddObjectToObject(root, "stage");
-    cJSON_AddNumberToObject(stage, "x", x * scale_x);
-    cJSON_AddNumberToObject(stage, "y", y * scale_y);
-    cJSON_AddBoolToObject(stage, "moving", dx == 0 || dy == 0);
-    cJSON_AddStringToObject(stage, "x_motor", st->x.val.name);
-    cJSON_AddStringToObject(stage, "y_motor", st->y.val.name);
+    cJSON_AddNumberToObject(stage, "x", round(xy[0] * 1e3) / 1e3);   /* nm */
+    cJSON_AddNumberToObject(stage, "y", round(xy[1] * 1e3) / 1e3);
+    cJSON_AddBoolToObject(stage, "moving", moving);
+    cJSON_AddStringToObject(stage, "x_motor", motion_motor_record(st->stage, MOTION_X));
+    cJSON_AddStringToObject(stage, "y_motor", motion_motor_record(st->stage, MOTION_Y));
+}
+
+/* The calibrated beam pixel of the camera frame (the stage map's Live:BeamX/Y). */
+static void add_beam(cJSON *root, web_state *st)
+{
+    double xy[2];
+    db_lock();
+    int have = get_double(&st->beam_x, &xy[0]) == 0 && get_double(&st->beam_y, &xy[1]) == 0;
+    db_unlock();
+    if (have && isfinite(xy[0]) && isfinite(xy[1])) cJSON_AddItemToObject(root, "beam", cJSON_CreateDoubleArray(xy, 2));
 }
 
 static void add_particles(cJSON *root, web_state *st, const web_geometry *view)
@@ -228,40 +239,50 @@ cJSON *web_state_json(web_state *st, const web_geometry *view)
     int have_enable = get_double(&st->enable, &enable) == 0;
     db_unlock();
     cJSON_AddBoolToObject(root, "move_enable", have_enable && enable != 0);
+    add_beam(root, st);
     add_particles(root, st, view);
     add_shows(root, st);
     return root;
 }
 
-int web_state_move(web_state *st, double x_um, double y_um, const web_geometry *view, char *msg, size_t msglen)
+int web_state_move(web_state *st, double x_um, double y_um, int relative, motion_done_fn done, void *user,
+                   char *msg, size_t msglen)
 {
-    if (!st->x.val.ok || !st->y.val.ok) return snprintf(msg, msglen, "no stage motors configured"), 503;
-    double enable = 0, rbv[2] = {0, 0};
+    if (!st->stage || !motion_stage_ready(st->stage))
+        return snprintf(msg, msglen, "no stage motors configured"), 503;
+    double enable = 0;
     db_lock();
     int have_enable = get_double(&st->enable, &enable) == 0;
-    int have_rbv = get_double(&st->x.rbv, &rbv[0]) == 0 && get_double(&st->y.rbv, &rbv[1]) == 0;
     db_unlock();
     if (!have_enable || enable == 0)
-        return snprintf(msg, msglen, "moves from the web view are disabled (%s)", st->enable.name), 403;
-    web_motor *motors[2] = {&st->x, &st->y};
-    double target_um[2] = {x_um, y_um};
-    double view_um[2] = {view ? view->stage_x : 0, view ? view->stage_y : 0};
-    for (int i = 0; i < 2; i++) {
-        double scale = um_per_egu(motors[i]);
-        /* The camera may see the coarse motors plus a piezo: move the motors by the distance in that view. */
-        double target = view && have_rbv ? rbv[i] + (target_um[i] - view_um[i]) / scale : target_um[i] / scale;
-        int rc = db_put_field(&motors[i]->val.addr, DBR_DOUBLE, &target, 1);
-        if (rc != DB_OK)
-            return snprintf(msg, msglen, "%s refused %.6g: %s", motors[i]->val.name, target, db_strerror(rc)), 409;
-    }
-    log_info("web", "move to (%.3f, %.3f) um requested from the web view", x_um, y_um);
-    return snprintf(msg, msglen, "moving"), 0;
+        return snprintf(msg, msglen, "moves from the web view are disabled (%s is off)",
+                        st->enable.name[0] ? st->enable.name : "no enable channel"), 403;
+    const double target[2] = {x_um, y_um};
+    motion_plan plan;
+    char err[256];
+    if (motion_move_start(st->stage, target, relative, done, user, &plan, err, sizeof err))
+        return snprintf(msg, msglen, "move refused: %s", err), 409;
+    return snprintf(msg, msglen, "moving to %.3f, %.3f um", plan.target_um[0], plan.target_um[1]), 0;
+}
+
+int web_state_stop_motors(web_state *st, char *msg, size_t msglen)
+{
+    char err[256];
+    if (!st->stage || !motion_stage_ready(st->stage)) return snprintf(msg, msglen, "no stage motors configured"), 503;
+    if (motion_stage_stop(st->stage, err, sizeof err)) return snprintf(msg, msglen, "%s", err), 409;
+    log_info("web", "stop requested from the web view");
+    return snprintf(msg, msglen, "stopped"), 0;
+}
+
+void web_state_unsubscribe(web_state *st)
+{
+    for (int i = 0; i < st->nsubs; i++) db_unsubscribe(st->subs[i]);
+    st->nsubs = 0;
 }
 
 void web_state_free(web_state *st)
 {
     if (!st) return;
-    for (int i = 0; i < st->nsubs; i++)
-        if (st->subs[i]) db_unsubscribe(st->subs[i]);
+    motion_stage_free(st->stage);
     free(st);
 }

@@ -7,11 +7,14 @@
 #include <stdint.h>
 
 #include "drivers/frames/frames.h"
+#include "drivers/motion/motion.h"
 
 #include <cjson/cJSON.h>
 
-/* Where a camera frame looked: the beam pixel ((width-1)/2, (height-1)/2) shows the stage position, and
- * pixel (u, v) shows stage point (stage_x, stage_y) + ((u, v) - beam) * pixel_size (src/drivers/simscope). */
+/* Where a camera frame looked: the image centre ((width-1)/2, (height-1)/2) shows the stage position, and
+ * pixel (u, v) shows stage point (stage_x, stage_y) + ((u, v) - centre) * pixel_size (src/drivers/simscope).
+ * The beam may be elsewhere in the image (the stage map's calibrated Live:BeamX/Y): to bring the point at
+ * pixel p to the beam, the stage goes to (stage_x, stage_y) + (p - beam) * pixel_size. */
 typedef struct web_geometry {
     double stage_x, stage_y;   /* um */
     double pixel_size;         /* um per frame pixel */
@@ -21,8 +24,9 @@ typedef struct web_geometry {
 /* ---- live.c: the newest frame as JPEG -------------------------------------------------------------- */
 typedef struct web_live web_live;
 
-/* Starts the JPEG thread on a new consumer of ring; it writes to wake_fd (an eventfd) after each JPEG. */
-web_live *web_live_start(frame_ring *ring, int wake_fd);
+/* Starts the JPEG thread on consumer (added to the camera's ring at configuration); it writes to wake_fd (an
+ * eventfd) after each JPEG. */
+web_live *web_live_start(frame_consumer *consumer, int wake_fd);
 /* Encoding runs only while watchers > 0 (browsers with an open event stream). */
 void web_live_set_watchers(web_live *live, int watchers);
 /* Metadata of the newest JPEG as a JSON object into buf; 0, or -1 when there is no JPEG yet. */
@@ -38,7 +42,11 @@ typedef struct web_state web_state;
 
 /* Channels are named before iocInit (set_*, add_show) and resolved by web_state_start. */
 web_state *web_state_create(int wake_fd);
-void web_state_set_stage(web_state *st, const char *x_motor, const char *y_motor);
+/* Coarse motors and optional piezos on them (NULL: none): the stage position is their sum (drivers/motion). */
+void web_state_set_stage(web_state *st, const char *x_motor, const char *y_motor, const char *x_piezo,
+                         const char *y_piezo);
+/* Channels of the calibrated beam pixel (frame pixels), sent to the page for its crosshair and clicks. */
+void web_state_set_beam(web_state *st, const char *x_channel, const char *y_channel);
 /* Particle positions: in um, or in frame pixels when the arrays' EGU is "px" (live detection results). */
 void web_state_set_particles(web_state *st, const char *x_array, const char *y_array);
 void web_state_set_enable(web_state *st, const char *enable_channel);
@@ -47,13 +55,19 @@ void web_state_add_show(web_state *st, const char *label, const char *channel);
 void web_state_start(web_state *st);
 /* Takes the "something changed" flag (set by subscriptions). */
 int web_state_take_changed(web_state *st);
-/* The whole state as a JSON object: "stage", "move_enable", "particles" (um; pixel positions converted with
- * `view`, left out when it is NULL), "show" (free with cJSON_Delete). */
+/* The whole state as a JSON object: "stage" (um, coarse + piezo), "move_enable", "beam" (frame pixels),
+ * "particles" (um; pixel positions converted with `view`, left out when it is NULL), "show" (free with
+ * cJSON_Delete). */
 cJSON *web_state_json(web_state *st, const web_geometry *view);
-/* Moves the stage so that (x, y) um, a point of the camera's view, comes to the beam: the motors move by the
- * distance from the view's stage position (absolute targets when view is NULL). 0, or an HTTP status (403
- * disabled, 409 refused, 503 no stage) with a message. */
-int web_state_move(web_state *st, double x_um, double y_um, const web_geometry *view, char *msg, size_t msglen);
+/* Starts a move of the stage to (x, y) um (relative: by that much), planned from the motors now. 0 when it
+ * started (done is called once when the motors finish, with their verdict; motion.h), or an HTTP status (403
+ * disabled, 409 refused, 503 no stage) with the reason; msg says where the stage goes. */
+int web_state_move(web_state *st, double x_um, double y_um, int relative, motion_done_fn done, void *user,
+                   char *msg, size_t msglen);
+/* Stops every motor of the stage (no enable needed): 0, or an HTTP status with the reason. */
+int web_state_stop_motors(web_state *st, char *msg, size_t msglen);
+/* At shutdown: no more subscriptions. At exit (after pending moves have completed or failed): frees. */
+void web_state_unsubscribe(web_state *st);
 void web_state_free(web_state *st);
 
 /* ---- http.c: request parsing and bounded output buffers --------------------------------------------- */
@@ -64,11 +78,18 @@ typedef struct web_request {
     char path[256];     /* without the query */
     char query[512];
     char body[512];
+    char host[128];     /* headers a POST is checked by ("" when absent) */
+    char origin[160];
+    char fetch_site[32];   /* Sec-Fetch-Site */
 } web_request;
 
 /* Parses one complete request from buf[0..len). Returns the bytes it used, 0 when more bytes are needed,
  * -1 on a malformed request or one larger than WEB_MAX_REQUEST. */
 long web_parse_request(const char *buf, size_t len, web_request *rq);
+/* A POST must come from the page itself: 0, or -1 with the reason when the request is cross-origin (Origin or
+ * Sec-Fetch-Site say another site) or names a host that is not this server's (DNS rebinding): Host must be an
+ * IP address, localhost or this machine's name. */
+int web_same_origin(const web_request *rq, char *why, size_t whylen);
 /* The value of name in "a=1&b=2" as a double: 0, or -1 when absent or not a finite number. */
 int web_form_double(const char *form, const char *name, double *out);
 

@@ -8,12 +8,14 @@
 #include "core/shell/shell.h"
 #include "kernels/xrf/xrf.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PV_QUEUE 8
 #define HEADER_SIZE 1024
@@ -220,12 +222,33 @@ static void *ingest_thread(void *arg)
     return NULL;
 }
 
+/* OUT_DIR and the folders above it are created when missing (mkdir -p), so a fresh data folder just works. */
+static int make_directories(const char *path, char *err, size_t errlen)
+{
+    char partial[1024];
+    if (str_copy(partial, path, sizeof partial) >= sizeof partial) return error_set(err, errlen, "OUT_DIR is too long");
+    for (char *p = partial + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char was = *p;
+        *p = '\0';
+        if (mkdir(partial, 0775) != 0 && errno != EEXIST)
+            return error_set(err, errlen, "cannot create the XRF output folder %s: %s", partial, strerror(errno));
+        *p = was;
+        if (!was) break;
+    }
+    struct stat info;
+    if (stat(path, &info) != 0 || !S_ISDIR(info.st_mode))
+        return error_set(err, errlen, "XRF output folder %s is not a folder", path);
+    return 0;
+}
+
 static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     long max_pixels;
     if (driver) return error_set(err, errlen, "the XRF correction is configured already (%s)", driver->name);
     if (shell_arg_long(argv[6], "MAX_PIXELS", &max_pixels, err, errlen)) return -1;
     if (max_pixels < 1 || max_pixels > 16L * 1024 * 1024) return error_set(err, errlen, "MAX_PIXELS must be 1..16Mi");
+    if (argv[5][0] && make_directories(argv[5], err, errlen)) return -1;
     xrf_driver *d = xcalloc(1, sizeof *d);
     if (xrf_config_load(&d->cfg, argv[2], err, errlen) != 0) {
         free(d);

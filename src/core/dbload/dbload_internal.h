@@ -1,11 +1,11 @@
-/* lexer.h -- (private to src/core/dbload) tokens of the .db and substitution-file syntax.
+/* dbload_internal.h -- (private to src/core/dbload) the lexer: tokens of the .db and substitution-file syntax.
  *
  * Tokens: bare words (letters, digits and any of _-+:.[]<>;/ *&|!~%@?^$, and macro references $(..)), quoted strings ("..." with C escapes
  * translated), the punctuation ( ) { } , = and end of input. '#' starts a comment to the end of the line.
  * Every token carries its line and column for error messages "file:line:col: ...".
  */
-#ifndef RELOC_DBLOAD_LEXER_H
-#define RELOC_DBLOAD_LEXER_H
+#ifndef RELOC_DBLOAD_INTERNAL_H
+#define RELOC_DBLOAD_INTERNAL_H
 
 #include <stddef.h>
 

@@ -1,7 +1,7 @@
-/* calc_ops.h -- the operation codes of compiled CALC programs, shared by the compiler and the evaluator
+/* calc_internal.h -- the operation codes of compiled CALC programs, shared by the compiler and the evaluator
  * (private to src/core/calc). */
-#ifndef RELOC_CALC_OPS_H
-#define RELOC_CALC_OPS_H
+#ifndef RELOC_CALC_INTERNAL_H
+#define RELOC_CALC_INTERNAL_H
 
 enum {
     OP_PUSH_CONST, OP_PUSH_INPUT, OP_PUSH_VAL, OP_STORE_INPUT, OP_RANDOM,

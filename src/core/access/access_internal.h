@@ -1,7 +1,7 @@
-/* access_calc.h -- CALC conditions of access security rules (private to src/core/access): compiles an expression
+/* access_internal.h -- CALC conditions of access security rules (private to src/core/access): compiles an expression
  * over the inputs A..L of an ASG with the record database's CALC engine and evaluates it. */
-#ifndef RELOC_ACCESS_CALC_H
-#define RELOC_ACCESS_CALC_H
+#ifndef RELOC_ACCESS_INTERNAL_H
+#define RELOC_ACCESS_INTERNAL_H
 
 #include <stddef.h>
 
