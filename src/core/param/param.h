@@ -82,6 +82,9 @@ void param_set_string(param_port *port, int index, const char *value);
 void param_set_array(param_port *port, int index, const void *data, long nelem);
 /* Alarm carried to the records reading this parameter (NO_ALARM to clear). */
 void param_set_alarm(param_port *port, int index, uint16_t status, uint16_t severity);
+/* 1 when the last write a record made to the parameter was refused (by the driver, or as NaN/Inf, which never
+ * reaches the driver): work that depends on the value (Beam:Calibrate on Beam:ClickX) can refuse to use it. */
+int param_write_refused(param_port *port, int index);
 long param_get_int(param_port *port, int index);
 double param_get_double(param_port *port, int index);
 void param_get_string(param_port *port, int index, char *buf, size_t len);

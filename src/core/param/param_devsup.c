@@ -88,6 +88,7 @@ static int value_not_finite(const dev_param *d)
 static void restore_accepted(dev_param *d, param *prm)
 {
     pthread_mutex_lock(&d->port->lock);
+    prm->refused = 1;
     if (prm->defined) store_value(d, prm);
     pthread_mutex_unlock(&d->port->lock);
 }
@@ -166,6 +167,9 @@ static long write_param(db_record *rec, dev_param *d)
         pthread_mutex_unlock(&p->lock);
     }
     if (rc == 0 || rc == PARAM_ASYNC) {
+        pthread_mutex_lock(&p->lock);
+        prm->refused = 0;
+        pthread_mutex_unlock(&p->lock);
         switch (prm->type) {
         case PARAM_INT: param_set_int(p, d->index, w.ival); break;
         case PARAM_DOUBLE: param_set_double(p, d->index, w.dval); break;
