@@ -189,7 +189,8 @@ def test_registration_against_a_reference_file(live, tmp_path):
     for mode in (0, 1):             # translation, then similarity
         pv("reg1:Mode").put(mode, wait=True)
         frame_at(x0 + dx, y0 + dy, stages=("reg1:",))
-        assert pv("reg1:MatchOk_RBV").get() == 1
+        assert pv("reg1:MatchOk_RBV").get() == 1, (mode, pv("reg1:ErrorPx_RBV").get(), pv("reg1:Converged_RBV").get(), pv("reg1:Iterations_RBV").get(), pv("reg1:Message").get(as_string=True))
+        assert pv("reg1:ErrorPx_RBV").get() <= 0.5
         assert pv("reg1:ShiftXUm_RBV").get() == pytest.approx(-dx, abs=0.1)
         assert pv("reg1:ShiftYUm_RBV").get() == pytest.approx(-dy, abs=0.1)
         assert pv("reg1:Rotation_RBV").get() == pytest.approx(0, abs=0.1)

@@ -73,10 +73,12 @@ def _beam_factor(pr, a):
 
 
 def _path_end(slope, width, height, x_at_row0):
-    """Y where the lines X = x_at_row0 + Y slope (slope (T, 1), x_at_row0 (T, K)) leave the map."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        side = np.where(slope < 0, (-0.5 - x_at_row0) / slope, (width - 0.5 - x_at_row0) / slope)
-    return np.where(slope == 0, height - 0.5, np.minimum(height - 0.5, side))
+    """Y where the lines X = x_at_row0 + Y slope leave the map (through the top or a side)."""
+    if slope < 0:
+        return np.minimum(height - 0.5, (-0.5 - x_at_row0) * (1.0 / slope))
+    if slope > 0:
+        return np.minimum(height - 0.5, (width - 0.5 - x_at_row0) * (1.0 / slope))
+    return np.full(np.shape(x_at_row0), height - 0.5)
 
 
 def correct(pr, counts, i0, on_row=None):
@@ -84,31 +86,37 @@ def correct(pr, counts, i0, on_row=None):
     on_row(y) is called after each row (for per-row timing).
 
     Planar exit paths: per direction, a running sum of depth along digital lines (pixel (u + round(r s), r) of every
-    row r), with the ray's exact clipped length at the map edges charged at the depth where the line ends."""
+    row r), with the ray's exact clipped length at the map's sides charged at the depth where the line ends. The
+    state of a row, per element and direction: `along`, the line's depth from the row on, and `extent`, the depth
+    where it ends, for every column and `ghost` columns beyond each side. Vectorised over elements and columns; the
+    loops are over rows (which depend on each other) and the few directions."""
     if pr.escape:
         return _correct_escape(pr, counts, i0)
     n, height, width = counts.shape
     n_theta = len(pr.slope)
     corrected = np.empty_like(counts, dtype=float)
     fractions = np.empty_like(counts, dtype=float)
-    slope = pr.slope[:, None]                                         # (T, 1)
     ghost = int(np.ceil(np.abs(pr.slope).max())) + 2
-    columns = np.arange(-ghost, width + ghost)[None, :]               # state columns, (1, W2)
-    edge_pixel = np.clip(columns[0], 0, width - 1)
-    x = np.arange(width)[None, :]
-    along, extent = None, None                                        # (n, T, W2): line depth from row y on, depth at its end
+    w2 = width + 2 * ghost
+    x = np.arange(width, dtype=float)
+    edge_pixel = np.clip(np.arange(-ghost, width + ghost), 0, width - 1)
+    # Per direction: the line offset of every row, and where every line u ends (u from u_low on).
+    offsets = [np.floor(np.arange(height + 1) * s + 0.5).astype(int) for s in pr.slope]
+    u_low = [-ghost - o.max() for o in offsets]
+    line_end = [_path_end(s, width, height, np.arange(u_low[t], width + ghost - offsets[t].min(), dtype=float))
+                for t, s in enumerate(pr.slope)]
+    along = extent = None
     half = 0.5 if pr.half_source else 0.0
+    tau = np.zeros((n, n_theta, width))
     for y in range(height - 1, -1, -1):
-        offset = np.floor(y * slope + 0.5)                            # (T, 1)
-        delta = (np.floor((y + 1) * slope + 0.5) - offset).astype(int)
-        if along is None:
-            tau = np.zeros((n, n_theta, width))
-        else:
-            clip = (np.maximum(0, _path_end(slope, width, height, x - y * slope) - (y + 0.5))
-                    - np.maximum(0, _path_end(slope, width, height, x - offset) - (y + 0.5)))
-            source = np.broadcast_to(x + delta + ghost, (n, n_theta, width))
-            tau = np.maximum(0, np.take_along_axis(along, source, axis=2)
-                             + np.take_along_axis(extent, source, axis=2) * clip[None])
+        shift = [offsets[t][y + 1] - offsets[t][y] for t in range(n_theta)]
+        first = [-ghost - offsets[t][y] - u_low[t] for t in range(n_theta)]   # line_end index of column -ghost
+        if along is not None:
+            for t, s in enumerate(pr.slope):
+                own = np.maximum(0, _path_end(s, width, height, x - y * s) - (y + 0.5))
+                line = np.maximum(0, line_end[t][first[t] + ghost: first[t] + ghost + width] - (y + 0.5))
+                src = slice(ghost + shift[t], ghost + shift[t] + width)
+                np.maximum(0, along[:, t, src] + extent[:, t, src] * (own - line), out=tau[:, t])
         c_row = counts[:, y, :]
         base = c_row / (i0[y][None, :] * pr.sensitivity[:, None])
         w = _fractions(pr, base)
@@ -125,18 +133,18 @@ def correct(pr, counts, i0, on_row=None):
         beam = _beam_factor(pr, depth[0] * pr.voxel_per_pixel)
         corrected[:, y, :] = c_row / (beam[None, :] * afl)
         fractions[:, y, :] = w
-        # This row's state: the depth it adds to each line (part of a row where a line ends), and the line's end.
-        end = _path_end(slope, width, height, columns - offset)        # (T, W2)
-        length = np.clip(end - (y - 0.5), 0, 1)
-        d = depth[1:, None, edge_pixel]                                # (n, 1, W2)
-        new_along, new_extent = d * length[None], np.broadcast_to(d, (n, n_theta, columns.shape[1])).copy()
-        if along is not None:
-            source = columns + delta
-            inside = (source >= -ghost) & (source < width + ghost)
-            index = np.broadcast_to(np.clip(source + ghost, 0, columns.shape[1] - 1), new_along.shape)
-            new_along += np.where(inside[None], np.take_along_axis(along, index, axis=2), 0)
-            carried = inside & (end > y + 0.5)
-            new_extent = np.where(carried[None], np.take_along_axis(extent, index, axis=2), new_extent)
+        d = depth[1:, edge_pixel]                                        # (n, W2)
+        new_along, new_extent = np.empty((n, n_theta, w2)), np.empty((n, n_theta, w2))
+        for t in range(n_theta):
+            end = line_end[t][first[t]: first[t] + w2]
+            new_along[:, t] = d * np.clip(end - (y - 0.5), 0, 1)
+            new_extent[:, t] = d
+            if along is not None:
+                lo, hi = max(0, -shift[t]), min(w2, w2 - shift[t])
+                new_along[:, t, lo:hi] += along[:, t, lo + shift[t]: hi + shift[t]]
+                carried = end[lo:hi] > y + 0.5
+                new_extent[:, t, lo:hi] = np.where(carried, extent[:, t, lo + shift[t]: hi + shift[t]],
+                                                   new_extent[:, t, lo:hi])
         along, extent = new_along, new_extent
         if on_row is not None:
             on_row(y)

@@ -13,6 +13,7 @@
 #include "core/base/base.h"
 #include "core/ca/ca.h"
 #include "drivers/camera/camera.h"
+#include "drivers/framepub/framepub.h"
 #include "core/db/db.h"
 #include "core/ioc/ioc.h"
 #include "drivers/motor/motor.h"
@@ -43,6 +44,7 @@ static void register_modules(void)
     param_register();
     camera_register();
     analysis_register();   /* after the camera: its stages stop after the camera's threads */
+    framepub_register();   /* likewise */
     xrfioc_register();
     motor_register();
     stagemap_register();

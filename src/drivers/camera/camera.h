@@ -18,6 +18,7 @@
  *   image           the image PV ($(P)image1:ArrayData), cameraConfigure
  *   capture         HDF5 capture ($(P)HDF1:), cameraConfigure (drivers/capture)
  *   preview         JPEG preview over ZeroMQ, cameraPreview (drivers/preview)
+ *   framepub        raw frames over ZeroMQ, framePublishConfigure (drivers/framepub)
  *   detection, registration, xanes   live analysis stages: detectionConfigure, registrationConfigure,
  *                   xanesLiveConfigure (live/stages)
  *   relocalization  stagemapCamera (live/stagemap)

@@ -67,6 +67,7 @@ static void housekeeping(camera *cam, uint64_t *last_count, double *last_time)
                                P_PREVIEW_LATENCY);
     param_set_int(p, P_SOURCE_RECEIVED, (long)cam->source->counters.received);
     param_set_int(p, P_SOURCE_REJECTED, (long)cam->source->counters.rejected);
+    param_set_int(p, P_SOURCE_MISSED, (long)cam->source->counters.missed);
     param_set_string(p, P_SOURCE_ERROR, cam->source->counters.last_error);
     if (cam->preview) {
         unsigned long sent;
@@ -138,16 +139,17 @@ static int expose(camera *cam, const camera_settings *s, uint64_t serial, double
     frame *f = frame_ring_acquire(cam->ring, cam->max_width, cam->max_height);
     f->stamp.tv_sec = 0;
     f->stamp.tv_nsec = 0;
+    /* where the stage channels say the stage is, unless the source knows better (a zmq header's ndattr) */
+    f->stage_x = rq.x;
+    f->stage_y = rq.y;
+    f->stage_z = rq.z;
+    f->pixel_size = rq.pixel_size;
     int rc = cam->source->ops->next(cam->source, f, &rq, 0.2, err, errlen);
     if (rc != 1) {
         frame_ring_discard(cam->ring, f);
         return rc;
     }
     if (!f->stamp.tv_sec) f->stamp = time_wall();   /* read out now, unless the source stamped it */
-    f->stage_x = rq.x;
-    f->stage_y = rq.y;
-    f->stage_z = rq.z;
-    f->pixel_size = rq.pixel_size;
     apply_roi(f, s);
     frame_ring_publish(cam->ring, f);
     param_port *p = cam->port;

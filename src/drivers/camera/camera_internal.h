@@ -52,6 +52,7 @@
     X(P_SOURCE_KIND, "SourceKind", PARAM_STRING) \
     X(P_SOURCE_RECEIVED, "SourceReceived", PARAM_INT) \
     X(P_SOURCE_REJECTED, "SourceRejected", PARAM_INT) \
+    X(P_SOURCE_MISSED, "SourceMissed", PARAM_INT) \
     X(P_SOURCE_ERROR, "SourceError", PARAM_STRING) \
     X(P_IMAGE_ENABLE, "image:EnableCallbacks", PARAM_INT) \
     X(P_IMAGE_COUNTER, "image:ArrayCounter", PARAM_INT) \
@@ -108,6 +109,7 @@ typedef struct frame_source frame_source;
 typedef struct source_counters {
     unsigned long received;      /* frames delivered */
     unsigned long rejected;      /* malformed input refused (zmq) */
+    unsigned long missed;        /* frames the publisher sent that never arrived (zmq: gaps in "frame" ids) */
     char last_error[256];        /* what the last rejection or failure was */
 } source_counters;
 

@@ -1,6 +1,7 @@
 /* source_zmq.c -- the "zmq" frame source: subscribes to an external publisher of ADZMQ-style frames
  * (two-part message: JSON header with "type", "shape" [height, width], "frame", "timeStamp", optional
- * "encoding"; then the raw pixels, host byte order, x fastest). Anything malformed is counted, logged
+ * "encoding" and "ndattr" -- stage_x/y/z and pixel_size, as drivers/framepub sends them; then the raw
+ * pixels, host byte order, x fastest). Anything malformed is counted, logged
  * (rate-limited) and dropped; the source keeps receiving. */
 #include "drivers/camera/camera_internal.h"
 
@@ -16,6 +17,7 @@
 typedef struct zmq_source {
     frame_source base;
     void *context, *socket;
+    double last_frame_id;      /* the publisher's "frame" of the last frame taken (0: none yet) */
 } zmq_source;
 
 static const struct { const char *name; int size; } sample_types[] = {
@@ -35,6 +37,29 @@ static double sample_value(const unsigned char *raw, int type, size_t i)
     case 6: return ((const float *)raw)[i];
     default: return ((const double *)raw)[i];
     }
+}
+
+/* The stage position and pixel size a publisher sent along (reloc's framepub puts them in "ndattr"): finite
+ * numbers replace what the frame had, anything else is ignored. */
+static void take_stage(frame *f, const cJSON *ndattr)
+{
+    static const char *const keys[] = {"stage_x", "stage_y", "stage_z", "pixel_size"};
+    double *fields[] = {&f->stage_x, &f->stage_y, &f->stage_z, &f->pixel_size};
+    for (int k = 0; k < 4; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ndattr, keys[k]);
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble) && (k < 3 || v->valuedouble > 0))
+            *fields[k] = v->valuedouble;
+    }
+}
+
+/* A publisher numbers its frames: a jump forward is frames lost on the way (its high-water mark for a slow
+ * receiver); a jump back is a restarted publisher. */
+static void count_missed(zmq_source *z, const cJSON *frame_id)
+{
+    if (!cJSON_IsNumber(frame_id)) return;
+    double id = frame_id->valuedouble;
+    if (z->last_frame_id > 0 && id > z->last_frame_id + 1) z->base.counters.missed += (unsigned long)(id - z->last_frame_id - 1);
+    z->last_frame_id = id;
 }
 
 /* Validates header and payload and copies the pixels into f. Returns 1, or 0 after reject(). */
@@ -78,6 +103,8 @@ static int decode(frame_source *s, frame *f, const char *header, size_t header_l
                 f->stamp.tv_sec = (time_t)stamp->valuedouble;
                 f->stamp.tv_nsec = (long)((stamp->valuedouble - (double)f->stamp.tv_sec) * 1e9);
             }
+            take_stage(f, cJSON_GetObjectItemCaseSensitive(h, "ndattr"));
+            count_missed((zmq_source *)s, cJSON_GetObjectItemCaseSensitive(h, "frame"));
             s->counters.received++;
             rc = 1;
         }

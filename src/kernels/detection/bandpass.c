@@ -109,9 +109,11 @@ static void boxcar_columns(const float *src, double *dst, int w, int stride, int
 }
 
 /* Gaussian along y for row y of a block of w columns (rows `stride` apart, h of them) into d: centre tap
- * first, then symmetric pairs from the outermost in; rows outside the image read zero_row. */
-VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y, const double *taps,
-                             int half, const float *zero_row)
+ * first, then symmetric pairs from the outermost in; rows outside the image read zero_row. With float_pairs
+ * (integer samples below 2^23 in magnitude) a pair is added in float, where its sum is exact: the same
+ * value as in double, for half the conversions. */
+VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y,
+                                         const double *taps, int half, const float *zero_row, int float_pairs)
 {
     const float *rows[2 * LOCATE_MAX_GAUSS_HALF + 1];
     for (int j = -half; j <= half; j++)
@@ -121,10 +123,19 @@ VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, i
         double4 acc, up, down;
         load_floats(&acc, rows[half] + x);
         acc *= taps[0];
-        for (int j = half; j >= 1; j--) {
-            load_floats(&up, rows[half - j] + x);
-            load_floats(&down, rows[half + j] + x);
-            acc += (up + down) * taps[j];
+        if (float_pairs) {
+            for (int j = half; j >= 1; j--) {
+                float4 above, below;
+                memcpy(&above, rows[half - j] + x, sizeof above);
+                memcpy(&below, rows[half + j] + x, sizeof below);
+                acc += __builtin_convertvector(above + below, double4) * taps[j];
+            }
+        } else {
+            for (int j = half; j >= 1; j--) {
+                load_floats(&up, rows[half - j] + x);
+                load_floats(&down, rows[half + j] + x);
+                acc += (up + down) * taps[j];
+            }
         }
         memcpy(d + x, &acc, sizeof acc);
     }
@@ -204,7 +215,7 @@ static void bandpass_columns(void *arg, int block, int worker)
                    ctx->scratch[worker].line);
     for (int y = 0; y < ctx->h; y++)
         gauss_column_row(ctx->raw + x0, ctx->bp + (size_t)y * ctx->w + x0, x1 - x0, ctx->w, ctx->h, y, ctx->gauss,
-                         ctx->gauss_half, ctx->zero_row + x0);
+                         ctx->gauss_half, ctx->zero_row + x0, 0);
 }
 
 /* Float samples, pass 2 of 2: both filters along x, the difference and the threshold, for a band of rows. */
@@ -254,7 +265,8 @@ static void bandpass_band(void *arg, int band, int worker)
         finish_means(column, w, size, ctx);
         boxcar_row(column, background, w, size, ctx);
         double *bp = ctx->bp + (size_t)y * w;
-        gauss_column_row(ctx->raw, bp, w, w, h, y, ctx->gauss, ctx->gauss_half, ctx->zero_row);
+        gauss_column_row(ctx->raw, bp, w, w, h, y, ctx->gauss, ctx->gauss_half, ctx->zero_row,
+                         ctx->sample_max < 8388608.0);
         gauss_row(bp, w, ctx->gauss, ctx->gauss_half, s->line);
         top = difference_row(bp, background, w, ctx->threshold, top);
     }
@@ -274,43 +286,51 @@ void locate_bandpass(locate_ctx *ctx)
         if (ctx->band_max[b] > ctx->bp_max) ctx->bp_max = ctx->band_max[b];
 }
 
-/* One band: the integer image, then what the maxima and the noise need of those rows. */
-static void rescale_rows(void *arg, int band, int worker)
+/* trackpy's convert_to_int of the pixels from..to-1 of ctx->bp into ctx->img. */
+VECTOR_CLONES static void rescale_pixels(locate_ctx *ctx, size_t from, size_t to)
 {
-    locate_ctx *ctx = arg;
-    int y0, y1;
-    locate_band(band, ctx->h, &y0, &y1);
-    size_t from = (size_t)y0 * ctx->w, to = (size_t)y1 * ctx->w;
     if (!ctx->p.preprocess && ctx->integer_samples) {
         /* Already integers: trackpy leaves them as they are (negative samples cannot be maxima here). */
         for (size_t i = from; i < to; i++) {
             double v = ctx->bp[i];
             ctx->img[i] = v > 0 ? (uint32_t)v : 0;
         }
-    } else {
-        double scale = ctx->scale, top = ctx->int_max;
-        uint32_t top_int = (uint32_t)top;
-        size_t i = from;
-        if (top < 2147483648.0) {      /* v = min(scale * bp, top) (0 where bp <= 0) fits an int32 */
-            const double4 zero = {0, 0, 0, 0}, tops = {top, top, top, top};
-            for (; i + 4 <= to; i += 4) {
-                double4 b;
-                memcpy(&b, ctx->bp + i, sizeof b);
-                double4 v = scale * b;
-                v = (double4)((long4)v & (b > zero));
-                long4 below = v < tops;
-                v = (double4)(((long4)v & below) | ((long4)tops & ~below));
-                int4 out = __builtin_convertvector(v, int4);
-                memcpy(ctx->img + i, &out, sizeof out);
-            }
-        }
-        for (; i < to; i++) {
-            double v = ctx->bp[i] > 0 ? scale * ctx->bp[i] : 0.0;
-            ctx->img[i] = v >= top ? top_int : (uint32_t)v;
+        return;
+    }
+    double scale = ctx->scale, top = ctx->int_max;
+    uint32_t top_int = (uint32_t)top;
+    size_t i = from;
+    if (top < 2147483648.0) {      /* v = min(scale * bp, top) (0 where bp <= 0) fits an int32 */
+        const double4 zero = {0, 0, 0, 0}, tops = {top, top, top, top};
+        for (; i + 4 <= to; i += 4) {
+            double4 b;
+            memcpy(&b, ctx->bp + i, sizeof b);
+            double4 v = scale * b;
+            v = (double4)((long4)v & (b > zero));
+            long4 below = v < tops;
+            v = (double4)(((long4)v & below) | ((long4)tops & ~below));
+            int4 out = __builtin_convertvector(v, int4);
+            memcpy(ctx->img + i, &out, sizeof out);
         }
     }
-    locate_prepare_maxima_rows(ctx, y0, y1, &ctx->scratch[worker]);
-    if (ctx->p.characterize) locate_row_distance(ctx, y0, y1, &ctx->scratch[worker]);
+    for (; i < to; i++) {
+        double v = ctx->bp[i] > 0 ? scale * ctx->bp[i] : 0.0;
+        ctx->img[i] = v >= top ? top_int : (uint32_t)v;
+    }
+}
+
+/* One band, row by row while the row is in cache: the integer image, then what the maxima and the noise
+ * need of it. */
+static void rescale_rows(void *arg, int band, int worker)
+{
+    locate_ctx *ctx = arg;
+    int y0, y1;
+    locate_band(band, ctx->h, &y0, &y1);
+    for (int y = y0; y < y1; y++) {
+        rescale_pixels(ctx, (size_t)y * ctx->w, (size_t)(y + 1) * ctx->w);
+        locate_prepare_maxima_rows(ctx, y, y + 1, &ctx->scratch[worker]);
+        if (ctx->p.characterize) locate_row_distance(ctx, y, y + 1, &ctx->scratch[worker]);
+    }
 }
 
 void locate_rescale(locate_ctx *ctx)

@@ -108,10 +108,11 @@ struct locate_ctx {
     int gauss_half;           /* Gaussian taps: gauss[0..gauss_half], symmetric */
     double *gauss;
 
-    /* Circular refinement mask: offsets into the (2r+1)^2 square and per-pixel weights. */
+    /* Circular refinement mask: per-pixel weights, pixels in rows dy = 0..2r of the (2r+1)^2 square, each
+     * row the run dx = r - disk_half[dy] .. r + disk_half[dy]. */
     int mask_count;
-    int *mask_dy, *mask_dx;
-    double *mask_r2, *mask_cos, *mask_sin;
+    int *mask_r2;             /* squared distance from the centre */
+    double *mask_cos, *mask_sin;
     double mask_sum_y2;       /* sum of dy^2 over the mask (for ep) */
     int *disk_half;           /* half width of the mask's row at dy, index dy + radius */
 

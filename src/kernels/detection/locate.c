@@ -178,9 +178,7 @@ static void build_mask(locate_ctx *ctx)
 {
     int r = ctx->radius, side = 2 * r + 1;
     size_t cap = (size_t)side * side;
-    ctx->mask_dy = xmalloc(cap * sizeof(int));
-    ctx->mask_dx = xmalloc(cap * sizeof(int));
-    ctx->mask_r2 = xmalloc(cap * sizeof(double));
+    ctx->mask_r2 = xmalloc(cap * sizeof(int));
     ctx->mask_cos = xmalloc(cap * sizeof(double));
     ctx->mask_sin = xmalloc(cap * sizeof(double));
     ctx->disk_half = xcalloc((size_t)side, sizeof(int));
@@ -192,8 +190,6 @@ static void build_mask(locate_ctx *ctx)
             if (ny * ny + nx * nx > 1) continue;
             int i = ctx->mask_count++;
             double theta = atan2(dy - r, dx - r);
-            ctx->mask_dy[i] = dy;
-            ctx->mask_dx[i] = dx;
             ctx->mask_r2[i] = (dy - r) * (dy - r) + (dx - r) * (dx - r);
             ctx->mask_cos[i] = cos(2 * theta);
             ctx->mask_sin[i] = sin(2 * theta);
@@ -284,8 +280,6 @@ void locate_ctx_free(locate_ctx *ctx)
 {
     if (!ctx) return;
     free(ctx->gauss);
-    free(ctx->mask_dy);
-    free(ctx->mask_dx);
     free(ctx->mask_r2);
     free(ctx->mask_cos);
     free(ctx->mask_sin);

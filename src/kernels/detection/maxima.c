@@ -123,8 +123,8 @@ static void add_peak(locate_peaks *list, int y, int x)
 }
 
 /* The local maxima of one band of rows, in raster order, into the band's list. A pixel is one when it is
- * at least `least` (the smallest integer above the percentile), equals its row maximum (checked four
- * pixels at a time first: most pixels are not) and is not below the row maxima of the rows around it. */
+ * at least `least` (the smallest integer above the percentile), equals its row maximum and is not below
+ * the row maxima of the rows around it; four pixels at a time (most blocks have no candidate at all). */
 static void maxima_band(void *arg, int band, int worker)
 {
     locate_ctx *ctx = arg;
@@ -142,13 +142,20 @@ static void maxima_band(void *arg, int band, int worker)
         for (int block = m; block < w - m; block += 4) {
             int end = block + 4 < w - m ? block + 4 : w - m;
             if (end == block + 4) {
-                u32x4 v, vmax;
+                u32x4 v, vmax, around;
                 memcpy(&v, row + block, sizeof v);
                 memcpy(&vmax, rowmax + block, sizeof vmax);
                 u32x4 hit = (u32x4)((v >= leasts) & (v == vmax));
                 uint64_t lanes[2];
                 memcpy(lanes, &hit, sizeof lanes);
                 if (!(lanes[0] | lanes[1])) continue;
+                for (int yy = first; yy <= last; yy++) {
+                    memcpy(&around, ctx->dil + (size_t)yy * w + block, sizeof around);
+                    hit &= (u32x4)(around <= v);
+                }
+                for (int lane = 0; lane < 4; lane++)
+                    if (hit[lane]) add_peak(list, y, block + lane);
+                continue;
             }
             for (int x = block; x < end; x++) {
                 uint32_t v = row[x];

@@ -8,6 +8,7 @@
  * last mask evaluated. size is the radius of gyration, ecc the eccentricity from the cos/sin 2-theta
  * moments, signal the peak, raw_mass the sum of the raw (possibly inverted) samples under the mask. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,14 +27,22 @@ static void refine_one(locate_ctx *ctx, int k)
     for (int it = 0; it < ctx->p.max_iterations; it++) {
         top = cy - r;
         left = cx - r;
-        double sy = 0, sx = 0;
-        mass = 0;
-        for (int i = 0; i < ctx->mask_count; i++) {
-            double v = ctx->img[(size_t)(top + ctx->mask_dy[i]) * w + left + ctx->mask_dx[i]];
-            mass += v;
-            sy += v * ctx->mask_dy[i];
-            sx += v * ctx->mask_dx[i];
+        /* Sums of integers in integers: exact, as the sums in doubles are below 2^53, without their latency. */
+        int64_t sum = 0, sum_y = 0, sum_x = 0;
+        for (int dy = 0; dy <= 2 * r; dy++) {
+            int half = ctx->disk_half[dy];
+            const uint32_t *row = ctx->img + (size_t)(top + dy) * w + left;
+            int64_t row_sum = 0, row_x = 0;
+            for (int dx = r - half; dx <= r + half; dx++) {
+                row_sum += row[dx];
+                row_x += (int64_t)row[dx] * dx;
+            }
+            sum += row_sum;
+            sum_y += row_sum * dy;
+            sum_x += row_x;
         }
+        mass = (double)sum;
+        double sy = (double)sum_y, sx = (double)sum_x;
         double cm_y = mass == 0 ? r : sy / mass, cm_x = mass == 0 ? r : sx / mass;
         pos_y = cm_y - r + cy;
         pos_x = cm_x - r + cx;
@@ -49,16 +58,25 @@ static void refine_one(locate_ctx *ctx, int k)
     c->mass[k] = mass;
     if (!ctx->p.characterize) return;
 
-    double rg = 0, ec = 0, es = 0, signal = 0, raw_mass = 0;
-    for (int i = 0; i < ctx->mask_count; i++) {
-        size_t at = (size_t)(top + ctx->mask_dy[i]) * w + left + ctx->mask_dx[i];
-        double v = ctx->img[at];
-        rg += ctx->mask_r2[i] * v;
-        ec += ctx->mask_cos[i] * v;
-        es += ctx->mask_sin[i] * v;
-        if (v > signal) signal = v;
-        raw_mass += ctx->raw[at];
+    /* The mask's pixels row by row, in the order of its arrays (i); r^2-weighted sum in integers. */
+    double ec = 0, es = 0, raw_mass = 0;
+    int64_t gyration = 0;
+    uint32_t peak = 0;
+    for (int dy = 0, i = 0; dy <= 2 * r; dy++) {
+        int half = ctx->disk_half[dy];
+        size_t at = (size_t)(top + dy) * w + left;
+        const uint32_t *row = ctx->img + at;
+        const float *raw = ctx->raw + at;
+        for (int dx = r - half; dx <= r + half; dx++, i++) {
+            uint32_t v = row[dx];
+            gyration += (int64_t)ctx->mask_r2[i] * v;
+            ec += ctx->mask_cos[i] * v;
+            es += ctx->mask_sin[i] * v;
+            peak = v > peak ? v : peak;
+            raw_mass += raw[dx];
+        }
     }
+    double rg = (double)gyration, signal = peak;
     double centre = ctx->img[(size_t)(top + r) * w + left + r];
     c->size[k] = sqrt(rg / mass);
     c->ecc[k] = sqrt(ec * ec + es * es) / (mass - centre + 1e-6);
@@ -167,15 +185,22 @@ static void noise_band(void *arg, int band, int worker)
         memset(background, 1, (size_t)w);
         for (int dy = -r; dy <= r; dy++) {
             int yy = y + dy;
-            if (yy >= 0 && yy < h) keep_if_farther(background, ctx->row_distance + (size_t)yy * w, w, ctx->disk_half[dy + r]);
+            if (yy >= 0 && yy < h)
+                keep_if_farther(background, ctx->row_distance + (size_t)yy * w, w, ctx->disk_half[dy + r]);
         }
         const float *raw = ctx->raw + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
-            if (!background[x]) continue;
-            double v = raw[x] - shift;
-            sum += v;
-            sq += v * v;
-            count++;
+        for (int block = 0; block < w; block += 8) {     /* background is rare near features: skip 8 at once */
+            int end = block + 8 < w ? block + 8 : w;
+            uint64_t flags = 1;
+            if (end == block + 8) memcpy(&flags, background + block, sizeof flags);
+            if (!flags) continue;
+            for (int x = block; x < end; x++) {
+                if (!background[x]) continue;
+                double v = raw[x] - shift;
+                sum += v;
+                sq += v * v;
+                count++;
+            }
         }
     }
     ctx->noise_sum[band] = sum;

@@ -27,7 +27,7 @@ reg_ctx *reg_create(int width, int height, const reg_params *p, int similarity, 
     ctx->wy = xmalloc(sizeof(float) * side);
     ctx->ref_placed = xmalloc(sizeof(float) * (size_t)width * height);
     ctx->spec_alt = fftwf_alloc_complex((size_t)height * (width / 2 + 1));
-    if (pc_init(&ctx->pc, width, height, &ctx->p, 1, err, errlen) != 0 ||
+    if (pc_init(&ctx->pc, width, height, &ctx->p, 1, err, errlen) != 0 || verify_init(ctx, err, errlen) != 0 ||
         (similarity && similarity_init(ctx, err, errlen) != 0)) {
         reg_destroy(ctx);
         return NULL;
@@ -39,6 +39,7 @@ void reg_destroy(reg_ctx *ctx)
 {
     if (!ctx) return;
     similarity_free(ctx);
+    verify_free(ctx);
     pc_free(&ctx->pc);
     free(ctx->wx);
     free(ctx->wy);
@@ -77,9 +78,13 @@ int reg_set_reference(reg_ctx *ctx, const reg_view *ref, char *err, size_t errle
     pc_transform(&ctx->pc, 1);
     ctx->ref_pl = pl;
     ctx->have_ref = 1;
+    verify_forget_reference(ctx);
     if (ctx->similarity) similarity_set_reference(ctx);
     return 0;
 }
+
+static int max_i(int a, int b) { return a > b ? a : b; }
+static int min_i(int a, int b) { return a < b ? a : b; }
 
 int reg_translate(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen)
 {
@@ -91,8 +96,22 @@ int reg_translate(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *e
     if (placement_of(moving, ctx->w, ctx->h, &pl, err, errlen) != 0) return -1;
     pc_peak peak;
     translate_view(ctx, moving, &pl, 1, &peak);
-    result_fill(ctx, &pl, 0, 1, peak.dx, peak.dy, &peak, out);
+    /* The quarters of the shared region, the moving ones taken where the shift found puts their content. */
+    int sx = (int)lround(peak.dx), sy = (int)lround(peak.dy), x0, y0, x1, y1;
+    shared_region(ctx, &pl, sx, sy, &x0, &y0, &x1, &y1);
+    double error_px = verify_quarters(ctx, moving, sx - pl.at_x + pl.roi_x, sy - pl.at_y + pl.roi_y, peak.dx - sx,
+                                      peak.dy - sy, x0, y0, x1, y1);
+    result_fill(ctx, &pl, 0, 1, peak.dx, peak.dy, &peak, error_px, 1, out);
     return 0;
+}
+
+void shared_region(const reg_ctx *ctx, const placement *pl, int sx, int sy, int *x0, int *y0, int *x1, int *y1)
+{
+    const placement *r = &ctx->ref_pl;
+    *x0 = max_i(r->at_x, pl->at_x - sx);
+    *x1 = min_i(r->at_x + r->w, pl->at_x + pl->w - sx);
+    *y0 = max_i(r->at_y, pl->at_y - sy);
+    *y1 = min_i(r->at_y + r->h, pl->at_y + pl->h - sy);
 }
 
 /* Windows the moving view's region pl (window moved by sx, sy) into the frame and transforms it. */
@@ -101,9 +120,6 @@ static void load_moving(reg_ctx *ctx, const reg_view *v, const placement *pl, do
     frame_load(v, pl, &ctx->p, sx, sy, ctx->pc.real, ctx->w, ctx->h, ctx->wx, ctx->wy);
     pc_transform(&ctx->pc, 0);
 }
-
-static int max_i(int a, int b) { return a > b ? a : b; }
-static int min_i(int a, int b) { return a < b ? a : b; }
 
 void translate_view(reg_ctx *ctx, const reg_view *v, const placement *pl, int overlap, pc_peak *out)
 {
@@ -118,9 +134,8 @@ void translate_view(reg_ctx *ctx, const reg_view *v, const placement *pl, int ov
      * below 1 % of it, it is negligible and the second pass is skipped. */
     int sx = (int)lround(out->dx), sy = (int)lround(out->dy), side = ctx->w < ctx->h ? ctx->w : ctx->h;
     int worth = abs(sx) >= 1 + side / 100 || abs(sy) >= 1 + side / 100;
-    const placement *r = &ctx->ref_pl;
-    int x0 = max_i(r->at_x, pl->at_x - sx), x1 = min_i(r->at_x + r->w, pl->at_x + pl->w - sx);
-    int y0 = max_i(r->at_y, pl->at_y - sy), y1 = min_i(r->at_y + r->h, pl->at_y + pl->h - sy);
+    int x0, y0, x1, y1;
+    shared_region(ctx, pl, sx, sy, &x0, &y0, &x1, &y1);
     if (!may_overlap || !worth || out->psr < ctx->p.min_psr || x1 - x0 < 8 || y1 - y0 < 8) {
         pc_refine(pc, upsample, out);
         pc_match_quality(pc, pc->spec_ref, pc->ref_energy, out);
@@ -139,7 +154,7 @@ void translate_view(reg_ctx *ctx, const reg_view *v, const placement *pl, int ov
 }
 
 void result_fill(const reg_ctx *ctx, const placement *moving_pl, double angle_deg, double scale, double tx,
-                 double ty, const pc_peak *peak, reg_result *out)
+                 double ty, const pc_peak *peak, double error_px, int converged, reg_result *out)
 {
     /* Frame = image - roi origin + place origin, for both images; see the derivation in register.h's model:
      * t_image = t_frame + (ref offset) - (moving offset), c = frame centre - ref offset. */
@@ -161,6 +176,9 @@ void result_fill(const reg_ctx *ctx, const placement *moving_pl, double angle_de
     out->phasediff = peak->phasediff;
     out->peak = peak->peak;
     out->psr = peak->psr;
+    out->error_px = error_px;
+    out->converged = converged;
     double corr = ctx->p.contrast_invariant ? fabs(peak->correlation) : peak->correlation;
-    out->confident = peak->psr >= ctx->p.min_psr && corr >= ctx->p.min_correlation;
+    out->confident = converged && error_px <= ctx->p.max_error && peak->psr >= ctx->p.min_psr &&
+                     corr >= ctx->p.min_correlation;
 }

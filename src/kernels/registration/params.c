@@ -19,9 +19,11 @@ void reg_params_default(reg_params *p)
     p->band_high = REG_DEFAULT_BAND_HIGH;
     p->min_psr = REG_DEFAULT_MIN_PSR;
     p->min_correlation = REG_DEFAULT_MIN_CORRELATION;
-    p->iterations = 3;
+    p->iterations = REG_DEFAULT_MAX_ITERATIONS;
+    p->tolerance = REG_DEFAULT_TOLERANCE;
+    p->max_error = REG_DEFAULT_MAX_ERROR;
     p->threads = 1;
-    p->effort = REG_PLAN_ESTIMATE;
+    p->effort = REG_PLAN_MEASURE;
 }
 
 int reg_params_check(const reg_params *p, char *err, size_t errlen)
@@ -38,6 +40,8 @@ int reg_params_check(const reg_params *p, char *err, size_t errlen)
     else if (!(p->min_correlation >= -1 && p->min_correlation <= 1)) bad = "min_correlation must be within -1..1";
     else if (!(p->pixel_size >= 0)) bad = "pixel size must be >= 0";
     else if (p->iterations < 1 || p->iterations > 50) bad = "iterations must be 1..50";
+    else if (!(p->tolerance > 0 && p->tolerance <= 1)) bad = "tolerance must be within 0..1 pixel (not 0)";
+    else if (!(p->max_error > 0 && p->max_error <= 1e6)) bad = "max_error must be > 0 pixels";
     else if (p->threads < 1 || p->threads > 256) bad = "threads must be 1..256";
     if (bad) snprintf(err, errlen, "%s", bad);
     return bad ? -1 : 0;
@@ -65,7 +69,7 @@ int reg_params_set(reg_params *p, const char *name, const char *value, char *err
         return 0;
     }
     if (strcmp(name, "effort") == 0) {
-        if (strcasecmp(value, "estimate") == 0) p->effort = REG_PLAN_ESTIMATE;
+        if (strcasecmp(value, "estimate") == 0) p->effort = REG_PLAN_MEASURE;
         else if (strcasecmp(value, "measure") == 0) p->effort = REG_PLAN_MEASURE;
         else if (strcasecmp(value, "patient") == 0) p->effort = REG_PLAN_PATIENT;
         else goto bad;
@@ -85,6 +89,8 @@ int reg_params_set(reg_params *p, const char *name, const char *value, char *err
     else if (strcmp(name, "min-psr") == 0) p->min_psr = v;
     else if (strcmp(name, "min-correlation") == 0) p->min_correlation = v;
     else if (strcmp(name, "pixel-size") == 0) p->pixel_size = v;
+    else if (strcmp(name, "tolerance") == 0) p->tolerance = v;
+    else if (strcmp(name, "max-error") == 0) p->max_error = v;
     else if (strcmp(name, "upsample") == 0 || strcmp(name, "iterations") == 0 || strcmp(name, "threads") == 0 ||
              strcmp(name, "contrast-invariant") == 0 || strcmp(name, "overlap-windows") == 0) goto bad;
     else {

@@ -15,16 +15,21 @@
  * A pure translation is shift = t: content that moved by +t.  scikit-image's phase_cross_correlation(ref,
  * moving) returns -t (the shift that moves the moving image back onto the reference).
  *
- * Confidence. Two figures, both needed for confident = 1 (anything else must not be used as a match):
- * - psr, the peak-to-side-lobe ratio of the integer-pixel phase-correlation surface: (peak - mean) / standard
- *   deviation outside an 11x11 box around the peak. Noise against noise gives the largest of N roughly Gaussian
- *   samples, about sqrt(2 ln N) = 4.8-5.6 for 256^2-2048^2 frames; real matches give tens to thousands. But
- *   whitening turns smooth or sparse scenes (particles, blobs) into a few sharp points, and two unrelated such
- *   scenes line up somewhere by chance with psr 20-120; hence the second figure:
- * - correlation, the normalized cross-correlation of the windowed images (not whitened) at the shift found:
- *   near 1 for a match with good signal-to-noise, below about 0.2 for unrelated images.
- * Thresholds: params.min_psr (default REG_DEFAULT_MIN_PSR) and params.min_correlation (default
- * REG_DEFAULT_MIN_CORRELATION; lower it for images of different modalities, whose contrast differs).
+ * Confidence. The verdict (confident = 1; anything else must not be used as a match) is a calibrated statement:
+ * - error_px, the estimated RMS mapping error over the frame in pixels: the reference and the moving image,
+ *   brought together by the result, are registered again in the four quarters of their shared region; a right
+ *   result leaves residual shifts near zero, a wrong one residuals of many pixels or peaks anywhere. The
+ *   residuals, fitted by a small similarity, give the error over the whole frame (verify.c). Must be at most
+ *   params.max_error (default REG_DEFAULT_MAX_ERROR).
+ * - similarity: the refinement converged (converged) within params.iterations rounds.
+ * - psr, the peak-to-side-lobe ratio of the integer-pixel phase-correlation surface, (peak - mean) / standard
+ *   deviation outside an 11x11 box around the peak, at least params.min_psr; and correlation, the normalized
+ *   cross-correlation of the windowed images at the shift found (not whitened), at least params.min_correlation
+ *   (REG_DEFAULT_MIN_CORRELATION; lower it for images of different modalities, whose contrast differs). Alone,
+ *   these two are not enough: smooth, sparse or very noisy scenes give tall chance peaks (psr 12-30 with
+ *   correlation 0.3-0.4 at a wrong angle was seen); error_px is what separates right from wrong.
+ * On 80 real-image pairs across signal-to-noise ratios (tests/registration/real_pairs.py) no pair with a mapping
+ * error above 1 px is confident, and most right ones (< 0.5 px) are.
  */
 #ifndef RELOC_REGISTER_H
 #define RELOC_REGISTER_H
@@ -32,6 +37,12 @@
 #include <stddef.h>
 
 #define REG_DEFAULT_MIN_PSR 10.0
+/* A match is confident when its estimated mapping error is at most this many pixels. */
+#define REG_DEFAULT_MAX_ERROR 0.5
+/* Similarity refinement stops once a round moves no pixel of the frame by more than this (pixels), or after
+ * REG_DEFAULT_MAX_ITERATIONS rounds without converging. */
+#define REG_DEFAULT_TOLERANCE 0.01
+#define REG_DEFAULT_MAX_ITERATIONS 12
 #define REG_DEFAULT_MIN_CORRELATION 0.3
 /* Whitening gives every frequency the same weight, and the top of the band carries mostly noise, aliasing and
  * window leakage: on smooth or noisy images it biases shifts by a tenth of a pixel. Set band_high to 0 for the
@@ -59,19 +70,25 @@ typedef struct reg_params {
     double min_psr;          /* confidence thresholds (see Confidence above) */
     double min_correlation;
     double pixel_size;       /* micrometres per reference pixel (0 = unknown: no stage-unit outputs) */
-    int iterations;          /* similarity: refinement rounds of rotation/scale (>= 1) */
+    int iterations;          /* similarity: at most this many refinement rounds of rotation/scale (>= 1) */
+    double tolerance;        /* similarity: rounds stop once the last one moved no pixel by more than this
+                                (pixels; never finer than the translation lattice, sqrt(2) / upsample) */
+    double max_error;        /* confident only when the estimated mapping error is at most this (pixels) */
     int threads;             /* FFTW threads of one registration; workers over frames in reg_align_stack */
-    reg_plan_effort effort;  /* FFTW planning rigour; MEASURE/PATIENT plans are slow to make, use wisdom */
+    reg_plan_effort effort;  /* FFTW planning rigour; MEASURE (default) and PATIENT plans are slow to make the
+                                first time and then come from the wisdom file */
 } reg_params;
 
 /* Fills p with the defaults: upsample 100, Hann window, Tukey alpha 0.25, whitening REG_DEFAULT_WHITENING,
  * band 0 to REG_DEFAULT_BAND_HIGH, overlap windows on, min_psr REG_DEFAULT_MIN_PSR, min_correlation
- * REG_DEFAULT_MIN_CORRELATION, 3 similarity iterations, 1 thread, FFTW_ESTIMATE. */
+ * REG_DEFAULT_MIN_CORRELATION, max_error REG_DEFAULT_MAX_ERROR, at most REG_DEFAULT_MAX_ITERATIONS similarity rounds
+ * with tolerance REG_DEFAULT_TOLERANCE, 1 thread, FFTW_MEASURE plans (kept as wisdom). */
 void reg_params_default(reg_params *p);
 /* Returns 0 when p is usable, else -1 with the reason in err. */
 int reg_params_check(const reg_params *p, char *err, size_t errlen);
 /* Sets one parameter by name: upsample, window (hann|tukey|none), tukey-alpha, whitening, band-low, band-high,
- * contrast-invariant (0|1), overlap-windows (0|1), min-psr, min-correlation, pixel-size, iterations, threads,
+ * contrast-invariant (0|1), overlap-windows (0|1), min-psr, min-correlation, max-error, pixel-size, iterations,
+ * tolerance, threads,
  * effort (estimate|measure|patient).
  * Returns 0, or -1 with a message (unknown name, malformed or out-of-range value; p is then invalid). */
 int reg_params_set(reg_params *p, const char *name, const char *value, char *err, size_t errlen);
@@ -97,8 +114,10 @@ typedef struct reg_result {
     double phasediff;            /* phase of the correlation peak: 0, or pi for a contrast-inverted match */
     double peak;                 /* height of the normalized correlation peak (1 = identical up to the shift) */
     double psr;                  /* peak-to-side-lobe ratio */
-    int confident;               /* psr >= min_psr and correlation >= min_correlation (|correlation| when
-                                    contrast-invariant) */
+    double error_px;             /* estimated RMS mapping error over the frame, pixels (see Confidence) */
+    int iterations;              /* similarity: refinement rounds run */
+    int converged;               /* similarity: the last round moved no pixel by more than params.tolerance */
+    int confident;               /* the verdict (see Confidence) */
 } reg_result;
 
 typedef struct reg_ctx reg_ctx;
@@ -137,9 +156,14 @@ void reg_warp(const float *src, int w, int h, float *dst, int dw, int dh, double
  * the reference untouched. */
 double reg_transform_floor(reg_ctx *ctx, int repeat);
 
-/* FFTW wisdom: plans made after reg_wisdom_load() reuse what an earlier run measured. Both return 0 or -1. */
+/* FFTW wisdom (measured plans kept across runs; see fft_plans.c). By default it lives in $RELOC_FFTW_WISDOM, else
+ * $XDG_CACHE_HOME/reloc/fftw-wisdom, else $HOME/.cache/reloc/fftw-wisdom, is read before the first measured plan
+ * and rewritten whenever a plan had to be measured. reg_wisdom_load() reads path instead and makes it the file
+ * new plans are saved to; reg_wisdom_save() writes the wisdom to path. Both return 0 or -1. reg_wisdom_path():
+ * the file in use ("" when there is none). */
 int reg_wisdom_load(const char *path);
 int reg_wisdom_save(const char *path);
+const char *reg_wisdom_path(void);
 
 /* Stack alignment: frames (count of width x height, frame k at data + k*width*height) are registered by
  * translation to frame ref_index (neighbours == 0) or each to its neighbour toward ref_index with the shifts

@@ -26,6 +26,10 @@ int plans_make(int w, int h, const reg_params *p, float *real, fftwf_complex *sp
                fftwf_plan *inv);
 void plans_destroy(fftwf_plan plan);
 
+/* resample.c: reg_warp on up to threads threads (bands of rows). */
+void warp_threads(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
+                  double cx, double cy, double tx, double ty, float fill, int threads);
+
 /* window.c */
 /* The window over n samples, its centre moved by shift samples (zero where it leaves 0..n-1). */
 void window_1d(reg_window kind, double tukey_alpha, int n, double shift, float *out);
@@ -134,15 +138,36 @@ struct reg_ctx {
     pc_core lpc;                 /* correlation of log-polar images */
     float *warped;               /* the moving image warped by the current estimate */
     float *warped_band;          /* the band filter of translations on warped images */
+    /* verify.c: the quarter-frame correlator and the reference's quarter spectra, with the regions they were
+     * made for (w == 0: none) */
+    pc_core qpc;
+    fftwf_complex *qspec[4];
+    double qenergy[4];
+    placement qkey[4];
 };
 
-/* context.c: fills out from a frame-coordinate transform found for a moving image placed as pl. */
+/* context.c: fills out from a frame-coordinate transform found for a moving image placed as pl, with the
+ * verification's estimated mapping error (error_px) and whether the iterations converged; sets the verdict. */
 void result_fill(const reg_ctx *ctx, const placement *moving_pl, double angle_deg, double scale, double tx,
-                 double ty, const pc_peak *peak, reg_result *out);
+                 double ty, const pc_peak *peak, double error_px, int converged, reg_result *out);
 
 /* context.c: registers the region pl of view v against the reference by translation, with the overlap-window
  * pass when overlap != 0 and the parameters ask for it. */
 void translate_view(reg_ctx *ctx, const reg_view *v, const placement *pl, int overlap, pc_peak *out);
+
+/* verify.c: the quarter registrations that check a result (see there). verify_quarters registers the reference's
+ * region [x0, x1) x [y0, y1) (frame pixels), in quarters, against the same region of mv moved by (off_x, off_y)
+ * pixels, where the residual shift should be (expect_x, expect_y); returns the RMS residual in pixels (INFINITY
+ * when the region is too small to check). */
+int verify_init(reg_ctx *ctx, char *err, size_t errlen);
+void verify_free(reg_ctx *ctx);
+void verify_forget_reference(reg_ctx *ctx);
+double verify_quarters(reg_ctx *ctx, const reg_view *mv, int off_x, int off_y, double expect_x, double expect_y,
+                       int x0, int y0, int x1, int y1);
+
+/* context.c: the region [x0, x1) x [y0, y1) of the reference's frame that the moving region pl, moved by the
+ * integer shift (sx, sy), also covers. */
+void shared_region(const reg_ctx *ctx, const placement *pl, int sx, int sy, int *x0, int *y0, int *x1, int *y1);
 
 /* similarity.c: the log-polar members of a context. */
 int similarity_init(reg_ctx *ctx, char *err, size_t errlen);

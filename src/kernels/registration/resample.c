@@ -1,11 +1,12 @@
 /* resample.c -- geometric resampling for registration: warping an image by a similarity transform (bicubic,
  * Keys a = -0.5) and changing its pixel size (area averaging when shrinking, bicubic when enlarging). */
-#include "kernels/registration/registration.h"
+#include "kernels/registration/registration_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 
 #include "core/base/base.h"
+#include "core/parallel/parallel.h"
 
 /* Keys' cubic convolution weights for a sample at fraction t (0 <= t < 1) past the second of four taps. */
 static void cubic_weights(float t, float w[4])
@@ -42,19 +43,51 @@ static float bicubic(const float *src, int w, int h, float x, float y)
     return sum;
 }
 
+/* A warp split into bands of rows, one work item each (disjoint rows of dst). */
+typedef struct warp_job {
+    const float *src;
+    int w, h;
+    float *dst;
+    int dw, dh, rows;
+    double c, s, cx, cy, tx, ty;
+    float fill;
+} warp_job;
+
+#define WARP_BAND_ROWS 32
+
+static void warp_band(void *arg, int item, int worker)
+{
+    (void)worker;
+    const warp_job *j = arg;
+    int last = (item + 1) * WARP_BAND_ROWS < j->dh ? (item + 1) * WARP_BAND_ROWS : j->dh;
+    for (int py = item * WARP_BAND_ROWS; py < last; py++) {
+        /* A = scale * [[cos, sin], [-sin, cos]] on (x, y); see register.h. */
+        double bx = j->s * (py - j->cy) + j->cx + j->tx, by = j->c * (py - j->cy) + j->cy + j->ty;
+        float *out = j->dst + (size_t)py * j->dw;
+        for (int px = 0; px < j->dw; px++) {
+            double x = j->c * (px - j->cx) + bx, y = -j->s * (px - j->cx) + by;
+            out[px] = (x < -0.5 || y < -0.5 || x > j->w - 0.5 || y > j->h - 0.5)
+                          ? j->fill : bicubic(j->src, j->w, j->h, (float)x, (float)y);
+        }
+    }
+}
+
+void warp_threads(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
+                  double cx, double cy, double tx, double ty, float fill, int threads)
+{
+    double th = angle_deg * M_PI / 180;
+    warp_job j = {.src = src, .w = w, .h = h, .dst = dst, .dw = dw, .dh = dh, .c = scale * cos(th),
+                  .s = scale * sin(th), .cx = cx, .cy = cy, .tx = tx, .ty = ty, .fill = fill};
+    int bands = (dh + WARP_BAND_ROWS - 1) / WARP_BAND_ROWS;
+    if (threads > 1) parallel_for(bands, threads, warp_band, &j);
+    else
+        for (int b = 0; b < bands; b++) warp_band(&j, b, 0);
+}
+
 void reg_warp(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
               double cx, double cy, double tx, double ty, float fill)
 {
-    double th = angle_deg * M_PI / 180, c = scale * cos(th), s = scale * sin(th);
-    for (int py = 0; py < dh; py++) {
-        /* A = scale * [[cos, sin], [-sin, cos]] on (x, y); see register.h. */
-        double bx = s * (py - cy) + cx + tx, by = c * (py - cy) + cy + ty;
-        for (int px = 0; px < dw; px++) {
-            double x = c * (px - cx) + bx, y = -s * (px - cx) + by;
-            dst[(size_t)py * dw + px] = (x < -0.5 || y < -0.5 || x > w - 0.5 || y > h - 0.5)
-                                            ? fill : bicubic(src, w, h, (float)x, (float)y);
-        }
-    }
+    warp_threads(src, w, h, dst, dw, dh, angle_deg, scale, cx, cy, tx, ty, fill, 1);
 }
 
 /* Weights of one axis: output q takes taps first[q] .. first[q] + count - 1 with weights wt[q * taps + i]. */

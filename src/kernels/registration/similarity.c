@@ -65,7 +65,8 @@ static void refine_translation(reg_ctx *ctx, double angle_deg, double scale, dou
                                double disc, pc_peak *peak)
 {
     double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
-    reg_warp(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill);
+    warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill,
+                 ctx->p.threads);
     if (disc > 0) {
         /* Twice: the second time with the moving disc moved onto the content the reference's disc holds, since
          * two windows at one place pull the shift toward zero. */
@@ -131,6 +132,27 @@ static double refine_by_parabola(reg_ctx *ctx, double x, double other, double st
     return x + fmax(-1, fmin(1, offset)) * step;
 }
 
+/* The transform's verdict: the moving image warped by it onto the reference, checked in quarters (verify.c) over
+ * the disc's inscribed square (or the reference's region when there is no disc). */
+static double verify_similarity(reg_ctx *ctx, double angle_deg, double scale, double tx, double ty, float fill,
+                                double disc)
+{
+    const placement *r = &ctx->ref_pl;
+    double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
+    warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, tx, ty, fill,
+                 ctx->p.threads);
+    reg_view v = {.data = ctx->warped, .width = ctx->w, .height = ctx->h};
+    int x0 = r->at_x, y0 = r->at_y, x1 = r->at_x + r->w, y1 = r->at_y + r->h;
+    if (disc > 0) {
+        double dx = r->at_x + (r->w - 1) / 2.0, dy = r->at_y + (r->h - 1) / 2.0, half = disc / sqrt(2);
+        x0 = (int)ceil(dx - half);
+        y0 = (int)ceil(dy - half);
+        x1 = (int)floor(dx + half) + 1;
+        y1 = (int)floor(dy + half) + 1;
+    }
+    return verify_quarters(ctx, &v, 0, 0, 0, 0, x0, y0, x1, y1);
+}
+
 int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen)
 {
     placement pl;
@@ -172,15 +194,30 @@ int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *
      * rotated moving region covers entirely: its missing corners would otherwise bias the translation. */
     double step_angle = 45.0 / ctx->lp.angles, step_log_scale = ctx->lp.log_step / 4;
     double disc = ctx->p.iterations > 1 ? prepare_disc(ctx, &pl, angle, scale, tx, ty) : 0;
-    for (int it = 1; it < ctx->p.iterations; it++, step_angle /= 2, step_log_scale /= 2) {
+    /* A round's update: how far it moves a pixel at the frame's RMS radius (at most). The probe steps halve every
+     * round, so on noisy images, whose correlation curves wobble at fine steps, the updates still shrink. */
+    double radius = sqrt(((double)ctx->w * ctx->w + (double)ctx->h * ctx->h) / 12);
+    /* Translations are found on the 1/upsample lattice: a diagonal step of it is the finest update there is. */
+    double tolerance = fmax(ctx->p.tolerance, 1.000001 * M_SQRT2 / ctx->p.upsample);
+    int rounds = 0, converged = 0;
+    while (!converged && rounds + 1 < ctx->p.iterations) {
+        double angle0 = angle, scale0 = scale, tx0 = tx, ty0 = ty;
         angle = refine_by_parabola(ctx, angle, log(scale), step_angle, 0, &tx, &ty, fill, disc, &peak);
         scale = exp(refine_by_parabola(ctx, log(scale), angle, step_log_scale, 1, &tx, &ty, fill, disc, &peak));
         refine_translation(ctx, angle, scale, &tx, &ty, fill, disc, &peak);
+        rounds++;
+        double update = hypot(tx - tx0, ty - ty0) +
+                        radius * (fabs(angle - angle0) * M_PI / 180 + fabs(log(scale / scale0)));
+        converged = update <= tolerance;
+        step_angle /= 2;
+        step_log_scale /= 2;
     }
+    double error_px = verify_similarity(ctx, angle, scale, tx, ty, fill, disc);
     ctx->pc.band = band;
     band_support(&ctx->pc, ctx->pc.band);
     if (angle > 180) angle -= 360;
     if (angle <= -180) angle += 360;
-    result_fill(ctx, &pl, angle, scale, tx, ty, &peak, out);
+    result_fill(ctx, &pl, angle, scale, tx, ty, &peak, error_px, converged, out);
+    out->iterations = rounds;
     return 0;
 }

@@ -3,8 +3,8 @@
  *
  *   reloc-register REF MOVING [--similarity] [--upsample N] [--window hann|tukey|none] [--tukey-alpha A]
  *       [--whitening P] [--band-low F] [--band-high F] [--contrast-invariant] [--min-psr V]
- *       [--min-correlation C] [--overlap-windows 0|1] [--iterations N] [--threads N]
- *       [--effort estimate|measure|patient] [--wisdom FILE] [--pixel-size UM] [--moving-pixel-size UM]
+ *       [--min-correlation C] [--max-error PX] [--overlap-windows 0|1] [--iterations N]
+ *       [--tolerance PX] [--threads N] [--effort estimate|measure|patient] [--wisdom FILE] [--pixel-size UM] [--moving-pixel-size UM]
  *       [--roi-ref X,Y,W,H] [--roi-moving X,Y,W,H] [--repeat N]
  *
  * REF and MOVING are anything image_read accepts. Pixel sizes default to those in the files; when both images'
@@ -31,7 +31,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: reloc-register REF MOVING [--similarity] [--upsample N] [--window hann|tukey|none] "
                     "[--tukey-alpha A] [--whitening P] [--band-low F] [--band-high F] [--contrast-invariant] "
-                    "[--min-psr V] [--min-correlation C] [--overlap-windows 0|1] [--iterations N] [--threads N] "
+                    "[--min-psr V] [--min-correlation C] [--max-error PX] [--overlap-windows 0|1] [--iterations N] "
+                    "[--tolerance PX] [--threads N] "
                     "[--effort estimate|measure|patient] "
                     "[--wisdom FILE] [--pixel-size UM] [--moving-pixel-size UM] [--roi-ref X,Y,W,H] "
                     "[--roi-moving X,Y,W,H] [--repeat N]\n");
@@ -97,6 +98,12 @@ static void print_json(const reg_result *r, const reg_params *p, int similarity,
     cJSON_AddNumberToObject(o, "peak", r->peak);
     cJSON_AddNumberToObject(o, "psr", r->psr);
     cJSON_AddNumberToObject(o, "min_psr", p->min_psr);
+    cJSON_AddNumberToObject(o, "error_px", r->error_px);
+    cJSON_AddNumberToObject(o, "max_error_px", p->max_error);
+    if (similarity) {
+        cJSON_AddNumberToObject(o, "iterations", r->iterations);
+        cJSON_AddBoolToObject(o, "converged", r->converged);
+    }
     cJSON_AddBoolToObject(o, "confident", r->confident);
     cJSON_AddNumberToObject(o, "upsample", p->upsample);
     cJSON_AddNumberToObject(o, "frame_width", fw);

@@ -148,9 +148,11 @@ int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double
  * it ends; NULL at the edge); the row's own is written to `exit_out` for [x0, x1), and for the ghost columns beyond
  * a side when the span reaches it. Both are xrf_exit_state_size doubles; the row arrays are whole rows (by x). */
 size_t xrf_exit_state_size(const xrf_config *cfg, int width);
+/* Working memory of one xrf_solve_span call (doubles), owned by the caller so that a sweep allocates it once. */
+size_t xrf_span_scratch_size(const xrf_config *cfg, int width);
 void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
                     const double *const *counts_row, const double *i0_row, const double *exit_next, double *exit_out,
-                    double *const *corrected_row, double *const *fractions_row);
+                    double *const *corrected_row, double *const *fractions_row, double *span_scratch);
 /* Pixel x of a row reads pixels [x + lowest, x + highest] of the next row toward the detector (planar faces). */
 void xrf_exit_stencil(const xrf_config *cfg, int *lowest, int *highest);
 

@@ -4,14 +4,18 @@
  *
  * The state a row leaves for the rows before it: planar faces, its exit state (xrf_exit_state_size per row);
  * face escape, its row of the depth map (the solver reads the whole map). */
+#include "kernels/xrf/xrf_internal.h"
 #include "kernels/xrf/xrf.h"
 
 #include "core/base/base.h"
 
+#include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int xrf_maps_alloc(xrf_maps *m, int width, int height, int n_elements)
 {
@@ -68,8 +72,11 @@ static void solve_row(const xrf_config *cfg, int width, int height, int y, const
         return;
     }
     size_t state = xrf_exit_state_size(cfg, width);
+    double *scratch = xmalloc(xrf_span_scratch_size(cfg, width) * sizeof *scratch);
     xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width,
-                   y == height - 1 ? NULL : read + state * (y + 1), write + state * y, corrected_row, fractions_row);
+                   y == height - 1 ? NULL : read + state * (y + 1), write + state * y, corrected_row, fractions_row,
+                   scratch);
+    free(scratch);
 }
 
 static size_t all_rows_state_size(const xrf_config *cfg, int width, int height)
@@ -77,6 +84,49 @@ static size_t all_rows_state_size(const xrf_config *cfg, int width, int height)
     return cfg->num.faces == XRF_FACES_ESCAPE ? xrf_depth_map_size(cfg, width, height)
                                               : xrf_exit_state_size(cfg, width) * height;
 }
+
+/* The planar sweep on both cores. Rows are solved one after the other (each needs the state of the row toward the
+ * detector), each row in two spans at once: the calling thread takes [0, split), a helper thread [split, width).
+ * A row's pixels do not depend on each other and each span runs the same row solver, so the result is the one
+ * thread's, bit for bit. Ownership: row y's state is written into states[y & 1] (each thread its own columns) and
+ * read from states[(y + 1) & 1]; the barrier after every row orders these. */
+typedef struct planar_sweep {
+    const xrf_config *cfg;
+    int width, height, split;
+    const double *const *counts;
+    const double *i0;
+    xrf_maps *corrected, *fractions;
+    double *states[2];
+    pthread_barrier_t row_done;
+} planar_sweep;
+
+static void sweep_span(planar_sweep *job, int x0, int x1)
+{
+    const xrf_config *cfg = job->cfg;
+    double *scratch = xmalloc(xrf_span_scratch_size(cfg, job->width) * sizeof *scratch);
+    for (int y = job->height - 1; y >= 0; y--) {
+        const double *counts_row[XRF_MAX_ELEMENTS];
+        double *corrected_row[XRF_MAX_ELEMENTS], *fractions_row[XRF_MAX_ELEMENTS];
+        const_row_pointers(job->counts, cfg->n_elements, job->width, y, counts_row);
+        row_pointers(job->corrected->map, cfg->n_elements, job->width, y, corrected_row);
+        row_pointers(job->fractions->map, cfg->n_elements, job->width, y, fractions_row);
+        xrf_solve_span(cfg, job->width, job->height, y, x0, x1, counts_row, job->i0 + (size_t)y * job->width,
+                       y == job->height - 1 ? NULL : job->states[(y + 1) & 1], job->states[y & 1], corrected_row,
+                       fractions_row, scratch);
+        if (job->split < job->width) pthread_barrier_wait(&job->row_done);
+    }
+    free(scratch);
+}
+
+static void *sweep_right_span(void *arg)
+{
+    planar_sweep *job = arg;
+    sweep_span(job, job->split, job->width);
+    return NULL;
+}
+
+/* Maps narrower than this are swept by one thread: a barrier per row would cost more than it saves. */
+#define XRF_TWO_THREAD_MIN_WIDTH 32
 
 static int gauss_seidel(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
                         xrf_maps *corrected, xrf_maps *fractions)
@@ -89,21 +139,26 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
     }
     /* Planar faces: only the previous row's state is needed. */
     size_t state = xrf_exit_state_size(cfg, width);
-    double *next = xmalloc(state * sizeof *next), *cur = xmalloc(state * sizeof *cur);
-    for (int y = height - 1; y >= 0; y--) {
-        const double *counts_row[XRF_MAX_ELEMENTS];
-        double *corrected_row[XRF_MAX_ELEMENTS], *fractions_row[XRF_MAX_ELEMENTS];
-        const_row_pointers(counts, cfg->n_elements, width, y, counts_row);
-        row_pointers(corrected->map, cfg->n_elements, width, y, corrected_row);
-        row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
-        xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width,
-                       y == height - 1 ? NULL : next, cur, corrected_row, fractions_row);
-        double *swap = next;
-        next = cur;
-        cur = swap;
+    planar_sweep job = {.cfg = cfg, .width = width, .height = height, .split = width, .counts = counts, .i0 = i0,
+                        .corrected = corrected, .fractions = fractions};
+    job.states[0] = xmalloc(state * sizeof(double));
+    job.states[1] = xmalloc(state * sizeof(double));
+    pthread_t helper;
+    if (width >= XRF_TWO_THREAD_MIN_WIDTH && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
+        job.split = width / 2;
+        pthread_barrier_init(&job.row_done, NULL, 2);
+        if (pthread_create(&helper, NULL, sweep_right_span, &job) != 0) {
+            pthread_barrier_destroy(&job.row_done);
+            job.split = width;
+        }
     }
-    free(next);
-    free(cur);
+    sweep_span(&job, 0, job.split);
+    if (job.split < width) {
+        pthread_join(helper, NULL);
+        pthread_barrier_destroy(&job.row_done);
+    }
+    free(job.states[0]);
+    free(job.states[1]);
     return 1;
 }
 
@@ -161,11 +216,23 @@ static int jacobi(const xrf_config *cfg, int width, int height, const double *co
     return -1;
 }
 
+/* Values that are not finite and above `low` (NaN and infinities included): one pass over a contiguous array
+ * without branches, so that validating the input costs little beside the correction. */
+XRF_VECTOR_CLONES
+static size_t count_outside(const double *v, size_t n, double low)
+{
+    size_t outside = 0;
+    for (size_t i = 0; i < n; i++) outside += !(v[i] > low) | !(v[i] <= DBL_MAX);
+    return outside;
+}
+
 int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
                       xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen)
 {
     size_t pixels = (size_t)width * height;
-    for (size_t p = 0; p < pixels; p++) {
+    int suspect = count_outside(i0, pixels, 0) > 0;
+    for (int c = 0; c < cfg->n_elements; c++) suspect |= count_outside(counts[c], pixels, -DBL_TRUE_MIN) > 0;
+    for (size_t p = 0; suspect && p < pixels; p++) {
         int bad = !(i0[p] > 0) || !isfinite(i0[p]);
         for (int c = 0; c < cfg->n_elements && !bad; c++) bad = !(counts[c][p] >= 0) || !isfinite(counts[c][p]);
         if (bad) {

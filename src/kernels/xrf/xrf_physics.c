@@ -3,6 +3,7 @@
  * detector for planar faces, summed ray by ray with face escape), the cone-averaged exit factor, the row solvers
  * that invert them, and the forward model that renders a 3D phantom into detected maps with the same functions.
  * See xrf.h for the geometry and the numerical choices. */
+#include "kernels/xrf/xrf_internal.h"
 #include "kernels/xrf/xrf.h"
 
 #include "core/base/base.h"
@@ -51,6 +52,47 @@ static double beam_factor(int n_voxels, double a)
     return expm1(-n_voxels * a) / (n_voxels * expm1(-a));
 }
 
+/* exp(x) for x <= 709 to 1e-14 relative, 0 below -708, without branches or calls so that loops over it
+ * vectorise: x = k ln2 + r with |r| <= ln2/2, exp(r) by its Taylor polynomial to r^11 (remainder below
+ * 0.347^12 / 12! = 7e-15), 2^k put in the exponent. */
+static inline double vector_exp(double x)
+{
+    const double shifter = 6755399441055744.0;   /* 1.5 * 2^52: adding it rounds to an integer in the low bits */
+    double clamped = x < -708.0 ? -708.0 : x;
+    double k = clamped * 1.4426950408889634 + shifter;
+    uint64_t k_bits;
+    memcpy(&k_bits, &k, sizeof k_bits);
+    k -= shifter;
+    double r = (clamped - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    double p = 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t scale_bits = (k_bits - 0x4338000000000000ULL + 1023) << 52;
+    double scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return x < -708.0 ? 0.0 : p * scale;
+}
+
+/* expm1(x) for x <= 0 to a few 1e-16 relative: the Taylor series to x^14 near 0, exp(x) - 1 beyond. */
+static inline double vector_expm1(double x)
+{
+    double p = 1.0 / 87178291200.0;
+    static const double inverse_factorials[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
+                                                1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
+                                                1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0};
+    for (int i = 0; i < 13; i++) p = p * x + inverse_factorials[i];
+    return x > -0.5 ? p * x : vector_exp(x) - 1.0;
+}
+
 /* ---- Planar faces: exit paths along digital lines, clipped exactly at the map edges ----
  *
  * The exit ray of direction t from pixel (x, y) is the straight line X = x + (Y - y) s (s = theta_slope[t], X and Y
@@ -79,17 +121,20 @@ size_t xrf_exit_state_size(const xrf_config *cfg, int width)
 static int line_offset(double slope, int row) { return (int)floor(row * slope + 0.5); }
 
 /* Y where the line X = x_at_row0 + Y slope leaves the map (through the top or a side). */
-static double path_end(double slope, int width, int height, double x_at_row0)
+static inline double path_end(double slope, int width, int height, double x_at_row0)
 {
     double top = height - 0.5;
-    if (slope < 0) return fmin(top, (-0.5 - x_at_row0) / slope);
-    if (slope > 0) return fmin(top, (width - 0.5 - x_at_row0) / slope);
-    return top;
+    double inverse = 1.0 / slope;   /* loop-invariant where this is inlined: a product per column, not a division */
+    double side = slope < 0 ? (-0.5 - x_at_row0) * inverse : slope > 0 ? (width - 0.5 - x_at_row0) * inverse : top;
+    return side < top ? side : top;
 }
+
+static inline double positive_part(double v) { return v > 0 ? v : 0; }
 
 /* tau[(c * n_theta + t) * width + x] for x in [x0, x1): optical depth (unit path weight) along direction t from the
  * top edge of pixel (x, y) to where the ray leaves the map, at the line of element c, from the state of row y + 1
  * (NULL: row y is at the detector edge). `clip` is scratch of width doubles. */
+XRF_VECTOR_CLONES
 static void exit_depths(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *exit_next,
                         double *tau, double *clip)
 {
@@ -99,41 +144,80 @@ static void exit_depths(const xrf_config *cfg, int width, int height, int y, int
         int o = line_offset(s, y), delta = line_offset(s, y + 1) - o;
         /* Path of the pixel's own ray minus the path its line has accumulated. */
         for (int x = x0; x < x1; x++)
-            clip[x] = fmax(0, path_end(s, width, height, x - y * s) - start) -
-                      fmax(0, path_end(s, width, height, x - o) - start);
+            clip[x] = positive_part(path_end(s, width, height, x - y * s) - start) -
+                      positive_part(path_end(s, width, height, x - o) - start);
         for (int c = 0; c < cfg->n_elements; c++) {
             double *out = tau + ((size_t)c * n_theta + t) * width;
             if (!exit_next) {
                 for (int x = x0; x < x1; x++) out[x] = 0;
                 continue;
             }
-            const double *a = exit_next + ((size_t)c * n_theta + t) * 2 * w2 + g + delta, *e = a + w2;
-            for (int x = x0; x < x1; x++) out[x] = fmax(0, a[x] + e[x] * clip[x]);
+            const double *restrict a = exit_next + ((size_t)c * n_theta + t) * 2 * w2 + g + delta, *restrict e = a + w2;
+            const double *restrict crossing = clip;
+            double *restrict depth = out;
+            for (int x = x0; x < x1; x++) depth[x] = positive_part(a[x] + e[x] * crossing[x]);
         }
     }
 }
 
 /* The state of columns [j0, j1) of row y (ghost columns are j < 0 and j >= width) from the row's depths
- * (depth_row[c][x], x in [0, width)) and the state of row y + 1 (NULL: nothing toward the detector). */
+ * (depth_row[c][x], x in [0, width)) and the state of row y + 1 (NULL: nothing toward the detector). Per line: A the
+ * depth from this row on, E the depth where the line ends. A line whose step to the next row leaves the ghost
+ * margin (|slope| + 2 columns) left the map rows ago; inside the map no step does. */
+XRF_VECTOR_CLONES
 static void store_row_state(const xrf_config *cfg, int width, int height, int y, int j0, int j1,
                             const double *const *depth_row, const double *exit_next, double *exit_out)
 {
+    enum { BLOCK = 256 };
     int n_theta = cfg->num.n_theta, g = cfg->ghost_columns, w2 = row_width(cfg, width);
+    int inner0 = j0 > 0 ? j0 : 0, inner1 = j1 < width ? j1 : width;
+    double row_start = y - 0.5, row_end = y + 0.5;
     for (int t = 0; t < n_theta; t++) {
         double s = cfg->theta_slope[t];
         int o = line_offset(s, y), delta = line_offset(s, y + 1) - o;
-        for (int c = 0; c < cfg->n_elements; c++) {
-            size_t block = ((size_t)c * n_theta + t) * 2 * w2 + g;
-            double *a = exit_out + block, *e = a + w2;
-            const double *a_next = exit_next ? exit_next + block : NULL, *e_next = a_next ? a_next + w2 : NULL;
-            for (int j = j0; j < j1; j++) {
-                double end = path_end(s, width, height, j - o);
-                double length = fmin(1, fmax(0, end - (y - 0.5)));   /* of row y, on this line */
-                double d = depth_row[c][j < 0 ? 0 : j >= width ? width - 1 : j];
-                int from = j + delta, inside = a_next && from >= -g && from < width + g;
-                a[j] = d * length + (inside ? a_next[from] : 0);
-                e[j] = inside && end > y + 0.5 ? e_next[from] : d;
+        size_t first_block = (size_t)t * 2 * w2 + g, element_stride = (size_t)n_theta * 2 * w2;
+        /* Inside the map, in blocks of columns: the lines' geometry once, then every element branch-free. */
+        for (int b0 = inner0; b0 < inner1; b0 += BLOCK) {
+            int b1 = inner1 - b0 > BLOCK ? b0 + BLOCK : inner1;
+            double length[BLOCK], carried[BLOCK];   /* of row y on each line; 1: the line goes on beyond row y */
+            for (int j = b0; j < b1; j++) {
+                double end = path_end(s, width, height, j - o), l = end - row_start;
+                length[j - b0] = l < 0 ? 0 : l > 1 ? 1 : l;
+                carried[j - b0] = end > row_end ? 1 : 0;
             }
+            for (int c = 0; c < cfg->n_elements; c++) {
+                size_t block = first_block + c * element_stride;
+                double *restrict a = exit_out + block + b0, *restrict e = a + w2;
+                const double *restrict d = depth_row[c] + b0;
+                if (!exit_next) {
+                    for (int k = 0; k < b1 - b0; k++) {
+                        a[k] = d[k] * length[k];
+                        e[k] = d[k];
+                    }
+                    continue;
+                }
+                const double *restrict a_next = exit_next + block + delta + b0, *restrict e_next = a_next + w2;
+                for (int k = 0; k < b1 - b0; k++) {
+                    a[k] = d[k] * length[k] + a_next[k];
+                    e[k] = carried[k] != 0 ? e_next[k] : d[k];
+                }
+            }
+        }
+        /* The ghost columns on either side, one by one (a few per row). */
+        int step_lo = exit_next ? -g - delta : 0, step_hi = exit_next ? width + g - delta : 0;
+        int ghost_ranges[2][2] = {{j0, j1 < 0 ? j1 : 0}, {j0 > width ? j0 : width, j1}};
+        for (int c = 0; c < cfg->n_elements; c++) {
+            size_t block = first_block + c * element_stride;
+            double *a = exit_out + block, *e = a + w2;
+            const double *a_next = exit_next ? exit_next + block + delta : a, *e_next = a_next + w2;
+            for (int side = 0; side < 2; side++)
+                for (int j = ghost_ranges[side][0]; j < ghost_ranges[side][1]; j++) {
+                    double end = path_end(s, width, height, j - o), length = end - row_start;
+                    double dj = depth_row[c][side == 0 ? 0 : width - 1];
+                    int step = j >= step_lo && j < step_hi;
+                    a[j] = dj * (length < 0 ? 0 : length > 1 ? 1 : length) + (step ? a_next[j] : 0);
+                    e[j] = step && end > row_end ? e_next[j] : dj;
+                }
         }
     }
 }
@@ -199,17 +283,17 @@ typedef void (*pixel_factor_fn)(const void *ctx, const double *depth, double *fa
 
 /* Solves one pixel: the weight fractions w with counts = I0 S w factor(w), by fixed point from the raw fractions.
  * The pixel enters its own factor only through the beam and the source voxel, a fraction of one pixel's depth:
- * a contraction, converged to 1e-15. When the factor's dependence on the pixel is common to all elements
- * (`ratios_fixed`: planar faces, source voxel excluded, where only the beam depends on it) one round is exact. */
+ * a contraction, converged to 1e-15. (Planar faces with the source voxel excluded need no iteration: see
+ * solve_row_excluded.) */
 static void solve_pixel(const xrf_config *cfg, const double *counts, double i0, pixel_factor_fn factor_of,
-                        const void *ctx, int ratios_fixed, double *w, double *depth, double *factor)
+                        const void *ctx, double *w, double *depth, double *factor)
 {
     int n = cfg->n_elements;
     double yield[XRF_MAX_ELEMENTS];
     for (int c = 0; c < n; c++) yield[c] = counts[c] / (i0 * cfg->element[c].sensitivity);
     fractions_from_yields(cfg, yield, w);
     pixel_depths(cfg, w, depth);
-    for (int it = 0; it < (ratios_fixed ? 1 : 200); it++) {
+    for (int it = 0; it < 200; it++) {
         factor_of(ctx, depth, factor);
         for (int c = 0; c < n; c++) yield[c] = counts[c] / (i0 * cfg->element[c].sensitivity * factor[c]);
         double previous[XRF_MAX_ELEMENTS], change = 0;
@@ -224,57 +308,155 @@ static void solve_pixel(const xrf_config *cfg, const double *counts, double i0, 
 
 /* Planar faces: the exit factors come from the row's optical depths; without the source voxel they do not depend
  * on the pixel and are computed once. */
+/* Planar faces with half the source voxel: the exit factors depend on the pixel's own depths. */
 typedef struct planar_pixel {
     const xrf_config *cfg;
     const double *tau;
     int width, x;
-    double afl[XRF_MAX_ELEMENTS];
 } planar_pixel;
 
 static void planar_factor(const void *ctx, const double *depth, double *factor)
 {
     const planar_pixel *pp = ctx;
     double afl[XRF_MAX_ELEMENTS];
-    const double *exit = pp->afl;
-    if (pp->cfg->num.source_voxel == XRF_SOURCE_HALF) {
-        exit_factors(pp->cfg, pp->tau, pp->width, pp->x, depth, afl);
-        exit = afl;
-    }
+    exit_factors(pp->cfg, pp->tau, pp->width, pp->x, depth, afl);
     double beam = beam_factor(pp->cfg->depth_voxels, voxel_beam_depth(pp->cfg, depth[0]));
-    for (int c = 0; c < pp->cfg->n_elements; c++) factor[c] = beam * exit[c];
+    for (int c = 0; c < pp->cfg->n_elements; c++) factor[c] = beam * afl[c];
+}
+
+/* Source voxel excluded: a pixel's exit factors do not depend on its own composition and its beam factor is common
+ * to all its elements, so the fractions follow from the yields divided by the exit factors in one step; the row
+ * is solved in passes over contiguous arrays. scratch: (n_elements + 2) * width doubles. */
+XRF_VECTOR_CLONES
+static void solve_row_excluded(const xrf_config *cfg, int width, int x0, int x1, const double *tau,
+                               const double *const *counts_row, const double *i0_row, double *scratch,
+                               double *const *corrected_row, double *const *fractions_row, double *const *depth_row)
+{
+    /* Every loop works through restrict-qualified local pointers: the build does not assume strict aliasing, so a
+     * store through a row pointer taken from an array of pointers would otherwise forbid vectorising. */
+    const xrf_numerics *num = &cfg->num;
+    int n = cfg->n_elements, mean_exp = num->averaging == XRF_AVG_MEAN_EXP;
+    double norm = 1.0 / (num->n_theta * num->n_phi);
+    double *restrict total = scratch + (size_t)n * width, *restrict beam = total + width;
+    const double *restrict i0 = i0_row;
+    for (int c = 0; c < n; c++) {
+        double *restrict afl = scratch + (size_t)c * width;
+        for (int x = x0; x < x1; x++) afl[x] = 0;
+        for (int t = 0; t < num->n_theta; t++) {
+            const double *restrict depth = tau + ((size_t)c * num->n_theta + t) * width;
+            for (int k = 0; k < cfg->n_distinct[t]; k++) {
+                double weight = cfg->distinct_weight[t][k], count = cfg->distinct_count[t][k];
+                if (mean_exp)
+                    for (int x = x0; x < x1; x++) afl[x] += count * vector_exp(-weight * depth[x]);
+                else
+                    for (int x = x0; x < x1; x++) afl[x] += count * weight * depth[x];
+            }
+        }
+        if (mean_exp)
+            for (int x = x0; x < x1; x++) afl[x] *= norm;
+        else
+            for (int x = x0; x < x1; x++) afl[x] = vector_exp(-afl[x] * norm);
+    }
+    /* Yields corrected for the exit (the beam cancels), and their sum. */
+    for (int x = x0; x < x1; x++) total[x] = 0;
+    for (int c = 0; c < n; c++) {
+        const double *restrict afl = scratch + (size_t)c * width, *restrict counts = counts_row[c];
+        double *restrict yield = fractions_row[c], inverse_sensitivity = 1.0 / cfg->element[c].sensitivity;
+        for (int x = x0; x < x1; x++) {
+            yield[x] = counts[x] * inverse_sensitivity / (i0[x] * afl[x]);
+            total[x] += yield[x];
+        }
+    }
+    double measured_share = 1 - cfg->matrix_total;
+    for (int x = x0; x < x1; x++) total[x] = total[x] > 0 ? measured_share / total[x] : 0;
+    for (int c = 0; c < n; c++) {
+        double *restrict w = fractions_row[c];
+        for (int x = x0; x < x1; x++) w[x] *= total[x];
+    }
+    /* Density (fixed or volume-additive) times pixel length, 0 for an empty pixel: into total. */
+    double matrix_inverse_density = 0, matrix_mu[1 + XRF_MAX_ELEMENTS];
+    for (int m = 0; m < cfg->n_matrix; m++) matrix_inverse_density += cfg->matrix[m].fraction / cfg->matrix[m].density;
+    for (int k = 0; k <= n; k++) {
+        matrix_mu[k] = 0;
+        for (int m = 0; m < cfg->n_matrix; m++) matrix_mu[k] += cfg->matrix[m].fraction * cfg->mu_mass[n + m][k];
+    }
+    double *restrict measured = beam;   /* beam is free until the depths below */
+    for (int x = x0; x < x1; x++) {
+        measured[x] = 0;
+        total[x] = matrix_inverse_density;
+    }
+    for (int c = 0; c < n; c++) {
+        const double *restrict w = fractions_row[c];
+        double inverse_density = 1.0 / cfg->element[c].density;
+        for (int x = x0; x < x1; x++) {
+            measured[x] += w[x];
+            total[x] += w[x] * inverse_density;
+        }
+    }
+    double length_cm = cfg->pixel_um * 1e-4, fixed_density = cfg->density;
+    for (int x = x0; x < x1; x++) {
+        double rho = fixed_density > 0 ? fixed_density : 1 / total[x];
+        total[x] = measured[x] > 0 ? rho * length_cm : 0;
+    }
+    /* Depths at every energy: the beam (into beam[]) and each element's line. */
+    for (int k = 0; k <= n; k++) {
+        double *restrict depth = k == 0 ? beam : depth_row[k - 1];
+        for (int x = x0; x < x1; x++) depth[x] = matrix_mu[k];
+        for (int c = 0; c < n; c++) {
+            const double *restrict w = fractions_row[c];
+            double mu = cfg->mu_mass[c][k];
+            for (int x = x0; x < x1; x++) depth[x] += w[x] * mu;
+        }
+        for (int x = x0; x < x1; x++) depth[x] *= total[x];
+    }
+    double voxel_per_pixel = (cfg->thickness_um / cfg->depth_voxels) / cfg->pixel_um, voxels = cfg->depth_voxels;
+    for (int x = x0; x < x1; x++) {
+        double a = beam[x] * voxel_per_pixel;
+        beam[x] = a < 1e-300 ? 1.0 : vector_expm1(-voxels * a) / (voxels * vector_expm1(-a));
+    }
+    for (int c = 0; c < n; c++) {
+        const double *restrict afl = scratch + (size_t)c * width, *restrict counts = counts_row[c];
+        double *restrict corrected = corrected_row[c];
+        for (int x = x0; x < x1; x++) corrected[x] = counts[x] / (beam[x] * afl[x]);
+    }
+}
+
+size_t xrf_span_scratch_size(const xrf_config *cfg, int width)
+{
+    return ((size_t)cfg->n_elements * cfg->num.n_theta + 2 * cfg->n_elements + 3) * width;
 }
 
 void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
                     const double *const *counts_row, const double *i0_row, const double *exit_next, double *exit_out,
-                    double *const *corrected_row, double *const *fractions_row)
+                    double *const *corrected_row, double *const *fractions_row, double *span_scratch)
 {
     int n = cfg->n_elements;
-    double *tau = xmalloc(((size_t)n * cfg->num.n_theta + 1) * width * sizeof *tau);
-    double *depths = xmalloc((size_t)n * width * sizeof *depths), *depth_row[XRF_MAX_ELEMENTS];
+    size_t tau_size = (size_t)n * cfg->num.n_theta * width;
+    double *tau = span_scratch;
+    double *depths = tau + tau_size, *scratch = depths + (size_t)n * width, *depth_row[XRF_MAX_ELEMENTS];
     for (int c = 0; c < n; c++) depth_row[c] = depths + (size_t)c * width;
-    exit_depths(cfg, width, height, y, x0, x1, exit_next, tau, tau + (size_t)n * cfg->num.n_theta * width);
-    planar_pixel pp = {.cfg = cfg, .tau = tau, .width = width};
-    for (int x = x0; x < x1; x++) {
-        double counts[XRF_MAX_ELEMENTS], w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], factor[XRF_MAX_ELEMENTS];
-        pp.x = x;
-        if (cfg->num.source_voxel == XRF_SOURCE_EXCLUDE) {
-            static const double no_self[1 + XRF_MAX_ELEMENTS];
-            exit_factors(cfg, tau, width, x, no_self, pp.afl);
-        }
-        for (int c = 0; c < n; c++) counts[c] = counts_row[c][x];
-        solve_pixel(cfg, counts, i0_row[x], planar_factor, &pp, cfg->num.source_voxel == XRF_SOURCE_EXCLUDE, w, depth,
-                    factor);
-        for (int c = 0; c < n; c++) {
-            corrected_row[c][x] = counts[c] / factor[c];
-            fractions_row[c][x] = w[c];
-            depth_row[c][x] = depth[1 + c];
+    exit_depths(cfg, width, height, y, x0, x1, exit_next, tau, scratch);
+    if (cfg->num.source_voxel == XRF_SOURCE_EXCLUDE) {
+        solve_row_excluded(cfg, width, x0, x1, tau, counts_row, i0_row, scratch, corrected_row, fractions_row,
+                           depth_row);
+    } else {
+        planar_pixel pp = {.cfg = cfg, .tau = tau, .width = width};
+        for (int x = x0; x < x1; x++) {
+            double counts[XRF_MAX_ELEMENTS], w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS];
+            double factor[XRF_MAX_ELEMENTS];
+            pp.x = x;
+            for (int c = 0; c < n; c++) counts[c] = counts_row[c][x];
+            solve_pixel(cfg, counts, i0_row[x], planar_factor, &pp, w, depth, factor);
+            for (int c = 0; c < n; c++) {
+                corrected_row[c][x] = counts[c] / factor[c];
+                fractions_row[c][x] = w[c];
+                depth_row[c][x] = depth[1 + c];
+            }
         }
     }
     int j0, j1;
     state_columns(cfg, width, x0, x1, &j0, &j1);
     store_row_state(cfg, width, height, y, j0, j1, (const double *const *)depth_row, exit_next, exit_out);
-    free(tau);
-    free(depths);
 }
 
 void xrf_exit_state_row(const xrf_config *cfg, int width, int height, int y, const double *const *fractions_row,
@@ -448,7 +630,7 @@ void xrf_solve_span_escape(const xrf_config *cfg, int width, int height, int y, 
         double counts[XRF_MAX_ELEMENTS], w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], factor[XRF_MAX_ELEMENTS];
         escape_rays(cfg, width, height, x, y, depth_read, buffer, prefix, afl);
         for (int c = 0; c < n; c++) counts[c] = counts_row[c][x];
-        solve_pixel(cfg, counts, i0_row[x], escape_factor, &ep, 0, w, depth, factor);
+        solve_pixel(cfg, counts, i0_row[x], escape_factor, &ep, w, depth, factor);
         for (int c = 0; c < n; c++) {
             corrected_row[c][x] = counts[c] / factor[c];
             fractions_row[c][x] = w[c];

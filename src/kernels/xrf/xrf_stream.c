@@ -40,6 +40,7 @@ struct xrf_stream {
      * the exit state of every row (exit_rows) and per row the edge of the final span (final_edge).
      * Face escape: the depth map of every row (zero where nothing has arrived). */
     double *exit_state, *exit_scratch, *exit_rows, *depth_map;
+    double *span_scratch;            /* the row solver's working memory (planar faces) */
     int *final_edge;
 };
 
@@ -76,10 +77,11 @@ static void release_maps(xrf_stream *s)
     free(s->final_in_row);
     free(s->exit_state);
     free(s->exit_scratch);
+    free(s->span_scratch);
     free(s->exit_rows);
     free(s->depth_map);
     free(s->final_edge);
-    s->i0 = s->exit_state = s->exit_scratch = s->exit_rows = s->depth_map = NULL;
+    s->i0 = s->exit_state = s->exit_scratch = s->exit_rows = s->depth_map = s->span_scratch = NULL;
     s->pixel_state = NULL;
     s->final_in_row = s->final_edge = NULL;
 }
@@ -154,6 +156,8 @@ xrf_status xrf_stream_begin(xrf_stream *s, uint64_t scan_id, int width, int heig
         s->exit_state = xmalloc(state * sizeof(double));
         s->exit_scratch = xmalloc(state * sizeof(double));
     }
+    if (s->cfg.num.faces == XRF_FACES_PLANAR)
+        s->span_scratch = xmalloc(xrf_span_scratch_size(&s->cfg, width) * sizeof(double));
     log_info("xrf", "scan %" PRIu64 " started: %dx%d, %s", scan_id, width, height, direction_text(dir));
     return XRF_OK;
 }
@@ -240,7 +244,8 @@ static void solve(xrf_stream *s, int y, int x0, int x1, const double *exit_next,
         xrf_solve_span_escape(&s->cfg, w, s->info.height, y, x0, x1, counts, s->i0 + off, s->depth_map, s->depth_map,
                               corrected, fractions);
     else
-        xrf_solve_span(&s->cfg, w, s->info.height, y, x0, x1, counts, s->i0 + off, exit_next, exit_out, corrected, fractions);
+        xrf_solve_span(&s->cfg, w, s->info.height, y, x0, x1, counts, s->i0 + off, exit_next, exit_out, corrected,
+                       fractions, s->span_scratch);
 }
 
 /* Row scans: solves the whole row y after row y+1 (at_edge: nothing toward the detector). */

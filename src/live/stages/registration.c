@@ -36,6 +36,8 @@
     X(P_ERROR, "Error", PARAM_DOUBLE) \
     X(P_CONFIDENCE, "Confidence", PARAM_DOUBLE) \
     X(P_CORRELATION, "Correlation", PARAM_DOUBLE) \
+    X(P_ERROR_PX, "ErrorPx", PARAM_DOUBLE) \
+    X(P_CONVERGED, "Converged", PARAM_INT) \
     X(P_MATCH_OK, "MatchOk", PARAM_INT)
 
 enum { REGISTRATION_BEFORE_FIRST = ANALYSIS_NCOMMON - 1, REGISTRATION_PARAMS(PARAM_ENUM) };
@@ -279,6 +281,10 @@ static void publish_result(analysis_stage *s, const reg_result *res, double pixe
     param_set_double(p, P_ERROR, res->error);
     param_set_double(p, P_CONFIDENCE, res->psr);
     param_set_double(p, P_CORRELATION, res->correlation);
+    param_set_double(p, P_ERROR_PX, res->error_px);
+    param_set_int(p, P_CONVERGED, res->converged);
+    /* The kernel's calibrated verdict: the result re-registered in quarters, its estimated mapping error within
+     * max_error, and (similarity) the refinement converged. */
     param_set_int(p, P_MATCH_OK, res->confident);
 }
 
@@ -316,16 +322,18 @@ static int registration_process(analysis_stage *s, const frame *f, const float *
     publish_result(s, &res, f->pixel_size);
     snprintf(s->summary, sizeof s->summary,
              "{\"frame\": %llu, \"shift_px\": [%.4f, %.4f], \"shift_um\": [%.5g, %.5g], \"rotation_deg\": %.4f, "
-             "\"scale\": %.6f, \"confidence\": %.4g, \"match\": %s}",
+             "\"scale\": %.6f, \"confidence\": %.4g, \"error_px\": %.3g, \"match\": %s}",
              (unsigned long long)f->id, res.shift_x, res.shift_y, res.shift_x * f->pixel_size,
-             res.shift_y * f->pixel_size, res.angle_deg, res.scale, res.psr, res.confident ? "true" : "false");
+             res.shift_y * f->pixel_size, res.angle_deg, res.scale, res.psr, res.error_px,
+             res.confident ? "true" : "false");
     return 0;
 }
 
 static void registration_create(analysis_stage *s, int max_items)
 {
     registration *r = xcalloc(1, sizeof *r);
-    r->wanted = (registration_settings){.mode = MODE_TRANSLATION, .upsample = 100, .iterations = 3};
+    r->wanted = (registration_settings){.mode = MODE_TRANSLATION, .upsample = 100,
+                                       .iterations = REG_DEFAULT_MAX_ITERATIONS};
     r->ref_applied = -1;
     s->impl = r;
     param_port *p = s->port;
