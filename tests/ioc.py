@@ -132,7 +132,8 @@ def server_env(ca_port, repeater_port):
         "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
         "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
         "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "EPICS_CA_ADDR_LIST": "127.0.0.1",
+        # the IOC's own links to other IOCs search where the session's clients do (loopback only)
+        "EPICS_CA_ADDR_LIST": os.environ.get("EPICS_CA_ADDR_LIST", "127.0.0.1"),
         "EPICS_CA_AUTO_ADDR_LIST": "NO",
         # the default st.cmd's fixed ZeroMQ ports, moved to free ones so that runs can coexist
         "RELOC_PREVIEW_ENDPOINT": "tcp://127.0.0.1:*",

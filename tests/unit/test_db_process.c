@@ -336,7 +336,8 @@ static void init_errors_name_the_record(void **state)
 {
     (void)state;
     char err[512];
-    make_record("ai", "E:ai", "INP", "E:missing.VAL NPP", NULL);
+    /* (an input or output link naming no record here is a link to another IOC; a forward link must be local) */
+    make_record("ai", "E:ai", "FLNK", "E:missing", NULL);
     assert_int_equal(db_init(err, sizeof err), DB_ERR_FAILED);
     assert_non_null(strstr(err, "E:ai"));
     assert_non_null(strstr(err, "E:missing"));

@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 /* ------------------------------------------------------------------------------------------------------
@@ -123,7 +124,8 @@ typedef struct db_link {
     db_link_kind kind;
     unsigned flags;             /* DBLINK_* */
     double constant;            /* LINK_CONSTANT: the value */
-    struct db_addr *target;     /* LINK_DB: resolved at iocInit */
+    struct db_addr *target;     /* LINK_DB to a record of this IOC: resolved at iocInit */
+    struct db_ca_link *ca;      /* LINK_DB to another IOC (no such record here, or the CA modifier) */
 } db_link;
 
 struct db_record_type;
@@ -366,6 +368,9 @@ long db_process(db_record *rec);
 /* Any thread, any lock state except a module lock: queue the record for processing on a scan thread.
  * Device support uses it to complete asynchronous processing (the record runs again with pact still 1). */
 void db_request_process(db_record *rec);
+/* The `dbcar` report of links to other IOCs: those of record `name` ("" or "*": every record); level 1 adds a
+ * line per unconnected link, 2 per connected link with its server and access. Takes the db lock. */
+void db_ca_report(FILE *out, const char *name, int level);
 /* [locked] Record support: raise an alarm candidate (kept if more severe than the current candidate). */
 void db_alarm_raise(db_record *rec, uint16_t status, uint16_t severity);
 /* [locked] Record support at the end of process(): moves NSTA/NSEV to STAT/SEVR (returns the DBE_ALARM bit

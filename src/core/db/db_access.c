@@ -56,7 +56,7 @@ int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
     long n = st.nelem;
     if (*nelem > 0 && *nelem < n) n = *nelem;
     db_span src = {st.type, st.data, st.elem_size, addr};
-    db_span dst = {dbr_storage_type(type), buf, dbr_value_size(type), NULL};
+    db_span dst = {dbr_storage_type(type), buf, db_dbr_value_size(type), NULL};
     status = db_convert(&dst, &src, n);
     *nelem = status == DB_OK ? n : 0;
     return status;
@@ -193,7 +193,7 @@ int db_put_span(const db_addr *addr, const db_span *src, long nelem)
 int db_put(const db_addr *addr, dbr_value_type type, const void *buf, long nelem)
 {
     if (!valid_dbr(type)) return DB_ERR_BAD_TYPE;
-    db_span src = {dbr_storage_type(type), (void *)buf, dbr_value_size(type), NULL};
+    db_span src = {dbr_storage_type(type), (void *)buf, db_dbr_value_size(type), NULL};
     return db_put_span(addr, &src, nelem);
 }
 
@@ -223,7 +223,7 @@ static int put_field_span(const db_addr *addr, const db_span *src, long nelem)
 int db_put_field(const db_addr *addr, dbr_value_type type, const void *buf, long nelem)
 {
     if (!valid_dbr(type)) return DB_ERR_BAD_TYPE;
-    db_span src = {dbr_storage_type(type), (void *)buf, dbr_value_size(type), NULL};
+    db_span src = {dbr_storage_type(type), (void *)buf, db_dbr_value_size(type), NULL};
     db_lock();
     int status = put_field_span(addr, &src, nelem);
     db_unlock();

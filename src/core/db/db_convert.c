@@ -31,7 +31,7 @@ dbf_type dbr_storage_type(dbr_value_type type)
     return map[type];
 }
 
-size_t dbr_value_size(dbr_value_type type)
+size_t db_dbr_value_size(dbr_value_type type)
 {
     return dbf_value_size(dbr_storage_type(type));
 }
@@ -495,7 +495,7 @@ int db_put_text_locked(const db_addr *addr, const char *text, char *err, size_t 
     if (is_link_type(f->type)) {
         db_link parsed;
         if (db_link_parse(&parsed, text, err, errlen) != DB_OK) return DB_ERR_SYNTAX;
-        if ((db_is_running() || db_is_initializing()) && db_link_resolve(rec, &parsed, err, errlen) != DB_OK) {
+        if ((db_is_running() || db_is_initializing()) && db_link_resolve(rec, f, &parsed, err, errlen) != DB_OK) {
             db_link_release(&parsed);
             return DB_ERR_NOT_FOUND;
         }

@@ -41,7 +41,7 @@ typedef struct db_span {
 int db_convert(const db_span *dst, const db_span *src, long n);
 size_t dbf_value_size(dbf_type type);
 dbf_type dbr_storage_type(dbr_value_type type);
-size_t dbr_value_size(dbr_value_type type);
+size_t db_dbr_value_size(dbr_value_type type);
 void db_format_double(char *buf, size_t size, double v, int precision);
 int db_parse_double(const char *text, double *v);     /* whole text must be a number (blanks allowed) */
 /* [locked] Storage of an addr's elements: data pointer, elements held, capacity, element size and type. */
@@ -60,7 +60,9 @@ int db_addr_for_field(db_record *rec, const db_field_desc *field, int long_strin
 
 /* ---- Links (db_link.c) */
 int db_link_parse(db_link *link, const char *text, char *err, size_t errlen);
-int db_link_resolve(db_record *rec, db_link *link, char *err, size_t errlen);
+/* At iocInit (or when a link field is written): a link naming a record of this IOC points at it; one naming
+ * anything else, or carrying CA, becomes a link to another IOC (db_ca.c); a forward link must stay local. */
+int db_link_resolve(db_record *rec, const db_field_desc *field, db_link *link, char *err, size_t errlen);
 void db_link_release(db_link *link);
 /* Load a constant link into storage at init (records' VAL, calc inputs); 0 when it did. */
 int db_link_load_constant(const db_link *link, const db_span *dst);
@@ -68,6 +70,20 @@ int db_link_load_constant(const db_link *link, const db_span *dst);
  * Returns 0 with a value, 1 when the link has no value to give (none or constant), < 0 on failure. */
 int db_link_read(db_record *rec, db_link *link, const db_span *dst, long *nelem);
 int db_link_write(db_record *rec, db_link *link, const db_span *src, long nelem);
+/* ---- Links to other IOCs (db_ca.c, through libca) */
+typedef struct db_ca_link db_ca_link;
+/* At iocInit (the iocInit thread): a channel to pv for rec's link field (input: subscribed). */
+db_ca_link *db_ca_link_open(db_record *rec, const db_link *link, const char *field, int input, const char *pv);
+/* [locked] The newest update into dst (0, *nelem read, the remote alarm in stat/sevr), or -1 when there is none
+ * (not connected, no read access, no update yet). */
+int db_ca_link_read(db_ca_link *l, const db_span *dst, long *nelem, uint16_t *stat, uint16_t *sevr);
+/* [locked] Sends a put (no completion): 0, or -1 when not connected, not writable or not convertible. */
+int db_ca_link_write(db_ca_link *l, const db_span *src, long nelem);
+/* Clears the channel (no module lock held). */
+void db_ca_link_close(db_ca_link *l);
+/* After every link is closed: ends the client context (the iocInit thread). */
+void db_ca_context_end(void);
+
 /* CP/CPP links: subscribe to their targets at init, release at shutdown. */
 int db_cp_links_start(db_record *rec);
 void db_cp_links_free(db_record *rec);

@@ -78,7 +78,7 @@ static void resolve_links(db_record *rec, init_errors *e)
         const db_field_desc *f = db_field_at(rec->rtype, i);
         if (f->type != DBF_INLINK && f->type != DBF_OUTLINK && f->type != DBF_FWDLINK) continue;
         char msg[512];
-        if (db_link_resolve(rec, db_field_ptr(rec, f), msg, sizeof msg) != DB_OK) init_error(e, msg);
+        if (db_link_resolve(rec, f, db_field_ptr(rec, f), msg, sizeof msg) != DB_OK) init_error(e, msg);
     }
 }
 
@@ -195,6 +195,7 @@ void db_shutdown(void)
     db_notify_clear();
     db_scan_clear();
     records_clear();
+    db_ca_context_end();
     registry_clear();
     db_unlock();
     hook_clear(&init_hooks);

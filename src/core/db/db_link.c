@@ -1,6 +1,7 @@
 /* db_link.c -- links between records: parsing link text ("REC.FIELD PP MS", "1.5", "@driver args"),
- * resolving database links at iocInit, reading input links and writing output links with PP/MS
- * semantics, and CP/CPP monitored inputs that process their record when the target changes.
+ * resolving database links at iocInit (to this IOC's records, or through db_ca.c to other IOCs), reading input
+ * links and writing output links with PP/MS semantics, and CP/CPP monitored inputs that process their record
+ * when the target changes.
  */
 #include "core/db/db_internal.h"
 #include "core/base/base.h"
@@ -69,16 +70,25 @@ int db_link_parse(db_link *link, const char *text, char *err, size_t errlen)
     return DB_OK;
 }
 
-int db_link_resolve(db_record *rec, db_link *link, char *err, size_t errlen)
+int db_link_resolve(db_record *rec, const db_field_desc *field, db_link *link, char *err, size_t errlen)
 {
-    if (link->kind != LINK_DB || link->target) return DB_OK;
+    if (link->kind != LINK_DB || link->target || link->ca) return DB_OK;
     char name[DB_LINK_SIZE];
     str_copy(name, link->text, sizeof name);
     name[strcspn(name, " \t")] = 0;
     db_addr addr;
-    if (db_name_to_addr(name, &addr) != DB_OK) {
-        snprintf(err, errlen, "record '%s': link '%s' names no record or field of this IOC", rec->name, link->text);
+    int local = db_name_to_addr(name, &addr) == DB_OK;
+    if (field->type == DBF_FWDLINK && !local) {
+        snprintf(err, errlen, "record '%s': forward link '%s' names no record of this IOC", rec->name, link->text);
         return DB_ERR_NOT_FOUND;
+    }
+    if (!local || (link->flags & DBLINK_CA)) {
+        link->ca = db_ca_link_open(rec, link, field->name, field->type == DBF_INLINK, name);
+        if (!link->ca) {
+            snprintf(err, errlen, "record '%s': link '%s': no Channel Access client", rec->name, link->text);
+            return DB_ERR_FAILED;
+        }
+        return DB_OK;
     }
     link->target = xmalloc(sizeof *link->target);
     *link->target = addr;
@@ -89,6 +99,8 @@ void db_link_release(db_link *link)
 {
     free(link->target);
     link->target = NULL;
+    if (link->ca) db_ca_link_close(link->ca);
+    link->ca = NULL;
 }
 
 int db_link_load_constant(const db_link *link, const db_span *dst)
@@ -107,6 +119,15 @@ static void propagate_severity(db_record *to, const db_link *link, uint16_t stat
 
 int db_link_read(db_record *rec, db_link *link, const db_span *dst, long *nelem)
 {
+    if (link->ca) {
+        uint16_t stat, sevr;
+        if (db_ca_link_read(link->ca, dst, nelem, &stat, &sevr) != DB_OK) {
+            *nelem = 0;
+            return DB_ERR_FAILED;       /* the caller raises LINK/INVALID */
+        }
+        propagate_severity(rec, link, stat, sevr);
+        return 0;
+    }
     if (link->kind != LINK_DB || !link->target) return 1;
     db_record *target = link->target->rec;
     if ((link->flags & DBLINK_PP) && target->scan == DB_SCAN_PASSIVE && target != rec) db_process(target);
@@ -123,6 +144,11 @@ int db_link_read(db_record *rec, db_link *link, const db_span *dst, long *nelem)
 
 int db_link_write(db_record *rec, db_link *link, const db_span *src, long nelem)
 {
+    if (link->ca) {
+        if (db_ca_link_write(link->ca, src, nelem) == 0) return DB_OK;
+        db_alarm_raise(rec, STAT_LINK, INVALID_ALARM);
+        return DB_ERR_FAILED;
+    }
     if (link->kind != LINK_DB || !link->target) return 1;
     db_record *target = link->target->rec;
     int status = db_put_span(link->target, src, nelem);
@@ -138,7 +164,7 @@ int db_link_write(db_record *rec, db_link *link, const db_span *src, long nelem)
 
 int db_link_get(db_record *rec, db_link *link, dbr_value_type type, void *buf, long *nelem)
 {
-    db_span dst = {dbr_storage_type(type), buf, dbr_value_size(type), NULL};
+    db_span dst = {dbr_storage_type(type), buf, db_dbr_value_size(type), NULL};
     long n = *nelem > 0 ? *nelem : 1;
     if (link->kind == LINK_CONSTANT) {
         *nelem = 1;
@@ -151,7 +177,7 @@ int db_link_get(db_record *rec, db_link *link, dbr_value_type type, void *buf, l
 
 int db_link_put(db_record *rec, db_link *link, dbr_value_type type, const void *buf, long nelem)
 {
-    db_span src = {dbr_storage_type(type), (void *)buf, dbr_value_size(type), NULL};
+    db_span src = {dbr_storage_type(type), (void *)buf, db_dbr_value_size(type), NULL};
     return db_link_write(rec, link, &src, nelem);
 }
 

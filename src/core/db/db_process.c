@@ -189,7 +189,7 @@ static int notify_run(db_put_notify *n)
     n->active = 1;
     list_append(&active, n);
     rec->notify = n;
-    db_span src = {dbr_storage_type(n->type), n->data, dbr_value_size(n->type), NULL};
+    db_span src = {dbr_storage_type(n->type), n->data, db_dbr_value_size(n->type), NULL};
     int status = db_client_put_check(&n->addr);
     if (status == DB_OK) status = db_put_span(&n->addr, &src, n->nelem);
     if (status != DB_OK) {
@@ -242,8 +242,8 @@ db_put_notify *db_put_notify_start(const db_addr *addr, dbr_value_type type, con
     n->addr = *addr;
     n->type = type;
     n->nelem = nelem;
-    n->data = xmalloc((size_t)nelem * dbr_value_size(type));
-    memcpy(n->data, buf, (size_t)nelem * dbr_value_size(type));
+    n->data = xmalloc((size_t)nelem * db_dbr_value_size(type));
+    memcpy(n->data, buf, (size_t)nelem * db_dbr_value_size(type));
     n->done = done;
     n->user = user;
     db_lock();

@@ -1,5 +1,6 @@
 /* db_commands.c -- the operator's diagnostics on the record database: dbl (list records), dbpr (print a
- * record's fields), dbgf (get a field), dbpf (put a field, processing as a client put does).
+ * record's fields), dbgf (get a field), dbpf (put a field, processing as a client put does), dbcar (links to
+ * other IOCs).
  * Output goes to stdout, as in the EPICS iocsh. Shell thread only (see shell.c). */
 #include "core/shell/shell.h"
 #include "core/shell/shell_internal.h"
@@ -101,10 +102,21 @@ static int cmd_dbpr(int argc, char **argv, char *err, size_t errlen)
     return 0;
 }
 
+static int cmd_dbcar(int argc, char **argv, char *err, size_t errlen)
+{
+    long level = 0;
+    if (argc > 2 && shell_arg_long(argv[2], "dbcar level", &level, err, errlen) < 0) return -1;
+    db_ca_report(stdout, argc > 1 ? argv[1] : "", (int)level);
+    fflush(stdout);
+    return 0;
+}
+
 void shell_register_db_commands(void)
 {
     shell_register("dbl", "dbl [RECORD_TYPE|\"*\"] [NAME_PATTERN]  list records", 0, 2, cmd_dbl);
     shell_register("dbpr", "dbpr RECORD [LEVEL]  print fields (level 0: summary, 1: all)", 1, 2, cmd_dbpr);
     shell_register("dbgf", "dbgf RECORD[.FIELD]  get a field", 1, 1, cmd_dbgf);
     shell_register("dbpf", "dbpf RECORD[.FIELD] VALUE  put a field (processes as a client put)", 2, 2, cmd_dbpf);
+    shell_register("dbcar", "dbcar [RECORD|\"*\"] [LEVEL]  report links to other IOCs (Channel Access)", 0, 2,
+                   cmd_dbcar);
 }

@@ -134,4 +134,62 @@ size_t tomo_quantify(size_t count, int n_el, const float *const *maps, const dou
 /* Metrics of x against the reference r over count pixels (only where mask is 1, when mask is not NULL). */
 void tomo_compare(size_t count, const float *x, const float *r, const unsigned char *mask, tomo_metrics *m);
 
+/* ---- Jitter correction of a projection series by iterative reprojection (align.c) ----
+ *
+ * Projections (n_angles x ny x nx, x fastest; linear quantities such as absorbance -ln(I/I0), zero outside the
+ * object) of a parallel-beam series whose rows run perpendicular to the rotation axis (slice y of the volume is
+ * row y of every projection) each moved by an unknown shift (jitter; content moved by +shift, pixels) and the
+ * rotation axis off the detector centre by an unknown offset. After Guersoy et al., J. Synchrotron Rad. 24 (2017)
+ * 1042 ("joint" iterative reprojection), starting from each projection's centre of mass (line integrals keep
+ * the mass, so it follows the jitter), per iteration: shift every projection back by its current estimate,
+ * reconstruct all slices (OS-SART above, slices in parallel), reproject, and register each original projection
+ * to its reprojection by translation (the registration kernel, subpixel), which gives the new absolute estimate.
+ * Constraints: shifts that move a reconstruction as a whole are not determined by the data (horizontal
+ * a cos(theta) + b sin(theta), vertical a constant), so they are removed each iteration: the horizontal shifts
+ * are fitted by c + a cos + b sin and a cos + b sin taken away, the vertical ones have their mean taken away.
+ * c, a common horizontal shift, is the rotation axis offset (reported). Stops when no shift changed by more than
+ * tolerance px (default 0.05) in an iteration (converged) or after max_iterations (not converged, said so).
+ * Residual per projection: |aligned - reprojection| / |reprojection|. A projection whose residual lies above
+ * median + outlier_mads * 1.4826 MAD of all residuals is flagged an outlier and left out of the next
+ * reconstructions (its shift is still estimated). The registration's confidence is counted, not used: smooth
+ * projections of a blob-like particle give right answers with a low peak-to-side-lobe ratio.
+ * Threads: the slices of a reconstruction and the registrations run on p->threads workers (one registration
+ * context each); progress is called from the calling thread only. */
+/* Relative residual above which a series is not explained by its reconstruction: aligned real objects leave
+ * 0.05-0.2 (noise, the reconstruction's blur); noise leaves about 1. */
+#define TOMO_ALIGN_MAX_RESIDUAL 0.5
+
+typedef struct tomo_align_params {
+    int max_iterations;        /* default 20 */
+    double tolerance;          /* px; default 0.01 */
+    int passes, subsets;       /* OS-SART per reconstruction; default 3 passes of 10 subsets */
+    double outlier_mads;       /* default 6 */
+    int threads;               /* 0: one per online CPU */
+    void (*progress)(void *user, int iteration, double max_update, double mean_residual);
+    void *progress_user;
+} tomo_align_params;
+
+typedef struct tomo_align_result {
+    int n_angles;
+    double *shift_x, *shift_y; /* per projection, px: content moved by +shift (axis offset included in x) */
+    double *residual;          /* per projection, after the last iteration */
+    unsigned char *outlier;    /* per projection */
+    int n_outliers;
+    int n_unconfident;         /* registrations not confident in the last iteration */
+    double median_residual;    /* of the last iteration */
+    int failed;                /* the median residual is above TOMO_ALIGN_MAX_RESIDUAL: the reprojections do not
+                                  explain the projections (noise, no object); the shifts must not be used */
+    double axis_offset;        /* px, rotation axis position right of the detector centre (bin nx / 2) */
+    int iterations, converged;
+    double *max_update;        /* per iteration: largest shift change, px */
+} tomo_align_result;
+
+void tomo_align_params_default(tomo_align_params *p);
+/* Aligns proj (see above); aligned (may be NULL) receives the shifted projections, volume (may be NULL, ny x nx x
+ * nx) the last reconstruction. Returns 0, or -1 with a message (sizes, angles, parameters). */
+int tomo_align_jitter(const float *proj, int n_angles, int ny, int nx, const double *angles_deg,
+                      const tomo_align_params *p, tomo_align_result *r, float *aligned, float *volume, char *err,
+                      size_t errlen);
+void tomo_align_result_free(tomo_align_result *r);
+
 #endif

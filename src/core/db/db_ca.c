@@ -1,0 +1,288 @@
+/* db_ca.c -- database links to records of other IOCs ("OTHER:pv CP MS" naming no record here, or any link with
+ * the CA modifier), as EPICS dbCa does them, through Debian's Channel Access client library (libca).
+ *
+ * Input links never wait for the network: each link subscribes to its PV (DBR_TIME_DOUBLE, or DBR_TIME_STRING
+ * for a string PV; every element) and a read copies the newest update. Until the first update, while
+ * disconnected or without read access the read fails and the record goes to LINK/INVALID, keeping its value;
+ * MS/MSS/MSI carry the remote alarm as for local links. CP processes the record on every update and on a
+ * disconnect (so the record shows the LINK alarm); CPP only when the record is Passive. Output links send a
+ * plain put (no completion); disconnected or without write access the put fails and the record goes to
+ * LINK/INVALID. Channels reconnect by themselves (libca). `dbcar` reports them.
+ *
+ * Threads and locks: one preemptive libca context, created by the thread that runs iocInit; any other thread
+ * that puts attaches to it first. libca's own threads run the connection and update callbacks: they take only
+ * the link's lock and may queue the record for processing (db_request_process), never the db lock. Record
+ * processing holds the db lock and takes a link's lock after it (db before module). Channels are cleared when
+ * the records are freed (db_link_release), with no link lock held, then the context is destroyed.
+ */
+#include "core/db/db_internal.h"
+#include "core/base/base.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- The part of libca's C API used here. Debian's libca-dev ships no headers; these declarations follow
+ * cadef.h / db_access.h of EPICS Base 7.0 (the C ABI of libca 4.13). */
+typedef struct oldChannelNotify *chid;
+typedef struct oldSubscription *evid;
+struct ca_client_context;
+struct connection_handler_args { chid chid; long op; };
+struct event_handler_args { void *usr; chid chid; long type; long count; const void *dbr; int status; };
+struct exception_handler_args {
+    void *usr; chid chid; long type; long count; void *addr; long stat; long op; const char *ctx;
+    const char *pFile; unsigned lineNo;
+};
+int ca_context_create(int preemptive_callbacks);
+struct ca_client_context *ca_current_context(void);
+int ca_attach_context(struct ca_client_context *context);
+void ca_context_destroy(void);
+int ca_add_exception_event(void (*handler)(struct exception_handler_args), void *user);
+int ca_create_channel(const char *name, void (*conn)(struct connection_handler_args), void *user, unsigned priority,
+                      chid *channel);
+int ca_clear_channel(chid channel);
+int ca_create_subscription(long type, unsigned long count, chid channel, long mask,
+                           void (*fn)(struct event_handler_args), void *user, evid *subscription);
+int ca_array_put(long type, unsigned long count, chid channel, const void *value);
+int ca_flush_io(void);
+void *ca_puser(chid channel);
+short ca_field_type(chid channel);
+const char *ca_host_name(chid channel);
+unsigned ca_read_access(chid channel);
+unsigned ca_write_access(chid channel);
+const char *ca_message(long status);
+
+enum { CA_OP_CONN_UP = 6, ECA_NORMAL = 1, CA_PRIORITY_DB_LINKS = 80 };
+enum { CA_DBR_STRING = 0, CA_DBR_DOUBLE = 6, CA_DBR_TIME_STRING = 14, CA_DBR_TIME_DOUBLE = 20 };
+enum { CA_DBE_VALUE = 1, CA_DBE_ALARM = 4 };
+/* Where DBR_TIME_* values sit (status, severity, time stamp {seconds since 1990, ns}, then the value). */
+enum { TIME_STATUS = 0, TIME_SEVERITY = 2, TIME_SECONDS = 4, TIME_NANOSECONDS = 8, TIME_STRING_VALUE = 12,
+       TIME_DOUBLE_VALUE = 16 };
+
+/* ---- Links */
+struct db_ca_link {
+    /* Set when the link is opened (iocInit), read-only afterwards. */
+    char pv[DB_LINK_SIZE];
+    db_record *rec;
+    const db_link *link;
+    const char *field;                 /* the record's link field, for reports */
+    int input;                         /* an input link (subscribes); else an output link (puts) */
+    chid channel;
+    /* Guarded by lock. */
+    pthread_mutex_t lock;
+    int connected, subscribed, has_value, string_value;
+    double *values;                    /* the newest update (doubles), nvalues of capacity */
+    long nvalues, capacity;
+    char text[DB_STRING_SIZE];         /* the newest update of a string PV */
+    uint16_t stat, sevr;
+    unsigned long disconnects, failed_writes;
+    struct db_ca_link *next;           /* all links: iocInit thread, then read-only */
+};
+
+static struct ca_client_context *context;       /* created by the iocInit thread */
+static db_ca_link *links;
+static _Thread_local int attached;
+
+/* libca's messages for errors of circuits and requests: one log line each instead of its stderr block. */
+static void on_exception(struct exception_handler_args args)
+{
+    log_warn("calink", "%s%s%s: %s", args.chid ? ((db_ca_link *)ca_puser(args.chid))->pv : "",
+             args.chid ? " " : "", args.ctx ? args.ctx : "", ca_message(args.stat));
+}
+
+static void attach(void)
+{
+    if (!attached && context) attached = ca_attach_context(context) == ECA_NORMAL;
+}
+
+static void request_processing(db_ca_link *l)
+{
+    if ((l->link->flags & DBLINK_CP) || ((l->link->flags & DBLINK_CPP) && l->rec->scan == DB_SCAN_PASSIVE))
+        db_request_process(l->rec);
+}
+
+static void on_update(struct event_handler_args args)
+{
+    db_ca_link *l = args.usr;
+    if (args.status != ECA_NORMAL || !args.dbr) return;
+    const unsigned char *dbr = args.dbr;
+    pthread_mutex_lock(&l->lock);
+    memcpy(&l->stat, dbr + TIME_STATUS, sizeof l->stat);
+    memcpy(&l->sevr, dbr + TIME_SEVERITY, sizeof l->sevr);
+    if (args.type == CA_DBR_TIME_STRING) {
+        str_copy(l->text, (const char *)dbr + TIME_STRING_VALUE, sizeof l->text);
+    } else {
+        long n = args.count > 0 ? args.count : 0;
+        if (n > l->capacity) {
+            l->values = xrealloc(l->values, (size_t)n * sizeof *l->values);
+            l->capacity = n;
+        }
+        memcpy(l->values, dbr + TIME_DOUBLE_VALUE, (size_t)n * sizeof *l->values);
+        l->nvalues = n;
+    }
+    l->has_value = 1;
+    pthread_mutex_unlock(&l->lock);
+    request_processing(l);
+}
+
+static void on_connection(struct connection_handler_args args)
+{
+    db_ca_link *l = ca_puser(args.chid);
+    int up = args.op == CA_OP_CONN_UP;
+    pthread_mutex_lock(&l->lock);
+    int subscribe = up && l->input && !l->subscribed;
+    l->connected = up;
+    if (up) {
+        l->string_value = ca_field_type(args.chid) == CA_DBR_STRING;
+    } else {
+        l->disconnects++;
+        l->has_value = 0;
+    }
+    if (subscribe) l->subscribed = 1;
+    long type = l->string_value ? CA_DBR_TIME_STRING : CA_DBR_TIME_DOUBLE;
+    pthread_mutex_unlock(&l->lock);
+    log_info("calink", "%s.%s -> %s %s", l->rec->name, l->field, l->pv, up ? "connected" : "disconnected");
+    if (subscribe) {
+        /* libca keeps the subscription across reconnections (each starts with a fresh update) */
+        evid ignored;
+        if (ca_create_subscription(type, 0, args.chid, CA_DBE_VALUE | CA_DBE_ALARM, on_update, l, &ignored) !=
+            ECA_NORMAL)
+            log_error("calink", "%s: cannot subscribe", l->pv);
+        ca_flush_io();
+    }
+    if (!up && l->input) request_processing(l);      /* the record shows the LINK alarm at once (CP) */
+}
+
+db_ca_link *db_ca_link_open(db_record *rec, const db_link *link, const char *field, int input, const char *pv)
+{
+    if (!context) {
+        if (ca_context_create(1) != ECA_NORMAL) {
+            log_error("calink", "cannot create the Channel Access client context");
+            return NULL;
+        }
+        context = ca_current_context();
+        attached = 1;
+        ca_add_exception_event(on_exception, NULL);
+    }
+    attach();
+    db_ca_link *l = xcalloc(1, sizeof *l);
+    str_copy(l->pv, pv, sizeof l->pv);
+    l->rec = rec;
+    l->link = link;
+    l->field = field;
+    l->input = input;
+    pthread_mutex_init(&l->lock, NULL);
+    l->next = links;
+    links = l;
+    if (ca_create_channel(l->pv, on_connection, l, CA_PRIORITY_DB_LINKS, &l->channel) != ECA_NORMAL)
+        log_error("calink", "%s.%s: cannot create a channel for %s", rec->name, field, pv);
+    ca_flush_io();
+    return l;
+}
+
+int db_ca_link_read(db_ca_link *l, const db_span *dst, long *nelem, uint16_t *stat, uint16_t *sevr)
+{
+    pthread_mutex_lock(&l->lock);
+    int status = -1;
+    if (l->connected && l->has_value && ca_read_access(l->channel)) {
+        db_span src = {DBF_DOUBLE, l->values, sizeof *l->values, NULL};
+        long n = l->nvalues < *nelem ? l->nvalues : *nelem;
+        if (l->string_value) {
+            src = (db_span){DBF_STRING, l->text, sizeof l->text, NULL};
+            n = 1;
+        }
+        status = db_convert(dst, &src, n);
+        *nelem = status == DB_OK ? n : 0;
+        *stat = l->stat;
+        *sevr = l->sevr;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return status;
+}
+
+int db_ca_link_write(db_ca_link *l, const db_span *src, long nelem)
+{
+    pthread_mutex_lock(&l->lock);
+    int ok = l->connected && ca_write_access(l->channel);
+    int string_value = l->string_value;
+    if (!ok) l->failed_writes++;
+    pthread_mutex_unlock(&l->lock);
+    if (!ok) return -1;
+    attach();
+    int status;
+    if (string_value) {
+        char text[DB_STRING_SIZE];
+        db_span dst = {DBF_STRING, text, sizeof text, NULL};
+        status = db_convert(&dst, src, 1) == DB_OK ? ca_array_put(CA_DBR_STRING, 1, l->channel, text) : -1;
+    } else {
+        double *values = xmalloc((size_t)(nelem > 0 ? nelem : 1) * sizeof *values);
+        db_span dst = {DBF_DOUBLE, values, sizeof *values, NULL};
+        status = db_convert(&dst, src, nelem) == DB_OK ?
+                     ca_array_put(CA_DBR_DOUBLE, (unsigned long)nelem, l->channel, values) : -1;
+        free(values);
+    }
+    ca_flush_io();
+    return status == ECA_NORMAL ? 0 : -1;
+}
+
+void db_ca_link_close(db_ca_link *l)
+{
+    attach();
+    ca_clear_channel(l->channel);          /* waits for its callbacks; no lock of ours is held here */
+    for (db_ca_link **p = &links; *p; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    pthread_mutex_destroy(&l->lock);
+    free(l->values);
+    free(l);
+}
+
+void db_ca_context_end(void)
+{
+    if (!context) return;
+    attach();
+    ca_context_destroy();
+    context = NULL;
+    attached = 0;
+}
+
+void db_ca_report(FILE *out, const char *name, int level)
+{
+    db_lock();
+    int all = !name || !*name || strcmp(name, "*") == 0;
+    if (all) fprintf(out, "CA links in all records\n");
+    else fprintf(out, "CA links in record named '%s'\n", name);
+    int total = 0, connected = 0, no_read = 0, no_write = 0;
+    unsigned long disconnects = 0, failed = 0;
+    for (db_ca_link *l = links; l; l = l->next) {
+        if (!all && strcmp(l->rec->name, name) != 0) continue;
+        pthread_mutex_lock(&l->lock);
+        int up = l->connected;
+        unsigned long d = l->disconnects, w = l->failed_writes;
+        pthread_mutex_unlock(&l->lock);
+        total++;
+        connected += up;
+        if (up) {
+            no_read += !ca_read_access(l->channel);
+            no_write += !ca_write_access(l->channel);
+            disconnects += d;
+            failed += w;
+        }
+        if (level >= 1 && !up) fprintf(out, "    %s.%s --> %s  (%lu, %lu)\n", l->rec->name, l->field, l->pv, d, w);
+        if (level >= 2 && up) {
+            fprintf(out, "    %s.%s ==> %s  (%lu, %lu)\n", l->rec->name, l->field, l->pv, d, w);
+            fprintf(out, "       host %s, %s\n", ca_host_name(l->channel),
+                    ca_read_access(l->channel) ? (ca_write_access(l->channel) ? "Read/Write" : "Read Only")
+                                               : (ca_write_access(l->channel) ? "Write Only" : "No Access"));
+        }
+    }
+    fprintf(out, "Total %d CA link%s; %d connected, %d not connected.\n", total, total == 1 ? "" : "s", connected,
+            total - connected);
+    fprintf(out, "    %d can't read, %d can't write.  (%lu disconnects, %lu writes prohibited)\n", no_read, no_write,
+            disconnects, failed);
+    db_unlock();
+}
