@@ -90,3 +90,18 @@ def stop_stage(sim, ioc):
     sim.stop()
     ioc.check_sanitizers()
     assert code == 0, f"IOC exit status {code}:\n{ioc.log()[-4000:]}"
+
+
+COMM, INVALID = 9, 3   # alarm status COMM, severity INVALID
+
+
+def read(name):
+    """A PV read from the IOC (not from a monitor)."""
+    value = ioc_module.pv(name).get(timeout=5.0)
+    assert value is not None, f"no value for {name}"
+    return value
+
+
+def alarm_of(record):
+    """(STAT, SEVR) of a record."""
+    return read(f"{record}.STAT"), read(f"{record}.SEVR")

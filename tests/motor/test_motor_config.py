@@ -29,3 +29,15 @@ def test_motor_record_on_an_unknown_controller(refuses_to_start, tmp_path):
     db.write_text('record(motor, "X:m") { field(DTYP, "reloc motor") field(OUT, "@NOPE 1") }\n')
     log = refuses_to_start(f'dbLoadRecords "{db}"\niocInit\n')
     assert "no motor controller 'NOPE'" in log, log
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("MRES", "0", "field MRES: a step size of 0"),
+    ("VELO", "-2", "field VELO: a speed must be > 0"),
+    ("DHLM", "nan", "field DHLM: not a finite number"),
+])
+def test_motor_record_with_an_unusable_setting(refuses_to_start, tmp_path, field, value, message):
+    db = tmp_path / "m.db"
+    db.write_text(f'record(motor, "X:m") {{ field({field}, "{value}") }}\n')
+    log = refuses_to_start(f'dbLoadRecords "{db}"\niocInit\n')
+    assert f"X:m: {message}" in log, log

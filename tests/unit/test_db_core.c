@@ -222,6 +222,35 @@ static void conversions_numeric(void **state)
     db_unlock();
 }
 
+/* A put of NaN or Inf into an integer or menu field is refused and the field keeps its value (it was stored as 0
+ * or clamped: a raw motor target or a menu choice the client never meant); a VAL set at load defines the record. */
+static void non_finite_puts_and_load_time_val(void **state)
+{
+    (void)state;
+    make_record("longout", "N:lo", "VAL", "5", NULL);
+    make_record("ao", "N:unset", NULL);
+    init_db();
+    db_record *lo = db_find_record("N:lo");
+    assert_int_equal(lo->udf, 0);                                   /* field(VAL, "5") defines it */
+    assert_int_equal(db_find_record("N:unset")->udf, 1);
+    db_addr a = addr_of("N:lo");
+    db_addr scan = addr_of("N:lo.SCAN");
+    db_lock();
+    const double bad[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(db_put(&a, DBR_DOUBLE, &bad[i], 1), DB_ERR_CONVERT);
+        assert_int_equal(db_put(&scan, DBR_DOUBLE, &bad[i], 1), DB_ERR_CONVERT);
+    }
+    assert_int_equal(db_put(&a, DBR_STRING, "NaN", 1), DB_ERR_CONVERT);
+    assert_int_equal(db_put(&a, DBR_STRING, "-inf", 1), DB_ERR_CONVERT);
+    int32_t l;
+    long n = 1;
+    assert_int_equal(db_get(&a, DBR_LONG, &l, &n), DB_OK);
+    assert_int_equal(l, 5);
+    assert_int_equal(lo->scan, DB_SCAN_PASSIVE);
+    db_unlock();
+}
+
 /* Writes 7 as each client type and reads it back as each client type, into fields of several types. */
 static void conversions_every_client_type(void **state)
 {
@@ -435,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(conversions_arrays_in_bulk, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(conversions_every_client_type, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(conversions_menus_and_strings, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(non_finite_puts_and_load_time_val, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(client_puts, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(monitors_and_deadbands, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(init_twice_in_one_process, setup_db, teardown_db),

@@ -7,6 +7,8 @@
 #include "core/base/base.h"
 #include "core/param/param.h"
 
+#include <math.h>
+
 typedef struct fake_driver {
     int writes;
     long last;
@@ -117,11 +119,32 @@ static void refused_write_alarms_and_keeps_the_old_value(void **state)
     driver.refuse = 1;
     assert_int_not_equal(put_and_wait(7), DB_OK);                              /* the client's put fails */
     assert_int_equal(param_get_int(port, P_VALUE), 5);                         /* nothing kept the refused 7 */
+    assert_true(get_double("T:set") == 5);                  /* the record is back to what the driver accepted */
+    assert_true(param_write_refused(port, P_VALUE));
     assert_true(get_double("T:set.SEVR") == INVALID_ALARM);
     assert_true(get_double("T:set.STAT") == STAT_WRITE);
     driver.refuse = 0;
     assert_int_equal(put_and_wait(8), DB_OK);                                  /* and the alarm clears */
     assert_true(get_double("T:set.SEVR") == NO_ALARM);
+    assert_false(param_write_refused(port, P_VALUE));
+}
+
+/* NaN and Inf never reach the driver: the put fails, the record keeps the accepted value, the driver can ask. */
+static void non_finite_write_never_reaches_the_driver(void **state)
+{
+    (void)state;
+    make_record("ao", "T:gainset", "DTYP", "reloc param", "OUT", "@P1 Gain", NULL);
+    make_record("ao", "T:valueset", "DTYP", "reloc param", "OUT", "@P1 Value", NULL);   /* an ao on an int */
+    load_records();
+    assert_int_equal(put_double("T:gainset", 2.5), DB_OK);
+    int writes = driver.writes;
+    assert_int_equal(put_double("T:gainset", NAN), DB_OK);       /* the store works; the processing refuses */
+    assert_int_equal(put_double("T:valueset", INFINITY), DB_OK);
+    assert_int_equal(driver.writes, writes);
+    assert_true(get_double("T:gainset") == 2.5);
+    assert_true(param_get_double(port, P_GAIN) == 2.5);
+    assert_true(param_write_refused(port, P_GAIN) && param_write_refused(port, P_VALUE));
+    assert_true(get_double("T:gainset.SEVR") == INVALID_ALARM);
 }
 
 static int value_is_42(void *arg)
@@ -203,6 +226,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(table_creates_parameters_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(accepted_write_reaches_the_driver_and_the_parameter, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_write_alarms_and_keeps_the_old_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(non_finite_write_never_reaches_the_driver, setup, teardown),
         cmocka_unit_test_setup_teardown(io_intr_inputs_follow_param_post, setup, teardown),
         cmocka_unit_test_setup_teardown(arrays_keep_at_most_their_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(output_shows_the_driver_value_from_init, setup, teardown),

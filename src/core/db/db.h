@@ -273,7 +273,8 @@ void db_lock(void);
 void db_unlock(void);
 
 /* Load phase (before db_init): create records and set fields from text. Creating an existing record of the
- * same type returns it (fields are then overridden), of another type is an error. err gets a message. */
+ * same type returns it (fields are then overridden), of another type is an error. err gets a message. Setting
+ * VAL (a .db field, an autosave restore) defines the value: UDF 0, as in EPICS. */
 db_record *db_create_record(const char *type_name, const char *name, char *err, size_t errlen);
 int db_set_field_text(db_record *rec, const char *field, const char *value, char *err, size_t errlen);
 int db_add_alias(db_record *rec, const char *alias, char *err, size_t errlen);

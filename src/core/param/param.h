@@ -7,8 +7,9 @@
  *   - an input record reads the parameter when it processes; with SCAN "I/O Intr" it processes whenever
  *     the driver posts a change (param_post), so values reach clients without polling;
  *   - an output record hands its value to the driver's write function when it processes. The driver
- *     accepts (the parameter takes the value), refuses (the record goes to WRITE/INVALID alarm and a
- *     client's put fails), or completes later (PARAM_ASYNC, then param_write_done): a put-with-completion
+ *     accepts (the parameter takes the value), refuses (the record goes to WRITE/INVALID alarm, its VAL
+ *     goes back to the value the driver accepted last, so neither monitors nor autosave keep the refused one,
+ *     and a client's put fails; NaN and Inf never reach a driver), or completes later (PARAM_ASYNC, then param_write_done): a put-with-completion
  *     on such a record (e.g. Acquire = 1) returns only when the driver says the operation finished;
  *   - at iocInit an output record takes the parameter's current value when the driver set one, so screens
  *     show the driver's state, not zeros.
@@ -81,6 +82,9 @@ void param_set_string(param_port *port, int index, const char *value);
 void param_set_array(param_port *port, int index, const void *data, long nelem);
 /* Alarm carried to the records reading this parameter (NO_ALARM to clear). */
 void param_set_alarm(param_port *port, int index, uint16_t status, uint16_t severity);
+/* 1 when the last write a record made to the parameter was refused (by the driver, or as NaN/Inf, which never
+ * reaches the driver): work that depends on the value (Beam:Calibrate on Beam:ClickX) can refuse to use it. */
+int param_write_refused(param_port *port, int index);
 long param_get_int(param_port *port, int index);
 double param_get_double(param_port *port, int index);
 void param_get_string(param_port *port, int index, char *buf, size_t len);

@@ -5,6 +5,7 @@
 #include "core/base/base.h"
 #include "core/shell/shell.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,25 @@ static long read_param(db_record *rec, dev_param *d)
     return 2;
 }
 
+/* A number no driver is handed: NaN or Inf in a numeric VAL (an ao's NaN would reach an integer parameter as 0). */
+static int value_not_finite(const dev_param *d)
+{
+    if (d->val.max_elements != 1 || (d->val.type != DBF_DOUBLE && d->val.type != DBF_FLOAT)) return 0;
+    double v = 0;
+    long n = 1;
+    return db_get(&d->val, DBR_DOUBLE, &v, &n) == DB_OK && !isfinite(v);
+}
+
+/* A refused write: VAL goes back to the value the driver accepted last (what it uses, and what autosave and
+ * monitors then see), so a refused value is never kept; the record shows the refusal as WRITE/INVALID. */
+static void restore_accepted(dev_param *d, param *prm)
+{
+    pthread_mutex_lock(&d->port->lock);
+    prm->refused = 1;
+    if (prm->defined) store_value(d, prm);
+    pthread_mutex_unlock(&d->port->lock);
+}
+
 /* Reads the record's VAL into a write request (and the parameter on success). */
 static long write_param(db_record *rec, dev_param *d)
 {
@@ -84,6 +104,11 @@ static long write_param(db_record *rec, dev_param *d)
         store_value(d, prm);
         pthread_mutex_unlock(&p->lock);
         return status < 0 ? -1 : 0;
+    }
+    if (value_not_finite(d)) {
+        log_warn("param", "%s: write to %s/%s refused: not a finite number", rec->name, p->name, prm->name);
+        restore_accepted(d, prm);
+        return -1;
     }
     param_write w = {.index = d->index, .name = prm->name};
     char text[4096] = "";
@@ -142,6 +167,9 @@ static long write_param(db_record *rec, dev_param *d)
         pthread_mutex_unlock(&p->lock);
     }
     if (rc == 0 || rc == PARAM_ASYNC) {
+        pthread_mutex_lock(&p->lock);
+        prm->refused = 0;
+        pthread_mutex_unlock(&p->lock);
         switch (prm->type) {
         case PARAM_INT: param_set_int(p, d->index, w.ival); break;
         case PARAM_DOUBLE: param_set_double(p, d->index, w.dval); break;
@@ -157,6 +185,7 @@ static long write_param(db_record *rec, dev_param *d)
     }
     if (rc < 0) {
         log_warn("param", "%s: write to %s/%s refused: %s", rec->name, p->name, prm->name, err);
+        restore_accepted(d, prm);
         return -1;
     }
     return 0;

@@ -20,6 +20,7 @@ typedef struct param {
     long nelem, max_elements;
     uint16_t alarm_status, alarm_severity;
     int defined;                 /* the driver set a value */
+    int refused;                 /* the last write from a record was refused (by the driver, or not finite) */
     int changed;                 /* since the last param_post */
     db_ioscan *ioscan;           /* created when the first I/O Intr record joins */
     db_record *pending[PARAM_MAX_PENDING];   /* PARAM_ASYNC writes awaiting param_write_done */

@@ -147,6 +147,14 @@ void param_set_alarm(param_port *p, int index, uint16_t status, uint16_t severit
     pthread_mutex_unlock(&p->lock);
 }
 
+int param_write_refused(param_port *p, int index)
+{
+    pthread_mutex_lock(&p->lock);
+    int refused = get(p, index)->refused;
+    pthread_mutex_unlock(&p->lock);
+    return refused;
+}
+
 long param_get_int(param_port *p, int index)
 {
     pthread_mutex_lock(&p->lock);

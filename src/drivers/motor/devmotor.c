@@ -7,7 +7,7 @@
  *   - st.cmd commands simMotorStart and motorControllerCreate, and motor_register().
  * The list of motor records and the status scan list are guarded by the db lock; the simulators started here
  * by sims_lock (the shell thread starts them, the shutdown hook or exit stops them). */
-#include "drivers/motor/motor_record.h"
+#include "drivers/motor/motor_internal.h"
 
 #include "core/base/base.h"
 #include "core/shell/shell.h"

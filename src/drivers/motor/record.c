@@ -3,13 +3,16 @@
  * SPMG, SET/USE calibration, tweaks and relative moves, jogs, homing, backlash and retries within RDBD, and the DMOV
  * 1->0->1 pulse around every commanded move.
  *
- * Processing model: client writes to drive fields (VAL DVAL RVAL RLV TWF TWR JOGF HOMF HOMR STOP SPMG ...) act in
- * special() at once, even while a move is in progress; the processing a put starts stays asynchronous (PACT=1)
+ * Processing model: every written value is checked first in special() and refused when no motor record could use
+ * it (NaN/Inf, MRES 0, a speed <= 0: db then restores the field and fails the put). Client writes to drive fields
+ * (VAL DVAL RVAL RLV TWF TWR JOGF HOMF HOMR STOP SPMG ...) act in special() at once, even while a move is in
+ * progress; the processing a put starts stays asynchronous (PACT=1)
  * until the motion is over, so a put with completion on VAL completes only when DMOV returns to 1. The axis
  * driver's listener (devmotor.c) has the record processed again whenever the controller's state changes;
- * process() refreshes the readbacks and advances the motion phases. All record state is guarded by the db
- * lock; the driver is reached only through its non-blocking command queue. */
-#include "drivers/motor/motor_record.h"
+ * process() refreshes the readbacks (with the time of the controller's reply) and advances the motion phases.
+ * All record state is guarded by the db lock; commands reach the controller only through the record's device
+ * support (motor_dset in motor_internal.h), which queues them without blocking. */
+#include "drivers/motor/motor_internal.h"
 
 #include "core/base/base.h"
 

@@ -169,7 +169,6 @@ typedef struct stagemap {
     double relocated[STAGEMAP_MAX_PARTICLES][2];                        /* last run: found particles (stage um) */
     int relocated_index[STAGEMAP_MAX_PARTICLES], nrelocated;
     affine2d ref_pixel_to_stage;
-    int click_refused[2];          /* the last Beam:ClickX/Y write was refused: Beam:Calibrate fails */
     /* [lock] the worker's job */
     pthread_mutex_t lock;
     pthread_cond_t wake;

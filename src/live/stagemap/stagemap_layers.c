@@ -220,15 +220,15 @@ int stagemap_layer_write(stagemap *m, const param_write *w, char *err, size_t er
         break;
     case P_LIVE_BEAM_X: case P_LIVE_BEAM_Y: case P_BEAM_CLICK_X: case P_BEAM_CLICK_Y:
         if (!isfinite(w->dval)) rc = error_set(err, errlen, "%s must be a finite pixel position", w->name);
-        if (w->index == P_BEAM_CLICK_X || w->index == P_BEAM_CLICK_Y) m->click_refused[w->index == P_BEAM_CLICK_Y] = rc;
         break;
     case P_BEAM_CALIBRATE:
         if (!w->ival) return 0;
         {
             /* The records copy the click to Live:BeamX/Y (db/stagemap.db); the stage position is a note. */
-            if (m->click_refused[0] || m->click_refused[1])
+            int refused_x = param_write_refused(p, P_BEAM_CLICK_X);   /* param refuses NaN before we see it */
+            if (refused_x || param_write_refused(p, P_BEAM_CLICK_Y))
                 return error_set(err, errlen, "Beam:Click%s was refused: the calibration is unchanged",
-                                 m->click_refused[0] ? "X" : "Y");
+                                 refused_x ? "X" : "Y");
             double x = param_get_double(p, P_BEAM_CLICK_X), y = param_get_double(p, P_BEAM_CLICK_Y), xy[2];
             if (motion_stage_position(m->stage, xy, NULL, 0) == 0) {
                 param_set_double(p, P_BEAM_STAGE_X, xy[0]);

@@ -1,8 +1,8 @@
-/* motor_record.h -- what record.c (the motor record type) and devmotor.c (its device support, the allstop and
- * status records, the st.cmd commands) share: the record's struct and the device-support entry points. Private to src/drivers/motor. Everything here is guarded by the db lock
- * unless marked otherwise. */
-#ifndef RELOC_MOTOR_RECORD_H
-#define RELOC_MOTOR_RECORD_H
+/* motor_internal.h -- what record.c (the motor record type) and devmotor.c (its device support, the allstop and
+ * status records, the st.cmd commands) share: the record's struct and the device-support entry points. Private
+ * to src/drivers/motor. Everything here is guarded by the db lock unless marked otherwise. */
+#ifndef RELOC_MOTOR_INTERNAL_H
+#define RELOC_MOTOR_INTERNAL_H
 
 #include "core/db/db.h"
 #include "drivers/motor/motor.h"
