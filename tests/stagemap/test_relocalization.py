@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import ioc as ioc_module
+from ca_status import ECA_NORMAL, put_status
 from ioc import wait_for
 from reloc_scene import (MOUNT, RESULT, STATUS, Remount, foreign_sample, make_reference, make_scene, prepare_run,
                          results, score, st_cmd)
@@ -177,7 +178,8 @@ def test_pause_holds_resume_continues_abort_stops_the_motors(ioc, scene):
 def test_a_run_that_cannot_start_says_why(ioc, scene, tmp_path):
     put("Reloc:RefPath", str(tmp_path / "missing.tif"))
     epics.caput(P + "Reloc:Start", 1, wait=True, timeout=30)
-    wait_for(lambda: "missing.tif" in get("Reloc:State_RBV", as_string=True), 10)
+    wait_for(lambda: "missing.tif" in get("Reloc:State_RBV", as_string=True), 10,
+             what=lambda: f"the state naming missing.tif (now {get('Reloc:State_RBV', as_string=True)!r})")
     wait_for(lambda: get("Move:Busy_RBV") == 0 and get("Map:Status_RBV") == 1, 10)
     assert RESULT[get("Reloc:Result_RBV")] == "Failed"
     put("Reloc:RefPath", str(scene["tmp"] / "sem.tif"))
@@ -187,9 +189,13 @@ def test_a_run_that_cannot_start_says_why(ioc, scene, tmp_path):
     put("Move:Enable", 1)
     epics.caput(P + "Reloc:LiveDiameter", 16, wait=True)
     wait_for(lambda: "odd" in get("Map:Message_RBV", as_string=True), 5)
-    for name, bad in [("Reloc:SearchRadius", -1), ("Reloc:MaxScaleError", 50), ("Reloc:CaptureRadius", 0),
-                      ("Reloc:MatchTolerance", float("nan"))]:
+    for name, bad in [("Reloc:SearchRadius", -1), ("Reloc:MaxScaleError", 50), ("Reloc:CaptureRadius", 0)]:
         before = get(name + "_RBV")
         epics.caput(P + name, bad, wait=True)
         wait_for(lambda: name in get("Map:Message_RBV", as_string=True), 5, what=name)
         assert get(name + "_RBV") == before or (np.isnan(before) and np.isnan(get(name + "_RBV")))
+    # a NaN never reaches the stage map: the put fails, the record shows WRITE/INVALID, the setting is kept
+    before = get("Reloc:MatchTolerance_RBV")
+    assert put_status(P + "Reloc:MatchTolerance", float("nan")) != ECA_NORMAL
+    wait_for(lambda: epics.caget(P + "Reloc:MatchTolerance.SEVR") == 3, 5, what="MatchTolerance in WRITE/INVALID")
+    assert get("Reloc:MatchTolerance_RBV") == before
