@@ -75,7 +75,10 @@ def node_modules():
 def web_ioc(start_ioc, tmp_path, ioc_env):
     """The default IOC as st.cmd starts it, with a free web port and its own autosave file."""
     env = ioc_module.default_env(ioc_env, tmp_path, P, RELOC_TOP=str(TOP), RELOC_WEB_ADDRESS="127.0.0.1:0")
-    start_ioc(ioc_module.default_st_cmd(), env=env)
+    ioc = start_ioc(ioc_module.default_st_cmd(), env=env)
+    # every motor polled once: a move sent before the controller answered fails (with its alarm), which the
+    # tests here are not about
+    ioc.wait_for_log(r"MC1 axis 6: communication restored", timeout=30)
     port = pv("web:Port")
     wait_for(lambda: (port.get() or 0) > 0, 10, "web:Port")
     return f"http://127.0.0.1:{port.get()}/"
