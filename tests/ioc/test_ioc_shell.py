@@ -231,9 +231,11 @@ def test_default_ioc_status_pvs(start_ioc, tmp_path, ioc_env):
     assert re.search(r"^TST:VERSION: reloc \d+\.\d+\.\d+$", log, re.M), log
     tod = re.search(r"^TST:STARTTOD: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", log, re.M).group(1)
     assert abs(time.mktime(time.strptime(tod, "%Y-%m-%d %H:%M:%S")) - started) < 30, tod
-    names = set(re.findall(r"^(TST:\w+)$", log, re.M))
-    # The status PVs are there (the default IOC also serves the motor stages and more).
-    assert {"TST:HEARTBEAT", "TST:UPTIME", "TST:VERSION", "TST:STARTTOD", "TST:AUTOSAVE_STATUS"} <= names, log
+    # The status PVs are listed by dbl (the default IOC also serves the motor stages and more); dbl may still be
+    # printing when the lines above are there, so wait for the listing rather than read it once.
+    status_pvs = {"TST:HEARTBEAT", "TST:UPTIME", "TST:VERSION", "TST:STARTTOD", "TST:AUTOSAVE_STATUS"}
+    wait_for(lambda: status_pvs <= set(re.findall(r"^(TST:\w+)$", ioc.log(), re.M)), 30,
+             what=lambda: f"dbl listing the status PVs:\n{ioc.log()}")
     status, severity = pv("TST:AUTOSAVE_STATUS"), pv("TST:AUTOSAVE_STATUS.SEVR")
     wait_for(lambda: re.fullmatch(r"saved \d\d:\d\d:\d\d", status.get(as_string=True)) and severity.get() == 0,
              what=lambda: f"'saved hh:mm:ss' without alarm (now '{status.get(as_string=True)}')")
