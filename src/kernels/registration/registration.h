@@ -156,6 +156,11 @@ void reg_warp(const float *src, int w, int h, float *dst, int dw, int dh, double
  * the reference untouched. */
 double reg_transform_floor(reg_ctx *ctx, int repeat);
 
+/* Edge map for contrast-robust matching (edges.c): dst (w x h) = |gradient| of src smoothed by a Gaussian of
+ * sigma pixels (central differences, borders repeated). The map drops the grey levels and the sign of the
+ * contrast and keeps where the edges are. Returns 0, or -1 for sizes below 3 x 3 or sigma outside [0, 64]. */
+int reg_edge_map(const float *src, int w, int h, double sigma, float *dst);
+
 /* FFTW wisdom (measured plans kept across runs; see fft_plans.c). By default it lives in $RELOC_FFTW_WISDOM, else
  * $XDG_CACHE_HOME/reloc/fftw-wisdom, else $HOME/.cache/reloc/fftw-wisdom, is read before the first measured plan
  * and rewritten whenever a plan had to be measured. reg_wisdom_load() reads path instead and makes it the file

@@ -192,4 +192,72 @@ int tomo_align_jitter(const float *proj, int n_angles, int ny, int nx, const dou
                       size_t errlen);
 void tomo_align_result_free(tomo_align_result *r);
 
+/* ---- Registration of whole tomograms across energies (energies.c) ----
+ *
+ * Two projection series of one object at two energies, each already aligned on its own (tomo_align_jitter: the
+ * jitter is gone and the rotation axis sits on bin nx / 2 of both), differ by the detector's magnification
+ * (pixel size ~ energy), by contrast (below and above an absorption edge the grains change, the outline stays),
+ * and by a 3D translation of the object: what the jitter alignment of each series leaves free. A 3D translation
+ * moves the projection at angle theta by x(theta) = c + a cos(theta) + b sin(theta), y(theta) = d (c is 0 for
+ * series aligned on the same axis, kept for series that are not). So the moving series is registered angle by
+ * angle to the reference (each projection scaled about the detector centre (nx / 2, ny / 2) by m, the reference's
+ * pixel size over the moving one's, then translated by the registration kernel), and the per-angle shifts are
+ * fitted by that model, robustly (angles further than max(3 x 1.4826 MAD, 0.5 px) from the fit are left out and
+ * the fit repeated): 4 numbers from every angle instead of 2 per angle, which averages the noise of single
+ * matches away and holds the series together.
+ * Matching: TOMO_MATCH_EDGES registers the gradient magnitude of the projections smoothed by a Gaussian of
+ * edge_sigma px (reg_edge_map), which keeps the outline and the grain boundaries and drops the grey levels that
+ * change across an edge; TOMO_MATCH_INTENSITY registers the projections themselves (plain phase correlation).
+ * Magnification: m comes from the given pixel sizes; with fit_magnification it is also fitted (the m within
+ * +-magnification_range of the nominal one that maximizes the mean correlation of the matches over a subset of
+ * angles: a 1 % grid, then golden-section search) and used instead of the nominal one when they differ by more
+ * than magnification_tolerance (relative): the given pixel sizes are then off, which the result says.
+ * Quality: rms_px, the scatter of the per-angle matches about the fit (px of the reference); error_px, the
+ * estimated RMS error of the fitted shift over the angles, sqrt((3 rms_x^2 + rms_y^2) / n_used) (3 parameters in
+ * x, 1 in y), error_nm = error_px times the reference pixel size; confidence, the fraction of angles the fit
+ * kept; correlation, the median correlation of the matches. This error estimate holds for errors that vary from
+ * angle to angle; a bias common to all angles (a contrast change that moves every edge) it cannot see, which is
+ * why the matching is measured against the simulator's truth (tests/tomo). The energy fails (failed = 1, with the
+ * reason in why; the shifts must not be used) when fewer than half of the angles are kept, rms_px exceeds
+ * max_rms, or the median correlation is below min_correlation: a series of noise gives scattered matches.
+ * Threads: angles are matched on p->threads workers, one registration context each; single call, no state. */
+typedef enum { TOMO_MATCH_EDGES = 0, TOMO_MATCH_INTENSITY } tomo_match;
+
+typedef struct tomo_energy_params {
+    tomo_match match;              /* default TOMO_MATCH_EDGES */
+    double edge_sigma;             /* px; default 1 */
+    int fit_magnification;         /* default 1 */
+    double magnification_range;    /* relative; default 0.1 */
+    double magnification_tolerance;/* relative; default 0.002 */
+    double max_rms;                /* px; default 1 */
+    double min_correlation;        /* default 0.2 */
+    int threads;                   /* 0: one per online CPU */
+} tomo_energy_params;
+
+typedef struct tomo_energy_result {
+    int n_angles;
+    double magnification_nominal;  /* reference pixel size / moving pixel size, as given */
+    double magnification_fitted;   /* NaN when not fitted */
+    double magnification;          /* used */
+    int pixel_size_off;            /* the fitted magnification was used: the given pixel sizes are off */
+    double c, a, b, d;             /* the fitted model, reference px */
+    double *shift_x, *shift_y;     /* per angle: the model, reference px (content of the moving series, scaled,
+                                      moved by +shift relative to the reference) */
+    double *match_x, *match_y;     /* per angle: the single matches, reference px */
+    unsigned char *used;           /* per angle: kept by the robust fit */
+    double rms_px, error_px, confidence, correlation;
+    int failed;
+    char why[128];
+} tomo_energy_result;
+
+void tomo_energy_params_default(tomo_energy_params *p);
+/* Registers the series mov to ref (both n_angles x ny x nx, the same angles in degrees) with nominal
+ * magnification m_nominal (reference pixel size / moving pixel size; 1 when they are equal). registered (may be
+ * NULL, n_angles x ny x nx) receives mov on the reference grid (scaled and shifted by the model; 0 outside).
+ * Returns 0 (a failed registration included: see r->failed), or -1 with a message (sizes, parameters). */
+int tomo_register_energy(const float *ref, const float *mov, int n_angles, int ny, int nx, const double *angles_deg,
+                         double m_nominal, const tomo_energy_params *p, tomo_energy_result *r, float *registered,
+                         char *err, size_t errlen);
+void tomo_energy_result_free(tomo_energy_result *r);
+
 #endif
