@@ -19,7 +19,7 @@ void tomo_energy_params_default(tomo_energy_params *p)
     p->edge_sigma = 1.0;
     p->fit_magnification = 1;
     p->magnification_range = 0.1;
-    p->magnification_tolerance = 0.002;
+    p->magnification_tolerance = 0.005;
     p->max_rms = 1.0;
     p->min_correlation = 0.2;
 }

@@ -34,7 +34,8 @@ static void joseph(const tomo_geometry *g, const float *src, float *dst, int adj
         for (int k = 0; k < g->n_det; k++) {
             size_t ray = (size_t)a * g->n_det + (size_t)k;
             double t = (k - g->n_det / 2) * spacing + g->centre_offset;
-            double acc = 0, back = adjoint ? src[ray] * length : 0;
+            double acc = 0;
+            float back = adjoint ? (float)(src[ray] * length) : 0;
             /* by rows: line is row i (y = centre - i) and u the column coordinate;
              * by columns: line is column j (x = j - centre) and u the row coordinate. u is linear in line. */
             double u0 = by_rows ? (t - centre * other) / lead + centre : centre - (t + centre * other) / lead;
@@ -46,21 +47,29 @@ static void joseph(const tomo_geometry *g, const float *src, float *dst, int adj
                 first = (int)fmin(n, fmax(0, floor(fmin(l0, l1)) - 1));
                 last = (int)fmax(-1, fmin(n - 1, ceil(fmax(l0, l1)) + 1));
             }
+            /* Two accumulators for alternate lines: one chain of additions per sample would be the loop's
+             * bottleneck. Both taps inside the slice (0 <= j0 <= n - 2) is the common case, tested by one compare. */
+            double acc2 = 0, u = u0 + first * du - du;
             for (int line = first; line <= last; line++) {
-                double u = u0 + line * du;
+                u += du;
                 if (u < -1 || u >= n) continue;
                 /* floor(u) by truncation of the positive u + 1: floor() is a libm call on baseline x86-64. */
                 int j0 = (int)(u + 1.0) - 1;
-                double w = u - j0;
-                size_t base = by_rows ? (size_t)line * n : (size_t)line;
+                float w = (float)(u - j0);
+                size_t at = (by_rows ? (size_t)line * n : (size_t)line) + (size_t)j0 * stride;
+                int inside = (unsigned)j0 < (unsigned)(n - 1);
                 if (adjoint) {
-                    if (j0 >= 0) dst[base + (size_t)j0 * stride] += (float)(back * (1 - w));
-                    if (j0 + 1 < n) dst[base + (size_t)(j0 + 1) * stride] += (float)(back * w);
+                    if (inside || j0 >= 0) dst[at] += back * (1 - w);
+                    if (inside || j0 < 0) dst[at + stride] += back * w;
+                } else if (inside) {
+                    float v = (1 - w) * src[at] + w * src[at + stride];
+                    if (line & 1) acc2 += v;
+                    else acc += v;
                 } else {
-                    if (j0 >= 0) acc += (1 - w) * src[base + (size_t)j0 * stride];
-                    if (j0 + 1 < n) acc += w * src[base + (size_t)(j0 + 1) * stride];
+                    acc += j0 < 0 ? w * src[at + stride] : (1 - w) * src[at];
                 }
             }
+            acc += acc2;
             if (!adjoint) dst[ray] = (float)(acc * length);
         }
     }
