@@ -96,48 +96,16 @@ static void register_item(void *ctx, int a, int worker)
     al->residual[a] = norm > 0 ? sqrt(diff / norm) : INFINITY;
 }
 
-/* Solves the 3 x 3 system m x = v (Cramer); 0, or -1 when singular. */
-static int solve3(const double m[3][3], const double v[3], double x[3])
-{
-    double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
-                 m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-    if (!(fabs(det) > 1e-12)) return -1;
-    for (int c = 0; c < 3; c++) {
-        double t[3][3];
-        memcpy(t, m, sizeof t);
-        for (int r = 0; r < 3; r++) t[r][c] = v[r];
-        x[c] = (t[0][0] * (t[1][1] * t[2][2] - t[1][2] * t[2][1]) - t[0][1] * (t[1][0] * t[2][2] - t[1][2] * t[2][0]) +
-                t[0][2] * (t[1][0] * t[2][1] - t[1][1] * t[2][0])) / det;
-    }
-    return 0;
-}
-
 /* Removes the shifts that only move the reconstruction (see tomo.h); returns the axis offset c. */
 static double constrain(aligner *al)
 {
-    double m[3][3] = {{0}}, v[3] = {0}, x[3] = {0}, mean_y = 0;
-    int used = 0;
+    double k[4];
+    tomo_fit_translation(al->n_angles, al->angles, al->new_sx, al->new_sy, al->outlier, k);
     for (int a = 0; a < al->n_angles; a++) {
-        if (al->outlier[a]) continue;
-        double th = al->angles[a] * (M_PI / 180.0), basis[3] = {1, cos(th), sin(th)};
-        for (int r = 0; r < 3; r++) {
-            for (int c = 0; c < 3; c++) m[r][c] += basis[r] * basis[c];
-            v[r] += basis[r] * al->new_sx[a];
-        }
-        mean_y += al->new_sy[a];
-        used++;
+        al->new_sx[a] -= tomo_translation_x(k, al->angles[a]) - k[0];
+        al->new_sy[a] -= k[3];
     }
-    mean_y /= used;
-    if (solve3(m, v, x) != 0) { /* angles too few or too close to tell a sinusoid: keep the mean only */
-        x[0] = v[0] / used;
-        x[1] = x[2] = 0;
-    }
-    for (int a = 0; a < al->n_angles; a++) {
-        double th = al->angles[a] * (M_PI / 180.0);
-        al->new_sx[a] -= x[1] * cos(th) + x[2] * sin(th);
-        al->new_sy[a] -= mean_y;
-    }
-    return x[0];
+    return k[0];
 }
 
 /* Starting estimates: the centre of mass of each projection. Line integrals keep the object's mass, so its

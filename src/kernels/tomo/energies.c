@@ -122,86 +122,38 @@ static double median_of(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Least squares of x(theta) = c + a cos + b sin and y = d over the angles in use. Returns -1 when the angles
- * cannot tell the sinusoid from a constant (then only c and d are fitted). */
-static int fit_model(const double *angles, const double *mx, const double *my, const unsigned char *used, int n,
-                     double out[4])
-{
-    double m[3][3] = {{0}}, v[3] = {0}, sy = 0;
-    int count = 0;
-    for (int i = 0; i < n; i++) {
-        if (!used[i]) continue;
-        double th = angles[i] * (M_PI / 180.0), basis[3] = {1, cos(th), sin(th)};
-        for (int r = 0; r < 3; r++) {
-            for (int c = 0; c < 3; c++) m[r][c] += basis[r] * basis[c];
-            v[r] += basis[r] * mx[i];
-        }
-        sy += my[i];
-        count++;
-    }
-    out[3] = sy / count;
-    /* Gaussian elimination with partial pivoting on the 3 x 3 normal equations. */
-    int piv[3] = {0, 1, 2};
-    for (int col = 0; col < 3; col++) {
-        int best = col;
-        for (int r = col + 1; r < 3; r++)
-            if (fabs(m[piv[r]][col]) > fabs(m[piv[best]][col])) best = r;
-        int t = piv[col];
-        piv[col] = piv[best];
-        piv[best] = t;
-        if (!(fabs(m[piv[col]][col]) > 1e-9 * count)) {
-            out[0] = v[0] / count;
-            out[1] = out[2] = 0;
-            return -1;
-        }
-        for (int r = col + 1; r < 3; r++) {
-            double f = m[piv[r]][col] / m[piv[col]][col];
-            for (int c = col; c < 3; c++) m[piv[r]][c] -= f * m[piv[col]][c];
-            v[piv[r]] -= f * v[piv[col]];
-        }
-    }
-    for (int col = 2; col >= 0; col--) {
-        double s = v[piv[col]];
-        for (int c = col + 1; c < 3; c++) s -= m[piv[col]][c] * out[c];
-        out[col] = s / m[piv[col]][col];
-    }
-    return 0;
-}
-
-static double model_x(const double k[4], double angle_deg)
-{
-    double th = angle_deg * (M_PI / 180.0);
-    return k[0] + k[1] * cos(th) + k[2] * sin(th);
-}
-
 /* Fits the model to the matches robustly (see tomo.h) and fills the result's model, per-angle and quality
  * fields. */
 static void fit_robustly(const matcher *mt, const double *angles, tomo_energy_result *r)
 {
     int n = mt->n_angles, used = 0;
     double k[4] = {0}, *dev = xmalloc((size_t)n * sizeof(double));
+    unsigned char *skip = xmalloc((size_t)n);
     for (int a = 0; a < n; a++) used += r->used[a] = !mt->failed[a] && isfinite(mt->mx[a]) && isfinite(mt->my[a]);
     for (int round = 0; round < 3 && used >= 2; round++) {
-        fit_model(angles, mt->mx, mt->my, r->used, n, k);
+        for (int a = 0; a < n; a++) skip[a] = !r->used[a];
+        tomo_fit_translation(n, angles, mt->mx, mt->my, skip, k);
         int m = 0;
         for (int a = 0; a < n; a++)
             if (!mt->failed[a])
-                dev[m++] = hypot(mt->mx[a] - model_x(k, angles[a]), mt->my[a] - k[3]);
+                dev[m++] = hypot(mt->mx[a] - tomo_translation_x(k, angles[a]), mt->my[a] - k[3]);
         double med = median_of(dev, m);
         for (int i = 0; i < m; i++) dev[i] = fabs(dev[i] - med);
         double limit = fmax(med + 3 * 1.4826 * median_of(dev, m), 0.5);
         used = 0;
         for (int a = 0; a < n; a++)
             used += r->used[a] = !mt->failed[a] &&
-                                 hypot(mt->mx[a] - model_x(k, angles[a]), mt->my[a] - k[3]) <= limit;
+                                 hypot(mt->mx[a] - tomo_translation_x(k, angles[a]), mt->my[a] - k[3]) <= limit;
     }
-    if (used >= 2) fit_model(angles, mt->mx, mt->my, r->used, n, k);
+    for (int a = 0; a < n; a++) skip[a] = !r->used[a];
+    if (used >= 2) tomo_fit_translation(n, angles, mt->mx, mt->my, skip, k);
+    free(skip);
     double sxx = 0, syy = 0;
     int m = 0;
     for (int a = 0; a < n; a++) {
         r->match_x[a] = mt->mx[a];
         r->match_y[a] = mt->my[a];
-        r->shift_x[a] = model_x(k, angles[a]);
+        r->shift_x[a] = tomo_translation_x(k, angles[a]);
         r->shift_y[a] = k[3];
         if (!r->used[a]) continue;
         double ex = mt->mx[a] - r->shift_x[a], ey = mt->my[a] - k[3];

@@ -134,6 +134,17 @@ size_t tomo_quantify(size_t count, int n_el, const float *const *maps, const dou
 /* Metrics of x against the reference r over count pixels (only where mask is 1, when mask is not NULL). */
 void tomo_compare(size_t count, const float *x, const float *r, const unsigned char *mask, tomo_metrics *m);
 
+/* ---- The projection shifts of a 3D translation of the object (gauge.c) ----
+ * In a parallel-beam series, moving the object by a 3D vector moves its projection at angle theta by
+ * x = c + a cos(theta) + b sin(theta) (c = 0 for a pure translation; an axis off the detector centre adds to c)
+ * and y = d. tomo_fit_translation fits k = {c, a, b, d} by least squares to the shifts (x, y) of the n angles
+ * whose skip is 0 (all when skip is NULL); returns 0, or -1 when the angles cannot tell the sinusoid from a
+ * constant (then a = b = 0 and c is the mean) or none is used (all 0). */
+int tomo_fit_translation(int n, const double *angles_deg, const double *x, const double *y,
+                         const unsigned char *skip, double k[4]);
+/* x of the fitted model at angle_deg. */
+double tomo_translation_x(const double k[4], double angle_deg);
+
 /* ---- Jitter correction of a projection series by iterative reprojection (align.c) ----
  *
  * Projections (n_angles x ny x nx, x fastest; linear quantities such as absorbance -ln(I/I0), zero outside the
