@@ -102,7 +102,7 @@ def main(out_dir):
     a = len(angles) // 3
     diff = registered[2, a] / registered[2, a].max() - registered[ref, a] / registered[ref, a].max()
     im = ax[2, 2].imshow(diff, cmap="RdBu_r", vmin=-0.5, vmax=0.5)
-    ax[2, 2].set_title(f"{energies[2]:.0f} eV registered minus {energies[ref]:.0f} eV, angle {angles[a]:.0f} deg")
+    ax[2, 2].set_title(f"{energies[2]:.0f} eV registered minus {energies[ref]:.0f} eV\nangle {angles[a]:.0f} degrees")
     ax[2, 2].set_xlabel("x (reference px)")
     ax[2, 2].set_ylabel("y (reference px)")
     fig.colorbar(im, ax=ax[2, 2], label="difference of absorbance / its maximum")
