@@ -98,3 +98,14 @@ def test_a_noise_energy_is_listed_as_failed_and_not_registered(tmp_path):
         assert np.isnan(g["registered"][1]).all() and np.isfinite(g["registered"][2]).all()
         assert np.isnan(g["energy_shift_x"][1]).all()
     assert registration_errors(tmp_path / "s.h5", tmp_path / "a.h5")[2][1] <= 0.3
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["--match", "mutual"], 2, "bad value 'mutual' for --match"),
+    (["--reference", "3"], 1, "--reference 3: "),
+], ids=["match", "reference"])
+def test_bad_registration_options_are_refused(tmp_path, args, status, message):
+    spectrotomo.simulate(tmp_path / "s.h5", size=16, n_angles=12, energies=[8300.0, 8400.0], jitter=1.0, seed=13)
+    result = run_align([tmp_path / "s.h5", "-o", tmp_path / "a.h5"] + args)
+    assert result.returncode == status and message in result.stderr, result.stderr
+    assert not (tmp_path / "a.h5").exists()

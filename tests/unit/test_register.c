@@ -366,6 +366,40 @@ static void stack_alignment(void **state)
     free(aligned);
 }
 
+/* The edge map keeps where an outline is and drops the grey level and the sign of the contrast: a bright disc and
+ * a dark disc three times as deep give maps in ratio 3 exactly, zero inside and far outside, largest on the
+ * outline. */
+static void edge_map_keeps_the_outline_not_the_contrast(void **state)
+{
+    (void)state;
+    enum { W = 48, H = 40 };
+    static float bright[W * H], dark[W * H], eb[W * H], ed[W * H];
+    const double cx = 23.5, cy = 19.0, r = 11.0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int in = hypot(x - cx, y - cy) < r;
+            bright[y * W + x] = in ? 1.0f : 0.0f;
+            dark[y * W + x] = in ? -3.0f : 0.0f;
+        }
+    assert_int_equal(reg_edge_map(bright, W, H, 1.0, eb), 0);
+    assert_int_equal(reg_edge_map(dark, W, H, 1.0, ed), 0);
+    double peak = 0, peak_radius = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t i = (size_t)y * W + x;
+            assert_true(fabs(ed[i] - 3 * eb[i]) <= 1e-5 * (1 + ed[i]));
+            double d = hypot(x - cx, y - cy);
+            if (d < r - 5 || d > r + 5) assert_true(eb[i] < 1e-3);
+            if (eb[i] > peak) {
+                peak = eb[i];
+                peak_radius = d;
+            }
+        }
+    assert_true(peak > 0.1 && fabs(peak_radius - r) < 1.0);
+    assert_int_equal(reg_edge_map(bright, 2, H, 1.0, eb), -1);
+    assert_int_equal(reg_edge_map(bright, W, H, -1.0, eb), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +413,7 @@ int main(void)
         cmocka_unit_test(band_pass_and_tukey_still_register),
         cmocka_unit_test(resample_area_and_bicubic),
         cmocka_unit_test(stack_alignment),
+        cmocka_unit_test(edge_map_keeps_the_outline_not_the_contrast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
