@@ -6,8 +6,11 @@
  * disconnected or without read access the read fails and the record goes to LINK/INVALID, keeping its value;
  * MS/MSS/MSI carry the remote alarm as for local links. CP processes the record on every update and on a
  * disconnect (so the record shows the LINK alarm); CPP only when the record is Passive. Output links send a
- * plain put (no completion); disconnected or without write access the put fails and the record goes to
- * LINK/INVALID. Channels reconnect by themselves (libca). `dbcar` reports them.
+ * plain put (no completion), or, for "Async Soft Channel" records, a put with completion (ca_put_callback):
+ * the record stays active until the other IOC reports, then runs again and takes the outcome -- the remote
+ * failure (a refused put: limits, DISP, access rights), or a disconnect while waiting, fail it. Disconnected
+ * or without write access a put fails at once and the record goes to LINK/INVALID. Channels reconnect by
+ * themselves (libca). `dbcar` reports them.
  *
  * Threads and locks: one preemptive libca context, created by the thread that runs iocInit; any other thread
  * that puts attaches to it first. libca's own threads run the connection and update callbacks: they take only
@@ -46,6 +49,8 @@ int ca_clear_channel(chid channel);
 int ca_create_subscription(long type, unsigned long count, chid channel, long mask,
                            void (*fn)(struct event_handler_args), void *user, evid *subscription);
 int ca_array_put(long type, unsigned long count, chid channel, const void *value);
+int ca_array_put_callback(long type, unsigned long count, chid channel, const void *value,
+                          void (*fn)(struct event_handler_args), void *user);
 int ca_flush_io(void);
 void *ca_puser(chid channel);
 short ca_field_type(chid channel);
@@ -78,8 +83,18 @@ struct db_ca_link {
     char text[DB_STRING_SIZE];         /* the newest update of a string PV */
     uint16_t stat, sevr;
     unsigned long disconnects, failed_writes;
+    struct put_token *put;             /* the put with completion under way (NULL: none); freed by on_put_done */
+    int put_status;                    /* the outcome of the last one: ECA_NORMAL, a libca status, or PUT_LOST */
     struct db_ca_link *next;           /* all links: iocInit thread, then read-only */
 };
+
+/* One put with completion: libca's callback argument. Owned by the link while under way; a disconnect ends the
+ * wait (the link forgets it) and the late callback, if any, only frees it. */
+struct put_token {
+    db_ca_link *link;
+    int forgotten;                     /* guarded by the link's lock */
+};
+enum { PUT_LOST = -1 };                /* the channel went down while the put was under way */
 
 static struct ca_client_context *context;       /* created by the iocInit thread */
 static db_ca_link *links;
@@ -140,6 +155,12 @@ static void on_connection(struct connection_handler_args args)
         l->disconnects++;
         l->has_value = 0;
     }
+    int lost_put = !up && l->put;
+    if (lost_put) {
+        l->put->forgotten = 1;
+        l->put = NULL;
+        l->put_status = PUT_LOST;
+    }
     if (subscribe) l->subscribed = 1;
     long type = l->string_value ? CA_DBR_TIME_STRING : CA_DBR_TIME_DOUBLE;
     pthread_mutex_unlock(&l->lock);
@@ -153,6 +174,7 @@ static void on_connection(struct connection_handler_args args)
         ca_flush_io();
     }
     if (!up && l->input) request_processing(l);      /* the record shows the LINK alarm at once (CP) */
+    if (lost_put) db_request_process(l->rec);        /* the waiting output record completes, failing */
 }
 
 db_ca_link *db_ca_link_open(db_record *rec, const db_link *link, const char *field, int input, const char *pv)
@@ -202,35 +224,91 @@ int db_ca_link_read(db_ca_link *l, const db_span *dst, long *nelem, uint16_t *st
     return status;
 }
 
-int db_ca_link_write(db_ca_link *l, const db_span *src, long nelem)
+static void on_put_done(struct event_handler_args args)
+{
+    struct put_token *t = args.usr;
+    db_ca_link *l = t->link;
+    pthread_mutex_lock(&l->lock);
+    int waited = !t->forgotten;
+    if (waited) {
+        l->put = NULL;
+        l->put_status = args.status;
+    }
+    pthread_mutex_unlock(&l->lock);
+    free(t);
+    if (waited) db_request_process(l->rec);
+}
+
+/* Converts and sends a put (with completion when token is set); 0 or -1. */
+static int send_put(db_ca_link *l, const db_span *src, long nelem, struct put_token *token)
 {
     pthread_mutex_lock(&l->lock);
-    int ok = l->connected && ca_write_access(l->channel);
+    int ok = l->connected && ca_write_access(l->channel) && !(token && l->put);
     int string_value = l->string_value;
+    const char *why = !l->connected ? "not connected" : !ca_write_access(l->channel) ? "no write access" :
+                      !ok ? "a put with completion is still under way" : NULL;
     if (!ok) l->failed_writes++;
+    if (ok && token) l->put = token;
     pthread_mutex_unlock(&l->lock);
-    if (!ok) return -1;
-    attach();
-    int status;
-    if (string_value) {
-        char text[DB_STRING_SIZE];
-        db_span dst = {DBF_STRING, text, sizeof text, NULL};
-        status = db_convert(&dst, src, 1) == DB_OK ? ca_array_put(CA_DBR_STRING, 1, l->channel, text) : -1;
-    } else {
-        double *values = xmalloc((size_t)(nelem > 0 ? nelem : 1) * sizeof *values);
-        db_span dst = {DBF_DOUBLE, values, sizeof *values, NULL};
-        status = db_convert(&dst, src, nelem) == DB_OK ?
-                     ca_array_put(CA_DBR_DOUBLE, (unsigned long)nelem, l->channel, values) : -1;
-        free(values);
+    if (!ok) {
+        log_warn("calink", "%s.%s -> %s: put refused: %s", l->rec->name, l->field, l->pv, why);
+        return -1;
     }
+    attach();
+    int status = -1;
+    long type = string_value ? CA_DBR_STRING : CA_DBR_DOUBLE;
+    unsigned long count = string_value ? 1 : (unsigned long)(nelem > 0 ? nelem : 1);
+    void *values = xmalloc(string_value ? DB_STRING_SIZE : count * sizeof(double));
+    db_span dst = {string_value ? DBF_STRING : DBF_DOUBLE, values, string_value ? DB_STRING_SIZE : sizeof(double),
+                   NULL};
+    if (db_convert(&dst, src, (long)count) == DB_OK)
+        status = token ? ca_array_put_callback(type, count, l->channel, values, on_put_done, token)
+                       : ca_array_put(type, count, l->channel, values);
+    free(values);
     ca_flush_io();
+    if (status != ECA_NORMAL && token) {
+        pthread_mutex_lock(&l->lock);
+        if (l->put == token) l->put = NULL;       /* never sent: libca will not call back */
+        l->failed_writes++;
+        pthread_mutex_unlock(&l->lock);
+        log_warn("calink", "%s.%s -> %s: put refused: %s", l->rec->name, l->field, l->pv,
+                 status == -1 ? "value not convertible" : ca_message(status));
+    }
     return status == ECA_NORMAL ? 0 : -1;
+}
+
+int db_ca_link_write(db_ca_link *l, const db_span *src, long nelem)
+{
+    return send_put(l, src, nelem, NULL);
+}
+
+int db_ca_link_write_start(db_ca_link *l, const db_span *src, long nelem)
+{
+    struct put_token *t = xcalloc(1, sizeof *t);
+    t->link = l;
+    if (send_put(l, src, nelem, t) == 0) return 0;
+    free(t);                          /* never handed to libca */
+    return -1;
+}
+
+int db_ca_link_write_outcome(db_ca_link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    int status = l->put ? ECA_NORMAL : l->put_status;
+    int pending = l->put != NULL;
+    pthread_mutex_unlock(&l->lock);
+    if (pending) return 1;
+    if (status == ECA_NORMAL) return 0;
+    log_warn("calink", "%s.%s -> %s: put failed: %s", l->rec->name, l->field, l->pv,
+             status == PUT_LOST ? "disconnected before it completed" : ca_message(status));
+    return -1;
 }
 
 void db_ca_link_close(db_ca_link *l)
 {
     attach();
     ca_clear_channel(l->channel);          /* waits for its callbacks; no lock of ours is held here */
+    if (l->put) free(l->put);              /* a put with completion still under way: libca dropped it */
     for (db_ca_link **p = &links; *p; p = &(*p)->next)
         if (*p == l) {
             *p = l->next;
