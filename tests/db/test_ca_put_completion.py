@@ -18,6 +18,8 @@ def local_db(a, b):
     return f"""
 record(ao, "{a}samx") {{ field(DTYP, "Async Soft Channel") field(OUT, "{b}samx") field(PREC, "4") }}
 record(ao, "{a}plain") {{ field(OUT, "{b}samy") }}
+record(ao, "{a}here") {{ field(DTYP, "Async Soft Channel") field(OUT, "{a}kept PP") }}
+record(ao, "{a}kept") {{ }}
 """
 READ_ONLY_ACF = """
 ASG(DEFAULT) {
@@ -59,6 +61,8 @@ def test_a_put_through_the_link_completes_when_the_remote_motor_arrives(start_io
     assert pv(B + "samx.DMOV").get(use_monitor=False) == 1
     assert abs(pv(B + "samx.RBV").get(use_monitor=False) - 2.0) < 0.001
     assert alarm(A + "samx") == (0, 0)
+    # a link within this IOC completes at once
+    assert put_status(A + "here", 4.5) == ECA_NORMAL and pv(A + "kept").get(use_monitor=False) == 4.5
 
     # B's soft limit (HLM 9.5) refuses the target: A's put fails, B's motor stays
     assert put_status(A + "samx", 50.0) == ECA_PUTFAIL
@@ -100,3 +104,9 @@ def test_the_remote_access_rights_refuse_the_put(start_ioc, second_ioc_env, tmp_
              "put refused: no write access" in local.log(), what="A's put refused by B's access rights")
     assert alarm(C + "samx") == (14, 3)
     assert pv(D + "samx.RBV").get(use_monitor=False) == pytest.approx(0.0, abs=0.001)
+
+
+def test_async_soft_channel_is_for_output_records(refuses_to_start, tmp_path):
+    (tmp_path / "bad.db").write_text('record(ai, "PCE:in") { field(DTYP, "Async Soft Channel") field(INP, "X:y") }\n')
+    log = refuses_to_start(ioc_module.st_cmd(f'dbLoadRecords("{tmp_path / "bad.db"}")'))
+    assert "PCE:in: Async Soft Channel is for output records (OUT)" in log
