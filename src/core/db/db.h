@@ -386,6 +386,20 @@ typedef void (*db_ca_done_fn)(void *user, int ok, const char *why);
  * with err when it cannot be sent (not connected, no write access, a put with completion under way); done
  * is then not called. */
 int db_ca_channel_put(db_ca_channel *c, double value, db_ca_done_fn done, void *user, char *err, size_t errlen);
+
+/* A number st.cmd names by channel (db_number.c): a field of this IOC's records or, when no record here has the
+ * name, a PV of another IOC (db_ca_channel, with its record's EGU). Resolve at iocInit or on the user's thread:
+ * 0, or -1 with err. */
+typedef struct db_number {
+    char name[DB_NAME_SIZE + 8];
+    int local;
+    db_addr addr;                          /* local */
+    db_ca_channel *remote, *remote_egu;    /* another IOC's */
+} db_number;
+int db_number_resolve(db_number *n, const char *name, const char *owner, char *err, size_t errlen);
+/* [locked] The value (and, when units is not NULL, the units: EGU): 0, or -1 with err (another IOC's PV not
+ * connected, no read access, no update yet). */
+int db_number_read(const db_number *n, double *value, char *units, size_t unitslen, char *err, size_t errlen);
 /* [locked] Record support: raise an alarm candidate (kept if more severe than the current candidate). */
 void db_alarm_raise(db_record *rec, uint16_t status, uint16_t severity);
 /* [locked] Record support at the end of process(): moves NSTA/NSEV to STAT/SEVR (returns the DBE_ALARM bit

@@ -45,7 +45,7 @@ struct motion_stage {
 
 /* ---- positions as sums of channels --------------------------------------------------------------------- */
 
-int motion_position_resolve(motion_position *pos, const char *spec, char *err, size_t errlen)
+int motion_position_resolve(motion_position *pos, const char *spec, const char *owner, char *err, size_t errlen)
 {
     char copy[MOTION_MAX_TERMS * (DB_NAME_SIZE + 8)], *save = NULL;
     int rc = 0;
@@ -54,17 +54,20 @@ int motion_position_resolve(motion_position *pos, const char *spec, char *err, s
     for (char *name = strtok_r(copy, "+ ", &save); name; name = strtok_r(NULL, "+ ", &save)) {
         if (pos->nterms == MOTION_MAX_TERMS)
             return error_set(err, errlen, "at most %d channels are added", MOTION_MAX_TERMS);
-        db_addr *addr = &pos->term[pos->nterms];
-        if (db_name_to_addr(name, addr) != DB_OK) return error_set(err, errlen, "channel %s does not exist", name);
-        db_meta meta;
-        db_lock();
-        db_get_meta(addr, &meta);
-        db_unlock();
-        double scale = um_per_length_unit(meta.units);
-        if (scale == 0) {
-            rc = 1;
-            error_set(err, errlen, "channel %s has units \"%s\" (not a length): taken as um", name, meta.units);
-            scale = 1;
+        db_number *term = &pos->term[pos->nterms];
+        if (db_number_resolve(term, name, owner, err, errlen)) return -1;
+        double scale = 1;
+        if (term->local) {
+            db_meta meta;
+            db_lock();
+            db_get_meta(&term->addr, &meta);
+            db_unlock();
+            scale = um_per_length_unit(meta.units);
+            if (scale == 0) {
+                rc = 1;
+                error_set(err, errlen, "channel %s has units \"%s\" (not a length): taken as um", name, meta.units);
+                scale = 1;
+            }
         }
         pos->um_per_unit[pos->nterms++] = scale;
     }
@@ -77,10 +80,15 @@ double motion_position_read(const motion_position *pos, double fallback)
     double sum = 0;
     db_lock();
     for (int i = 0; i < pos->nterms; i++) {
-        double v = 0;
-        long n = 1;
-        db_get(&pos->term[i], DBR_DOUBLE, &v, &n);
-        sum += v * pos->um_per_unit[i];
+        double v = NAN, scale = pos->um_per_unit[i];
+        char units[DB_STRING_SIZE];
+        if (pos->term[i].local) {
+            db_number_read(&pos->term[i], &v, NULL, 0, NULL, 0);
+        } else if (db_number_read(&pos->term[i], &v, units, sizeof units, NULL, 0) == 0) {
+            scale = um_per_length_unit(units);
+            if (scale == 0) scale = 1;            /* not a length: taken as um, as for this IOC's channels */
+        }
+        sum += v * scale;
     }
     db_unlock();
     return sum;
