@@ -376,6 +376,9 @@ void db_ca_report(FILE *out, const char *name, int level);
  * reconnects by itself, and lives until db_shutdown (owners forget it then). `dbcar OWNER` reports it. */
 typedef struct db_ca_link db_ca_channel;
 db_ca_channel *db_ca_channel_open(const char *pv, const char *owner);
+/* changed is told of every update and disconnect, on a libca thread with no lock of ours held: it must only
+ * note it (wake a thread), never take the db lock or block. */
+void db_ca_channel_watch(db_ca_channel *c, void (*changed)(void *user), void *user);
 /* Any lock state: the newest update as a number and/or as text: 0, or -1 with err (not connected, no read
  * access, no update yet). */
 int db_ca_channel_get(db_ca_channel *c, double *value, char *text, size_t textlen, char *err, size_t errlen);

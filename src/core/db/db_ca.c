@@ -91,6 +91,8 @@ struct db_ca_link {
     unsigned long disconnects, failed_writes;
     struct put_token *put;             /* the put with completion under way (NULL: none); freed by on_put_done */
     int put_status;                    /* the outcome of the last one: ECA_NORMAL, a libca status, or PUT_LOST */
+    void (*changed)(void *user);       /* a driver's channel: told of every update and disconnect */
+    void *changed_user;
     struct db_ca_link *next;           /* all links: iocInit thread, then read-only */
 };
 
@@ -202,8 +204,11 @@ static void on_update(struct event_handler_args args)
         l->nvalues = n;
     }
     l->has_value = 1;
+    void (*changed)(void *) = l->changed;
+    void *changed_user = l->changed_user;
     pthread_mutex_unlock(&l->lock);
     request_processing(l);
+    if (changed) changed(changed_user);
 }
 
 static int send_put(db_ca_link *l, const db_span *src, long nelem, struct put_token *token);
@@ -250,7 +255,10 @@ static void on_connection(struct connection_handler_args args)
     }
     if (subscribe) l->subscribed = 1;
     long type = l->string_value ? CA_DBR_TIME_STRING : CA_DBR_TIME_DOUBLE;
+    void (*changed)(void *) = up ? NULL : l->changed;
+    void *changed_user = l->changed_user;
     pthread_mutex_unlock(&l->lock);
+    if (changed) changed(changed_user);
     log_info("calink", "%s -> %s %s", l->owner, l->pv, up ? "connected" : "disconnected");
     if (subscribe) {
         /* libca keeps the subscription across reconnections (each starts with a fresh update) */
@@ -345,6 +353,14 @@ db_ca_channel *db_ca_channel_open(const char *pv, const char *owner)
     pthread_mutex_unlock(&completions.lock);
     if (start) db_at_shutdown(completions_stop, NULL);
     return open_channel(pv, owner, NULL, NULL, 1);
+}
+
+void db_ca_channel_watch(db_ca_channel *c, void (*changed)(void *user), void *user)
+{
+    pthread_mutex_lock(&c->lock);
+    c->changed = changed;
+    c->changed_user = user;
+    pthread_mutex_unlock(&c->lock);
 }
 
 int db_ca_channel_get(db_ca_channel *c, double *value, char *text, size_t textlen, char *err, size_t errlen)

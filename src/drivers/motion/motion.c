@@ -183,6 +183,8 @@ int motion_stage_has_piezo(const motion_stage *s)
 
 const char *motion_motor_record(const motion_stage *s, int motor) { return s->motor[motor].record; }
 
+int motion_motor_remote(const motion_stage *s, int motor) { return s->motor[motor].remote[0] != NULL; }
+
 /* [locked] A field of a bound motor as a number: 0, or -1 with err. */
 static int motor_get(const motion_motor *m, int field, double *value, char *err, size_t errlen)
 {

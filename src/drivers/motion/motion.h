@@ -62,6 +62,8 @@ void motion_stage_free(motion_stage *s);
 /* Both coarse motors bound. */
 int motion_stage_ready(const motion_stage *s);
 int motion_stage_has_piezo(const motion_stage *s);
+/* After motion_stage_bind: the motor is a record of another IOC (moved through Channel Access). */
+int motion_motor_remote(const motion_stage *s, int motor);
 /* Record name of a motor (MOTION_X ...), "" when there is none. */
 const char *motion_motor_record(const motion_stage *s, int motor);
 
