@@ -17,12 +17,15 @@
  * completion (done, failed, refused by the other IOC, or lost with the channel) is called on this module's
  * completion thread with the db lock held, as db_put_notify's. Channels live until db_shutdown closes them.
  *
- * Threads and locks: one preemptive libca context, created by the thread that runs iocInit; any other thread
- * that puts attaches to it first. libca's own threads run the connection and update callbacks: they take only
- * the link's lock and may queue the record for processing (db_request_process) or a channel's completion (the
- * completion thread, which takes the db lock, then calls it), never the db lock. Record
- * processing holds the db lock and takes a link's lock after it (db before module). Channels are cleared when
- * the records are freed (db_link_release), with no link lock held, then the context is destroyed.
+ * Threads and locks: one preemptive libca context, created by the first thread that opens a link or channel
+ * (iocInit's, or a driver's own: open_lock guards the context, the list of links and the completion thread's
+ * start); any other thread that puts or opens attaches to it first. libca's own threads run the connection,
+ * update and put callbacks: they take only the link's lock and may queue the record for processing
+ * (db_request_process) or a channel's completion (the completion thread takes the db lock, then calls it),
+ * never the db lock. Record processing holds the db lock and takes a link's lock after it (db before module).
+ * At db_shutdown the drivers' puts still under way fail and the completion thread ends (db_ca_channels_stop),
+ * links are cleared when the records are freed (db_link_release) and the remaining channels after them, with
+ * no link lock held, then the context is destroyed.
  */
 #include "core/db/db_internal.h"
 #include "core/base/base.h"
@@ -106,7 +109,11 @@ struct put_token {
 };
 enum { PUT_LOST = -1 };                /* the channel went down while the put was under way */
 
-static struct ca_client_context *context;       /* created by the iocInit thread */
+/* The context, the list of links and channels, and the completion thread's start: guarded by open_lock, as
+ * drivers open channels from their own threads (the XANES stage) while iocInit opens links. Taken after the db
+ * lock (dbcar), never before it. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ca_client_context *context;       /* created by the first thread that opens a link or channel */
 static db_ca_link *links;
 static _Thread_local int attached;
 
@@ -174,7 +181,10 @@ static void on_exception(struct exception_handler_args args)
 
 static void attach(void)
 {
-    if (!attached && context) attached = ca_attach_context(context) == ECA_NORMAL;
+    if (attached) return;
+    pthread_mutex_lock(&open_lock);
+    if (context) attached = ca_attach_context(context) == ECA_NORMAL;
+    pthread_mutex_unlock(&open_lock);
 }
 
 static void request_processing(db_ca_link *l)
@@ -287,7 +297,10 @@ static int ensure_context(void)
 
 static db_ca_link *open_channel(const char *pv, const char *owner, db_record *rec, const db_link *link, int input)
 {
-    if (ensure_context()) return NULL;
+    pthread_mutex_lock(&open_lock);
+    int no_context = ensure_context();
+    pthread_mutex_unlock(&open_lock);
+    if (no_context) return NULL;
     attach();
     db_ca_link *l = xcalloc(1, sizeof *l);
     str_copy(l->pv, pv, sizeof l->pv);
@@ -296,8 +309,10 @@ static db_ca_link *open_channel(const char *pv, const char *owner, db_record *re
     l->link = link;
     l->input = input;
     pthread_mutex_init(&l->lock, NULL);
+    pthread_mutex_lock(&open_lock);
     l->next = links;
     links = l;
+    pthread_mutex_unlock(&open_lock);
     if (ca_create_channel(l->pv, on_connection, l, CA_PRIORITY_DB_LINKS, &l->channel) != ECA_NORMAL)
         log_error("calink", "%s: cannot create a channel for %s", owner, pv);
     ca_flush_io();
@@ -311,11 +326,13 @@ db_ca_link *db_ca_link_open(db_record *rec, const db_link *link, const char *fie
     return open_channel(pv, owner, rec, link, input);
 }
 
-/* db_shutdown, before the scan threads stop (no lock held): the channels' puts still under way fail, the
- * completion thread calls what is queued and ends. */
-static void completions_stop(void *unused)
+void db_ca_channels_stop(void)
 {
-    (void)unused;
+    pthread_mutex_lock(&completions.lock);
+    int started = completions.started;
+    pthread_mutex_unlock(&completions.lock);
+    if (!started) return;
+    pthread_mutex_lock(&open_lock);
     for (db_ca_link *l = links; l; l = l->next) {
         if (l->rec) continue;
         pthread_mutex_lock(&l->lock);
@@ -329,6 +346,7 @@ static void completions_stop(void *unused)
         pthread_mutex_unlock(&l->lock);
         if (pending) complete_later(lost.done, lost.user, 0, "the IOC is shutting down");
     }
+    pthread_mutex_unlock(&open_lock);
     pthread_mutex_lock(&completions.lock);
     completions.stopping = 1;
     pthread_cond_signal(&completions.wake);
@@ -351,7 +369,6 @@ db_ca_channel *db_ca_channel_open(const char *pv, const char *owner)
     completions.started = 1;
     completions.stopping = 0;
     pthread_mutex_unlock(&completions.lock);
-    if (start) db_at_shutdown(completions_stop, NULL);
     return open_channel(pv, owner, NULL, NULL, 1);
 }
 
@@ -501,11 +518,13 @@ void db_ca_link_close(db_ca_link *l)
     attach();
     ca_clear_channel(l->channel);          /* waits for its callbacks; no lock of ours is held here */
     if (l->put) free(l->put);              /* a put with completion still under way: libca dropped it */
+    pthread_mutex_lock(&open_lock);
     for (db_ca_link **p = &links; *p; p = &(*p)->next)
         if (*p == l) {
             *p = l->next;
             break;
         }
+    pthread_mutex_unlock(&open_lock);
     pthread_mutex_destroy(&l->lock);
     free(l->values);
     free(l);
@@ -516,9 +535,11 @@ void db_ca_context_end(void)
     if (!context) return;
     attach();
     while (links) db_ca_link_close(links);      /* the drivers' channels (records' links are closed already) */
+    pthread_mutex_lock(&open_lock);
     ca_context_destroy();
     context = NULL;
     attached = 0;
+    pthread_mutex_unlock(&open_lock);
 }
 
 void db_ca_report(FILE *out, const char *name, int level)
@@ -529,6 +550,7 @@ void db_ca_report(FILE *out, const char *name, int level)
     else fprintf(out, "CA links in record named '%s'\n", name);
     int total = 0, connected = 0, no_read = 0, no_write = 0;
     unsigned long disconnects = 0, failed = 0;
+    pthread_mutex_lock(&open_lock);
     for (db_ca_link *l = links; l; l = l->next) {
         if (!all && strcmp(l->rec ? l->rec->name : l->owner, name) != 0) continue;
         pthread_mutex_lock(&l->lock);
@@ -551,6 +573,7 @@ void db_ca_report(FILE *out, const char *name, int level)
                                                : (ca_write_access(l->channel) ? "Write Only" : "No Access"));
         }
     }
+    pthread_mutex_unlock(&open_lock);
     fprintf(out, "Total %d CA link%s; %d connected, %d not connected.\n", total, total == 1 ? "" : "s", connected,
             total - connected);
     fprintf(out, "    %d can't read, %d can't write.  (%lu disconnects, %lu writes prohibited)\n", no_read, no_write,

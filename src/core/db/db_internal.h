@@ -94,6 +94,10 @@ int db_ca_link_write_start(db_ca_link *l, const db_span *src, long nelem);
 int db_ca_link_write_outcome(db_ca_link *l);
 /* Clears the channel (no module lock held). */
 void db_ca_link_close(db_ca_link *l);
+/* db_shutdown, after the shutdown hooks (the drivers' threads have stopped) and before the exit hooks free the
+ * drivers, with no lock held: puts with completion of drivers' channels still under way fail, their completions
+ * are called, and the completion thread ends. */
+void db_ca_channels_stop(void);
 /* After every link is closed: ends the client context (the iocInit thread). */
 void db_ca_context_end(void);
 
