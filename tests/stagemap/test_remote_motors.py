@@ -1,7 +1,8 @@
 """The stage map of IOC A moving the motors of IOC B (a motor IOC: the simulated sample stage) through Channel
 Access (drivers/motion binds a motor that is no record of A to channels of B's motor record fields): Move:Go
 completes when B's motors have arrived; B's soft limits, DISP and access rights refuse moves with a message in
-Map:Message_RBV and a failed put-callback; B gone -> A's links to it in LINK/INVALID and moves refused; B back ->
+Map:Message_RBV and a failed put-callback; B gone -> A's links to it in LINK/INVALID, moves and relocalization
+refused with the reason; B back ->
 moves work again. Two IOCs on loopback."""
 import epics
 import pytest
@@ -29,10 +30,13 @@ def start_motor_ioc(start_ioc, env, workdir, b, acf=None):
 
 
 def start_map_ioc(start_ioc, workdir, a, b):
-    """IOC A: the stage map on B's samx/samy, and a record following B's samx readback (the operator's view)."""
+    """IOC A: the stage map on B's samx/samy with a small simulated camera for relocalization, and a record
+    following B's samx readback (the operator's view)."""
     (workdir / "follow.db").write_text(f'record(ai, "{a}samx_rbv") {{ field(INP, "{b}samx.RBV CP MS") }}\n')
     return start_ioc(ioc_module.st_cmd(
+        f'cameraConfigure("CAM", "sim", "{ioc_module.TOP / "sim" / "sample_default.json"}", 64, 64)',
         f'stagemapConfigure "MAP" "{b}samx" "{b}samy" "{ENGINES}"',
+        'stagemapCamera "MAP" "CAM"',
         f'dbLoadRecords "stagemap.db" "P={a},PORT=MAP"',
         f'dbLoadRecords("{workdir / "follow.db"}")'))
 
@@ -81,10 +85,13 @@ def test_the_stage_map_moves_the_motors_of_another_ioc(start_ioc, second_ioc_env
              what="a move refused by B's DISP")
     assert pv(b + "samx.DISP").put(0, wait=True) == 1
 
-    # B gone: A's link to it in LINK/INVALID, moves refused with the reason
+    # B gone: A's link to it in LINK/INVALID, moves and relocalization refused with the reason
     remote.stop()
     wait_for(lambda: alarm(a + "samx_rbv") == (14, 3), what="LINK/INVALID on A's link to B")
     assert go_to(a, 0.0, 0.0) == ECA_PUTFAIL
+    assert f"motor {b}samx unavailable ({b}samx.RBV: not connected)" in text(a + "Map:Message_RBV")
+    assert put_status(a + "Reloc:Start", 1) == ECA_PUTFAIL
+    map_sync(a)
     assert f"motor {b}samx unavailable" in text(a + "Map:Message_RBV")
 
     # B back: the channels reconnect by themselves and moves complete again

@@ -237,6 +237,13 @@ int motion_stage_position(const motion_stage *s, double um[2], char *err, size_t
     return 0;
 }
 
+int motion_stage_available(const motion_stage *s, char *err, size_t errlen)
+{
+    double xy[2];
+    if (!motion_stage_ready(s)) return error_set(err, errlen, "no stage motors bound");
+    return motion_stage_position(s, xy, err, errlen);
+}
+
 int motion_motor_limits(const motion_stage *s, int motor, motion_limits *out, char *err, size_t errlen)
 {
     const motion_motor *m = &s->motor[motor];

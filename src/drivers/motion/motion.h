@@ -67,6 +67,9 @@ int motion_motor_remote(const motion_stage *s, int motor);
 /* Record name of a motor (MOTION_X ...), "" when there is none. */
 const char *motion_motor_record(const motion_stage *s, int motor);
 
+/* [locked] The stage can be moved now: every named motor bound and its readback there (a motor of another IOC:
+ * connected): 0, or -1 with the reason naming the motor. */
+int motion_stage_available(const motion_stage *s, char *err, size_t errlen);
 /* [locked] Stage position (coarse + piezo) in um, now. */
 int motion_stage_position(const motion_stage *s, double um[2], char *err, size_t errlen);
 /* [locked] Soft limits of one motor in um, now: 0, or -1 with err when the motor is not bound. */
