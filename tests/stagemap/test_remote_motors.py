@@ -2,8 +2,7 @@
 Access (drivers/motion binds a motor that is no record of A to channels of B's motor record fields): Move:Go
 completes when B's motors have arrived; B's soft limits, DISP and access rights refuse moves with a message in
 Map:Message_RBV and a failed put-callback; B gone -> A's links to it in LINK/INVALID, moves and relocalization
-refused with the reason; B back ->
-moves work again. Two IOCs on loopback."""
+refused with the reason; B back -> moves work again. Two IOCs on loopback."""
 import epics
 import pytest
 
