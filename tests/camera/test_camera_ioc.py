@@ -218,6 +218,27 @@ def test_stage_position_adds_coarse_and_piezo_in_their_units(start_ioc, tmp_path
     wait_for(lambda: pv("cam1:StageX_RBV").get() == pytest.approx(1250.0 - 3.5), what="the summed position")
 
 
+def test_stage_position_from_another_ioc(start_ioc, second_ioc_env, tmp_path):
+    """cameraStage naming PVs no record here has: read from the other IOC (with its EGU); unknown while it is away."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "stage.db").write_text('record(ao, "TCAMB:coarse") { field(EGU, "mm") field(PREC, "4") }\n')
+    remote = start_ioc(ioc_module.st_cmd(f'dbLoadRecords("{other / "stage.db"}")'), env=second_ioc_env)
+    st = st_cmd(tmp_path, "sim", SAMPLE, 64, 64).replace(
+        f'cameraStage("CAM1", "{P}samx", "{P}samy", "", "{P}pixel")',
+        f'cameraStage("CAM1", "TCAMB:coarse+{P}samx", "{P}samy", "", "{P}pixel")')
+    ioc = start_ioc(st)
+    ioc.wait_for_log(r"CAM1: TCAMB:coarse is no record of this IOC: read through Channel Access")
+    assert ioc_module.pv("TCAMB:coarse").put(1.25, wait=True) == 1       # mm on the other IOC
+    pv("samx").put(-3.5, wait=True)                                       # um here
+    pv("cam1:AcquirePeriod").put(0.05, wait=True)
+    pv("cam1:Acquire").put(1)                                             # continuous
+    wait_for(lambda: pv("cam1:StageX_RBV").get() == pytest.approx(1250.0 - 3.5), what="the summed position")
+    remote.stop()
+    wait_for(lambda: np.isnan(pv("cam1:StageX_RBV").get()), what="the position unknown while the other IOC is away")
+    pv("cam1:Acquire").put(0, wait=True)
+
+
 def test_a_slow_consumer_drops_frames_without_slowing_acquisition_or_others(start_ioc, tmp_path):
     start_ioc(st_cmd(tmp_path, "sim", SAMPLE, 128, 128, preview="tcp://127.0.0.1:*"))
     pv("cam1:AcquirePeriod").put(0.05, wait=True)

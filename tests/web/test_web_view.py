@@ -194,3 +194,26 @@ def test_missing_channels_are_logged_and_left_out(start_ioc):
     url = re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
     status, reply = post_move(url, 1, 2)   # no stage, no enable configured: refused
     assert status == 503 and "no stage" in reply["message"]
+
+
+def test_the_web_view_moves_the_motors_of_another_ioc(start_ioc, second_ioc_env, tmp_path):
+    """webServerStage naming motors no record here has: moved on the other IOC (drivers/motion through Channel
+    Access), their soft limits refusing a move with the reason."""
+    b = "WEBB:"
+    start_ioc(ioc_module.st_cmd(ioc_module.sample_stage(b)), env=second_ioc_env)
+    (tmp_path / "enable.db").write_text(f'record(bo, "{P}enable") {{ field(VAL, "1") field(PINI, "YES") }}\n')
+    script = (f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n'
+              f'webServerConfigure("127.0.0.1:0", "CAM1", "{TOP / "web"}", "{P}web:")\n'
+              f'webServerStage("{b}samx", "{b}samy")\n'
+              f'webServerMoveEnable("{P}enable")\n'
+              f'dbLoadRecords("{tmp_path / "enable.db"}")\n'
+              f'dbLoadRecords("{TOP / "db" / "web.db"}", "P={P}")\niocInit\n')
+    server = start_ioc(script)
+    url = re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
+    wait_for(lambda: post_move(url, 400, -250)[0] == 200, what="a move once the channels to the motor IOC connected")
+    remote = pv_under(b)
+    wait_for(lambda: remote("samx.RBV").get(use_monitor=False) == pytest.approx(0.4, abs=0.001) and
+             remote("samy.RBV").get(use_monitor=False) == pytest.approx(-0.25, abs=0.001) and
+             remote("samx.DMOV").get(use_monitor=False) == 1, what="the other IOC's motors at the target")
+    status, reply = post_move(url, 12000, 0)                  # beyond the other IOC's 9.5 mm soft limit
+    assert status != 200 and "outside its soft limits" in reply["message"] and f"{b}samx" in reply["message"]

@@ -371,6 +371,38 @@ void db_request_process(db_record *rec);
 /* The `dbcar` report of links to other IOCs: those of record `name` ("" or "*": every record); level 1 adds a
  * line per unconnected link, 2 per connected link with its server and access. Takes the db lock. */
 void db_ca_report(FILE *out, const char *name, int level);
+/* A driver's channel to a PV of another IOC (db_ca.c, the links' libca client): the stage motors of a motor
+ * IOC. Open at iocInit or later, after the records' links (the iocInit thread); it connects, subscribes and
+ * reconnects by itself, and lives until db_shutdown (owners forget it then). `dbcar OWNER` reports it. */
+typedef struct db_ca_link db_ca_channel;
+db_ca_channel *db_ca_channel_open(const char *pv, const char *owner);
+/* changed is told of every update and disconnect, on a libca thread with no lock of ours held: it must only
+ * note it (wake a thread), never take the db lock or block. */
+void db_ca_channel_watch(db_ca_channel *c, void (*changed)(void *user), void *user);
+/* Any lock state: the newest update as a number and/or as text: 0, or -1 with err (not connected, no read
+ * access, no update yet). */
+int db_ca_channel_get(db_ca_channel *c, double *value, char *text, size_t textlen, char *err, size_t errlen);
+/* Completion of a channel's put: ok 1, or 0 with why (the other IOC refused it -- a soft limit, DISP, access
+ * rights -- or the channel went down first). Called once, with the db lock held, on db_ca's completion thread. */
+typedef void (*db_ca_done_fn)(void *user, int ok, const char *why);
+/* Not under the db lock: a put of value; with done, a put with completion (done is called later). 0, or -1
+ * with err when it cannot be sent (not connected, no write access, a put with completion under way); done
+ * is then not called. */
+int db_ca_channel_put(db_ca_channel *c, double value, db_ca_done_fn done, void *user, char *err, size_t errlen);
+
+/* A number st.cmd names by channel (db_number.c): a field of this IOC's records or, when no record here has the
+ * name, a PV of another IOC (db_ca_channel, with its record's EGU). Resolve at iocInit or on the user's thread:
+ * 0, or -1 with err. */
+typedef struct db_number {
+    char name[DB_NAME_SIZE + 8];
+    int local;
+    db_addr addr;                          /* local */
+    db_ca_channel *remote, *remote_egu;    /* another IOC's */
+} db_number;
+int db_number_resolve(db_number *n, const char *name, const char *owner, char *err, size_t errlen);
+/* [locked] The value (and, when units is not NULL, the units: EGU): 0, or -1 with err (another IOC's PV not
+ * connected, no read access, no update yet). */
+int db_number_read(const db_number *n, double *value, char *units, size_t unitslen, char *err, size_t errlen);
 /* [locked] Record support: raise an alarm candidate (kept if more severe than the current candidate). */
 void db_alarm_raise(db_record *rec, uint16_t status, uint16_t severity);
 /* [locked] Record support at the end of process(): moves NSTA/NSEV to STAT/SEVR (returns the DBE_ALARM bit

@@ -70,6 +70,12 @@ int db_link_load_constant(const db_link *link, const db_span *dst);
  * Returns 0 with a value, 1 when the link has no value to give (none or constant), < 0 on failure. */
 int db_link_read(db_record *rec, db_link *link, const db_span *dst, long *nelem);
 int db_link_write(db_record *rec, db_link *link, const db_span *src, long nelem);
+/* Output links that complete ("Async Soft Channel"): a link to another IOC starts a put with completion and
+ * returns 1 (the device support sets PACT; the record runs again when the other IOC reports, and then
+ * db_link_write_finish gives the outcome: 0, or < 0 with LINK/INVALID raised); other links write at once as
+ * db_link_write does. */
+int db_link_write_start(db_record *rec, db_link *link, const db_span *src, long nelem);
+int db_link_write_finish(db_record *rec, db_link *link);
 /* ---- Links to other IOCs (db_ca.c, through libca) */
 typedef struct db_ca_link db_ca_link;
 /* At iocInit (the iocInit thread): a channel to pv for rec's link field (input: subscribed). */
@@ -79,8 +85,19 @@ db_ca_link *db_ca_link_open(db_record *rec, const db_link *link, const char *fie
 int db_ca_link_read(db_ca_link *l, const db_span *dst, long *nelem, uint16_t *stat, uint16_t *sevr);
 /* [locked] Sends a put (no completion): 0, or -1 when not connected, not writable or not convertible. */
 int db_ca_link_write(db_ca_link *l, const db_span *src, long nelem);
+/* [locked] Starts a put with completion (ca_put_callback): 0 when sent -- the record is processed again
+ * (db_request_process) when the other IOC reports or the channel goes down -- or -1 as db_ca_link_write, or
+ * when one is already under way. */
+int db_ca_link_write_start(db_ca_link *l, const db_span *src, long nelem);
+/* [locked] The outcome of the last put with completion: 0 done, -1 failed (refused by the other IOC, or the
+ * channel went down first; logged), 1 still under way. */
+int db_ca_link_write_outcome(db_ca_link *l);
 /* Clears the channel (no module lock held). */
 void db_ca_link_close(db_ca_link *l);
+/* db_shutdown, after the shutdown hooks (the drivers' threads have stopped) and before the exit hooks free the
+ * drivers, with no lock held: puts with completion of drivers' channels still under way fail, their completions
+ * are called, and the completion thread ends. */
+void db_ca_channels_stop(void);
 /* After every link is closed: ends the client context (the iocInit thread). */
 void db_ca_context_end(void);
 

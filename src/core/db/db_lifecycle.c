@@ -184,6 +184,7 @@ void db_shutdown(void)
 {
     if (db_is_running()) {
         hook_run(&shutdown_hooks);
+        db_ca_channels_stop();
         db_scan_stop();
         db_lock();
         atomic_store(&running, 0);
@@ -191,6 +192,7 @@ void db_shutdown(void)
         db_unlock();
         hook_run(&exit_hooks);
     }
+    db_ca_channels_stop();          /* (done already when iocInit had completed) */
     db_lock();
     db_notify_clear();
     db_scan_clear();

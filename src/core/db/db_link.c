@@ -162,6 +162,21 @@ int db_link_write(db_record *rec, db_link *link, const db_span *src, long nelem)
     return DB_OK;
 }
 
+int db_link_write_start(db_record *rec, db_link *link, const db_span *src, long nelem)
+{
+    if (!link->ca) return db_link_write(rec, link, src, nelem);
+    if (db_ca_link_write_start(link->ca, src, nelem) == 0) return 1;
+    db_alarm_raise(rec, STAT_LINK, INVALID_ALARM);
+    return DB_ERR_FAILED;
+}
+
+int db_link_write_finish(db_record *rec, db_link *link)
+{
+    if (!link->ca || db_ca_link_write_outcome(link->ca) == 0) return DB_OK;
+    db_alarm_raise(rec, STAT_LINK, INVALID_ALARM);
+    return DB_ERR_FAILED;
+}
+
 int db_link_get(db_record *rec, db_link *link, dbr_value_type type, void *buf, long *nelem)
 {
     db_span dst = {dbr_storage_type(type), buf, db_dbr_value_size(type), NULL};

@@ -1,8 +1,11 @@
 /* dev_soft.c -- "Soft Channel" device support for every record type with INP or OUT: an input record
  * reads its INP link into VAL (whatever VAL's type: number, string, long string, array), an output record
  * writes VAL to OUT (calcout has its own, writing OVAL: rec_calc.c). Constant INP links are loaded into VAL once at iocInit.
+ * "Async Soft Channel" (output records) writes OUT with completion: through a link to another IOC the record
+ * stays active (PACT) until that IOC reports the put done, and fails when it refuses it or the link drops.
  */
 #include "core/db/db_internal.h"
+#include "core/base/base.h"
 
 #include <string.h>
 
@@ -60,9 +63,33 @@ static long soft_io(db_record *rec)
     return 2;
 }
 
+static int async_init(db_record *rec)
+{
+    soft_fields sf;
+    if (find_fields(rec, &sf) != 0 || !sf.output) {
+        log_error("db", "%s: Async Soft Channel is for output records (OUT)", rec->name);
+        return -1;
+    }
+    return sf.link->kind == LINK_HW ? -1 : 0;
+}
+
+static long async_io(db_record *rec)
+{
+    soft_fields sf;
+    db_storage st;
+    if (find_fields(rec, &sf) != 0 || db_addr_storage(&sf.value, &st) != DB_OK || !st.data) return -1;
+    if (rec->pact) return db_link_write_finish(rec, sf.link) < 0 ? -1 : 0;     /* the other IOC reported */
+    db_span src = {st.type, st.data, st.elem_size, &sf.value};
+    int status = db_link_write_start(rec, sf.link, &src, st.nelem > 0 ? st.nelem : 1);
+    if (status == 1) rec->pact = 1;                                  /* completes in db_request_process */
+    return status < 0 ? -1 : 0;
+}
+
 static const db_dset soft_channel = {"Soft Channel", NULL, soft_init, NULL, soft_io};
+static const db_dset async_soft_channel = {"Async Soft Channel", NULL, async_init, NULL, async_io};
 
 void dev_soft_register(void)
 {
     db_register_dset(&soft_channel);
+    db_register_dset(&async_soft_channel);
 }

@@ -252,7 +252,8 @@ static void cameras_start(void *user)
         static const char *const what[4] = {"stage X", "stage Y", "stage Z", "pixel size"};
         for (int k = 0; k < 4; k++) {
             char err[256];
-            int rc = motion_position_resolve(&cam->stage[k].position, cam->stage[k].spec, err, sizeof err);
+            int rc = motion_position_resolve(&cam->stage[k].position, cam->stage[k].spec, cam->port_name, err,
+                                             sizeof err);
             if (rc < 0) cam->stage[k].position.nterms = 0;
             if (rc < 0) log_error("camera", "%s: %s: %s", cam->port_name, what[k], err);
             else if (rc > 0) log_warn("camera", "%s: %s: %s", cam->port_name, what[k], err);

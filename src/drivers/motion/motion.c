@@ -1,4 +1,5 @@
-/* motion.c -- the one move path (motion.h): motor records bound by name, positions and soft limits read from
+/* motion.c -- the one move path (motion.h): motor records bound by name -- records of this IOC, or of another
+ * IOC through Channel Access channels to their fields (db_ca_channel) -- positions and soft limits read from
  * them at the moment of a move, the coarse/piezo plan, put-callback moves that report the motor's verdict, and
  * positions summed from channels for the camera. */
 #include "drivers/motion/motion.h"
@@ -14,11 +15,16 @@
 
 #define MOTION_STOP_GRACE_S 10.0   /* after a stop, how long a waiting worker waits for the motors to end */
 
+/* The motor record fields used, in bind order. */
+enum { F_VAL, F_RBV, F_HLM, F_LLM, F_LVIO, F_DISP, F_STOP, F_EGU, NFIELDS };
+static const char *const field_names[NFIELDS] = {"VAL", "RBV", "HLM", "LLM", "LVIO", "DISP", "STOP", "EGU"};
+
 typedef struct motion_motor {
     struct motion_stage *stage;
     char record[DB_NAME_SIZE];
-    db_addr val, rbv, hlm, llm, lvio, disp, stop;
-    double um_per_egu;
+    db_addr field[NFIELDS];             /* a record of this IOC */
+    db_ca_channel *remote[NFIELDS];     /* a motor of another IOC (remote[0] != NULL): channels to its fields */
+    double um_per_egu;                  /* this IOC's record: from EGU at bind; another IOC's: read at each use */
     int bound;
 } motion_motor;
 
@@ -39,7 +45,7 @@ struct motion_stage {
 
 /* ---- positions as sums of channels --------------------------------------------------------------------- */
 
-int motion_position_resolve(motion_position *pos, const char *spec, char *err, size_t errlen)
+int motion_position_resolve(motion_position *pos, const char *spec, const char *owner, char *err, size_t errlen)
 {
     char copy[MOTION_MAX_TERMS * (DB_NAME_SIZE + 8)], *save = NULL;
     int rc = 0;
@@ -48,17 +54,20 @@ int motion_position_resolve(motion_position *pos, const char *spec, char *err, s
     for (char *name = strtok_r(copy, "+ ", &save); name; name = strtok_r(NULL, "+ ", &save)) {
         if (pos->nterms == MOTION_MAX_TERMS)
             return error_set(err, errlen, "at most %d channels are added", MOTION_MAX_TERMS);
-        db_addr *addr = &pos->term[pos->nterms];
-        if (db_name_to_addr(name, addr) != DB_OK) return error_set(err, errlen, "channel %s does not exist", name);
-        db_meta meta;
-        db_lock();
-        db_get_meta(addr, &meta);
-        db_unlock();
-        double scale = um_per_length_unit(meta.units);
-        if (scale == 0) {
-            rc = 1;
-            error_set(err, errlen, "channel %s has units \"%s\" (not a length): taken as um", name, meta.units);
-            scale = 1;
+        db_number *term = &pos->term[pos->nterms];
+        if (db_number_resolve(term, name, owner, err, errlen)) return -1;
+        double scale = 1;
+        if (term->local) {
+            db_meta meta;
+            db_lock();
+            db_get_meta(&term->addr, &meta);
+            db_unlock();
+            scale = um_per_length_unit(meta.units);
+            if (scale == 0) {
+                rc = 1;
+                error_set(err, errlen, "channel %s has units \"%s\" (not a length): taken as um", name, meta.units);
+                scale = 1;
+            }
         }
         pos->um_per_unit[pos->nterms++] = scale;
     }
@@ -71,10 +80,15 @@ double motion_position_read(const motion_position *pos, double fallback)
     double sum = 0;
     db_lock();
     for (int i = 0; i < pos->nterms; i++) {
-        double v = 0;
-        long n = 1;
-        db_get(&pos->term[i], DBR_DOUBLE, &v, &n);
-        sum += v * pos->um_per_unit[i];
+        double v = NAN, scale = pos->um_per_unit[i];
+        char units[DB_STRING_SIZE];
+        if (pos->term[i].local) {
+            db_number_read(&pos->term[i], &v, NULL, 0, NULL, 0);
+        } else if (db_number_read(&pos->term[i], &v, units, sizeof units, NULL, 0) == 0) {
+            scale = um_per_length_unit(units);
+            if (scale == 0) scale = 1;            /* not a length: taken as um, as for this IOC's channels */
+        }
+        sum += v * scale;
     }
     db_unlock();
     return sum;
@@ -100,21 +114,35 @@ void motion_stage_set_piezo(motion_stage *s, const char *x_piezo, const char *y_
     str_copy(s->motor[MOTION_PIEZO_Y].record, y_piezo ? y_piezo : "", sizeof s->motor[0].record);
 }
 
+/* A motor that is no record of this IOC: channels to the fields of the motor record of another IOC. */
+static void bind_remote_motor(motion_stage *s, motion_motor *m)
+{
+    char name[DB_NAME_SIZE + 8];
+    for (int i = 0; i < NFIELDS; i++) {
+        snprintf(name, sizeof name, "%s.%s", m->record, field_names[i]);
+        m->remote[i] = db_ca_channel_open(name, s->owner);
+    }
+    m->bound = m->remote[0] != NULL;
+    log_info("motion", "%s: %s is no record of this IOC: moved through Channel Access", s->owner, m->record);
+}
+
 static int bind_motor(motion_stage *s, motion_motor *m)
 {
     char name[DB_NAME_SIZE + 8], egu[DB_STRING_SIZE] = "";
-    db_addr egu_addr;
-    const char *fields[] = {"VAL", "RBV", "HLM", "LLM", "LVIO", "DISP", "STOP", "EGU"};
-    db_addr *addrs[] = {&m->val, &m->rbv, &m->hlm, &m->llm, &m->lvio, &m->disp, &m->stop, &egu_addr};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        snprintf(name, sizeof name, "%s.%s", m->record, fields[i]);
-        if (db_name_to_addr(name, addrs[i]) != DB_OK) {
+    snprintf(name, sizeof name, "%s.VAL", m->record);
+    if (db_name_to_addr(name, &m->field[F_VAL]) != DB_OK) {
+        bind_remote_motor(s, m);
+        return m->bound ? 0 : -1;
+    }
+    for (int i = 0; i < NFIELDS; i++) {
+        snprintf(name, sizeof name, "%s.%s", m->record, field_names[i]);
+        if (db_name_to_addr(name, &m->field[i]) != DB_OK) {
             log_error("motion", "%s: %s is not a motor record (no field %s): moves and limit checks refused",
-                      s->owner, m->record, fields[i]);
+                      s->owner, m->record, field_names[i]);
             return -1;
         }
     }
-    db_get_text(&egu_addr, egu, sizeof egu);
+    db_get_text(&m->field[F_EGU], egu, sizeof egu);
     m->um_per_egu = um_per_length_unit(egu);
     if (m->um_per_egu == 0) {
         log_error("motion", "%s: motor %s has EGU \"%s\"; a length unit (mm, um, nm, m) is needed: moves refused",
@@ -155,19 +183,46 @@ int motion_stage_has_piezo(const motion_stage *s)
 
 const char *motion_motor_record(const motion_stage *s, int motor) { return s->motor[motor].record; }
 
-/* [locked] */
-static int motor_get(const motion_motor *m, const db_addr *field, double *value)
+int motion_motor_remote(const motion_stage *s, int motor) { return s->motor[motor].remote[0] != NULL; }
+
+/* [locked] A field of a bound motor as a number: 0, or -1 with err. */
+static int motor_get(const motion_motor *m, int field, double *value, char *err, size_t errlen)
 {
+    if (!m->bound) return error_set(err, errlen, "motor %s unavailable", m->record[0] ? m->record : "(none)");
+    if (m->remote[0]) {
+        if (db_ca_channel_get(m->remote[field], value, NULL, 0, err, errlen) == 0) return 0;
+        char why[256];
+        str_copy(why, err ? err : "", sizeof why);
+        return error_set(err, errlen, "motor %s unavailable (%s)", m->record, why);
+    }
     long n = 1;
-    return m->bound && db_get(field, DBR_DOUBLE, value, &n) == DB_OK && n == 1 ? 0 : -1;
+    if (db_get(&m->field[field], DBR_DOUBLE, value, &n) == DB_OK && n == 1) return 0;
+    return error_set(err, errlen, "motor %s unavailable", m->record);
+}
+
+/* [locked] um per EGU of a bound motor: fixed at bind for this IOC's records; from the other IOC's EGU now. */
+static int motor_scale(const motion_motor *m, double *scale, char *err, size_t errlen)
+{
+    if (!m->remote[0]) {
+        *scale = m->um_per_egu;
+        return 0;
+    }
+    char egu[DB_STRING_SIZE], why[256];
+    if (db_ca_channel_get(m->remote[F_EGU], NULL, egu, sizeof egu, why, sizeof why))
+        return error_set(err, errlen, "motor %s unavailable (%s)", m->record, why);
+    *scale = um_per_length_unit(egu);
+    if (*scale == 0)
+        return error_set(err, errlen, "motor %s has EGU \"%s\"; a length unit (mm, um, nm, m) is needed", m->record,
+                         egu);
+    return 0;
 }
 
 /* [locked] Readback of one motor in um. */
 static int motor_position(const motion_motor *m, double *um, char *err, size_t errlen)
 {
-    double v;
-    if (motor_get(m, &m->rbv, &v)) return error_set(err, errlen, "motor %s unavailable", m->record);
-    *um = v * m->um_per_egu;
+    double v, scale;
+    if (motor_get(m, F_RBV, &v, err, errlen) || motor_scale(m, &scale, err, errlen)) return -1;
+    *um = v * scale;
     return 0;
 }
 
@@ -182,16 +237,27 @@ int motion_stage_position(const motion_stage *s, double um[2], char *err, size_t
     return 0;
 }
 
+int motion_stage_available(const motion_stage *s, char *err, size_t errlen)
+{
+    double xy[2];
+    if (!motion_stage_ready(s)) return error_set(err, errlen, "no stage motors bound");
+    return motion_stage_position(s, xy, err, errlen);
+}
+
 int motion_motor_limits(const motion_stage *s, int motor, motion_limits *out, char *err, size_t errlen)
 {
     const motion_motor *m = &s->motor[motor];
-    double hi, lo;
-    if (motor_get(m, &m->hlm, &hi) || motor_get(m, &m->llm, &lo))
-        return error_set(err, errlen, "motor %s unavailable: soft limits unknown", m->record[0] ? m->record : "(none)");
+    double hi, lo, scale;
+    if (motor_get(m, F_HLM, &hi, err, errlen) || motor_get(m, F_LLM, &lo, err, errlen) ||
+        motor_scale(m, &scale, err, errlen)) {
+        char why[256];
+        str_copy(why, err ? err : "", sizeof why);
+        return error_set(err, errlen, "%s: soft limits unknown", why);
+    }
     if (!isfinite(lo) || !isfinite(hi))   /* a limit that is not a number is no reason to move anywhere */
         return error_set(err, errlen, "soft limits of %s are not numbers (LLM %g, HLM %g)", m->record, lo, hi);
-    out->low = fmin(lo, hi) * m->um_per_egu;
-    out->high = fmax(lo, hi) * m->um_per_egu;
+    out->low = fmin(lo, hi) * scale;
+    out->high = fmax(lo, hi) * scale;
     return 0;
 }
 
@@ -224,27 +290,26 @@ int motion_plan_move(const motion_stage *s, const double xy_um[2], int relative,
         int motor = piezo ? 2 + i : i;
         double um = plan->target_um[i] - (piezo ? coarse[i] : fine[i]);
         const motion_motor *m = &s->motor[motor];
-        double disp = 0;
-        if (within_limits(s, motor, um, err, errlen)) return -1;
-        if (motor_get(m, &m->disp, &disp) == 0 && disp != 0)
+        double disp = 0, scale;
+        if (within_limits(s, motor, um, err, errlen) || motor_scale(m, &scale, err, errlen)) return -1;
+        if (motor_get(m, F_DISP, &disp, NULL, 0) == 0 && disp != 0)
             return error_set(err, errlen, "%s is disabled (DISP = 1)", m->record);
         plan->motor[i] = motor;
-        plan->egu[i] = um / m->um_per_egu;
+        plan->egu[i] = um / scale;
     }
     return 0;
 }
 
-/* [db locked] A motor's put-callback completed: the move fails when the put failed or the motor refused the
- * target (LVIO). The last one to complete tells the move's owner. */
-static void motor_done(void *user, int status)
+/* [db locked] A motor's put-callback completed, failing with failure (NULL: done): the move fails when the put
+ * failed or the motor refused the target (LVIO). The last one to complete tells the move's owner. */
+static void motor_finished(motion_motor *m, const char *failure)
 {
-    motion_motor *m = user;
     motion_stage *s = m->stage;
-    char why[256] = "";
+    char why[512] = "";
     double lvio = 0;
-    if (status != DB_OK)
-        snprintf(why, sizeof why, "%s: the move failed (%s)", m->record, db_strerror(status));
-    else if (motor_get(m, &m->lvio, &lvio) == 0 && lvio != 0)
+    if (failure)
+        snprintf(why, sizeof why, "%s: the move failed (%s)", m->record, failure);
+    else if (motor_get(m, F_LVIO, &lvio, NULL, 0) == 0 && lvio != 0)
         snprintf(why, sizeof why, "%s refused the target: outside its soft limits (LVIO)", m->record);
     pthread_mutex_lock(&s->lock);
     if (why[0] && !s->failed) {
@@ -266,6 +331,19 @@ static void motor_done(void *user, int status)
     }
     pthread_mutex_unlock(&s->lock);
     if (done) done(done_user, ok, reason);
+}
+
+/* [db locked] this IOC's motor record */
+static void motor_done(void *user, int status)
+{
+    motion_motor *m = user;
+    motor_finished(m, status == DB_OK ? NULL : db_strerror(status));
+}
+
+/* [db locked] another IOC's motor record (db_ca's completion thread) */
+static void remote_motor_done(void *user, int ok, const char *why)
+{
+    motor_finished(user, ok ? NULL : why);
 }
 
 static int start_move(motion_stage *s, const double xy_um[2], int relative, motion_done_fn done, void *user,
@@ -291,7 +369,14 @@ static int start_move(motion_stage *s, const double xy_um[2], int relative, moti
              plan.target_um[1], s->motor[plan.motor[0]].record, plan.egu[0], s->motor[plan.motor[1]].record, plan.egu[1]);
     for (int i = 0; i < 2; i++) {
         motion_motor *m = &s->motor[plan.motor[i]];
-        db_put_notify_start(&m->val, DBR_DOUBLE, &plan.egu[i], 1, motor_done, m);
+        char why[256];
+        if (!m->remote[0])
+            db_put_notify_start(&m->field[F_VAL], DBR_DOUBLE, &plan.egu[i], 1, motor_done, m);
+        else if (db_ca_channel_put(m->remote[F_VAL], plan.egu[i], remote_motor_done, m, why, sizeof why)) {
+            db_lock();                                   /* not sent: this motor's part fails now */
+            motor_finished(m, why);
+            db_unlock();
+        }
     }
     return 0;
 }
@@ -340,8 +425,11 @@ int motion_stage_stop(motion_stage *s, char *err, size_t errlen)
     for (int i = 0; i < MOTION_MOTORS; i++) {
         motion_motor *m = &s->motor[i];
         if (!m->bound) continue;
-        int status = db_put_field(&m->stop, DBR_SHORT, &stop, 1);
-        if (status != DB_OK && !rc) rc = error_set(err, errlen, "%s did not take STOP: %s", m->record, db_strerror(status));
+        char why[256];
+        int status = m->remote[0] ? (db_ca_channel_put(m->remote[F_STOP], stop, NULL, NULL, why, sizeof why) ? -1 : DB_OK)
+                                  : db_put_field(&m->field[F_STOP], DBR_SHORT, &stop, 1);
+        if (status != DB_OK && !rc)
+            rc = error_set(err, errlen, "%s did not take STOP: %s", m->record, m->remote[0] ? why : db_strerror(status));
     }
     if (rc == 0) log_info("motion", "%s: stop", s->owner);
     return rc;

@@ -28,14 +28,16 @@
 
 typedef struct motion_position {
     int nterms;
-    db_addr term[MOTION_MAX_TERMS];
-    double um_per_unit[MOTION_MAX_TERMS];   /* from each channel's EGU */
+    db_number term[MOTION_MAX_TERMS];       /* a record field here, or a PV of another IOC */
+    double um_per_unit[MOTION_MAX_TERMS];   /* from each channel's EGU (here: at resolve; another IOC's: each read) */
 } motion_position;
 
-/* Resolves "P:samx.RBV" or "P:samx.RBV+P:pssx.RBV" (after iocInit): 0; 1 when a channel's units are not a
- * length (it is then taken as um, and err says so); -1 with err when a channel does not exist. */
-int motion_position_resolve(motion_position *pos, const char *spec, char *err, size_t errlen);
-/* The sum in um (takes the db lock); fallback when pos has no channel. */
+/* Resolves "P:samx.RBV" or "P:samx.RBV+P:pssx.RBV" (after iocInit; a name no record here has is a PV of another
+ * IOC, owner names the user in its log lines): 0; 1 when a channel's units are not a length (it is then taken as
+ * um, and err says so); -1 with err when a channel cannot be had. */
+int motion_position_resolve(motion_position *pos, const char *spec, const char *owner, char *err, size_t errlen);
+/* The sum in um (takes the db lock); fallback when pos has no channel; NaN while a PV of another IOC in it cannot
+ * be read (not connected): a position that is not known is not made up. */
 double motion_position_read(const motion_position *pos, double fallback);
 
 /* ---- the stage --------------------------------------------------------------------------------------- */
@@ -60,9 +62,14 @@ void motion_stage_free(motion_stage *s);
 /* Both coarse motors bound. */
 int motion_stage_ready(const motion_stage *s);
 int motion_stage_has_piezo(const motion_stage *s);
+/* After motion_stage_bind: the motor is a record of another IOC (moved through Channel Access). */
+int motion_motor_remote(const motion_stage *s, int motor);
 /* Record name of a motor (MOTION_X ...), "" when there is none. */
 const char *motion_motor_record(const motion_stage *s, int motor);
 
+/* [locked] The stage can be moved now: every named motor bound and its readback there (a motor of another IOC:
+ * connected): 0, or -1 with the reason naming the motor. */
+int motion_stage_available(const motion_stage *s, char *err, size_t errlen);
 /* [locked] Stage position (coarse + piezo) in um, now. */
 int motion_stage_position(const motion_stage *s, double um[2], char *err, size_t errlen);
 /* [locked] Soft limits of one motor in um, now: 0, or -1 with err when the motor is not bound. */

@@ -40,7 +40,7 @@ int stagemap_move_write(stagemap *m, const param_write *w, char *err, size_t err
     double target[2];
     int rc = 0;
     if (!param_get_int(p, P_MOVE_ENABLE)) rc = error_set(err, errlen, "moves are disabled (Move:Enable = 0)");
-    else if (!motion_stage_ready(m->stage)) rc = error_set(err, errlen, "motors unavailable");
+    else if (motion_stage_available(m->stage, err, errlen)) rc = -1;
     else rc = move_target(m, w, target, err, errlen);
     if (!rc) {
         pthread_mutex_lock(&m->lock);

@@ -738,7 +738,7 @@ int stagemap_reloc_write(stagemap *m, const param_write *w, char *err, size_t er
         if (!w->ival) return 0;
         pthread_mutex_lock(&m->lock);
         if (!m->frames) rc = error_set(err, errlen, "no camera for relocalization (stagemapCamera in st.cmd)");
-        else if (!motion_stage_ready(m->stage)) rc = error_set(err, errlen, "motors unavailable");
+        else if (motion_stage_available(m->stage, err, errlen)) rc = -1;
         else if (!param_get_int(m->port, P_MOVE_ENABLE)) rc = error_set(err, errlen, "moves are disabled (Move:Enable = 0)");
         else if (m->job) rc = error_set(err, errlen, "busy with a move, load or relocalization");
         else m->job = JOB_RELOC, m->job_param = P_RELOC_START, m->abort = m->paused = 0;

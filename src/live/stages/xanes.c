@@ -54,7 +54,7 @@ typedef struct xanes_settings {
 
 typedef struct xanes_live {
     char energy_channel[DB_NAME_SIZE + 8];
-    db_addr energy_addr;
+    db_number energy;              /* a record here, or the mono of another IOC */
     int energy_resolved;           /* [thread] 1 found, -1 missing (said once), 0 not yet looked up */
     long max_pixels;
     /* [s->lock] */
@@ -142,9 +142,10 @@ static void xanes_service(analysis_stage *s)
 {
     xanes_live *x = s->impl;
     if (!x->energy_resolved) {
-        x->energy_resolved = db_name_to_addr(x->energy_channel, &x->energy_addr) == DB_OK ? 1 : -1;
+        char err[256];
+        x->energy_resolved = db_number_resolve(&x->energy, x->energy_channel, s->name, err, sizeof err) == 0 ? 1 : -1;
         if (x->energy_resolved < 0) {
-            log_error("xanes", "%s: energy channel %s does not exist; no frame is added", s->name, x->energy_channel);
+            log_error("xanes", "%s: energy channel: %s; no frame is added", s->name, err);
             analysis_message(s, "energy channel does not exist");
         }
     }
@@ -160,14 +161,13 @@ static void xanes_service(analysis_stage *s)
     analysis_message(s, "collecting");
 }
 
-static double read_energy(xanes_live *x)
+/* The mono energy now: 0, or -1 with err (the mono of another IOC not connected). */
+static int read_energy(xanes_live *x, double *energy, char *err, size_t errlen)
 {
-    double energy = NAN;
-    long n = 1;
     db_lock();
-    db_get(&x->energy_addr, DBR_DOUBLE, &energy, &n);
+    int rc = db_number_read(&x->energy, energy, NULL, 0, err, errlen);
     db_unlock();
-    return energy;
+    return rc;
 }
 
 static void publish_result(analysis_stage *s, const xanes_result *r, double seconds)
@@ -210,7 +210,9 @@ static int xanes_process(analysis_stage *s, const frame *f, const float *pixels,
     pthread_mutex_unlock(&s->lock);
     set.fit = effective_fit(&set.fit);
     if (!set.collect || x->energy_resolved < 0) return 0;
-    double energy = read_energy(x);
+    double energy = NAN;
+    char why[256];
+    if (read_energy(x, &energy, why, sizeof why)) return error_set(err, errlen, "energy unknown: %s", why);
     if (!isfinite(energy) || energy == x->last_energy) return 0;
     if (x->have_stack && (f->width != x->stack.nx || f->height != x->stack.ny))
         return error_set(err, errlen, "frame size changed: press Collect to start a new stack");

@@ -29,6 +29,7 @@
 typedef struct web_channel {
     char name[DB_LINK_SIZE];
     db_addr addr;
+    db_ca_channel *remote;   /* a motor's RBV/DMOV on another IOC (the motors may be there: drivers/motion) */
     int ok;   /* resolved at start */
 } web_channel;
 
@@ -109,10 +110,22 @@ static void on_change(void *user, const db_addr *addr, unsigned mask)
     if (write(st->wake_fd, &one, sizeof one) < 0) log_debug("web", "wake: counter full");
 }
 
-static void resolve(web_state *st, web_channel *ch, int watch)
+static void on_remote_change(void *user)
+{
+    on_change(user, NULL, 0);
+}
+
+/* A channel of this IOC; with remote, a number of another IOC when no record here has the name. */
+static void resolve(web_state *st, web_channel *ch, int watch, int remote)
 {
     if (!ch->name[0]) return;
     ch->ok = db_name_to_addr(ch->name, &ch->addr) == DB_OK;
+    if (!ch->ok && remote) {
+        ch->remote = db_ca_channel_open(ch->name, "web view");
+        if (ch->remote && watch) db_ca_channel_watch(ch->remote, on_remote_change, st);
+        ch->ok = ch->remote != NULL;
+        return;
+    }
     if (!ch->ok) {
         log_error("web", "channel %s does not exist: the web view leaves it out", ch->name);
         return;
@@ -126,16 +139,17 @@ void web_state_start(web_state *st)
 {
     if (st->stage) motion_stage_bind(st->stage);
     for (int i = 0; i < MOTION_MOTORS; i++) {
-        resolve(st, &st->rbv[i], 1);
-        resolve(st, &st->dmov[i], 1);
+        int remote = st->stage && motion_motor_remote(st->stage, i);
+        resolve(st, &st->rbv[i], 1, remote);
+        resolve(st, &st->dmov[i], 1, remote);
     }
-    resolve(st, &st->enable, 1);
-    resolve(st, &st->beam_x, 1);
-    resolve(st, &st->beam_y, 1);
-    resolve(st, &st->stop_all, 0);
-    resolve(st, &st->particles_x, 1);
-    resolve(st, &st->particles_y, 1);
-    for (int i = 0; i < st->nshow; i++) resolve(st, &st->show[i], 1);
+    resolve(st, &st->enable, 1, 0);
+    resolve(st, &st->beam_x, 1, 0);
+    resolve(st, &st->beam_y, 1, 0);
+    resolve(st, &st->stop_all, 0, 0);
+    resolve(st, &st->particles_x, 1, 0);
+    resolve(st, &st->particles_y, 1, 0);
+    for (int i = 0; i < st->nshow; i++) resolve(st, &st->show[i], 1, 0);
 }
 
 int web_state_take_changed(web_state *st) { return atomic_exchange(&st->changed, 0); }
@@ -144,6 +158,7 @@ int web_state_take_changed(web_state *st) { return atomic_exchange(&st->changed,
 static int get_double(const web_channel *ch, double *out)
 {
     long n = 1;
+    if (ch->remote) return db_ca_channel_get(ch->remote, out, NULL, 0, NULL, 0);
     return ch->ok && db_get(&ch->addr, DBR_DOUBLE, out, &n) == DB_OK && n == 1 ? 0 : -1;
 }
 
