@@ -228,14 +228,14 @@ static void publish_link(camera *cam, const camera_link *link, int acquiring, co
 /* The camera was lost: alarm and log line, close the connection; the next iterations reconnect. */
 static void camera_lost(camera *cam, camera_link *link, int acquiring, const char *why)
 {
-    cam->source->ops->disconnect(cam->source);
     link->connected = link->streaming = 0;
-    link->next_attempt = time_monotonic() + 1.0;
     link->failed_attempts = 0;
     log_error("camera", "%s: camera lost: %s; reconnecting", cam->port_name, why);
     char message[256];
     snprintf(message, sizeof message, "Disconnected: %s", why);
     publish_link(cam, link, acquiring, message);
+    cam->source->ops->disconnect(cam->source);     /* seconds: Aravis times out leaving control of a lost camera */
+    link->next_attempt = time_monotonic() + 1.0;
 }
 
 /* Camera sources, every iteration: (re)connects, hands changed settings to the camera and publishes its

@@ -42,6 +42,7 @@ typedef struct aravis_source {
     ArvCamera *camera;           /* NULL while disconnected */
     ArvStream *stream;           /* NULL unless acquiring */
     atomic_int control_lost;     /* set by the device's heartbeat thread */
+    int lost;                    /* check said SOURCE_LOST: no more commands to this camera */
     double last_alive;           /* monotonic time of the last frame or successful register read */
     double frame_period;         /* s, and whether frames wait for triggers: the camera's readbacks */
     int triggered;
@@ -124,7 +125,7 @@ static void aravis_stop(frame_source *s)
 {
     aravis_source *a = (aravis_source *)s;
     if (!a->stream) return;
-    arv_camera_stop_acquisition(a->camera, NULL);
+    if (!a->lost) arv_camera_stop_acquisition(a->camera, NULL);   /* a lost camera would only time out */
     a->underruns_before = s->counters.underruns;
     g_clear_object(&a->stream);      /* joins the stream's thread, frees its buffers */
 }
@@ -150,6 +151,7 @@ static int aravis_connect(frame_source *s, char *err, size_t errlen)
         return -1;
     }
     atomic_store(&a->control_lost, 0);
+    a->lost = 0;
     g_signal_connect(device, "control-lost", G_CALLBACK(on_control_lost), a);
     a->camera = arv_camera_new_with_device(device, &ge);
     g_object_unref(device);          /* the camera holds its own reference */
@@ -322,12 +324,13 @@ static int aravis_check(frame_source *s, char *err, size_t errlen)
     aravis_source *a = (aravis_source *)s;
     if (atomic_load(&a->control_lost)) {
         snprintf(err, errlen, "camera %s: control lost (no heartbeat answer)", a->id);
-        return SOURCE_LOST;
+        return a->lost = SOURCE_LOST;
     }
     double silent = time_monotonic() - a->last_alive;
-    if (a->stream && !a->triggered && silent > SILENCE_S && silent > 3 * a->frame_period) {
+    if (a->stream && !a->triggered) {     /* a free-running stream says it by its frames */
+        if (silent <= SILENCE_S || silent <= 3 * a->frame_period) return 0;
         snprintf(err, errlen, "camera %s: no frame for %.1f s", a->id, silent);
-        return SOURCE_LOST;
+        return a->lost = SOURCE_LOST;
     }
     if (silent < PROBE_INTERVAL_S) return 0;
     GError *ge = NULL;
@@ -335,7 +338,7 @@ static int aravis_check(frame_source *s, char *err, size_t errlen)
     if (ge) {
         snprintf(err, errlen, "camera %s does not answer: %s", a->id, ge->message);
         g_clear_error(&ge);
-        return SOURCE_LOST;
+        return a->lost = SOURCE_LOST;
     }
     a->last_alive = time_monotonic();
     return 0;

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""bench_aravis.py -- the camera's "aravis" source (GigE Vision stream -> frame ring -> image PV) against Aravis' own
+arv-camera-test-0.8 on the same simulated GigE camera (arv-fake-gv-camera-0.8 on a loopback address of its own,
+512x512 Mono8, 1000 frames/s asked), in one run, alternating rounds (only one controller may hold the camera; the
+machine is shared, so each side takes its best round). Prints frames/s of both and their ratio, frames lost, and
+our latency (the buffer's arrival -> the image PV holds the frame; arv-camera-test reports none).
+
+Needs root (the camera's own loopback address, see tests/fake_gv_camera.py)."""
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TOP = Path(os.environ.get("RELOC_TOP", Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(TOP / "tests"))
+import ioc as ioc_module  # noqa: E402
+from fake_gv_camera import FakeGvCamera, skip_reason  # noqa: E402
+
+CA_PORT = ioc_module.free_port()
+os.environ.update({"EPICS_CA_SERVER_PORT": str(CA_PORT), "EPICS_CA_ADDR_LIST": "127.0.0.1",
+                   "EPICS_CA_AUTO_ADDR_LIST": "NO", "EPICS_CA_MAX_ARRAY_BYTES": "100000000",
+                   "EPICS_CA_REPEATER_PORT": str(ioc_module.free_port())})
+import epics  # noqa: E402
+
+SIZE = 512
+RATE = 1000
+SECONDS = 4.0
+ROUNDS = 3
+
+
+def ours(address, workdir):
+    """(frames/s, frames lost, latency s) of the IOC's aravis source over SECONDS of streaming."""
+    st = f"""epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP}/db"
+cameraConfigure("CAM1", "aravis", "{address}", {SIZE}, {SIZE})
+dbLoadRecords("camera.db", "P=B:,PORT=CAM1,NELM={SIZE * SIZE},XSIZE={SIZE},YSIZE={SIZE}")
+iocInit
+"""
+    env = ioc_module.server_env(CA_PORT, int(os.environ["EPICS_CA_REPEATER_PORT"]))
+    ioc = ioc_module.Ioc(st, workdir, env=env, binary=Path(os.environ.get("RELOC_BIN", TOP / "bin")) / "relocioc")
+    ioc.start()
+    try:
+        ioc_module.wait_for(lambda: epics.caget("B:cam1:SourceConnected_RBV") == 1, what="the camera")
+        for name, value in (("PixelFormat", 0), ("AcquireTime", 0.001), ("AcquirePeriod", 1.0 / RATE),
+                            ("ImageMode", 2)):
+            epics.caput(f"B:cam1:{name}", value, wait=True)
+        epics.caput("B:cam1:Acquire", 1)
+        ioc_module.wait_for(lambda: (epics.caget("B:cam1:ArrayCounter_RBV") or 0) > 50, what="frames")
+        count0, missed0, t0 = epics.caget("B:cam1:ArrayCounter_RBV"), epics.caget("B:cam1:SourceMissed_RBV"), time.monotonic()
+        latencies = []
+        while time.monotonic() - t0 < SECONDS:
+            time.sleep(0.25)
+            latencies.append(epics.caget("B:image1:Latency_RBV"))
+        count1, missed1, t1 = epics.caget("B:cam1:ArrayCounter_RBV"), epics.caget("B:cam1:SourceMissed_RBV"), time.monotonic()
+        epics.caput("B:cam1:Acquire", 0, wait=True)
+        latencies.sort()
+        return (count1 - count0) / (t1 - t0), missed1 - missed0, latencies[len(latencies) // 2]
+    finally:
+        ioc.stop()
+
+
+def peer(address):
+    """(frames/s, frames lost) of arv-camera-test-0.8 with the same settings over SECONDS."""
+    run = subprocess.run(["arv-camera-test-0.8", "-n", address, "-f", str(RATE), "-w", str(SIZE), "-h", str(SIZE),
+                          "-e", "1000", "--features", "PixelFormat=Mono8", "--duration", str(int(SECONDS))],
+                         capture_output=True, text=True, timeout=60)
+    rates = [float(m) for m in re.findall(r"^(\d+) frames/s", run.stdout, re.M)]
+    missing = re.search(r"n_missing_frames\s*=\s*(\d+)", run.stdout)
+    failures = re.search(r"n_failures\s*=\s*(\d+)", run.stdout)
+    if not rates:
+        raise RuntimeError(f"arv-camera-test gave no rate:\n{run.stdout}\n{run.stderr}")
+    rates = rates[1:] or rates          # the first second includes the start
+    return sum(rates) / len(rates), int(missing.group(1)) + int(failures.group(1))
+
+
+def main():
+    reason = skip_reason()
+    if reason:
+        print(f"bench_aravis: skipped: {reason}")
+        return
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp, FakeGvCamera() as camera:
+        ours_runs, peer_runs = [], []
+        for r in range(ROUNDS):
+            ours_runs.append(ours(camera.address, Path(tmp) / f"ioc{r}"))
+            peer_runs.append(peer(camera.address))
+        best_ours = max(ours_runs)
+        best_peer = max(peer_runs)
+        print(f"fake GigE camera {camera.address}, {SIZE}x{SIZE} Mono8, {RATE} frames/s asked, {SECONDS:.0f} s per "
+              f"round, best of {ROUNDS}")
+        print(f"  reloc aravis source : {best_ours[0]:7.1f} frames/s, {best_ours[1]} lost, "
+              f"latency (arrival -> image PV) median {best_ours[2] * 1e3:.2f} ms")
+        print(f"  arv-camera-test-0.8 : {best_peer[0]:7.1f} frames/s, {best_peer[1]} lost")
+        print(f"  ratio reloc/arv-camera-test frames/s: {best_ours[0] / best_peer[0]:.2f}")
+        print("  all rounds (reloc, arv-camera-test):",
+              ", ".join(f"({o[0]:.0f}, {p[0]:.0f})" for o, p in zip(ours_runs, peer_runs)))
+
+
+if __name__ == "__main__":
+    main()
