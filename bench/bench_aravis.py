@@ -18,10 +18,7 @@ sys.path.insert(0, str(TOP / "tests"))
 import ioc as ioc_module  # noqa: E402
 from fake_gv_camera import FakeGvCamera, skip_reason  # noqa: E402
 
-CA_PORT = ioc_module.free_port()
-os.environ.update({"EPICS_CA_SERVER_PORT": str(CA_PORT), "EPICS_CA_ADDR_LIST": "127.0.0.1",
-                   "EPICS_CA_AUTO_ADDR_LIST": "NO", "EPICS_CA_MAX_ARRAY_BYTES": "100000000",
-                   "EPICS_CA_REPEATER_PORT": str(ioc_module.free_port())})
+IOC_ENV = ioc_module.standalone_client_ports()
 import epics  # noqa: E402
 
 SIZE = 512
@@ -37,8 +34,7 @@ cameraConfigure("CAM1", "aravis", "{address}", {SIZE}, {SIZE})
 dbLoadRecords("camera.db", "P=B:,PORT=CAM1,NELM={SIZE * SIZE},XSIZE={SIZE},YSIZE={SIZE}")
 iocInit
 """
-    env = ioc_module.server_env(CA_PORT, int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    ioc = ioc_module.Ioc(st, workdir, env=env, binary=Path(os.environ.get("RELOC_BIN", TOP / "bin")) / "relocioc")
+    ioc = ioc_module.Ioc(st, workdir, env=IOC_ENV, binary=Path(os.environ.get("RELOC_BIN", TOP / "bin")) / "relocioc")
     ioc.start()
     try:
         ioc_module.wait_for(lambda: epics.caget("B:cam1:SourceConnected_RBV") == 1, what="the camera")
