@@ -221,7 +221,10 @@ static void publish_link(camera *cam, const camera_link *link, int acquiring, co
     param_set_int(p, P_SOURCE_RECONNECTS, link->reconnects);
     param_set_int(p, P_DETECTOR_STATE, !link->connected ? DETECTOR_DISCONNECTED : acquiring ? DETECTOR_ACQUIRE : DETECTOR_IDLE);
     param_set_string(p, P_STATUS_MESSAGE, message);
-    if (!link->connected) param_set_string(p, P_SOURCE_ERROR, message);
+    if (!link->connected) {     /* the source's last error, which housekeeping publishes as SourceError */
+        str_copy(cam->source->counters.last_error, message, sizeof cam->source->counters.last_error);
+        param_set_string(p, P_SOURCE_ERROR, message);
+    }
     param_post(p);
 }
 
@@ -276,7 +279,7 @@ static int camera_link_service(camera *cam, camera_link *link, const camera_sett
         camera_settings got;
         if (src->ops->apply(src, &link->applied, s, &got, err, sizeof err) != 0) {
             log_warn("camera", "%s: the camera refused a setting: %s", cam->port_name, err);
-            param_set_string(cam->port, P_SOURCE_ERROR, err);
+            str_copy(src->counters.last_error, err, sizeof src->counters.last_error);
         }
         link->applied = *s;
         publish_readbacks(cam, &got);
@@ -327,7 +330,13 @@ static void *acquire_thread(void *arg)
         if (s.reset_counter >= 0) counter = s.reset_counter;
         if (time_monotonic() - last_stats >= 1.0) housekeeping(cam, &last_count, &last_stats);
         capture_bookkeeping(cam);
-        if (camera_source && !camera_link_service(cam, &link, &s)) continue;   /* not connected: Acquire waits */
+        if (camera_source && !camera_link_service(cam, &link, &s)) {   /* not connected: Acquire waits */
+            if (was_acquiring && !s.acquire) {     /* stopped while the camera was lost: complete the put */
+                was_acquiring = 0;
+                param_write_done(p, P_ACQUIRE_BUSY, 0);
+            }
+            continue;
+        }
         if (!s.acquire) {
             if (was_acquiring) acquisition_ended(cam, 0, "Stopped");   /* Acquire = 0 from a client */
             was_acquiring = 0;
