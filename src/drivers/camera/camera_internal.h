@@ -1,7 +1,7 @@
 /* camera_internal.h -- shared by the files of src/drivers/camera: the driver's parameters (an X-macro table,
  * so that the enum and the names used in db/camera.db cannot drift apart), the frame sources (source_*.c),
  * and the driver's state used by camera_driver.c (configuration, parameter writes, lifecycle), camera_acquire.c
- * (the acquisition and image threads) and camera_stage.c. */
+ * (the acquisition and image threads), camera_link.c (a camera source's connection) and camera_stage.c. */
 #ifndef RELOC_CAMERA_INTERNAL_H
 #define RELOC_CAMERA_INTERNAL_H
 
@@ -237,6 +237,26 @@ struct camera {
     source_limits limits;       /* what the connected camera accepts (camera sources) */
     int capture_waiting;        /* a Capture=1 write is waiting for the capture to end */
 };
+
+/* ---- A camera source's connection (camera_link.c), owned by the acquisition thread */
+typedef struct camera_link {
+    int connected, streaming;
+    int ever_connected;
+    long reconnects;
+    double next_attempt;             /* monotonic time of the next connect attempt */
+    double next_check;               /* monotonic time of the next check while not acquiring */
+    camera_settings applied;         /* what the camera was given last */
+    unsigned long triggers_fired;
+    unsigned long failed_attempts;
+} camera_link;
+
+/* Every iteration of the acquisition thread: (re)connects, hands changed settings to the camera and publishes
+ * its readbacks, fires software triggers, starts and stops the camera's acquisition, checks an idle camera.
+ * Returns 1 when the camera is connected and ready, 0 when it is not connected, -1 when it would not start
+ * acquiring (err says why). */
+int camera_link_service(camera *cam, camera_link *link, const camera_settings *s, char *err, size_t errlen);
+/* The camera stopped answering: alarm and log line, then the connection is closed; service reconnects. */
+void camera_lost(camera *cam, camera_link *link, int acquiring, const char *why);
 
 void camera_threads_start(camera *cam);
 void camera_threads_stop(camera *cam);
