@@ -186,3 +186,25 @@ def test_camera_killed_alarms_then_comes_back_by_itself(gv):
     assert pv("cam1:PixelFormat_RBV").get(as_string=True) == "Mono8"     # read from the restarted camera
     wait_for(lambda: pv("cam1:SourceMissed_RBV").get() > 0, what="lost frames counted")
     pv("cam1:Acquire").put(0, wait=True)
+
+
+def test_a_camera_absent_at_start_is_an_alarm_until_it_appears(start_ioc, second_ioc_env):
+    """An IOC started before its camera (beside the module's IOC, on the second CA port)."""
+    camera = FakeGvCamera()          # its address, nobody answering on it yet
+    try:
+        ioc = start_ioc(st_cmd(camera.address, "TARV2:"), env=second_ioc_env)
+        late = pv_under("TARV2:")
+        wait_for(lambda: late("cam1:DetectorState_RBV").get(as_string=True) == "Disconnected",
+                 what=lambda: f"Disconnected without a camera\n{ioc.log()}")
+        assert late("cam1:SourceConnected_RBV.SEVR").get() == 3
+        ioc.wait_for_log(r"CAM1: cannot connect \(1 attempts\)")
+        late("cam1:Acquire").put(1)
+        camera.start()
+        wait_for(lambda: late("cam1:SourceConnected_RBV").get() == 1, timeout=20, what="the late camera connected")
+        wait_for(lambda: (late("cam1:ArrayCounter_RBV").get() or 0) >= 3, what="frames from the late camera")
+        assert late("cam1:DetectorState_RBV").get(as_string=True) == "Acquire"
+        assert late("cam1:SourceReconnects_RBV").get() == 0       # a first connection, not a reconnection
+        assert ioc.stop() == 0, ioc.log()[-4000:]      # while the camera still answers: it is let go at once
+        ioc.check_sanitizers()
+    finally:
+        camera.close()
