@@ -16,10 +16,7 @@ TOP = Path(os.environ.get("RELOC_TOP", Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(TOP / "tests"))
 import ioc as ioc_module  # noqa: E402
 
-CA_PORT = ioc_module.free_port()
-os.environ.update({"EPICS_CA_SERVER_PORT": str(CA_PORT), "EPICS_CA_ADDR_LIST": "127.0.0.1",
-                   "EPICS_CA_AUTO_ADDR_LIST": "NO", "EPICS_CA_MAX_ARRAY_BYTES": "100000000",
-                   "EPICS_CA_REPEATER_PORT": str(ioc_module.free_port())})
+IOC_ENV = ioc_module.standalone_client_ports()
 import epics  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -34,8 +31,7 @@ cameraPreview("CAM1", "tcp://127.0.0.1:*", {QUALITY}, {size}, 0)
 dbLoadRecords("camera.db", "P=B:,PORT=CAM1,NELM={size * size},XSIZE={size},YSIZE={size}")
 iocInit
 """
-    env = ioc_module.server_env(CA_PORT, int(os.environ["EPICS_CA_REPEATER_PORT"]))
-    ioc = ioc_module.Ioc(st, workdir, env=env, binary=Path(os.environ.get("RELOC_BIN", TOP / "bin")) / "relocioc")
+    ioc = ioc_module.Ioc(st, workdir, env=IOC_ENV, binary=Path(os.environ.get("RELOC_BIN", TOP / "bin")) / "relocioc")
     ioc.start()
     try:
         epics.caput("B:cam1:AcquirePeriod", 0, wait=True)

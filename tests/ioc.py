@@ -146,6 +146,17 @@ def server_env(ca_port, repeater_port):
     return env
 
 
+def standalone_client_ports():
+    """For a script outside pytest (a benchmark): picks free CA server and repeater ports and sets the CA client
+    environment to search only 127.0.0.1 on them. Call before importing epics; returns server_env() for an IOC
+    serving there."""
+    ca_port, repeater_port = free_port(), free_port()
+    os.environ.update({"EPICS_CA_SERVER_PORT": str(ca_port), "EPICS_CA_ADDR_LIST": "127.0.0.1",
+                       "EPICS_CA_AUTO_ADDR_LIST": "NO", "EPICS_CA_MAX_ARRAY_BYTES": "100000000",
+                       "EPICS_CA_REPEATER_PORT": str(repeater_port)})
+    return server_env(ca_port, repeater_port)
+
+
 def session_env():
     """server_env() with this pytest session's CA ports (conftest.py chose them and put them in os.environ)."""
     return server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))

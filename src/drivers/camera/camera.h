@@ -4,7 +4,10 @@
  * st.cmd commands (registered by camera_register):
  *   cameraConfigure(PORT, SOURCE, ARG, MAX_WIDTH, MAX_HEIGHT)
  *       SOURCE "sim" (ARG: sample description file), "zmq" (ARG: publisher endpoint), "files" (ARG: a
- *       directory of TIFF/PNG files, an image file, or file.h5:/dataset)
+ *       directory of TIFF/PNG files, an image file, or file.h5:/dataset), "aravis" (ARG: a GigE Vision camera's
+ *       IPv4 address, or Fake_1 for Aravis' in-process simulated camera; connected, and after a loss reconnected,
+ *       by the acquisition thread; exposure, gain, ROI, binning, frame rate, image mode, pixel format and
+ *       triggers are the camera's GenICam features, their _RBV records what the camera reports)
  *   cameraStage(PORT, X_CHANNEL, Y_CHANNEL, Z_CHANNEL, PIXEL_SIZE_CHANNEL)
  *       channels (e.g. "IOC:samx.RBV", or "IOC:samx.RBV+IOC:pssx.RBV" for coarse plus piezo) read at every
  *       exposure: the stage position stored with each frame and the view the sim source renders, in um

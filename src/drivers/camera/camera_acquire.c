@@ -1,6 +1,7 @@
 /* camera_acquire.c -- the camera's acquisition thread (source -> ROI/binning -> frame ring, ImageMode and
- * pacing, counters, once-a-second statistics of every consumer, capture bookkeeping) and its image thread
- * (newest frame -> the ArrayData parameter behind $(P)image1:ArrayData). */
+ * pacing, counters, once-a-second statistics of every consumer, capture bookkeeping; a camera source's
+ * connection is served from here by camera_link.c) and its image thread (newest frame -> the ArrayData
+ * parameter behind $(P)image1:ArrayData). */
 #include "drivers/camera/camera_internal.h"
 
 #include "core/base/base.h"
@@ -68,6 +69,7 @@ static void housekeeping(camera *cam, uint64_t *last_count, double *last_time)
     param_set_int(p, P_SOURCE_RECEIVED, (long)cam->source->counters.received);
     param_set_int(p, P_SOURCE_REJECTED, (long)cam->source->counters.rejected);
     param_set_int(p, P_SOURCE_MISSED, (long)cam->source->counters.missed);
+    param_set_int(p, P_SOURCE_UNDERRUNS, (long)cam->source->counters.underruns);
     param_set_string(p, P_SOURCE_ERROR, cam->source->counters.last_error);
     if (cam->preview) {
         unsigned long sent;
@@ -150,7 +152,8 @@ static int expose(camera *cam, const camera_settings *s, uint64_t serial, double
         return rc;
     }
     if (!f->stamp.tv_sec) f->stamp = time_wall();   /* read out now, unless the source stamped it */
-    apply_roi(f, s);
+    if (cam->source->ops->apply) f->pixel_size *= s->bin_x;   /* the camera cropped and binned */
+    else apply_roi(f, s);
     frame_ring_publish(cam->ring, f);
     param_port *p = cam->port;
     param_set_int(p, P_UNIQUE_ID, (long)f->id);
@@ -172,9 +175,11 @@ static void *acquire_thread(void *arg)
     double last_stats = time_monotonic(), next_due = 0;
     long counter = 0, images = 0;
     int was_acquiring = 0;
+    int camera_source = cam->source->ops->connect != NULL;
+    camera_link link = {0};
     while (!atomic_load(&cam->stopping)) {
         pthread_mutex_lock(&cam->lock);
-        if (!cam->settings.acquire) {
+        if (!cam->settings.acquire || (camera_source && !link.connected)) {
             struct timespec deadline = time_add(time_wall(), 0.2);
             pthread_cond_timedwait(&cam->wake, &cam->lock, &deadline);
         }
@@ -185,6 +190,20 @@ static void *acquire_thread(void *arg)
         if (s.reset_counter >= 0) counter = s.reset_counter;
         if (time_monotonic() - last_stats >= 1.0) housekeeping(cam, &last_count, &last_stats);
         capture_bookkeeping(cam);
+        char err[256] = "";
+        int ready = camera_source ? camera_link_service(cam, &link, &s, err, sizeof err) : 1;
+        if (ready < 0) {                           /* the camera would not start acquiring */
+            acquisition_ended(cam, 1, err);
+            was_acquiring = 0;
+            continue;
+        }
+        if (!ready) {                              /* not connected: Acquire waits for the camera */
+            if (was_acquiring && !s.acquire) {     /* stopped while the camera was lost: complete the put */
+                was_acquiring = 0;
+                param_write_done(p, P_ACQUIRE_BUSY, 0);
+            }
+            continue;
+        }
         if (!s.acquire) {
             if (was_acquiring) acquisition_ended(cam, 0, "Stopped");   /* Acquire = 0 from a client */
             was_acquiring = 0;
@@ -199,8 +218,11 @@ static void *acquire_thread(void *arg)
             param_set_int(p, P_NUM_IMAGES_COUNTER, 0);
             param_post(p);
         }
-        char err[256] = "";
         int rc = expose(cam, &s, ++serial, &next_due, err, sizeof err);
+        if (rc == SOURCE_LOST) {
+            camera_lost(cam, &link, 1, err);     /* Acquire stays requested: acquisition resumes on reconnect */
+            continue;
+        }
         if (rc < 0) {
             acquisition_ended(cam, 1, err);
             was_acquiring = 0;

@@ -30,30 +30,99 @@ void camera_post_result(camera *cam, const char *key, const char *json_value)
     pthread_mutex_unlock(&cam->lock);
 }
 
+/* A value within lo..hi, or refused naming the range and whose it is (lo > hi: the camera lacks the feature). */
+static int check_range(double v, double lo, double hi, const char *name, const char *whose, char *err, size_t errlen)
+{
+    if (lo > hi) return error_set(err, errlen, "%s: the camera has no such feature", name);
+    if (v < lo || v > hi) return error_set(err, errlen, "%s must be %g..%g%s", name, lo, hi, whose);
+    return 0;
+}
+
+/* [db locked, camera lock held] The settings a camera source maps onto its camera's features, checked against
+ * what the connected camera accepts (until one has connected, against the generic ranges); the acquisition
+ * thread then applies them and publishes the camera's readbacks. Returns 0, -1 (refused), or 1: not such a
+ * setting. */
+static int camera_feature_write(camera *cam, const param_write *w, char *err, size_t errlen)
+{
+    const source_limits *l = &cam->limits;
+    camera_settings *s = &cam->settings;
+    static const char whose[] = " (the camera's range)";
+    int hardware = cam->source->ops->apply != NULL;
+    long v = w->ival;
+    switch (w->index) {
+    case P_ACQUIRE_TIME:
+        if (hardware && l->known ? check_range(w->dval, l->exposure_min, l->exposure_max, w->name, whose, err, errlen)
+                                 : check_range(w->dval, 0, 3600, w->name, " s", err, errlen))
+            return -1;
+        s->acquire_time = w->dval;
+        return 0;
+    case P_ACQUIRE_PERIOD:
+        if (check_range(w->dval, 0, 3600, w->name, " s", err, errlen) ||
+            (hardware && l->known && w->dval > 0 &&
+             check_range(1.0 / w->dval, l->rate_min, l->rate_max, "frame rate (1/AcquirePeriod)", " Hz", err, errlen)))
+            return -1;
+        s->acquire_period = w->dval;
+        return 0;
+    case P_GAIN:
+        if (hardware && l->known ? check_range(w->dval, l->gain_min, l->gain_max, w->name, whose, err, errlen)
+                                 : (w->dval <= 0 || w->dval > 1000) && error_set(err, errlen, "Gain must be > 0 and <= 1000"))
+            return -1;
+        s->gain = w->dval;
+        return 0;
+    case P_BIN_X: case P_BIN_Y:
+        if (check_range((double)v, 1, hardware && l->known ? (w->index == P_BIN_X ? l->bin_max_x : l->bin_max_y) : 16,
+                        w->name, "", err, errlen))
+            return -1;
+        if (w->index == P_BIN_X) s->bin_x = (int)v;
+        else s->bin_y = (int)v;
+        return 0;
+    case P_PIXEL_FORMAT: {
+        int offered = !hardware ? 1 << PIXEL_MONO16 : l->known ? l->pixel_formats : (1 << PIXEL_NFORMATS) - 1;
+        if (v < 0 || v >= PIXEL_NFORMATS || !(offered & (1 << v)))
+            return error_set(err, errlen, "PixelFormat %ld is not offered by this %s", v, hardware ? "camera" : "source (Mono16 only)");
+        s->pixel_format = (int)v;
+        return 0;
+    }
+    case P_TRIGGER_MODE: case P_TRIGGER_SOURCE: {
+        int sources = !hardware ? 0 : l->known ? l->trigger_sources : (1 << TRIGGER_NSOURCES) - 1;
+        int bad = w->index == P_TRIGGER_MODE ? v < TRIGGER_OFF || v > TRIGGER_ON || (v == TRIGGER_ON && !sources)
+                                             : v < 0 || v >= TRIGGER_NSOURCES || !(sources & (1 << v));
+        if (bad) return error_set(err, errlen, "%s %ld: the %s has no such trigger", w->name, v, hardware ? "camera" : "source");
+        if (w->index == P_TRIGGER_MODE) s->trigger_mode = (int)v;
+        else s->trigger_source = (int)v;
+        return 0;
+    }
+    case P_SOFTWARE_TRIGGER:
+        if (!v) return 0;
+        if (s->trigger_mode != TRIGGER_ON || s->trigger_source != TRIGGER_SOFTWARE)
+            return error_set(err, errlen, "SoftwareTrigger needs TriggerMode On and TriggerSource Software");
+        s->software_triggers++;
+        return 0;
+    default:
+        return 1;
+    }
+}
+
 /* [db locked] A record wrote a parameter: validate, update the settings, wake the acquisition thread. */
 static int camera_write(void *driver, const param_write *w, char *err, size_t errlen)
 {
     camera *cam = driver;
     camera_settings *s = &cam->settings;
     long v = w->ival;
-    int rc = 0;
     pthread_mutex_lock(&cam->lock);
+    int rc = camera_feature_write(cam, w, err, errlen);
+    if (rc <= 0) {
+        pthread_cond_broadcast(&cam->wake);
+        pthread_mutex_unlock(&cam->lock);
+        return rc;
+    }
+    rc = 0;
     switch (w->index) {
     case P_ACQUIRE:
         s->acquire = v != 0;
         break;
     case P_ACQUIRE_BUSY:      /* forward-linked from Acquire: a put-callback on Acquire=1 waits for the end */
         rc = v && s->acquire ? PARAM_ASYNC : 0;
-        break;
-    case P_ACQUIRE_TIME:
-    case P_ACQUIRE_PERIOD:
-        if (w->dval < 0 || w->dval > 3600) rc = error_set(err, errlen, "%s must be 0..3600 s", w->name);
-        else if (w->index == P_ACQUIRE_TIME) s->acquire_time = w->dval;
-        else s->acquire_period = w->dval;
-        break;
-    case P_GAIN:
-        if (w->dval <= 0 || w->dval > 1000) rc = error_set(err, errlen, "Gain must be > 0 and <= 1000");
-        else s->gain = w->dval;
         break;
     case P_IMAGE_MODE:
         if (v < IMAGE_SINGLE || v > IMAGE_CONTINUOUS) rc = error_set(err, errlen, "ImageMode must be 0..2");
@@ -74,11 +143,6 @@ static int camera_write(void *driver, const param_write *w, char *err, size_t er
         else s->size_y = (int)v;
         break;
     }
-    case P_BIN_X: case P_BIN_Y:
-        if (v < 1 || v > 16) rc = error_set(err, errlen, "%s must be 1..16", w->name);
-        else if (w->index == P_BIN_X) s->bin_x = (int)v;
-        else s->bin_y = (int)v;
-        break;
     case P_DATA_TYPE:
         if (v != 3) rc = error_set(err, errlen, "this camera delivers UInt16 frames only");
         break;
@@ -155,6 +219,10 @@ static void create_params(camera *cam)
     param_set_int(p, P_BIN_Y, 1);
     param_set_int(p, P_DATA_TYPE, 3);
     param_set_int(p, P_COLOR_MODE, 0);
+    param_set_int(p, P_PIXEL_FORMAT, s->pixel_format);
+    param_set_int(p, P_TRIGGER_MODE, s->trigger_mode);
+    param_set_int(p, P_TRIGGER_SOURCE, s->trigger_source);
+    param_set_int(p, P_SOURCE_CONNECTED, cam->source->ops->connect == NULL);
     param_set_int(p, P_IMAGE_ENABLE, s->image_enable);
     param_set_string(p, P_SOURCE_KIND, cam->source->ops->kind);
     param_set_string(p, P_STATUS_MESSAGE, "Idle");
@@ -173,15 +241,16 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     if (width < 8 || height < 8 || width > 8192 || height > 8192) return error_set(err, errlen, "camera size must be 8..8192");
     if (camera_find(argv[1])) return error_set(err, errlen, "camera port %s exists already", argv[1]);
     if (ncameras == MAX_CAMERAS) return error_set(err, errlen, "at most %d cameras", MAX_CAMERAS);
-    frame_source *source = !strcmp(argv[2], "sim")     ? source_sim_open(argv[3], (int)width, (int)height, err, errlen)
-                           : !strcmp(argv[2], "zmq")   ? source_zmq_open(argv[3], (int)width, (int)height, err, errlen)
-                           : !strcmp(argv[2], "files") ? source_files_open(argv[3], (int)width, (int)height, err, errlen)
-                                                       : NULL;
-    if (!source) {
-        if (strcmp(argv[2], "sim") && strcmp(argv[2], "zmq") && strcmp(argv[2], "files"))
-            error_set(err, errlen, "unknown camera source \"%s\" (sim, zmq, files)", argv[2]);
-        return -1;
-    }
+    static const struct {
+        const char *kind;
+        frame_source *(*open)(const char *arg, int max_width, int max_height, char *err, size_t errlen);
+    } sources[] = {{"sim", source_sim_open}, {"zmq", source_zmq_open}, {"files", source_files_open},
+                   {"aravis", source_aravis_open}};
+    int kind = 0, nkinds = (int)(sizeof sources / sizeof sources[0]);
+    while (kind < nkinds && strcmp(argv[2], sources[kind].kind)) kind++;
+    if (kind == nkinds) return error_set(err, errlen, "unknown camera source \"%s\" (sim, zmq, files, aravis)", argv[2]);
+    frame_source *source = sources[kind].open(argv[3], (int)width, (int)height, err, errlen);
+    if (!source) return -1;
     camera *cam = xcalloc(1, sizeof *cam);
     str_copy(cam->port_name, argv[1], sizeof cam->port_name);
     cam->port = param_port_create(argv[1], camera_write, cam);
@@ -194,7 +263,8 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     cam->max_width = (int)width;
     cam->max_height = (int)height;
     cam->settings = (camera_settings){.image_mode = IMAGE_CONTINUOUS, .num_images = 1, .acquire_time = 0.05,
-                                      .acquire_period = 0.1, .gain = 1.0, .bin_x = 1, .bin_y = 1,
+                                      .acquire_period = 0.1, .gain = 1.0, .size_x = (int)width,
+                                      .size_y = (int)height, .bin_x = 1, .bin_y = 1, .pixel_format = PIXEL_MONO16,
                                       .image_enable = 1, .reset_counter = -1};
     cam->ring = frame_ring_create(CAMERA_RING_DEPTH, (size_t)width * height);
     cam->image_consumer = frame_ring_add_consumer(cam->ring, "image", FRAMES_NEWEST);
@@ -310,7 +380,7 @@ static void cameras_free(void *user)
 
 void camera_register(void)
 {
-    shell_register("cameraConfigure", "cameraConfigure(PORT, sim|zmq|files, ARG, MAX_WIDTH, MAX_HEIGHT)", 5, 5,
+    shell_register("cameraConfigure", "cameraConfigure(PORT, sim|zmq|files|aravis, ARG, MAX_WIDTH, MAX_HEIGHT)", 5, 5,
                    configure_cmd);
     shell_register("cameraStage", "cameraStage(PORT, X_CHANNEL, Y_CHANNEL, Z_CHANNEL, PIXEL_SIZE_CHANNEL)", 5, 5,
                    stage_cmd);
