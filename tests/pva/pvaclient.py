@@ -519,7 +519,8 @@ class Client:
         self.server_order, self.order = None, order
         self.channels = {}
         self.ids = itertools.count(1)
-        self._partial = self._segments = b""
+        self._partial, self._segments = bytearray(), b""  # received bytes not yet framed; segments so far
+        self._echoes = 0                                     # our ECHO requests not yet answered
         command, order, payload = self._receive(lambda c, o, p: c == CMD_VALIDATION)
         r = Reader(payload, order)
         self.server_buffer, self.server_registry = r.unpack("i"), r.unpack("h")
@@ -572,17 +573,17 @@ class Client:
             if not flags & FLAG_SERVER:
                 raise ProtocolError(f"message {command:#04x} without the server flag")
             if flags & FLAG_CONTROL:
-                self._partial = self._partial[8:]
+                del self._partial[:8]
                 if command == CTRL_SET_BYTE_ORDER:
                     self.server_order = order
                 continue
             self._fill(8 + size, deadline)
-            payload, self._partial = self._partial[8:8 + size], self._partial[8 + size:]
-            self._segments += payload
+            self._segments += bytes(self._partial[8:8 + size])
+            del self._partial[:8 + size]
             if flags & FLAG_SEGMENT not in (0, SEGMENT_LAST):
                 continue
             payload, self._segments = self._segments, b""
-            if command == CMD_ECHO:
+            if command == CMD_ECHO and not self._echoes:       # the server checks that we are alive
                 self.send(CMD_ECHO, payload)
                 continue
             if command == CMD_MESSAGE:
@@ -619,6 +620,15 @@ class Client:
         r = Reader(item[2], item[1], self.rx_types)
         r.u32()
         return r
+
+    def echo(self, payload=b"ping"):
+        """Sends an ECHO and returns the payload of the server's answer."""
+        self._echoes += 1
+        self.send(CMD_ECHO, payload)
+        try:
+            return self._receive(lambda c, o, p: c == CMD_ECHO)[2]
+        finally:
+            self._echoes -= 1
 
     def close(self):
         self.sock.close()
