@@ -5,6 +5,10 @@
 epicsEnvSet EPICS_CAS_INTF_ADDR_LIST "$(EPICS_CAS_INTF_ADDR_LIST=127.0.0.1)"
 epicsEnvSet EPICS_CAS_BEACON_ADDR_LIST "$(EPICS_CAS_BEACON_ADDR_LIST=127.0.0.1)"
 epicsEnvSet EPICS_CAS_AUTO_BEACON_ADDR_LIST "$(EPICS_CAS_AUTO_BEACON_ADDR_LIST=NO)"
+# pvAccess (the same records over PVA) follows the same rules: loopback, beacons only to the listed address.
+epicsEnvSet EPICS_PVAS_INTF_ADDR_LIST "$(EPICS_PVAS_INTF_ADDR_LIST=127.0.0.1)"
+epicsEnvSet EPICS_PVAS_BEACON_ADDR_LIST "$(EPICS_PVAS_BEACON_ADDR_LIST=127.0.0.1)"
+epicsEnvSet EPICS_PVAS_AUTO_BEACON_ADDR_LIST "$(EPICS_PVAS_AUTO_BEACON_ADDR_LIST=NO)"
 # Links to other IOCs (libca) search only these addresses ("host:port" each) unless the environment says otherwise.
 epicsEnvSet EPICS_CA_ADDR_LIST "$(EPICS_CA_ADDR_LIST=127.0.0.1)"
 epicsEnvSet EPICS_CA_AUTO_ADDR_LIST "$(EPICS_CA_AUTO_ADDR_LIST=NO)"

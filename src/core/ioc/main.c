@@ -12,6 +12,7 @@
 #include "core/autosave/autosave.h"
 #include "core/base/base.h"
 #include "core/ca/ca.h"
+#include "core/pva/pva.h"
 #include "drivers/camera/camera.h"
 #include "drivers/framepub/framepub.h"
 #include "core/db/db.h"
@@ -40,6 +41,7 @@ static void register_modules(void)
     autosave_register();
     access_register();     /* before the CA server: rules are in place when it starts */
     ca_register();
+    pva_register();        /* pvAccess beside CA, on the same records and rules */
     asyncdev_register();
     param_register();
     camera_register();
