@@ -770,7 +770,8 @@ class Monitor:
         self.client.destroy_request(self.name, self.ioid)
 
     def next(self, timeout=None):
-        """The next update (waits up to timeout; with timeout=0 only one already received, else None)."""
+        """The next update: waits up to timeout (TimeoutError after it); with timeout=0 only one that has already
+        arrived, else None. None also when the server ended the subscription (see finished)."""
         while True:
             r = self.client._reply(CMD_MONITOR, self.ioid, timeout)
             if r is None:
