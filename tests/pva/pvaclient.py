@@ -31,8 +31,8 @@ FLAG_CONTROL, FLAG_SERVER, FLAG_BIG_ENDIAN, FLAG_SEGMENT = 0x01, 0x40, 0x80, 0x3
 SEGMENT_FIRST, SEGMENT_LAST = 0x10, 0x20
 CTRL_SET_BYTE_ORDER = 0x02
 (CMD_BEACON, CMD_VALIDATION, CMD_ECHO, CMD_SEARCH, CMD_SEARCH_RESPONSE, CMD_CREATE_CHANNEL, CMD_DESTROY_CHANNEL,
- CMD_VALIDATED, CMD_GET, CMD_PUT, CMD_MONITOR, CMD_DESTROY_REQUEST, CMD_GET_FIELD, CMD_MESSAGE) = (
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x0F, 0x11, 0x12)
+ CMD_VALIDATED, CMD_GET, CMD_PUT, CMD_MONITOR, CMD_DESTROY_REQUEST, CMD_PROCESS, CMD_GET_FIELD, CMD_MESSAGE) = (
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x0F, 0x10, 0x11, 0x12)
 SUB_INIT, SUB_DESTROY, SUB_GET, SUB_PIPELINE, SUB_START = 0x08, 0x10, 0x40, 0x80, 0x04
 OK, WARNING, ERROR, FATAL = 0, 1, 2, 3
 
@@ -670,7 +670,8 @@ class Client:
         return r.type()
 
     def init(self, command, name, request="", subcmd=SUB_INIT, extra=b""):
-        """Creates an operation; returns (ioid, Type of its data). Raises PvaError if refused."""
+        """Creates an operation; returns (ioid, Type of its data, None for PROCESS). Raises PvaError if
+        refused."""
         ch, ioid = self.channel(name), next(self.ids)
         t, value = pv_request(request) if isinstance(request, str) else request
         w = self.writer().pack("IIB", ch.sid, ioid, subcmd).type(t).value(t, value).raw(extra)
@@ -680,7 +681,7 @@ class Client:
         status = r.status()
         if not status.ok:
             raise PvaError(f"{name} init", status)
-        return ioid, r.type()
+        return ioid, None if command == CMD_PROCESS else r.type()
 
     def destroy_request(self, name, ioid):
         self.send(CMD_DESTROY_REQUEST, self.writer().pack("II", self.channel(name).sid, ioid))
@@ -696,6 +697,15 @@ class Client:
             raise PvaError(f"get {name}", status)
         changed = r.bitset()
         return Data(t, r.partial(t, changed, t.default()), changed)
+
+    def process(self, name, request=""):
+        """PROCESS: has the server process the record behind name; returns the reply's Status."""
+        ioid, _ = self.init(CMD_PROCESS, name, request)
+        self.send(CMD_PROCESS, self.writer().pack("IIB", self.channel(name).sid, ioid, 0x00))
+        r = self._reply(CMD_PROCESS, ioid)
+        r.u8()
+        self.destroy_request(name, ioid)
+        return r.status()
 
     def put(self, name, values, request="", timeout=None):
         """Writes values ({field path: value}) and waits for the reply; returns its Status."""

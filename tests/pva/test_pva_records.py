@@ -168,6 +168,12 @@ def test_put_reaches_ca_and_process_true_processes_the_record(client):
     assert pv("ao").get_timevars()["timestamp"] > stamp                  # processed: a new time stamp
 
 
+def test_process_command_processes_the_record(client):
+    stamp = pv("ao").get_timevars()["timestamp"]
+    assert client.process(P + "ao").ok
+    assert pv("ao").get_timevars()["timestamp"] > stamp
+
+
 def test_block_true_put_replies_when_asynchronous_processing_completes(client):
     pact = pv("slow.PACT")
     put = client.start_put(P + "slow", {"value": 1.0}, "record[block=true]")
