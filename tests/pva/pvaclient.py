@@ -28,7 +28,7 @@ import numpy as np
 
 MAGIC, VERSION = 0xCA, 2
 FLAG_CONTROL, FLAG_SERVER, FLAG_BIG_ENDIAN, FLAG_SEGMENT = 0x01, 0x40, 0x80, 0x30
-SEGMENT_FIRST, SEGMENT_LAST = 0x10, 0x20
+SEGMENT_FIRST, SEGMENT_LAST, SEGMENT_MIDDLE = 0x10, 0x20, 0x30
 CTRL_SET_BYTE_ORDER = 0x02
 (CMD_BEACON, CMD_VALIDATION, CMD_ECHO, CMD_SEARCH, CMD_SEARCH_RESPONSE, CMD_CREATE_CHANNEL, CMD_DESTROY_CHANNEL,
  CMD_VALIDATED, CMD_GET, CMD_PUT, CMD_MONITOR, CMD_DESTROY_REQUEST, CMD_PROCESS, CMD_GET_FIELD, CMD_MESSAGE) = (
@@ -508,10 +508,12 @@ class Channel(collections.namedtuple("Channel", "name cid sid")):
 class Client:
     """One validated TCP connection to a PVA server. auth: None (anonymous) or ("ca", user[, host]). order:
     byte order the client sends in ('<', '>'; None = the one the server announced). type_cache: send
-    structure descriptors through the introspection cache (0xFD/0xFE)."""
+    structure descriptors through the introspection cache (0xFD/0xFE). segment_size: send longer messages as
+    segments of that many payload bytes (as pvAccessCPP does past its buffer size)."""
 
-    def __init__(self, port, host="127.0.0.1", auth=None, order=None, timeout=10.0, type_cache=False):
-        self.timeout = timeout
+    def __init__(self, port, host="127.0.0.1", auth=None, order=None, timeout=10.0, type_cache=False,
+                 segment_size=None):
+        self.timeout, self.segment_size = timeout, segment_size
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.inbox = []                     # (command, order, payload) read but not yet asked for
         self.messages = []                  # MESSAGE (0x12) notices: (ioid, type, text)
@@ -547,7 +549,14 @@ class Client:
 
     def send(self, command, writer_or_bytes):
         payload = writer_or_bytes.bytes() if isinstance(writer_or_bytes, Writer) else writer_or_bytes
-        self.sock.sendall(message(command, payload, self.order))
+        step = self.segment_size
+        if not step or len(payload) <= step:
+            self.sock.sendall(message(command, payload, self.order))
+            return
+        chunks = [payload[i:i + step] for i in range(0, len(payload), step)]
+        for i, chunk in enumerate(chunks):
+            flags = SEGMENT_FIRST if i == 0 else SEGMENT_LAST if i == len(chunks) - 1 else SEGMENT_MIDDLE
+            self.sock.sendall(message(command, chunk, self.order, flags))
 
     def _fill(self, n, deadline):
         """Waits until n bytes are buffered (TimeoutError at deadline; buffered bytes are kept)."""
@@ -707,20 +716,33 @@ class Client:
         self.destroy_request(name, ioid)
         return r.status()
 
-    def put(self, name, values, request="", timeout=None):
+    def put(self, name, values, request="", timeout=None, read_first=False):
         """Writes values ({field path: value}) and waits for the reply; returns its Status."""
-        return self.start_put(name, values, request).wait(timeout)
+        return self.start_put(name, values, request, read_first).wait(timeout)
 
-    def start_put(self, name, values, request=""):
-        """Sends a put without waiting: the returned Put's done() / wait() give its Status."""
+    def start_put(self, name, values, request="", read_first=False):
+        """Sends a put without waiting: the returned Put's done() / wait() give its Status. read_first: fetch
+        the current value first (subcommand 0x40) as pvxput does; it is kept in the Put's current."""
         ioid, t = self.init(CMD_PUT, name, request)
+        current = None
+        if read_first:
+            self.send(CMD_PUT, self.writer().pack("IIB", self.channel(name).sid, ioid, SUB_GET))
+            r = self._reply(CMD_PUT, ioid)
+            r.u8()
+            status = r.status()
+            if not status.ok:
+                raise PvaError(f"put {name}: reading the current value", status)
+            changed = r.bitset()
+            current = Data(t, r.partial(t, changed, t.default()), changed)
         marked = sorted((t.bit(path), path) for path in values)
         w = self.writer().pack("IIB", self.channel(name).sid, ioid, 0x00)
         w.bitset(sum(1 << bit for bit, _ in marked))
         for _, path in marked:
             w.value(t[path], values[path])
         self.send(CMD_PUT, w)
-        return Put(self, name, ioid)
+        put = Put(self, name, ioid)
+        put.current = current
+        return put
 
     def monitor(self, name, request="", pipeline=False, queue_size=4):
         return Monitor(self, name, request, pipeline, queue_size)

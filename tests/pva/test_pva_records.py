@@ -159,7 +159,9 @@ def test_field_selection_sends_only_the_selected_fields(client):
 # ------------------------------------------------------------------------------------------ puts
 
 def test_put_reaches_ca_and_process_true_processes_the_record(client):
-    assert client.put(P + "ao", {"value": 2.5}).ok
+    ca_put("ao", 1.5)
+    put = client.start_put(P + "ao", {"value": 2.5}, read_first=True)        # as pvxput: read, then write
+    assert put.wait().ok and put.current["value"] == 1.5 and put.current["display.units"] == "V"
     assert pv("ao").get() == pytest.approx(2.5)
     stamp = pv("ao").get_timevars()["timestamp"]
     assert client.put(P + "ao.DESC", {"value": "out"}).ok                # DESC is not a process-passive field
@@ -238,6 +240,15 @@ def test_flow_controlled_monitor_holds_updates_until_acked_then_sends_the_newest
 
 
 # ------------------------------------------------------------------------------------------ encodings
+
+def test_segmented_messages_are_reassembled(server):
+    with server.client(segment_size=16) as client:                          # a GET INIT in 5 segments
+        assert client.get(P + "ai", "field(value,alarm,timeStamp,display)").marked("display.units")
+        client.segment_size = 1000
+        ramp = np.linspace(5.0, 6.0, 20000)                                # a 160 kB put in 161 segments
+        assert client.put(P + "big", {"value": ramp}).ok
+        assert np.array_equal(pv("big").get(count=len(ramp)), ramp)
+
 
 def test_big_endian_client_and_introspection_cache_are_understood(server):
     with server.client(order=">", type_cache=True, auth=("ca", USER)) as client:
