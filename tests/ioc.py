@@ -132,6 +132,10 @@ def server_env(ca_port, repeater_port):
         "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
         "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
         "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        # the pvAccess server beside CA: loopback too (its ports stay the defaults unless a test picks free ones)
+        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
         # the IOC's own links to other IOCs search where the session's clients do (loopback only)
         "EPICS_CA_ADDR_LIST": os.environ.get("EPICS_CA_ADDR_LIST", "127.0.0.1"),
         "EPICS_CA_AUTO_ADDR_LIST": "NO",

@@ -302,7 +302,8 @@ static void put_leaf(pva_buf *b, const pva_nt *nt, const pva_node *n, const snap
                                                             ? stat_names[m->status] : "");
         break;
     case ROLE_SECONDS:
-        pva_put64(b, (uint64_t)(m->stamp.tv_sec + DB_EPICS_EPOCH_OFFSET));
+        /* POSIX seconds (db keeps them so); a never processed record shows the EPICS epoch, as QSRV2. */
+        pva_put64(b, (uint64_t)(m->stamp.tv_sec ? m->stamp.tv_sec : DB_EPICS_EPOCH_OFFSET));
         break;
     case ROLE_NANOS: pva_put32(b, (uint32_t)m->stamp.tv_nsec); break;
     case ROLE_USERTAG: pva_put32(b, 0); break;
