@@ -95,8 +95,6 @@ def test_ai_is_an_ntscalar_with_alarm_time_display_control_and_value_alarm(clien
             data["valueAlarm.highWarningLimit"], data["valueAlarm.highAlarmLimit"]) == (-90.0, -80.0, 80.0, 90.0)
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: src/core/pva/nt.c adds the EPICS epoch offset to db time "
-                   "stamps that are already POSIX (secondsPastEpoch 631152000 s ahead)")
 def test_time_stamp_is_posix_seconds_as_ca_gives_them(client):
     ca_put("ai", 12.0)
     ts = client.get(P + "ai")["timeStamp"]
