@@ -97,8 +97,10 @@ def test_ai_is_an_ntscalar_with_alarm_time_display_control_and_value_alarm(clien
 
 def test_time_stamp_is_posix_seconds_as_ca_gives_them(client):
     ca_put("ai", 12.0)
-    ts = client.get(P + "ai")["timeStamp"]
-    assert abs(ts["secondsPastEpoch"] + ts["nanoseconds"] * 1e-9 - pv("ai").get_timevars()["timestamp"]) < 1e-3
+    for record in ("ai", "hostlocked"):                  # processed just now, and never processed
+        ts = client.get(P + record)["timeStamp"]
+        pva_time = ts["secondsPastEpoch"] + ts["nanoseconds"] * 1e-9
+        assert abs(pva_time - pv(record).get_timevars()["timestamp"]) < 1e-3, record
 
 
 def test_ao_control_limits_are_its_drive_limits(client):
@@ -211,6 +213,22 @@ def test_monitor_sends_the_current_value_then_every_change_and_stops_and_restart
     assert [u["value"] for u in mon.received()] == []
     mon.start()
     assert mon.next()["value"] == 4.0          # a restart sends the current value again
+    mon.destroy()
+
+
+def test_a_client_that_stops_reading_gets_the_newest_array_not_a_backlog(client):
+    """An array viewer that stalls (reads nothing) while 20 arrays of 2.4 MB are written: when it reads again it
+    has fewer than 20 updates queued, the last one the newest array."""
+    mon = client.monitor(P + "big", "field(value)")
+    mon.start()
+    mon.next()
+    for k in range(1, 21):
+        ca_put("big", np.full(300000, float(k)))
+    updates = []
+    while mon.value["value"][:1].tolist() != [20.0]:
+        updates.append(mon.next()["value"][0])
+    assert len(updates) < 20 and updates == sorted(updates), updates
+    assert np.array_equal(mon.value["value"][:300000], np.full(300000, 20.0))
     mon.destroy()
 
 
