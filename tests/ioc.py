@@ -155,13 +155,13 @@ def session_env():
     return server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
 
 
-def default_ioc(prefix, workdir, env=None, **kw):
+def default_ioc(prefix, workdir, env=None, after=(), **kw):
     """The default IOC as st.cmd starts it (simulators, stage map, web view on a free port) under its own PV prefix,
-    with its autosave file and XRF output in workdir; env defaults to this pytest session's. An Ioc to start (or
-    use as a context manager)."""
+    with its autosave file and XRF output in workdir, then the shell lines after; env defaults to this pytest
+    session's. An Ioc to start (or use as a context manager)."""
     env = default_env(env or session_env(), workdir, prefix, RELOC_TOP=str(TOP),
                       RELOC_XRF_OUT_DIR=str(workdir / "xrf"))
-    return Ioc(default_st_cmd(), workdir / "ioc", env=env, **kw)
+    return Ioc(default_st_cmd(*after), workdir / "ioc", env=env, **kw)
 
 
 class Ioc:

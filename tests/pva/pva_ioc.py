@@ -56,7 +56,7 @@ def records_ioc(st_cmd, workdir):
     return running(ioc_module.Ioc(st_cmd, workdir, env=env), tcp, udp)
 
 
-def default_pva_ioc(prefix, workdir):
-    """running() for the default IOC (iocBoot/iocreloc/st.cmd) under prefix."""
+def default_pva_ioc(prefix, workdir, after=()):
+    """running() for the default IOC (iocBoot/iocreloc/st.cmd) under prefix, then the shell lines after."""
     env, tcp, udp = pva_env(ioc_module.session_env())
-    return running(ioc_module.default_ioc(prefix, workdir, env=env), tcp, udp)
+    return running(ioc_module.default_ioc(prefix, workdir, env=env, after=after), tcp, udp)

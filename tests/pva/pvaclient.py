@@ -515,6 +515,7 @@ class Client:
                  segment_size=None):
         self.timeout, self.segment_size = timeout, segment_size
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # requests are small: no Nagle delay
         self.inbox = []                     # (command, order, payload) read but not yet asked for
         self.messages = []                  # MESSAGE (0x12) notices: (ioid, type, text)
         self.rx_types, self.tx_types = {}, ({} if type_cache else None)

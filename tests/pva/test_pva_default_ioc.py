@@ -3,9 +3,12 @@ Channel Access: the camera image as NTNDArray with the CA image's pixels, the pa
 CA waveforms' columns, a blocking put to a motor that replies when the motor has arrived, refused puts that
 report an error and keep the setting, and a slow image subscriber that gets the newest frame."""
 import math
+import re
+from collections import Counter
 
 import numpy as np
 import pytest
+from epics import ca, dbr
 
 from ioc import pv_under, wait_for
 from pva_ioc import default_pva_ioc
@@ -17,7 +20,8 @@ NO_IMAGE_CHANNEL = pytest.mark.xfail(strict=True, reason="the server does not se
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with default_pva_ioc(P, tmp_path_factory.mktemp("pva_default")) as running:
+    after = (f'dbl "*" "{P}*"', "epicsEnvSet RECORDS_LISTED yes", "epicsEnvShow RECORDS_LISTED")
+    with default_pva_ioc(P, tmp_path_factory.mktemp("pva_default"), after) as running:
         # every motor polled once: a move sent before the controller answered fails
         running.ioc.wait_for_log(r"MC1 axis 6: communication restored", timeout=30)
         yield running
@@ -27,6 +31,37 @@ def server(tmp_path_factory):
 def client(server):
     with server.client() as connection:
         yield connection
+
+
+# CA native type -> the element type code of the PVA value (pvData type codes); enums are NTEnum
+ELEMENT_CODE = {dbr.STRING: 0x60, dbr.SHORT: 0x21, dbr.FLOAT: 0x42, dbr.LONG: 0x22, dbr.DOUBLE: 0x43}
+CHAR_CODES = (0x20, 0x24)           # int8 or uint8
+
+
+def test_every_record_of_the_default_ioc_is_served_as_its_ca_type(server, client):
+    """What pvinfo/pvget users meet first: each record (from dbl) answers introspection and a get, as the
+    normative type of its CA native type (scalars NTScalar, arrays NTScalarArray, enums NTEnum)."""
+    listing = server.ioc.wait_for_log(r"RECORDS_LISTED=yes", 20)
+    names = sorted(set(re.findall(rf"^({re.escape(P)}\S+)$", listing, re.M)))
+    assert len(names) > 200, listing[-2000:]
+    chids = {name: ca.create_channel(name, connect=False, auto_cb=False) for name in names}
+    kinds = Counter()
+    for name in names:
+        assert ca.connect_channel(chids[name], timeout=10), name
+        native, count = ca.field_type(chids[name]), ca.element_count(chids[name])
+        info = client.get_field(name)
+        data = client.get(name)
+        assert data.type == info, name
+        if native == dbr.ENUM:
+            assert info.id == "epics:nt/NTEnum:1.0" and isinstance(data["value.index"], int), name
+        else:
+            value_code = info["value"].code
+            codes = CHAR_CODES if native == dbr.CHAR else (ELEMENT_CODE[native],)
+            assert info.id in ("epics:nt/NTScalar:1.0", "epics:nt/NTScalarArray:1.0"), (name, info.id)
+            assert value_code & ~0x08 in codes, (name, native, info)
+            assert count == 1 or (value_code & 0x08 and info.id.startswith("epics:nt/NTScalarArray")), name
+        kinds[info.id] += 1
+    assert len(kinds) == 3, kinds
 
 
 def single_frame():
