@@ -111,7 +111,7 @@ def test_ao_control_limits_are_its_drive_limits(client):
 
 
 @pytest.mark.parametrize("record, choices", [("bo", ["Off", "On"]), ("mbbo", ["zero", "one", "two"])])
-def test_enums_are_ntenum_and_a_put_of_the_index_reaches_ca(client, record, choices):
+def test_enums_are_ntenum_and_index_puts_and_changes_travel(client, record, choices):
     info = client.get_field(P + record)
     assert info.id == "epics:nt/NTEnum:1.0" and info["value"].id == "enum_t"
     data = client.get(P + record)
@@ -119,7 +119,13 @@ def test_enums_are_ntenum_and_a_put_of_the_index_reaches_ca(client, record, choi
     last = len(choices) - 1
     assert client.put(P + record, {"value.index": last}).ok
     assert pv(record).get() == last
+    mon = client.monitor(P + record)
+    mon.start()
+    assert mon.next()["value.index"] == last
     ca_put(record, 0)
+    update = mon.next()
+    assert update.marked("value.index") and update["value.index"] == 0
+    mon.destroy()
     assert client.get(P + record)["value.index"] == 0
 
 
