@@ -432,6 +432,7 @@ def ipv4_mapped(host):
 
 class Found(dict):
     replies = 0
+    guids = frozenset()              # the GUIDs of the servers that replied
 
 
 def search(names, udp_port, host="127.0.0.1", timeout=5.0, must_reply=False, order=">"):
@@ -455,8 +456,9 @@ def search(names, udp_port, host="127.0.0.1", timeout=5.0, must_reply=False, ord
                 data, source = sock.recvfrom(65536)
             except (socket.timeout, BlockingIOError):
                 return found
-            for cid_list, address, port in _search_responses(data):
+            for guid, cid_list, address, port in _search_responses(data):
                 found.replies += 1
+                found.guids |= {guid}
                 unset = address in (bytes(16), ipv4_mapped("0.0.0.0"))
                 server = source[0] if unset else socket.inet_ntoa(address[12:])
                 for cid in cid_list:
@@ -469,7 +471,7 @@ def search(names, udp_port, host="127.0.0.1", timeout=5.0, must_reply=False, ord
 
 
 def _search_responses(data):
-    """(claimed CIDs, 16-byte address, tcp port) for each SEARCH_RESPONSE in a datagram."""
+    """(server GUID, claimed CIDs, 16-byte address, tcp port) for each SEARCH_RESPONSE in a datagram."""
     pos = 0
     while pos + 8 <= len(data):
         flags, command, size, order = parse_header(data[pos:pos + 8])
@@ -477,12 +479,31 @@ def _search_responses(data):
         pos += 8 + size
         if command != CMD_SEARCH_RESPONSE or not flags & FLAG_SERVER:
             continue
-        r.take(12)                                  # server GUID
+        guid = bytes(r.take(12))
         r.u32()                                     # search sequence id
         address, port, protocol, found = bytes(r.take(16)), r.unpack("H"), r.string(), r.u8()
         cids = [r.u32() for _ in range(r.unpack("H"))]
         if protocol == "tcp":
-            yield (cids if found else []), address, port
+            yield guid, (cids if found else []), address, port
+
+
+Beacon = collections.namedtuple("Beacon", "guid flags sequence change address port protocol status")
+
+
+def parse_beacons(data):
+    """The BEACON messages of a datagram (the server status is decoded as a full value, None if absent)."""
+    pos, beacons = 0, []
+    while pos + 8 <= len(data):
+        flags, command, size, order = parse_header(data[pos:pos + 8])
+        r = Reader(data[pos + 8:pos + 8 + size], order)
+        pos += 8 + size
+        if command == CMD_BEACON and flags & FLAG_SERVER:
+            guid, bflags, sequence, change = bytes(r.take(12)), r.u8(), r.u8(), r.unpack("H")
+            address, port, protocol = bytes(r.take(16)), r.unpack("H"), r.string()
+            status_type = r.type()
+            status = None if status_type is None else r.value(status_type)
+            beacons.append(Beacon(guid, bflags, sequence, change, address, port, protocol, status))
+    return beacons
 
 
 class Data:

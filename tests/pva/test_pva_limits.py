@@ -14,9 +14,9 @@ P = "PVL:"
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("pva_limits")
     (work / "limits.db").write_text("".join(f'record(ao, "{P}ao{i}") {{ field(VAL, "{i}") }}\n' for i in range(5)))
-    env, tcp, udp = pva_env(ioc_module.session_env())
+    env, *ports = pva_env(ioc_module.session_env())
     env.update(RELOC_PVAS_MAX_CLIENTS="2", RELOC_PVAS_MAX_CHANNELS="3")
-    with running(ioc_module.Ioc(st_cmd(f'dbLoadRecords("{work / "limits.db"}")'), work, env=env), tcp, udp) as s:
+    with running(ioc_module.Ioc(st_cmd(f'dbLoadRecords("{work / "limits.db"}")'), work, env=env), *ports) as s:
         yield s
 
 

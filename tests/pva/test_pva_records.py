@@ -14,7 +14,7 @@ import pytest
 
 from ioc import TOP, pv_under, wait_for
 from pva_ioc import records_ioc
-from pvaclient import (CMD_CREATE_CHANNEL, ERROR, FATAL, PvaError, header, search)
+from pvaclient import CMD_CREATE_CHANNEL, ERROR, FATAL, PvaError, header, parse_beacons, search
 
 sys.path.insert(0, str(TOP / "tests" / "ca"))
 from ca_records import acf_text, records_db, st_cmd  # noqa: E402
@@ -53,6 +53,14 @@ def test_search_finds_a_record_and_its_fields_and_not_a_missing_name(server):
     assert search([P + "missing"], server.udp_port, timeout=1.0).replies == 0
     answered = search([P + "missing"], server.udp_port, must_reply=True)
     assert answered.replies >= 1 and answered == {}
+
+
+def test_beacons_announce_the_server_that_answers_searches(server):
+    server.beacons.settimeout(20.0)                       # the first beacon goes out at start, then every 15 s
+    beacon = parse_beacons(server.beacons.recvfrom(65536)[0])[0]
+    found = search([P + "ai"], server.udp_port)
+    assert beacon.guid in found.guids and len(beacon.guid) == 12
+    assert (beacon.port, beacon.protocol) == (server.tcp_port, "tcp")
 
 
 def test_connection_validation_offers_anonymous_and_ca(server):
