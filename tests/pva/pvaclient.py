@@ -36,7 +36,7 @@ CTRL_SET_BYTE_ORDER = 0x02
 SUB_INIT, SUB_DESTROY, SUB_GET, SUB_PIPELINE, SUB_START = 0x08, 0x10, 0x40, 0x80, 0x04
 OK, WARNING, ERROR, FATAL = 0, 1, 2, 3
 
-# type codes (introspection): scalar code -> (struct format, numpy kind); arrays are code | 0x08
+# type codes (introspection): scalar code -> struct/numpy format character; arrays are code | 0x08
 SCALARS = {0x00: "?", 0x20: "b", 0x21: "h", 0x22: "i", 0x23: "q", 0x24: "B", 0x25: "H", 0x26: "I", 0x27: "Q",
            0x42: "f", 0x43: "d"}
 STRING, STRUCT, UNION, ANY = 0x60, 0x80, 0x81, 0x82
@@ -91,13 +91,6 @@ class Type:
         for part in path.split(".") if path else []:
             t = t.member(part)
         return t
-
-    def __contains__(self, path):
-        try:
-            self[path]
-            return True
-        except KeyError:
-            return False
 
     def names(self):
         return [name for name, _ in self.members]
