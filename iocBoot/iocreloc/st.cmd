@@ -42,6 +42,8 @@ epicsEnvSet CAM_H "$(RELOC_CAMERA_HEIGHT=512)"
 cameraConfigure("CAM1", "sim", "$(TOP)/sim/sample_default.json", $(CAM_W), $(CAM_H))
 cameraStage("CAM1", "$(P)samx.RBV+$(P)pssx.RBV", "$(P)samy.RBV+$(P)pssy.RBV", "$(P)samz.RBV", "$(P)cam_pixel_size")
 cameraPreview("CAM1", "$(RELOC_PREVIEW_ENDPOINT=tcp://127.0.0.1:5570)", 85, 1024, 10)
+# The same frames over pvAccess as NTNDArray (areaDetector NDPluginPva's name): pva://$(P)Pva1:Image in Phoebus.
+pvaImageConfigure("CAM1", "$(P)Pva1:Image")
 dbLoadRecords "camera.db" "P=$(P),PORT=CAM1,NELM=$(RELOC_CAMERA_PIXELS=327680),XSIZE=$(CAM_W),YSIZE=$(CAM_H)"
 
 # Live analysis of every camera frame: particle detection and tracking ($(P)det1:), registration against a

@@ -15,6 +15,7 @@
 #include "core/pva/pva.h"
 #include "drivers/camera/camera.h"
 #include "drivers/framepub/framepub.h"
+#include "drivers/pvaimage/pvaimage.h"
 #include "core/db/db.h"
 #include "core/ioc/ioc.h"
 #include "drivers/motor/motor.h"
@@ -47,6 +48,7 @@ static void register_modules(void)
     camera_register();
     analysis_register();   /* after the camera: its stages stop after the camera's threads */
     framepub_register();   /* likewise */
+    pvaimage_register();   /* likewise */
     xrfioc_register();
     motor_register();
     stagemap_register();

@@ -53,4 +53,5 @@ void pva_register(void)
                    cmd_limits);
     db_at_init(pva_server_start, NULL);
     db_at_shutdown(pva_server_stop, NULL);
+    db_at_exit(pva_sources_free, NULL);
 }

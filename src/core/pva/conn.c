@@ -79,6 +79,8 @@ static pva_chan *find_chan(pva_conn *c, uint32_t sid)
 /* [db locked] Access security as CA: VAL is level 0, other fields level 1; read-only fields never writable. */
 static unsigned rights_locked(pva_conn *c, pva_chan *ch)
 {
+    if (ch->src)
+        return ACCESS_READ;     /* structured PVs are read-only */
     int level = strcmp(ch->addr.field->name, "VAL") == 0 ? 0 : 1;
     unsigned r = access_rights(ch->addr.rec->asg, level, c->user, c->host);
     if (ch->addr.field->flags & DBFLD_READONLY)
@@ -104,9 +106,10 @@ static void create_channels(pva_conn *c, pva_reader *r)
         pva_get_string(r, name, sizeof name);
         if (r->bad)
             return;
-        db_addr addr;
+        db_addr addr = { 0 };
+        pva_source *src = NULL;
         const char *refusal = NULL;
-        if (db_name_to_addr(name, &addr) != DB_OK)
+        if (db_name_to_addr(name, &addr) != DB_OK && !(src = pva_source_find(name)))
             refusal = "no such channel";
         else if (c->nchans >= pva_server_limits.max_channels)
             refusal = "channel limit reached";
@@ -134,8 +137,10 @@ static void create_channels(pva_conn *c, pva_reader *r)
         ch->cid = cid;
         ch->sid = slot + 1;
         ch->addr = addr;
+        ch->src = src;
         str_copy(ch->name, name, sizeof ch->name);
-        pva_nt_build(&addr, &ch->nt);
+        if (!src)
+            pva_nt_build(&addr, &ch->nt);
         c->chans[slot] = ch;
         c->nchans++;
         db_lock();
@@ -157,6 +162,32 @@ static void free_chan(pva_conn *c, pva_chan *ch)
     c->chans[ch->sid - 1] = NULL;
     c->nchans--;
     free(ch);
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * What a channel serves: records through nt.c, structured PVs through their shared encoded value
+ */
+static void put_chan_type(pva_buf *b, const pva_chan *ch)
+{
+    if (ch->src)
+        pva_buf_append(b, ch->src->type.data + ch->src->type.head, ch->src->type.len);
+    else
+        pva_nt_put_type(b, &ch->nt);
+}
+
+int pva_chan_put_value_locked(pva_buf *b, pva_chan *ch, uint64_t mask, uint64_t *seq)
+{
+    if (!ch->src)
+        return pva_nt_put_value_locked(b, &ch->nt, &ch->addr, mask);
+    pva_value *v = pva_source_latest(ch->src, seq);
+    if (!v)
+        return -1;
+    size_t len;
+    const uint8_t *bytes = pva_value_bytes(v, &len);
+    pva_put_bitset(b, ch->src->leaf_bits);      /* every field, marked leaf by leaf as pvxs does */
+    pva_buf_append(b, bytes, len);
+    pva_value_unref(v);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------------
@@ -242,8 +273,8 @@ static int op_init(pva_conn *c, pva_chan *ch, uint8_t cmd, uint32_t ioid, uint8_
         if (r->bad)
             return -1;
     }
-    uint64_t all = pva_nt_subtree(&ch->nt, 0);
-    uint64_t mask = !q.fields_named || q.all ? all : q.mask;
+    uint64_t all = ch->src ? 1 : pva_nt_subtree(&ch->nt, 0);
+    uint64_t mask = ch->src || !q.fields_named || q.all ? all : q.mask;
     if (!mask) {
         reply_status(c, cmd, ioid, PVA_SUB_INIT, PVA_ERROR, "pvRequest must select at least one field");
         return 0;
@@ -289,7 +320,7 @@ static int op_init(pva_conn *c, pva_chan *ch, uint8_t cmd, uint32_t ioid, uint8_
     pva_put8(&c->out, PVA_SUB_INIT);
     pva_put_status(&c->out, PVA_OK, NULL);
     if (cmd != PVA_CMD_PROCESS)
-        pva_nt_put_type(&c->out, &ch->nt);
+        put_chan_type(&c->out, ch);
     reply_end(c, m);
     return 0;
 }
@@ -308,9 +339,10 @@ static void reply_value(pva_conn *c, pva_op *op, uint8_t sub)
     pva_put8(&c->out, sub);
     size_t status_at = c->out.len;
     pva_put_status(&c->out, PVA_OK, NULL);
-    if (pva_nt_put_value_locked(&c->out, &ch->nt, &ch->addr, op->mask) < 0) {
+    uint64_t seq;
+    if (pva_chan_put_value_locked(&c->out, ch, op->mask, &seq) < 0) {
         c->out.len = status_at;
-        pva_put_status(&c->out, PVA_ERROR, "cannot read the record");
+        pva_put_status(&c->out, PVA_ERROR, ch->src ? "no value posted yet" : "cannot read the record");
     }
     reply_end(c, m);
     db_unlock();
@@ -345,12 +377,12 @@ static void put_write(pva_conn *c, pva_op *op, uint8_t sub, pva_reader *r)
 {
     pva_chan *ch = op->chan;
     long nelem;
-    if (pva_nt_decode_put(r, &ch->nt, &c->values, &nelem) < 0) {
+    if (!ch->src && pva_nt_decode_put(r, &ch->nt, &c->values, &nelem) < 0) {
         reply_status(c, PVA_CMD_PUT, op->ioid, sub, PVA_ERROR, "put data does not match the type of %s",
                      ch->name);
         return;
     }
-    if (!(ch->rights & ACCESS_WRITE)) {
+    if (!(ch->rights & ACCESS_WRITE) || ch->src) {
         reply_status(c, PVA_CMD_PUT, op->ioid, sub, PVA_ERROR, "Put not permitted");
         return;
     }
@@ -399,7 +431,7 @@ static void put_write(pva_conn *c, pva_op *op, uint8_t sub, pva_reader *r)
 static void process_exec(pva_conn *c, pva_op *op, uint8_t sub)
 {
     pva_chan *ch = op->chan;
-    if (!(ch->rights & ACCESS_WRITE)) {
+    if (!(ch->rights & ACCESS_WRITE) || ch->src) {
         reply_status(c, PVA_CMD_PROCESS, op->ioid, sub, PVA_ERROR, "Process not permitted");
         return;
     }
@@ -455,7 +487,7 @@ static void get_field(pva_conn *c, pva_reader *r)
         pva_put_status(&c->out, PVA_ERROR, "no such channel");
     } else {
         pva_put_status(&c->out, PVA_OK, NULL);
-        pva_nt_put_type(&c->out, &ch->nt);
+        put_chan_type(&c->out, ch);
     }
     reply_end(c, m);
 }

@@ -93,6 +93,8 @@ int pva_mon_init(pva_conn *c, pva_op *op, const char *queue_size)
             pthread_mutex_unlock(&c->lock);
         }
     }
+    if (op->chan->src)
+        return 0;       /* structured PVs: pva_conn_refill looks for new values */
     op->mon.dbsub = db_subscribe(&op->chan->addr, DBE_VALUE | DBE_ALARM | DBE_PROPERTY, on_event, op);
     return 0;
 }
@@ -128,9 +130,23 @@ void pva_mon_free(pva_conn *c, pva_op *op)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* [conn lock] Monitors of structured PVs with a value newer than the one they sent become pending. */
+static void mark_new_values_locked(pva_conn *c)
+{
+    for (uint32_t i = 0; i < c->nops; i++) {
+        pva_op *op = c->ops[i];
+        if (op->cmd == PVA_CMD_MONITOR && op->chan->src && op->mon.started &&
+            pva_source_seq(op->chan->src) != op->mon.sent_seq) {
+            op->mon.changed |= 1;
+            mark_pending_locked(c, op);
+        }
+    }
+}
+
 void pva_conn_refill(pva_conn *c)
 {
     pthread_mutex_lock(&c->lock);
+    mark_new_values_locked(c);
     int any = c->pending_head != NULL;
     pthread_mutex_unlock(&c->lock);
     if (!any)
@@ -151,15 +167,14 @@ void pva_conn_refill(pva_conn *c)
             size_t start = pva_msg_begin(&c->out, PVA_CMD_MONITOR);
             pva_put32(&c->out, op->ioid);
             pva_put8(&c->out, 0);
-            size_t data_at = c->out.len;
-            if (pva_nt_put_value_locked(&c->out, &op->chan->nt, &op->chan->addr, bits) < 0) {
-                c->out.len = data_at;
-                pva_put_bitset(&c->out, 0);
+            if (pva_chan_put_value_locked(&c->out, op->chan, bits, &m->sent_seq) < 0) {
+                c->out.len = start;     /* nothing to send (a structured PV without a value yet) */
+            } else {
+                pva_put_bitset(&c->out, m->first_pending ? 0 : m->overrun & op->mask);
+                pva_msg_end(&c->out, start);
+                m->window--;
+                c->updates_sent++;
             }
-            pva_put_bitset(&c->out, m->first_pending ? 0 : m->overrun & op->mask);
-            pva_msg_end(&c->out, start);
-            m->window--;
-            c->updates_sent++;
         }
         m->first_pending = 0;
         m->changed = m->overrun = 0;

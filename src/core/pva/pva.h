@@ -9,6 +9,37 @@
 #ifndef RELOC_PVA_H
 #define RELOC_PVA_H
 
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
 void pva_register(void);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Structured PVs served beside the records: a source is added by name before iocInit (st.cmd time) and gets
+ * complete values posted from any thread. Each value is encoded once and shared by every client that reads
+ * or monitors it; a monitor that cannot keep up gets the newest value, never a queue of old ones, and a post
+ * never waits for a client.
+ */
+typedef struct pva_source pva_source;
+
+/* NTNDArray (areaDetector NDPluginPva layout): a 2-D uint16 image with named double attributes. */
+typedef struct pva_ndarray {
+    int width, height;                  /* pixels, x fastest */
+    const uint16_t *data;
+    int32_t unique_id;
+    struct timespec stamp;              /* POSIX */
+    int nattr;
+    const char *const *attr_names;      /* nattr names ... */
+    const double *attr_values;          /* ... and their values */
+} pva_ndarray;
+/* NULL (err set) when the name is taken or the server runs already. */
+pva_source *pva_ndarray_source_add(const char *name, char *err, size_t errlen);
+void pva_ndarray_post(pva_source *s, const pva_ndarray *a);
+
+/* NTTable of double columns (labels fixed at creation). */
+pva_source *pva_table_source_add(const char *name, int ncols, const char *const *labels, char *err, size_t errlen);
+/* columns[ncols] arrays of nrows doubles each, with the time stamp of the data they come from. */
+void pva_table_post(pva_source *s, const double *const *columns, long nrows, struct timespec stamp);
 
 #endif

@@ -8,6 +8,8 @@
  *              channels, GET/PUT/PROCESS/GET_FIELD operations
  *   monitor.c  MONITOR operations: db callbacks mark changed fields, the loop encodes the newest value when
  *              the client's window and queue allow (flow control, pipelining)
+ *   source.c   structured PVs beside the records (pva.h): registry, newest value shared by reference count
+ *   ndarray.c  NTNDArray and NTTable: type descriptors and values of the structured PVs
  *   udp.c      SEARCH replies and beacons as pure functions of datagrams
  *   server.c   the event loop thread: sockets, accept, flush, limits, beacons, start/stop, pvasr
  *   commands.c shell commands and registration
@@ -20,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/db/db.h"
+#include "core/pva/pva.h"
 
 /* ---------------------------------------------------------------------------------------------------
  * Protocol constants
@@ -204,6 +207,37 @@ int pva_nt_decode_put(pva_reader *r, const pva_nt *nt, pva_buf *values, long *ne
 uint64_t pva_nt_select(const pva_nt *nt, const char *path);
 
 /* ---------------------------------------------------------------------------------------------------
+ * source.c -- structured PVs
+ */
+typedef struct pva_value pva_value;     /* one encoded full value, shared */
+
+struct pva_source {
+    char name[DB_NAME_SIZE + 8];
+    pva_buf type;                       /* its type descriptor; written before iocInit, read-only afterwards */
+    uint64_t leaf_bits;                 /* BitSet of its leaves (updates mark leaves only, as pvxs does) */
+    int ncols;                          /* NTTable: column count and labels */
+    char **labels;
+    pthread_mutex_t lock;               /* guards latest and seq */
+    pva_value *latest;
+    uint64_t seq;                       /* values posted */
+    struct pva_source *next;
+};
+
+pva_source *pva_source_find(const char *name);
+pva_source *pva_source_new(const char *name, char *err, size_t errlen);
+/* Once its type is written: numbers its fields (at most 64) for the BitSets of its updates. */
+void pva_source_type_done(pva_source *s);
+/* db_at_exit: frees every source. */
+void pva_sources_free(void *user);
+/* Makes the encoded full value the source's newest one (copied once) and wakes the server. */
+void pva_source_publish(pva_source *s, const pva_buf *value);
+/* The newest value with a reference taken (NULL before the first post), and its sequence number. */
+pva_value *pva_source_latest(pva_source *s, uint64_t *seq);
+uint64_t pva_source_seq(pva_source *s);
+void pva_value_unref(pva_value *v);
+const uint8_t *pva_value_bytes(const pva_value *v, size_t *len);
+
+/* ---------------------------------------------------------------------------------------------------
  * Limits (commands.c: environment and pvasSetLimits; conn.c and server.c obey them)
  */
 typedef struct pva_limits {
@@ -227,6 +261,7 @@ struct pva_chan {
     char name[DB_NAME_SIZE + 8];
     db_addr addr;
     pva_nt nt;
+    pva_source *src;            /* a structured PV (then addr and nt are unused) */
     unsigned rights;            /* ACCESS_READ | ACCESS_WRITE; loop thread */
 };
 
@@ -240,6 +275,7 @@ typedef struct pva_mon {
     uint64_t changed, overrun;      /* fields changed since the last update; changed more than once */
     int on_pending_list;
     pva_op *next_pending;
+    uint64_t sent_seq;              /* structured PVs: the value sequence number last sent (loop thread) */
 } pva_mon;
 
 struct pva_op {
@@ -293,6 +329,9 @@ int pva_conn_input(pva_conn *c, const uint8_t *data, size_t len);
 void pva_conn_refresh_rights(pva_conn *c);
 /* Unsubscribes, cancels pending puts, frees everything; the socket is the caller's. */
 void pva_conn_free(pva_conn *c);
+/* [db locked] BitSet and marked fields of the channel's value (a structured PV: its newest value whole, *seq
+ * its number). 0, or -1 when there is nothing to send (unreadable record, no value posted yet). */
+int pva_chan_put_value_locked(pva_buf *b, pva_chan *ch, uint64_t mask, uint64_t *seq);
 /* Ops of one connection. */
 void pva_op_free(pva_conn *c, pva_op *op);
 /* [conn lock] Queued output grew from empty: wake the loop. */
@@ -324,6 +363,8 @@ size_t pva_beacon_encode(uint8_t *out, const pva_guid *guid, uint8_t seq, uint16
 extern pva_guid pva_server_guid;
 extern uint16_t pva_server_port;
 void pva_server_start(void *user);
+/* Any thread: makes the loop look at structured PVs' new values. */
+void pva_server_wake(void);
 void pva_server_stop(void *user);
 char *pva_server_report(int level);
 

@@ -92,6 +92,12 @@ static void make_guid(void)
     memcpy(pva_server_guid.b, words, sizeof words);
 }
 
+void pva_server_wake(void)
+{
+    if (__atomic_load_n(&srv.wake_fd, __ATOMIC_ACQUIRE) >= 0)
+        wake_loop(NULL);
+}
+
 static int open_sockets(void)
 {
     struct sockaddr_in intf[MAX_INTF];
@@ -147,7 +153,9 @@ static int open_sockets(void)
     srv.nbeacon = ca_parse_addr_list(ca_env_first("EPICS_PVAS_BEACON_ADDR_LIST", "EPICS_PVA_ADDR_LIST"),
                                      srv.udp_port, srv.beacon_dst, MAX_BEACON_DST);
     srv.beacon_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    srv.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* The wake-up eventfd lives as long as the process: structured PVs may post while the server stops. */
+    if (srv.wake_fd < 0)
+        srv.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return 0;
 }
 
@@ -160,9 +168,7 @@ static void close_sockets(void)
     srv.nintf = 0;
     if (srv.beacon_fd >= 0)
         close(srv.beacon_fd);
-    if (srv.wake_fd >= 0)
-        close(srv.wake_fd);
-    srv.beacon_fd = srv.wake_fd = -1;
+    srv.beacon_fd = -1;
 }
 
 /* ---------------------------------------------------------------------------------------------------
@@ -435,6 +441,7 @@ void pva_server_start(void *user)
         return;
     }
     srv.stop = 0;
+    srv.wake_pending = 0;
     srv.beacons_sent = 0;
     srv.access_gen = access_generation();
     srv.next_rights_sweep = time_monotonic() + RIGHTS_SWEEP_PERIOD;

@@ -38,7 +38,7 @@ static int search_body(pva_reader *r, uint32_t seq, int must_reply, const pva_gu
         char name[DB_NAME_SIZE + 16];
         pva_get_string(r, name, sizeof name);
         db_addr addr;
-        if (!r->bad && tcp && db_name_to_addr(name, &addr) == DB_OK)
+        if (!r->bad && tcp && (db_name_to_addr(name, &addr) == DB_OK || pva_source_find(name)))
             found[nfound++] = cid;
     }
     if (r->bad || (!nfound && !must_reply))
