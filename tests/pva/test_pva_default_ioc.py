@@ -15,7 +15,6 @@ from pva_ioc import default_pva_ioc
 
 P = "PVD:"
 pv = pv_under(P)
-NO_IMAGE_CHANNEL = pytest.mark.xfail(strict=True, reason="the server does not serve $(P)Pva1:Image yet")
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +73,8 @@ def single_frame():
     return uid.get()
 
 
-@NO_IMAGE_CHANNEL
 def test_camera_image_is_an_ntndarray_with_the_pixels_of_the_ca_image(client):
+    assert client.put(P + "samx", {"value": 0.5}, "record[block=true]").ok        # a stage x of 500 um
     uid = single_frame()
     info = client.get_field(P + "Pva1:Image")
     assert info.id.startswith("epics:nt/NTNDArray:1.")
@@ -93,9 +92,15 @@ def test_camera_image_is_an_ntndarray_with_the_pixels_of_the_ca_image(client):
     ca_pixels = pv("image1:ArrayData").get(count=width * height)
     assert pixels.size == width * height and np.array_equal(pixels, ca_pixels.astype(np.uint16))
     assert pixels.std() > 0                              # a real picture, not a blank frame
+    # the frame's stage position and pixel size (as the CA records of the frame give them) travel with it
+    attributes = [a["value"][1] for a in image["attribute"] if a["value"] is not None]
+    for record in ("cam1:StageX_RBV", "cam1:StageY_RBV", "cam1:PixelSize_RBV"):
+        assert pv(record).get() in attributes, (record, image["attribute"])
+    stamp = image["dataTimeStamp"]
+    ca_stamp = pv("image1:ArrayData").get_timevars()["timestamp"]
+    assert abs(stamp["secondsPastEpoch"] + stamp["nanoseconds"] * 1e-9 - ca_stamp) < 1.0
 
 
-@NO_IMAGE_CHANNEL
 def test_slow_image_subscriber_gets_the_newest_frame_not_a_backlog(client):
     assert pv("cam1:ImageMode").put(0, wait=True)
     mon = client.monitor(P + "Pva1:Image", "field(value,uniqueId)", pipeline=True, queue_size=2)
