@@ -301,6 +301,14 @@ def test_a_write_refused_over_ca_is_refused_over_pva_for_the_same_user(server):
     with server.client(auth=("ca", "someone_else")) as client:             # the user the rule names
         assert client.put(P + "locked", {"value": 32.0}).ok
     assert pv("locked").get() == 32.0
+    # the host is where the connection comes from, not what the client claims: HOSTLOCKED is writable for our
+    # user only from some.other.host, and a client claiming to be there is still refused
+    with server.client(auth=("ca", USER, "some.other.host")) as client:
+        assert not client.put(P + "hostlocked", {"value": 40.0}).ok
+    assert pv("hostlocked").get() == 4.0
+    with server.client(auth=("ca", "", "")) as client:                      # as pvxs clients send "ca"
+        assert client.get(P + "locked")["value"] == 32.0
+        assert not client.put(P + "locked", {"value": 33.0}).ok
 
 
 # ------------------------------------------------------------------------------------------ malformed input
