@@ -15,11 +15,13 @@ from pva_ioc import default_pva_ioc
 
 P = "PVD:"
 pv = pv_under(P)
+FIELD_RECORDS = ("samx", "cam1:ImageMode", "cam1:AcquireTime", "det1:X_RBV")     # motor, mbbo, ao, waveform
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    after = (f'dbl "*" "{P}*"', "epicsEnvSet RECORDS_LISTED yes", "epicsEnvShow RECORDS_LISTED")
+    after = (f'dbl "*" "{P}*"', *(f"dbpr {P}{record} 1" for record in FIELD_RECORDS),
+             "epicsEnvSet RECORDS_LISTED yes", "epicsEnvShow RECORDS_LISTED")
     with default_pva_ioc(P, tmp_path_factory.mktemp("pva_default"), after) as running:
         # every motor polled once: a move sent before the controller answered fails
         running.ioc.wait_for_log(r"MC1 axis 6: communication restored", timeout=30)
@@ -61,6 +63,38 @@ def test_every_record_of_the_default_ioc_is_served_as_its_ca_type(server, client
             assert count == 1 or (value_code & 0x08 and info.id.startswith("epics:nt/NTScalarArray")), name
         kinds[info.id] += 1
     assert len(kinds) == 3, kinds
+
+
+def same(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("record", FIELD_RECORDS)
+def test_every_field_reads_over_pva_as_over_ca(server, client, record):
+    """REC.FIELD for each field of the record's type (dbpr lists them): the value CA gives, whatever the field
+    type (menus as NTEnum index, links and strings as text, numbers, arrays)."""
+    text = server.ioc.wait_for_log(r"RECORDS_LISTED=yes", 20)
+    block = re.search(rf"^{re.escape(P + record)} \(\w+\)\n((?:  \S+ *: .*\n)+)", text, re.M)
+    assert block, text[-3000:]
+    fields = re.findall(r"^  (\S+) *: ", block.group(1), re.M)
+    assert len(fields) > 20, fields
+    chids = {f: ca.create_channel(f"{P}{record}.{f}", connect=False, auto_cb=False) for f in fields}
+    compared = 0
+    for field in fields:
+        name = f"{P}{record}.{field}"
+        if not ca.connect_channel(chids[field], timeout=5):
+            continue                                  # not a field CA serves either
+        before = ca.get(chids[field])
+        data = client.get(name)
+        after = ca.get(chids[field])
+        value = data["value.index"] if data.type.id.startswith("epics:nt/NTEnum") else data["value"]
+        if same(before, after):                       # a field that did not change meanwhile
+            assert same(value, before), (name, value, before)
+            compared += 1
+    assert compared > len(fields) // 2, compared
 
 
 def single_frame():
