@@ -49,6 +49,7 @@ dbLoadRecords "camera.db" "P=$(P),PORT=CAM1,NELM=$(RELOC_CAMERA_PIXELS=327680),X
 # Live analysis of every camera frame: particle detection and tracking ($(P)det1:), registration against a
 # reference image ($(P)reg1:).
 detectionConfigure("DET1", "CAM1", 4096)
+detectionPvaTable("DET1", "$(P)det1:Table")
 registrationConfigure("REG1", "CAM1")
 dbLoadRecords "detection.db" "P=$(P),R=det1:,PORT=DET1,NMAX=4096"
 dbLoadRecords "registration.db" "P=$(P),R=reg1:,PORT=REG1"

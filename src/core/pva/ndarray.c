@@ -5,6 +5,7 @@
 #include "core/pva/pva.h"
 #include "core/pva/pva_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/base/base.h"
@@ -184,6 +185,7 @@ pva_source *pva_table_source_add(const char *name, int ncols, const char *const 
     s->labels = xcalloc((size_t)ncols, sizeof *s->labels);
     for (int i = 0; i < ncols; i++)
         s->labels[i] = xstrdup(labels[i]);
+    pva_table_post(s, NULL, 0, (struct timespec){ 0 });   /* empty until the first result */
     return s;
 }
 
@@ -196,7 +198,7 @@ void pva_table_post(pva_source *s, const double *const *columns, long nrows, str
     for (int i = 0; i < s->ncols; i++) {
         pva_put_size(&b, (size_t)nrows);
         for (long r = 0; r < nrows; r++)
-            pva_put_double(&b, columns[i][r]);
+            pva_put_double(&b, columns[i] ? columns[i][r] : NAN);     /* a column the source lacks */
     }
     pva_put_string(&b, "");
     put_no_alarm(&b);

@@ -39,7 +39,7 @@ void pva_ndarray_post(pva_source *s, const pva_ndarray *a);
 
 /* NTTable of double columns (labels fixed at creation). */
 pva_source *pva_table_source_add(const char *name, int ncols, const char *const *labels, char *err, size_t errlen);
-/* columns[ncols] arrays of nrows doubles each, with the time stamp of the data they come from. */
+/* columns[ncols] arrays of nrows doubles each (a NULL column reads NaN), with the time stamp of the data. */
 void pva_table_post(pva_source *s, const double *const *columns, long nrows, struct timespec stamp);
 
 #endif
