@@ -759,8 +759,10 @@ class Client:
         put.current = current
         return put
 
-    def monitor(self, name, request="", pipeline=False, queue_size=4):
-        return Monitor(self, name, request, pipeline, queue_size)
+    def monitor(self, name, request="", pipeline=False, queue_size=4, nfree=None):
+        """A Monitor; pipeline=True adds record[pipeline=true,queueSize=queue_size] and offers nfree (default
+        queue_size) credits."""
+        return Monitor(self, name, request, pipeline, queue_size, nfree)
 
 
 class Put:
@@ -788,13 +790,13 @@ class Monitor:
     """A subscription. start(); next() -> Data (the accumulated value after the next update, changed and
     overrun bitsets of that update); ack(n) returns n credits of a pipelined monitor."""
 
-    def __init__(self, client, name, request, pipeline, queue_size):
+    def __init__(self, client, name, request, pipeline, queue_size, nfree):
         self.client, self.name = client, name
         if pipeline:
             opts = f"pipeline=true,queueSize={queue_size}"
             request = re.sub(r"record\[", f"record[{opts},", request) if "record[" in request else \
                 request + f"record[{opts}]"
-        extra = struct.pack(client.order + "I", queue_size) if pipeline else b""
+        extra = struct.pack(client.order + "I", queue_size if nfree is None else nfree) if pipeline else b""
         self.ioid, self.type = client.init(CMD_MONITOR, name, request, SUB_INIT | (SUB_PIPELINE if pipeline else 0),
                                            extra)
         self.value = self.type.default()

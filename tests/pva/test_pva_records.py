@@ -246,6 +246,20 @@ def test_a_client_that_stops_reading_gets_the_newest_array_not_a_backlog(client)
     mon.destroy()
 
 
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_a_bad_queue_size_option_is_reported_and_the_monitor_still_works(client, pipeline):
+    """(An upstream server stopped answering everyone on a pipelined monitor with queueSize=abc.)"""
+    ca_put("ao", 0.5)
+    mon = client.monitor(P + "ao", "" if pipeline else "record[queueSize=abc]", pipeline=pipeline,
+                         queue_size="abc", nfree=4)
+    mon.start()
+    assert mon.next()["value"] == 0.5
+    assert any(ioid == mon.ioid and "queueSize" in text for ioid, _, text in client.messages), client.messages
+    ca_put("ao", 0.75)
+    assert mon.next()["value"] == 0.75
+    mon.destroy()
+
+
 def test_flow_controlled_monitor_holds_updates_until_acked_then_sends_the_newest(client):
     ca_put("ao", 0.0)
     mon = client.monitor(P + "ao", pipeline=True, queue_size=2)
