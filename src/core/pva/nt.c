@@ -210,14 +210,26 @@ typedef struct snapshot {
     int16_t enum_index;
 } snapshot;
 
+/* A double as an integer without undefined behaviour: NaN is 0, out of range saturates. */
+static int64_t to_int64(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 9.2e18)
+        return INT64_MAX;
+    if (v <= -9.2e18)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
 static void put_number(pva_buf *b, uint8_t code, double v)
 {
     switch (code) {
-    case PVA_BOOL: case PVA_INT8: case PVA_UINT8: pva_put8(b, (uint8_t)(int64_t)v); break;
-    case PVA_INT16: case PVA_UINT16: pva_put16(b, (uint16_t)(int64_t)v); break;
-    case PVA_INT32: case PVA_UINT32: pva_put32(b, (uint32_t)(int64_t)v); break;
-    case PVA_INT64: pva_put64(b, (uint64_t)(int64_t)v); break;
-    case PVA_UINT64: pva_put64(b, v <= 0 ? 0 : (uint64_t)v); break;
+    case PVA_BOOL: case PVA_INT8: case PVA_UINT8: pva_put8(b, (uint8_t)to_int64(v)); break;
+    case PVA_INT16: case PVA_UINT16: pva_put16(b, (uint16_t)to_int64(v)); break;
+    case PVA_INT32: case PVA_UINT32: pva_put32(b, (uint32_t)to_int64(v)); break;
+    case PVA_INT64: pva_put64(b, (uint64_t)to_int64(v)); break;
+    case PVA_UINT64: pva_put64(b, v <= 0 || v != v ? 0 : v >= 1.8e19 ? UINT64_MAX : (uint64_t)v); break;
     case PVA_FLOAT: {
         float f = (float)v;
         uint32_t u;
@@ -405,11 +417,16 @@ static void take_element(pva_reader *r, const pva_nt *nt, pva_buf *values)
     }
     double v;
     take_number(r, nt->value_code, &v);
+    int64_t i = to_int64(v);    /* the wire type of our own field: it fits, except an enum index */
     switch (nt->dbr) {
-    case DBR_CHAR: *(int8_t *)pva_buf_reserve(values, 1) = (int8_t)(int64_t)v; break;
-    case DBR_SHORT: { int16_t x = (int16_t)v; pva_buf_append(values, &x, 2); break; }
-    case DBR_ENUM: { uint16_t x = (uint16_t)v; pva_buf_append(values, &x, 2); break; }
-    case DBR_LONG: { int32_t x = (int32_t)v; pva_buf_append(values, &x, 4); break; }
+    case DBR_CHAR: *(int8_t *)pva_buf_reserve(values, 1) = (int8_t)i; break;
+    case DBR_SHORT: { int16_t x = (int16_t)i; pva_buf_append(values, &x, 2); break; }
+    case DBR_ENUM: {    /* an index out of range stays out of range: the record refuses it */
+        uint16_t x = i < 0 || i > UINT16_MAX ? UINT16_MAX : (uint16_t)i;
+        pva_buf_append(values, &x, 2);
+        break;
+    }
+    case DBR_LONG: { int32_t x = (int32_t)i; pva_buf_append(values, &x, 4); break; }
     case DBR_FLOAT: { float x = (float)v; pva_buf_append(values, &x, 4); break; }
     default: pva_buf_append(values, &v, 8); break;
     }
@@ -461,6 +478,7 @@ static void take_node(pva_reader *r, const pva_nt *nt, unsigned i, pva_buf *valu
 
 int pva_nt_decode_put(pva_reader *r, const pva_nt *nt, pva_buf *values, long *nelem)
 {
+    pva_buf_reserve(values, 1);     /* never a NULL buffer, also for an empty array */
     pva_buf_reset(values);
     *nelem = -1;
     uint64_t mask = pva_get_bitset(r);
