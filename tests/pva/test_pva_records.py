@@ -111,11 +111,48 @@ def test_time_stamp_is_posix_seconds_as_ca_gives_them(client):
         assert abs(pva_time - pv(record).get_timevars()["timestamp"]) < 1e-3, record
 
 
+NUMERIC_LAYOUT = {   # member -> its fields, as EPICS 7's own IOC (QSRV) serves a numeric record; T = value type
+    "alarm": ["severity", "status", "message"],
+    "timeStamp": ["secondsPastEpoch", "nanoseconds", "userTag"],
+    "display": ["limitLow", "limitHigh", "description", "units", "precision", "form"],
+    "control": ["limitLow", "limitHigh", "minStep"],
+    "valueAlarm": ["active", "lowAlarmLimit", "lowWarningLimit", "highWarningLimit", "highAlarmLimit",
+                   "lowAlarmSeverity", "lowWarningSeverity", "highWarningSeverity", "highAlarmSeverity",
+                   "hysteresis"],
+}
+
+
+@pytest.mark.parametrize("record, value_code", [("ai", 0x43), ("long", 0x22), ("wf", 0x4B), ("chars", 0x28)])
+def test_numeric_layout_is_the_one_epics_clients_expect(client, record, value_code):
+    """What display managers and ophyd-async read by name: the NTScalar/NTScalarArray sub-structures, limits of
+    the value's own element type, and the display form choices."""
+    info = client.get_field(P + record)
+    assert info.names() == ["value", *NUMERIC_LAYOUT] and info["value"].code == value_code
+    for member, fields in NUMERIC_LAYOUT.items():
+        assert info[member].names() == fields, member
+    element = value_code & ~0x08
+    for path in ("display.limitLow", "display.limitHigh", "control.limitLow", "control.limitHigh",
+                 "control.minStep", "valueAlarm.highAlarmLimit"):
+        assert info[path].code == element, path
+    assert info["alarm"].id == "alarm_t" and info["timeStamp"].id == "time_t"
+    assert client.get(P + record)["display.form.choices"] == ["Default", "String", "Binary", "Decimal", "Hex",
+                                                               "Exponential", "Engineering"]
+
+
+def test_string_and_enum_layouts_carry_a_short_display(client):
+    assert client.get_field(P + "str")["display"].names() == ["description", "units"]
+    assert client.get_field(P + "bo")["display"].names() == ["description"]
+    assert client.get(P + "str")["value"] == "hello"
+
+
 def test_ao_control_limits_are_its_drive_limits(client):
     data = client.get(P + "ao")
     assert (data["control.limitLow"], data["control.limitHigh"]) == (-10.0, 10.0)
     assert (data["display.limitLow"], data["display.limitHigh"]) == (-12.0, 12.0)
     assert data["display.units"] == "V" and data["display.precision"] == 2
+    # no alarm severities configured: no alarm limits (NaN), as EPICS 7's IOC reports them
+    assert all(math.isnan(data["valueAlarm." + limit]) for limit in ("lowAlarmLimit", "lowWarningLimit",
+                                                                       "highWarningLimit", "highAlarmLimit"))
 
 
 @pytest.mark.parametrize("record, choices", [("bo", ["Off", "On"]), ("mbbo", ["zero", "one", "two"])])
