@@ -132,6 +132,10 @@ def server_env(ca_port, repeater_port):
         "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
         "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
         "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        # the pvAccess server beside CA: loopback too (its ports stay the defaults unless a test picks free ones)
+        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
         # the IOC's own links to other IOCs search where the session's clients do (loopback only)
         "EPICS_CA_ADDR_LIST": os.environ.get("EPICS_CA_ADDR_LIST", "127.0.0.1"),
         "EPICS_CA_AUTO_ADDR_LIST": "NO",
@@ -162,13 +166,13 @@ def session_env():
     return server_env(int(os.environ["EPICS_CA_SERVER_PORT"]), int(os.environ["EPICS_CA_REPEATER_PORT"]))
 
 
-def default_ioc(prefix, workdir, env=None, **kw):
+def default_ioc(prefix, workdir, env=None, after=(), **kw):
     """The default IOC as st.cmd starts it (simulators, stage map, web view on a free port) under its own PV prefix,
-    with its autosave file and XRF output in workdir; env defaults to this pytest session's. An Ioc to start (or
-    use as a context manager)."""
+    with its autosave file and XRF output in workdir, then the shell lines after; env defaults to this pytest
+    session's. An Ioc to start (or use as a context manager)."""
     env = default_env(env or session_env(), workdir, prefix, RELOC_TOP=str(TOP),
                       RELOC_XRF_OUT_DIR=str(workdir / "xrf"))
-    return Ioc(default_st_cmd(), workdir / "ioc", env=env, **kw)
+    return Ioc(default_st_cmd(*after), workdir / "ioc", env=env, **kw)
 
 
 class Ioc:

@@ -5,6 +5,10 @@
 epicsEnvSet EPICS_CAS_INTF_ADDR_LIST "$(EPICS_CAS_INTF_ADDR_LIST=127.0.0.1)"
 epicsEnvSet EPICS_CAS_BEACON_ADDR_LIST "$(EPICS_CAS_BEACON_ADDR_LIST=127.0.0.1)"
 epicsEnvSet EPICS_CAS_AUTO_BEACON_ADDR_LIST "$(EPICS_CAS_AUTO_BEACON_ADDR_LIST=NO)"
+# pvAccess (the same records over PVA) follows the same rules: loopback, beacons only to the listed address.
+epicsEnvSet EPICS_PVAS_INTF_ADDR_LIST "$(EPICS_PVAS_INTF_ADDR_LIST=127.0.0.1)"
+epicsEnvSet EPICS_PVAS_BEACON_ADDR_LIST "$(EPICS_PVAS_BEACON_ADDR_LIST=127.0.0.1)"
+epicsEnvSet EPICS_PVAS_AUTO_BEACON_ADDR_LIST "$(EPICS_PVAS_AUTO_BEACON_ADDR_LIST=NO)"
 # Links to other IOCs (libca) search only these addresses ("host:port" each) unless the environment says otherwise.
 epicsEnvSet EPICS_CA_ADDR_LIST "$(EPICS_CA_ADDR_LIST=127.0.0.1)"
 epicsEnvSet EPICS_CA_AUTO_ADDR_LIST "$(EPICS_CA_AUTO_ADDR_LIST=NO)"
@@ -38,11 +42,14 @@ epicsEnvSet CAM_H "$(RELOC_CAMERA_HEIGHT=512)"
 cameraConfigure("CAM1", "sim", "$(TOP)/sim/sample_default.json", $(CAM_W), $(CAM_H))
 cameraStage("CAM1", "$(P)samx.RBV+$(P)pssx.RBV", "$(P)samy.RBV+$(P)pssy.RBV", "$(P)samz.RBV", "$(P)cam_pixel_size")
 cameraPreview("CAM1", "$(RELOC_PREVIEW_ENDPOINT=tcp://127.0.0.1:5570)", 85, 1024, 10)
+# The same frames over pvAccess as NTNDArray (areaDetector NDPluginPva's name): pva://$(P)Pva1:Image in Phoebus.
+pvaImageConfigure("CAM1", "$(P)Pva1:Image")
 dbLoadRecords "camera.db" "P=$(P),PORT=CAM1,NELM=$(RELOC_CAMERA_PIXELS=327680),XSIZE=$(CAM_W),YSIZE=$(CAM_H)"
 
 # Live analysis of every camera frame: particle detection and tracking ($(P)det1:), registration against a
 # reference image ($(P)reg1:).
 detectionConfigure("DET1", "CAM1", 4096)
+detectionPvaTable("DET1", "$(P)det1:Table")
 registrationConfigure("REG1", "CAM1")
 dbLoadRecords "detection.db" "P=$(P),R=det1:,PORT=DET1,NMAX=4096"
 dbLoadRecords "registration.db" "P=$(P),R=reg1:,PORT=REG1"

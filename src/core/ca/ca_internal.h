@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/ca/ca.h"
 #include "core/db/db.h"
 
 /* ---------------------------------------------------------------------------------------------------
@@ -131,14 +132,6 @@ extern ca_limits ca_server_limits;
 /* ---------------------------------------------------------------------------------------------------
  * config.c -- the environment
  */
-/* The value of variable a, else of b (may be NULL); NULL when neither is set and non-empty. */
-const char *ca_env_first(const char *a, const char *b);
-/* A positive integer from a (else b), def when unset; a bad value is logged and def used. */
-long ca_env_long(const char *a, const char *b, long def);
-/* Whether a YES/NO variable says yes (def when unset). */
-int ca_env_yes(const char *name, int def);
-/* "ip[:port] ip[:port] ..." -> at most max addresses (port default_port when not given); returns the count. */
-int ca_parse_addr_list(const char *list, uint16_t default_port, struct sockaddr_in *out, int max);
 /* Limits from RELOC_CAS_MAX_CLIENTS, RELOC_CAS_MAX_CHANNELS, RELOC_CAS_MAX_QUEUE_BYTES and
  * EPICS_CA_MAX_ARRAY_BYTES. */
 void ca_limits_from_env(void);

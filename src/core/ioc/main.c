@@ -12,8 +12,10 @@
 #include "core/autosave/autosave.h"
 #include "core/base/base.h"
 #include "core/ca/ca.h"
+#include "core/pva/pva.h"
 #include "drivers/camera/camera.h"
 #include "drivers/framepub/framepub.h"
+#include "drivers/pvaimage/pvaimage.h"
 #include "core/db/db.h"
 #include "core/ioc/ioc.h"
 #include "drivers/motor/motor.h"
@@ -40,11 +42,13 @@ static void register_modules(void)
     autosave_register();
     access_register();     /* before the CA server: rules are in place when it starts */
     ca_register();
+    pva_register();        /* pvAccess beside CA, on the same records and rules */
     asyncdev_register();
     param_register();
     camera_register();
     analysis_register();   /* after the camera: its stages stop after the camera's threads */
     framepub_register();   /* likewise */
+    pvaimage_register();   /* likewise */
     xrfioc_register();
     motor_register();
     stagemap_register();

@@ -4,6 +4,7 @@
 #include "live/stages/stages_internal.h"
 
 #include "core/base/base.h"
+#include "core/pva/pva.h"
 #include "formats/h5array/h5array.h"
 #include "kernels/detection/detection.h"
 
@@ -66,7 +67,11 @@ typedef struct detection {
     int have_previous;
     double previous_x, previous_y, previous_pixel;
     int32_t *ids;
+    pva_source *table_pv;          /* detectionPvaTable: set before iocInit, NULL when not configured */
+    double *id_column;             /* [thread] ids as the table's double column */
 } detection;
+
+#define TABLE_COLUMNS 7
 
 /* The locate parameters a settings set stands for on frames of width x height (automatic values resolved). */
 static locate_params effective(const detection_settings *s, int width, int height)
@@ -224,7 +229,7 @@ static int prepare(analysis_stage *s, detection *d, const frame *f, char *err, s
     return 0;
 }
 
-static void publish_table(analysis_stage *s, detection *d)
+static void publish_table(analysis_stage *s, detection *d, struct timespec stamp)
 {
     const locate_table *t = &d->table;
     long n = t->count < d->max_features ? t->count : d->max_features;
@@ -238,6 +243,26 @@ static void publish_table(analysis_stage *s, detection *d)
     param_set_array(p, P_ECC, t->ecc, n);
     param_set_array(p, P_ID, d->ids, n);
     param_set_int(p, P_TRACKED, linker_active_count(d->linker));
+    if (d->table_pv) {
+        for (long i = 0; i < n; i++) d->id_column[i] = d->ids[i];
+        const double *columns[TABLE_COLUMNS] = {t->x, t->y, t->mass, t->size, t->ecc, t->signal, d->id_column};
+        pva_table_post(d->table_pv, columns, n, stamp);
+    }
+}
+
+int detection_pva_table_cmd(int argc, char **argv, char *err, size_t errlen)
+{
+    (void)argc;
+    analysis_stage *s = analysis_find(argv[1]);
+    if (!s || s->kind != &detection_kind)
+        return error_set(err, errlen, "no detection stage '%s' (detectionConfigure first)", argv[1]);
+    detection *d = s->impl;
+    if (d->table_pv) return error_set(err, errlen, "%s has its table PV already", argv[1]);
+    static const char *const labels[TABLE_COLUMNS] = {"x", "y", "mass", "size", "ecc", "signal", "id"};
+    d->table_pv = pva_table_source_add(argv[2], TABLE_COLUMNS, labels, err, errlen);
+    if (!d->table_pv) return -1;
+    d->id_column = xcalloc((size_t)d->max_features, sizeof *d->id_column);
+    return 0;
 }
 
 static int detection_process(analysis_stage *s, const frame *f, const float *pixels, char *err, size_t errlen)
@@ -265,7 +290,7 @@ static int detection_process(analysis_stage *s, const frame *f, const float *pix
     d->previous_x = f->stage_x;
     d->previous_y = f->stage_y;
     d->previous_pixel = pixel;
-    publish_table(s, d);
+    publish_table(s, d, f->stamp);
     snprintf(s->summary, sizeof s->summary, "{\"frame\": %llu, \"count\": %d, \"tracked\": %d}",
              (unsigned long long)f->id, d->table.count, linker_active_count(d->linker));
     return 0;
@@ -311,6 +336,7 @@ static void detection_destroy(analysis_stage *s)
     linker_free(d->linker);
     locate_table_free(&d->table);
     free(d->ids);
+    free(d->id_column);
     free(d);
 }
 

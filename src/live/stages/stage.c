@@ -153,6 +153,13 @@ analysis_stage *analysis_configure(const analysis_kind *kind, const char *port, 
     return s;
 }
 
+analysis_stage *analysis_find(const char *port)
+{
+    for (int i = 0; i < nstages; i++)
+        if (!strcmp(stages[i]->name, port)) return stages[i];
+    return NULL;
+}
+
 /* detectionConfigure(PORT, CAMERA_PORT [, MAX_FEATURES]), registrationConfigure(PORT, CAMERA_PORT) */
 static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
 {
@@ -201,6 +208,8 @@ static void stages_free(void *user)
 void analysis_register(void)
 {
     shell_register("detectionConfigure", "detectionConfigure(PORT, CAMERA_PORT [, MAX_FEATURES])", 2, 3, configure_cmd);
+    shell_register("detectionPvaTable", "detectionPvaTable(PORT, PV_NAME)  features as an NTTable over pvAccess", 2, 2,
+                   detection_pva_table_cmd);
     shell_register("registrationConfigure", "registrationConfigure(PORT, CAMERA_PORT)", 2, 2, configure_cmd);
     shell_register("xanesLiveConfigure", "xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS)", 4, 4,
                    xanes_configure_cmd);

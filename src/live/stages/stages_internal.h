@@ -87,7 +87,13 @@ void analysis_note(analysis_stage *s, const char *message);
 analysis_stage *analysis_configure(const analysis_kind *kind, const char *port, const char *camera_port,
                                    int max_items, char *err, size_t errlen);
 
+/* The stage configured on port (NULL if none). */
+analysis_stage *analysis_find(const char *port);
+
 extern const analysis_kind detection_kind;
+/* detectionPvaTable(PORT, PV_NAME): the detection stage's features of each frame also as one NTTable over
+ * pvAccess (columns x, y, mass, size, ecc, signal, id), so a client gets one frame's results in one update. */
+int detection_pva_table_cmd(int argc, char **argv, char *err, size_t errlen);
 extern const analysis_kind registration_kind;
 extern const analysis_kind xanes_kind;
 /* xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS) */

@@ -1,0 +1,57 @@
+/* commands.c -- the pvAccess server's shell commands (pvasr, pvasSetLimits), its limits from the environment,
+ * and its registration: the server starts at the end of iocInit and stops at db_shutdown (server.c). */
+#include "core/pva/pva.h"
+#include "core/pva/pva_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/ca/ca.h"
+#include "core/db/db.h"
+#include "core/shell/shell.h"
+
+static int cmd_pvasr(int argc, char **argv, char *err, size_t errlen)
+{
+    long level = 0;
+    if (argc > 1 && shell_arg_long(argv[1], "level", &level, err, errlen))
+        return -1;
+    char *text = pva_server_report((int)level);
+    fputs(text ? text : "pvAccess server not running\n", stdout);
+    fflush(stdout);
+    free(text);
+    return 0;
+}
+
+static int cmd_limits(int argc, char **argv, char *err, size_t errlen)
+{
+    long v[3];
+    const char *what[3] = { "max_clients", "max_channels", "max_queue_bytes" };
+    (void)argc;
+    for (int i = 0; i < 3; i++)
+        if (shell_arg_long(argv[i + 1], what[i], &v[i], err, errlen))
+            return -1;
+        else if (v[i] <= 0) {
+            snprintf(err, errlen, "%s must be positive", what[i]);
+            return -1;
+        }
+    pva_server_limits.max_clients = (unsigned)v[0];
+    pva_server_limits.max_channels = (unsigned)v[1];
+    pva_server_limits.max_queue_bytes = (size_t)v[2];
+    return 0;
+}
+
+void pva_register(void)
+{
+    pva_limits *l = &pva_server_limits;     /* pvasSetLimits in st.cmd, which runs later, overrides */
+    l->max_clients = (unsigned)ca_env_long("RELOC_PVAS_MAX_CLIENTS", NULL, l->max_clients);
+    l->max_channels = (unsigned)ca_env_long("RELOC_PVAS_MAX_CHANNELS", NULL, l->max_channels);
+    l->max_queue_bytes = (size_t)ca_env_long("RELOC_PVAS_MAX_QUEUE_BYTES", NULL, (long)l->max_queue_bytes);
+    l->max_message_bytes = (size_t)ca_env_long("RELOC_PVAS_MAX_MESSAGE_BYTES", NULL, (long)l->max_message_bytes);
+    shell_register("pvasr", "pvasr [level]  pvAccess server report: 0 summary, 1 clients, 2 channels", 0, 1,
+                   cmd_pvasr);
+    shell_register("pvasSetLimits", "pvasSetLimits max_clients max_channels_per_client max_queued_bytes", 3, 3,
+                   cmd_limits);
+    db_at_init(pva_server_start, NULL);
+    db_at_shutdown(pva_server_stop, NULL);
+    db_at_exit(pva_sources_free, NULL);
+}

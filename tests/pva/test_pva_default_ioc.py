@@ -1,0 +1,210 @@
+"""pvAccess on the default IOC (iocBoot/iocreloc/st.cmd), as a beamline user's PVA client sees it, compared with
+Channel Access: the camera image as NTNDArray with the CA image's pixels, the particle table as NTTable with the
+CA waveforms' columns, a blocking put to a motor that replies when the motor has arrived, refused puts that
+report an error and keep the setting, and a slow image subscriber that gets the newest frame."""
+import math
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+from epics import ca, dbr
+
+from ioc import pv_under, wait_for
+from pva_ioc import default_pva_ioc
+
+P = "PVD:"
+pv = pv_under(P)
+FIELD_RECORDS = ("samx", "cam1:ImageMode", "cam1:AcquireTime", "det1:X_RBV")     # motor, mbbo, ao, waveform
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    after = (f'dbl "*" "{P}*"', *(f"dbpr {P}{record} 1" for record in FIELD_RECORDS),
+             "epicsEnvSet RECORDS_LISTED yes", "epicsEnvShow RECORDS_LISTED")
+    with default_pva_ioc(P, tmp_path_factory.mktemp("pva_default"), after) as running:
+        # every motor polled once: a move sent before the controller answered fails
+        running.ioc.wait_for_log(r"MC1 axis 6: communication restored", timeout=30)
+        yield running
+
+
+@pytest.fixture
+def client(server):
+    with server.client() as connection:
+        yield connection
+
+
+# CA native type -> the element type code of the PVA value (pvData type codes); enums are NTEnum
+ELEMENT_CODE = {dbr.STRING: 0x60, dbr.SHORT: 0x21, dbr.FLOAT: 0x42, dbr.LONG: 0x22, dbr.DOUBLE: 0x43}
+CHAR_CODES = (0x20, 0x24)           # int8 or uint8
+
+
+def test_every_record_of_the_default_ioc_is_served_as_its_ca_type(server, client):
+    """What pvinfo/pvget users meet first: each record (from dbl) answers introspection and a get, as the
+    normative type of its CA native type (scalars NTScalar, arrays NTScalarArray, enums NTEnum)."""
+    listing = server.ioc.wait_for_log(r"RECORDS_LISTED=yes", 20)
+    names = sorted(set(re.findall(rf"^({re.escape(P)}\S+)$", listing, re.M)))
+    assert len(names) > 200, listing[-2000:]
+    chids = {name: ca.create_channel(name, connect=False, auto_cb=False) for name in names}
+    kinds = Counter()
+    for name in names:
+        assert ca.connect_channel(chids[name], timeout=10), name
+        native, count = ca.field_type(chids[name]), ca.element_count(chids[name])
+        info = client.get_field(name)
+        data = client.get(name)
+        assert data.type == info, name
+        if native == dbr.ENUM:
+            assert info.id == "epics:nt/NTEnum:1.0" and isinstance(data["value.index"], int), name
+        else:
+            value_code = info["value"].code
+            codes = CHAR_CODES if native == dbr.CHAR else (ELEMENT_CODE[native],)
+            assert info.id in ("epics:nt/NTScalar:1.0", "epics:nt/NTScalarArray:1.0"), (name, info.id)
+            assert value_code & ~0x08 in codes, (name, native, info)
+            assert count == 1 or (value_code & 0x08 and info.id.startswith("epics:nt/NTScalarArray")), name
+        kinds[info.id] += 1
+    assert len(kinds) == 3, kinds
+
+
+def same(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("record", FIELD_RECORDS)
+def test_every_field_reads_over_pva_as_over_ca(server, client, record):
+    """REC.FIELD for each field of the record's type (dbpr lists them): the value CA gives, whatever the field
+    type (menus as NTEnum index, links and strings as text, numbers, arrays)."""
+    text = server.ioc.wait_for_log(r"RECORDS_LISTED=yes", 20)
+    block = re.search(rf"^{re.escape(P + record)} \(\w+\)\n((?:  \S+ *: .*\n)+)", text, re.M)
+    assert block, text[-3000:]
+    fields = re.findall(r"^  (\S+) *: ", block.group(1), re.M)
+    assert len(fields) > 20, fields
+    chids = {f: ca.create_channel(f"{P}{record}.{f}", connect=False, auto_cb=False) for f in fields}
+    compared = 0
+    for field in fields:
+        name = f"{P}{record}.{field}"
+        if not ca.connect_channel(chids[field], timeout=5):
+            continue                                  # not a field CA serves either
+        before = ca.get(chids[field])
+        data = client.get(name)
+        after = ca.get(chids[field])
+        value = data["value.index"] if data.type.id.startswith("epics:nt/NTEnum") else data["value"]
+        if same(before, after):                       # a field that did not change meanwhile
+            assert same(value, before), (name, value, before)
+            compared += 1
+    assert compared > len(fields) // 2, compared
+
+
+def single_frame():
+    """Takes one frame (Single mode) and returns the CA image PV's unique id once the frame is published."""
+    before = pv("image1:UniqueId_RBV").get() or 0
+    assert pv("cam1:ImageMode").put(0, wait=True)
+    assert pv("cam1:Acquire").put(1, wait=True, timeout=20)
+    uid = pv("image1:UniqueId_RBV")
+    wait_for(lambda: (uid.get() or 0) > before, 10, "the frame on the CA image PV")
+    return uid.get()
+
+
+def test_camera_image_is_an_ntndarray_with_the_pixels_of_the_ca_image(client):
+    assert client.put(P + "samx", {"value": 0.5}, "record[block=true]").ok        # a stage x of 500 um
+    uid = single_frame()
+    info = client.get_field(P + "Pva1:Image")
+    assert info.id.startswith("epics:nt/NTNDArray:1.")
+    assert {"value", "codec", "compressedSize", "uncompressedSize", "dimension", "uniqueId", "dataTimeStamp",
+            "attribute"} <= set(info.names())
+    assert "ushortValue" in info["value"].names()
+    wait_for(lambda: client.get(P + "Pva1:Image")["uniqueId"] == uid, 10, "the same frame over PVA")
+    image = client.get(P + "Pva1:Image")
+    kind, pixels = image["value"]
+    assert kind == "ushortValue" and pixels.dtype == np.uint16
+    width, height = pv("image1:ArraySize0_RBV").get(), pv("image1:ArraySize1_RBV").get()
+    assert [d["size"] for d in image["dimension"]] == [width, height]
+    assert image["codec.name"] == ""
+    assert image["uncompressedSize"] == image["compressedSize"] == width * height * 2
+    ca_pixels = pv("image1:ArrayData").get(count=width * height)
+    assert pixels.size == width * height and np.array_equal(pixels, ca_pixels.astype(np.uint16))
+    assert pixels.std() > 0                              # a real picture, not a blank frame
+    # the frame's stage position and pixel size (as the CA records of the frame give them) travel with it
+    attributes = [a["value"][1] for a in image["attribute"] if a["value"] is not None]
+    for record in ("cam1:StageX_RBV", "cam1:StageY_RBV", "cam1:PixelSize_RBV"):
+        assert pv(record).get() in attributes, (record, image["attribute"])
+    stamp = image["dataTimeStamp"]
+    ca_stamp = pv("image1:ArrayData").get_timevars()["timestamp"]
+    assert abs(stamp["secondsPastEpoch"] + stamp["nanoseconds"] * 1e-9 - ca_stamp) < 1.0
+
+
+def test_slow_image_subscriber_gets_the_newest_frame_not_a_backlog(client):
+    assert pv("cam1:ImageMode").put(0, wait=True)
+    mon = client.monitor(P + "Pva1:Image", "field(value,uniqueId)", pipeline=True, queue_size=2)
+    mon.start()
+    first = mon.next()["uniqueId"]
+    for _ in range(5):                                     # five frames while the client does not ack
+        single_frame()
+    newest = pv("image1:UniqueId_RBV").get()
+    client.get(P + "cam1:Acquire")                         # a round trip on the same connection
+    held = mon.received()
+    assert len(held) <= 1, "more frames than the client's window of 2"
+    mon.ack(2)
+    seen = [u["uniqueId"] for u in held]
+    while mon.value["uniqueId"] != newest:
+        seen.append(mon.next()["uniqueId"])
+        mon.ack(1)
+    assert len(seen) < 5 and seen[-1] == newest and seen == sorted(seen) and first < seen[0]
+    mon.destroy()
+
+
+def test_particle_table_is_an_nttable_with_the_columns_of_the_ca_waveforms(client):
+    """One update holds one frame's particles: once the frames stop, the table equals the CA waveforms (which
+    are posted one by one, and so are compared until they have all caught up)."""
+    single_frame()
+    info = client.get_field(P + "det1:Table")
+    assert info.id.startswith("epics:nt/NTTable:1.")
+    columns = {"x": "X_RBV", "y": "Y_RBV", "mass": "Mass_RBV", "size": "Size_RBV", "ecc": "Ecc_RBV", "id": "ID_RBV"}
+    assert set(columns) | {"signal"} <= set(info["value"].names())
+    seen = {}
+
+    def same_as_ca():
+        table = seen["table"] = client.get(P + "det1:Table")
+        count = len(table["value.x"])
+        return count > 0 and count == pv("det1:Count_RBV").get() and all(
+            np.allclose(table["value"][column], pv("det1:" + record).get(count=count), rtol=1e-6)
+            for column, record in columns.items())
+    wait_for(same_as_ca, 10, lambda: f"the table over PVA and the CA waveforms to agree: {seen['table'].value}")
+    table = seen["table"]
+    assert len(table["labels"]) == len(info["value"].names())         # one label per column
+    assert all(len(table["value"][c]) == len(table["value.x"]) for c in list(columns) + ["signal"])
+
+
+def test_block_true_put_to_a_motor_replies_when_the_motor_has_arrived(client):
+    start = pv("samx.RBV").get()
+    target = round(start + 1.0, 3)
+    dmov, rbv = pv("samx.DMOV"), pv("samx.RBV")
+    put = client.start_put(P + "samx", {"value": target}, "record[block=true]")
+    moving_seen = False
+    while put.done() is None:
+        moving_seen |= dmov.get() == 0
+    assert put.status.ok, put.status
+    assert moving_seen and dmov.get() == 1
+    assert rbv.get() == pytest.approx(target, abs=0.001)
+    # without block the reply comes while the motor is still moving
+    assert client.put(P + "samx", {"value": start}).ok
+    assert dmov.get() == 0
+    wait_for(lambda: dmov.get() == 1, 20, "samx to arrive back")
+    assert rbv.get() == pytest.approx(start, abs=0.001)
+
+
+@pytest.mark.parametrize("channel, bad", [
+    ("cam1:AcquireTime", math.nan),
+    ("cam1:SizeX", 100000),
+    ("samx.VELO", math.nan),
+])
+def test_refused_put_reports_an_error_and_keeps_the_setting(client, channel, bad):
+    """A put that waits for processing (block=true, as a CA put with completion) learns that it was refused."""
+    before = client.get(P + channel)["value"]
+    status = client.put(P + channel, {"value": bad}, "record[block=true]")
+    assert not status.ok, f"{channel} = {bad} was accepted"
+    assert status.message
+    after = client.get(P + channel)["value"]
+    assert after == before and pv(channel).get() == pytest.approx(before)
