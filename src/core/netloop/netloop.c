@@ -21,6 +21,7 @@
 
 #include "core/base/base.h"
 #include "core/ca/ca.h"
+#include "core/shell/shell.h"
 
 #define MAX_INTF 8
 
@@ -394,4 +395,35 @@ char *netloop_report(netloop *l, int level)
     l->report.text = NULL;
     pthread_mutex_unlock(&l->report.lock);
     return text;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Shell commands of the servers
+ */
+int netloop_report_cmd(int argc, char **argv, char *(*report)(int level), const char *not_running, char *err,
+                       size_t errlen)
+{
+    long level = 0;
+    if (argc > 1 && shell_arg_long(argv[1], "level", &level, err, errlen))
+        return -1;
+    char *text = report((int)level);
+    fputs(text ? text : not_running, stdout);
+    fflush(stdout);
+    free(text);
+    return 0;
+}
+
+int netloop_limits_cmd(char **argv, unsigned *clients, unsigned *channels, size_t *queued, char *err, size_t errlen)
+{
+    long v[3];
+    const char *what[3] = { "max_clients", "max_channels", "max_queue_bytes" };
+    for (int i = 0; i < 3; i++)
+        if (shell_arg_long(argv[i + 1], what[i], &v[i], err, errlen))
+            return -1;
+        else if (v[i] <= 0)
+            return error_set(err, errlen, "%s must be positive", what[i]);
+    *clients = (unsigned)v[0];
+    *channels = (unsigned)v[1];
+    *queued = (size_t)v[2];
+    return 0;
 }

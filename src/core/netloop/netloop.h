@@ -71,4 +71,10 @@ void netloop_wake(netloop *loop);
 /* Any thread but the loop's: the text ops->report writes at level (the caller frees it). */
 char *netloop_report(netloop *loop, int level);
 
+/* The servers' shell commands share these. "xxsr [level]": prints report(level), or not_running. */
+int netloop_report_cmd(int argc, char **argv, char *(*report)(int level), const char *not_running, char *err,
+                       size_t errlen);
+/* "xxSetLimits CLIENTS CHANNELS QUEUED_BYTES": positive numbers into the three limits. */
+int netloop_limits_cmd(char **argv, unsigned *clients, unsigned *channels, size_t *queued, char *err, size_t errlen);
+
 #endif
