@@ -5,7 +5,7 @@
  *   circuit.c  one TCP virtual circuit as a socket-free state machine (bytes in, bytes queued out)
  *   monitor.c  subscriptions: db callbacks, bounded per-client queue with per-subscription coalescing
  *   udp.c      name resolution (SEARCH) and beacons
- *   server.c   the event loop thread: sockets, accept, flush, limits, start/stop, casr
+ *   server.c   the daemon on the shared event loop (core/netloop): beacons, searches, rights sweeps, start/stop, casr
  */
 #ifndef RELOC_CA_PRIVATE_H
 #define RELOC_CA_PRIVATE_H
@@ -137,7 +137,7 @@ extern ca_limits ca_server_limits;
 void ca_limits_from_env(void);
 
 /* ---------------------------------------------------------------------------------------------------
- * server.c -- the event loop
+ * server.c -- the daemon (on core/netloop)
  */
 /* db hooks: start the loop at the end of iocInit; stop it (clients dropped) at db_shutdown. */
 void ca_server_start(void *user);

@@ -7,36 +7,19 @@
 #include <stdlib.h>
 
 #include "core/db/db.h"
+#include "core/netloop/netloop.h"
 #include "core/shell/shell.h"
 
 static int cmd_casr(int argc, char **argv, char *err, size_t errlen)
 {
-    long level = 0;
-    if (argc > 1 && shell_arg_long(argv[1], "level", &level, err, errlen))
-        return -1;
-    char *text = ca_server_report((int)level);
-    fputs(text ? text : "Channel Access server not running\n", stdout);
-    fflush(stdout);
-    free(text);
-    return 0;
+    return netloop_report_cmd(argc, argv, ca_server_report, "Channel Access server not running\n", err, errlen);
 }
 
 static int cmd_limits(int argc, char **argv, char *err, size_t errlen)
 {
-    long v[3];
-    const char *what[3] = { "max_clients", "max_channels", "max_queue_bytes" };
-    for (int i = 0; i < 3; i++)
-        if (shell_arg_long(argv[i + 1], what[i], &v[i], err, errlen))
-            return -1;
-        else if (v[i] <= 0) {
-            snprintf(err, errlen, "%s must be positive", what[i]);
-            return -1;
-        }
     (void)argc;
-    ca_server_limits.max_clients = (unsigned)v[0];
-    ca_server_limits.max_channels = (unsigned)v[1];
-    ca_server_limits.max_queue_bytes = (size_t)v[2];
-    return 0;
+    return netloop_limits_cmd(argv, &ca_server_limits.max_clients, &ca_server_limits.max_channels,
+                              &ca_server_limits.max_queue_bytes, err, errlen);
 }
 
 void ca_register(void)

@@ -298,6 +298,7 @@ struct pva_conn {
     char host[64];              /* peer IP: the host access security sees */
     int fd;                     /* server.c's; -1 without a socket */
     pva_wake_fn wake;
+    void *server_data;          /* server.c's (its event loop) */
 
     /* Loop thread only. */
     pva_buf in;
