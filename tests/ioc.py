@@ -61,6 +61,13 @@ def pv(name, timeout=15.0):
     return channel
 
 
+def alarm(name):
+    """(STAT, SEVR) of a channel, from a DBR_CTRL get."""
+    p = pv(name)
+    p.get_ctrlvars()
+    return p.status, p.severity
+
+
 def pv_under(prefix):
     """pv() for the records under one prefix: pv = pv_under("CAM:"); pv("cam1:Acquire")."""
     return lambda name: pv(prefix + name)
@@ -85,6 +92,25 @@ def sample_stage(prefix, controller=None):
     lines += [f'motorControllerCreate "MC1" "{controller or "127.0.0.1:$(MOTOR_SIM_PORT)"}" "simmotor.proto" 6',
               f'dbLoadTemplate "sample_stage.substitutions" "P={prefix},PORT=MC1"']
     return lines
+
+
+READ_ONLY_ACF = """
+ASG(DEFAULT) {
+    RULE(1, READ)
+}
+"""
+
+
+def start_motor_ioc(start_ioc, env, workdir, prefix, acf=None):
+    """A motor IOC (the simulated sample stage under prefix) started by the start_ioc fixture with env, in
+    workdir; acf: the text of its access security file."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    if acf:
+        (workdir / "b.acf").write_text(acf)
+        lines.append(f'asSetFilename("{workdir / "b.acf"}")')
+    return start_ioc(st_cmd(lines, sample_stage(prefix)), env=env)
 
 
 def soft_stage(workdir, prefix):

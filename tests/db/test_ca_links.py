@@ -5,7 +5,7 @@ them. Two IOCs on loopback, pyepics as the client."""
 import pytest
 
 import ioc as ioc_module
-from ioc import pv, wait_for
+from ioc import alarm, pv, wait_for
 
 A, B = "LKA:", "LKB:"
 
@@ -27,12 +27,6 @@ record(ai, "{A}missing") {{ field(INP, "NOSUCH:ioc:pv CP") }}
 def start_remote(start_ioc, env, workdir):
     (workdir / "remote.db").write_text(REMOTE_DB)
     return start_ioc(ioc_module.st_cmd(f'dbLoadRecords("{workdir / "remote.db"}")'), env=env)
-
-
-def alarm(name):
-    p = pv(name)
-    p.get_ctrlvars()
-    return p.status, p.severity
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ import pytest
 
 import ioc as ioc_module
 from ca_status import ECA_NORMAL, ECA_PUTFAIL, put_status, start_put
-from ioc import pv, wait_for
+from ioc import READ_ONLY_ACF, alarm, pv, start_motor_ioc, wait_for
 
 A, B = "PCA:", "PCB:"
 C, D = "PCC:", "PCD:"           # the second test's IOCs: names no earlier test left in the client's cache
-
 
 
 def local_db(a, b):
@@ -21,20 +20,6 @@ record(ao, "{a}plain") {{ field(OUT, "{b}samy") }}
 record(ao, "{a}here") {{ field(DTYP, "Async Soft Channel") field(OUT, "{a}kept PP") }}
 record(ao, "{a}kept") {{ }}
 """
-READ_ONLY_ACF = """
-ASG(DEFAULT) {
-    RULE(1, READ)
-}
-"""
-
-
-def start_motor_ioc(start_ioc, env, workdir, acf=None, b=B):
-    workdir.mkdir(parents=True, exist_ok=True)
-    lines = []
-    if acf:
-        (workdir / "b.acf").write_text(acf)
-        lines.append(f'asSetFilename("{workdir / "b.acf"}")')
-    return start_ioc(ioc_module.st_cmd(lines, ioc_module.sample_stage(b)), env=env)
 
 
 def start_local(start_ioc, workdir):
@@ -44,14 +29,8 @@ def start_local(start_ioc, workdir):
     return local
 
 
-def alarm(name):
-    p = pv(name)
-    p.get_ctrlvars()
-    return p.status, p.severity
-
-
 def test_a_put_through_the_link_completes_when_the_remote_motor_arrives(start_ioc, second_ioc_env, tmp_path):
-    remote = start_motor_ioc(start_ioc, second_ioc_env, tmp_path / "b")
+    remote = start_motor_ioc(start_ioc, second_ioc_env, tmp_path / "b", B)
     local = start_local(start_ioc, tmp_path)
     # completion: the put-callback on A's record reports only once B's motor is done, at its target
     put = start_put(A + "samx", 2.0)
@@ -87,7 +66,7 @@ def test_a_put_through_the_link_completes_when_the_remote_motor_arrives(start_io
     local.wait_for_log(rf"{A}samx.OUT -> {B}samx: put refused: not connected")
 
     # B back: the link reconnects by itself and completes moves again
-    start_motor_ioc(start_ioc, second_ioc_env, tmp_path / "b2")
+    start_motor_ioc(start_ioc, second_ioc_env, tmp_path / "b2", B)
     wait_for(lambda: put_status(A + "samx", 0.5, timeout=10) == ECA_NORMAL, timeout=60,
              what="a completed put through the link after B restarted")
     assert abs(pv(B + "samx.RBV").get(use_monitor=False) - 0.5) < 0.001
@@ -95,7 +74,7 @@ def test_a_put_through_the_link_completes_when_the_remote_motor_arrives(start_io
 
 
 def test_the_remote_access_rights_refuse_the_put(start_ioc, second_ioc_env, tmp_path):
-    start_motor_ioc(start_ioc, second_ioc_env, tmp_path / "b", acf=READ_ONLY_ACF, b=D)
+    start_motor_ioc(start_ioc, second_ioc_env, tmp_path / "b", D, acf=READ_ONLY_ACF)
     (tmp_path / "local.db").write_text(local_db(C, D))
     local = start_ioc(ioc_module.st_cmd(f'dbLoadRecords("{tmp_path / "local.db"}")'))
     wait_for(lambda: pv(D + "samx").get() is not None, what="B serving")

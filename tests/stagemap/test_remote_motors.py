@@ -8,24 +8,10 @@ import pytest
 
 import ioc as ioc_module
 from ca_status import ECA_NORMAL, ECA_PUTFAIL, put_status
-from ioc import pv, wait_for
+from ioc import READ_ONLY_ACF, alarm, pv, start_motor_ioc, wait_for
 from reloc_scene import map_sync
 
 ENGINES = ioc_module.TOP / "protocols" / "scan_engines.json"
-READ_ONLY_ACF = """
-ASG(DEFAULT) {
-    RULE(1, READ)
-}
-"""
-
-
-def start_motor_ioc(start_ioc, env, workdir, b, acf=None):
-    workdir.mkdir(parents=True, exist_ok=True)
-    lines = []
-    if acf:
-        (workdir / "b.acf").write_text(acf)
-        lines.append(f'asSetFilename("{workdir / "b.acf"}")')
-    return start_ioc(ioc_module.st_cmd(lines, ioc_module.sample_stage(b)), env=env)
 
 
 def start_map_ioc(start_ioc, workdir, a, b):
@@ -52,12 +38,6 @@ def go_to(a, x_um, y_um):
     status = put_status(a + "Move:Go", 1)
     map_sync(a)
     return status
-
-
-def alarm(name):
-    p = pv(name)
-    p.get_ctrlvars()
-    return p.status, p.severity
 
 
 def test_the_stage_map_moves_the_motors_of_another_ioc(start_ioc, second_ioc_env, tmp_path):
