@@ -3,6 +3,7 @@
  * and the metrics behave as their definitions say. */
 #include "unit.h"
 #include <math.h>
+#include <string.h>
 
 #include "kernels/tomo/tomo.h"
 
@@ -37,6 +38,46 @@ static void backprojector_is_the_transpose(void **state)
         free(wx);
         free(y);
         free(wty);
+    }
+}
+
+/* A batch of slices (interleaved, tomo.h) projects and back-projects each slice as the one-slice projector does,
+ * for the specialised batch sizes and another one, padding slices included. */
+static void batches_equal_single_slices(void **state)
+{
+    (void)state;
+    double angles[] = {-60, 0, 30, 45, 90, 120, 170};
+    tomo_geometry g = {.n = 29, .n_det = 35, .n_angles = 7, .angles_deg = angles, .det_spacing = 0.9,
+                       .centre_offset = 1.3};
+    const size_t np = (size_t)g.n * g.n, ns = (size_t)g.n_angles * g.n_det;
+    int batches[] = {1, 4, 8, 5};
+    unsigned seed = 3;
+    for (size_t c = 0; c < sizeof batches / sizeof batches[0]; c++) {
+        int B = batches[c], used = B > 1 ? B - 1 : 1;
+        float *x = malloc(np * B * sizeof(float)), *y = malloc(ns * B * sizeof(float));
+        float *xb = malloc(np * B * sizeof(float)), *yb = malloc(ns * B * sizeof(float));
+        float *wx = malloc(ns * B * sizeof(float)), *wty = malloc(np * B * sizeof(float));
+        float *one_s = malloc(ns * sizeof(float)), *one_p = malloc(np * sizeof(float));
+        for (size_t i = 0; i < np * B; i++) x[i] = (float)uniform(&seed);
+        for (size_t i = 0; i < ns * B; i++) y[i] = (float)uniform(&seed);
+        tomo_interleave(x, np, used, B, xb);
+        tomo_interleave(y, ns, used, B, yb);
+        tomo_project_batch(&g, B, xb, wx);
+        tomo_backproject_batch(&g, B, yb, wty);
+        for (int z = 0; z < B; z++) {
+            if (z < used) {
+                tomo_project(&g, x + z * np, one_s);
+                tomo_backproject(&g, y + z * ns, one_p);
+            } else {
+                memset(one_s, 0, ns * sizeof(float));
+                memset(one_p, 0, np * sizeof(float));
+            }
+            for (size_t i = 0; i < ns; i++) assert_true(fabsf(wx[i * B + z] - one_s[i]) <= 1e-5f * (1 + one_s[i]));
+            for (size_t i = 0; i < np; i++) assert_true(fabsf(wty[i * B + z] - one_p[i]) <= 1e-5f * (1 + one_p[i]));
+        }
+        tomo_deinterleave(xb, np, used, B, wty);
+        for (size_t i = 0; i < np * used; i++) assert_true(wty[i] == x[i]);
+        free(x), free(y), free(xb), free(yb), free(wx), free(wty), free(one_s), free(one_p);
     }
 }
 
@@ -178,6 +219,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backprojector_is_the_transpose),
+        cmocka_unit_test(batches_equal_single_slices),
         cmocka_unit_test(projection_of_a_constant_is_the_chord_length),
         cmocka_unit_test(response_ratios_exact_and_non_negative),
         cmocka_unit_test(weight_fractions_follow_eq12),

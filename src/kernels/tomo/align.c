@@ -55,13 +55,6 @@ static void shift_item(void *ctx, int a, int worker)
     shift_back(al, a, al->aligned + (size_t)a * frame_size(al));
 }
 
-static void reproject_item(void *ctx, int z, int worker)
-{
-    aligner *al = ctx;
-    size_t n2 = (size_t)al->nx * al->nx, ns = (size_t)al->n_angles * al->nx;
-    tomo_project(&al->all, al->vol + (size_t)z * n2, al->reproj + (size_t)z * ns);
-}
-
 /* Registers original projection a to its reprojection: the new absolute shift, and the residual of the
  * projection shifted back by it. */
 static void register_item(void *ctx, int a, int worker)
@@ -240,7 +233,7 @@ int tomo_align_jitter(const float *proj, int n_angles, int ny, int nx, const dou
     for (int it = 1; it <= p->max_iterations; it++) {
         parallel_for(n_angles, p->threads, shift_item, &al);
         if (reconstruct(&al, p, err, errlen) != 0) goto done;
-        parallel_for(ny, p->threads, reproject_item, &al);
+        tomo_project_slices(&al.all, ny, al.vol, al.reproj, p->threads);
         parallel_for(n_angles, workers, register_item, &al);
         r->axis_offset = constrain(&al);
         double update = 0, mean_residual;

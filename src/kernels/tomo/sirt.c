@@ -18,7 +18,7 @@ void tomo_params_default(tomo_params *p)
     p->subsets = 1;
 }
 
-/* The largest table of per-subset column sums (floats) tomo_reconstruct keeps: 256 MB. */
+/* The largest table of per-subset inverse column sums (floats) tomo_reconstruct keeps: 256 MB. */
 #define MAX_COLSUM_VALUES ((size_t)1 << 26)
 
 /* What every slice shares, read-only during the loop. */
@@ -38,7 +38,8 @@ typedef struct recon {
     int *sub_start;            /* subset s holds order[sub_start[s] .. sub_start[s + 1]) */
     double *sub_angles;        /* angles in `order` order */
     tomo_geometry *sub_geom;   /* one geometry per subset, over its angles */
-    float *colsum;             /* n_sub x (n x n): W_s^T 1 */
+    float *inv_col;            /* n_sub x (n x n): 1 / (W_s^T 1), 0 for pixels no ray of the subset meets */
+    int batch;                 /* slices reconstructed together (tomo.h) */
     float **scratch;           /* one block per worker */
 } recon;
 
@@ -47,72 +48,128 @@ static size_t sino_size(const tomo_geometry *g)
     return (size_t)g->n_angles * g->n_det;
 }
 
-/* One slice: passes of the joint update over the subsets (see tomo.h), each on x_A = out[e] + slice offset. */
-static void reconstruct_slice(void *ctx, int slice, int worker)
+/* x <- x + lambda_z weight^-1 C_s grad per pixel and slice (C_s = inv_col), clamped at 0 when nonneg: the
+ * update of one subset on a batch, the loop over the batch of constant length (vectorized) when inlined into
+ * update() with B constant. */
+static inline __attribute__((always_inline)) void update_batch(float *restrict x, const float *restrict grad,
+                                                              const float *restrict inv_col, size_t np, const int B,
+                                                              const float *lambda, float scale, int nonneg)
+{
+    float lam[B];
+    for (int z = 0; z < B; z++) lam[z] = lambda[z] * scale;
+    for (size_t j = 0; j < np; j++) {
+        float c = inv_col[j];
+        for (int z = 0; z < B; z++) {
+            float v = x[j * B + z] + lam[z] * grad[j * B + z] * c;
+            x[j * B + z] = nonneg && v < 0 ? 0 : v;
+        }
+    }
+}
+
+TOMO_VECTOR_CLONES static void update(float *x, const float *grad, const float *inv_col, size_t np, int B,
+                                      const float *lambda, float weight, int nonneg)
+{
+    float scale = weight > 0 ? 1 / weight : 0;
+    switch (B) {
+    case 1: update_batch(x, grad, inv_col, np, 1, lambda, scale, nonneg); break;
+    case 4: update_batch(x, grad, inv_col, np, 4, lambda, scale, nonneg); break;
+    case 8: update_batch(x, grad, inv_col, np, 8, lambda, scale, nonneg); break;
+    default: update_batch(x, grad, inv_col, np, B, lambda, scale, nonneg); break;
+    }
+}
+
+/* One batch of B slices (rc->batch; the last batch may hold fewer, `used`, the rest zero and idle): passes of the
+ * joint update over the subsets (see tomo.h), on the batch's slices interleaved slice-innermost (tomo.h), so that
+ * each ray's weights are worked out once for B slices. Each slice keeps its own residual and stopping rule: a
+ * slice that has stopped is frozen (its relaxation 0) while the others go on. */
+static void reconstruct_batch(void *ctx, int item, int worker)
 {
     const recon *rc = ctx;
     const tomo_geometry *g = rc->g;
-    const size_t ns = sino_size(g), np = (size_t)g->n * g->n;
+    const int B = rc->batch, z0 = item * B, used = rc->n_slices - z0 < B ? rc->n_slices - z0 : B;
+    const size_t ns = sino_size(g), np = (size_t)g->n * g->n, nsb = ns * B, npb = np * B;
     const int n_el = rc->n_el, joint = rc->haadf != NULL, n_det = g->n_det;
-    const double alpha = rc->alpha, lambda = rc->p->relaxation, tol = rc->p->tolerance;
-    float *proj = rc->scratch[worker];                 /* n_el sinograms of a subset: W_s x_A */
-    float *hres = proj + (size_t)n_el * ns;             /* R-weighted HAADF residual */
-    float *rows = hres + ns;                            /* weighted residual of one element's rows */
-    float *grad = rows + ns;                            /* W_s^T rows */
-    const float *ph = joint ? rc->haadf + (size_t)slice * ns : NULL;
-    double bnorm = 0, previous = INFINITY;
-    for (size_t i = 0; ph && i < ns; i++) bnorm += alpha * alpha * ph[i] * ph[i] / (rc->r_sum * rc->r_sum);
-    for (int e = 0; e < n_el; e++) {
-        const float *pe = rc->eds[e] + (size_t)slice * ns;
-        for (size_t i = 0; i < ns; i++) bnorm += (1 - alpha) * (1 - alpha) * pe[i] * pe[i];
-        memset(rc->out[e] + (size_t)slice * np, 0, np * sizeof(float));
+    const double alpha = rc->alpha, tol = rc->p->tolerance;
+    float *x = rc->scratch[worker];                     /* n_el batches of slices: the estimates x_A */
+    float *data = x + (size_t)n_el * npb;               /* n_el batches of sinograms b_A, then the HAADF one */
+    float *proj = data + (size_t)(n_el + 1) * nsb;      /* n_el sinograms of a subset: W_s x_A */
+    float *hres = proj + (size_t)n_el * nsb;            /* R-weighted HAADF residual */
+    float *rows = hres + nsb;                            /* weighted residual of one element's rows */
+    float *grad = rows + nsb;                            /* W_s^T rows */
+    float *hdata = data + (size_t)n_el * nsb;
+    double bnorm[TOMO_BATCH_MAX], rnorm[TOMO_BATCH_MAX], previous[TOMO_BATCH_MAX];
+    float lambda[TOMO_BATCH_MAX];
+    int active = used;
+    for (int z = 0; z < B; z++) {
+        bnorm[z] = 0;
+        previous[z] = INFINITY;
+        lambda[z] = z < used ? (float)rc->p->relaxation : 0.0f;
     }
-    for (int it = 1; it <= rc->p->iterations; it++) {
-        double rnorm = 0;
+    if (joint) tomo_interleave(rc->haadf + (size_t)z0 * ns, ns, used, B, hdata);
+    for (size_t i = 0; joint && i < ns; i++)
+        for (int z = 0; z < B; z++) {
+            double v = hdata[i * B + z] / rc->r_sum;
+            bnorm[z] += alpha * alpha * v * v;
+        }
+    for (int e = 0; e < n_el; e++) {
+        const float *pe = data + (size_t)e * nsb;
+        tomo_interleave(rc->eds[e] + (size_t)z0 * ns, ns, used, B, data + (size_t)e * nsb);
+        for (size_t i = 0; i < ns; i++)
+            for (int z = 0; z < B; z++) bnorm[z] += (1 - alpha) * (1 - alpha) * pe[i * B + z] * pe[i * B + z];
+        memset(x + (size_t)e * npb, 0, npb * sizeof(float));
+    }
+    for (int it = 1; it <= rc->p->iterations && active > 0; it++) {
+        for (int z = 0; z < B; z++) rnorm[z] = 0;
         for (int sub = 0; sub < rc->n_sub; sub++) {
             const tomo_geometry *gs = &rc->sub_geom[sub];
             const int *angle = rc->order + rc->sub_start[sub];
-            const size_t nss = sino_size(gs);
-            const float *colsum = rc->colsum + (size_t)sub * np;
-            for (int e = 0; e < n_el; e++) tomo_project(gs, rc->out[e] + (size_t)slice * np, proj + (size_t)e * nss);
+            const size_t nss = sino_size(gs) * B;
+            const float *inv_col = rc->inv_col + (size_t)sub * np;
+            for (int e = 0; e < n_el; e++) tomo_project_batch(gs, B, x + (size_t)e * npb, proj + (size_t)e * nss);
             for (int a = 0; joint && a < gs->n_angles; a++)
                 for (int k = 0; k < n_det; k++) {
-                    size_t i = (size_t)a * n_det + k, ray = (size_t)angle[a] * n_det + k;
-                    double model = 0;
-                    for (int e = 0; e < n_el; e++) model += rc->rn[e] * proj[(size_t)e * nss + i];
-                    double d = ph[ray] / rc->r_sum - model;
-                    rnorm += alpha * alpha * d * d;
-                    hres[i] = (float)(d * rc->inv_row[ray]);
+                    size_t i = ((size_t)a * n_det + k) * B, ray = (size_t)angle[a] * n_det + k;
+                    for (int z = 0; z < B; z++) {
+                        double model = 0;
+                        for (int e = 0; e < n_el; e++) model += rc->rn[e] * proj[(size_t)e * nss + i + z];
+                        double d = hdata[ray * B + z] / rc->r_sum - model;
+                        rnorm[z] += alpha * alpha * d * d;
+                        hres[i + z] = (float)(d * rc->inv_row[ray]);
+                    }
                 }
             for (int e = 0; e < n_el; e++) {
-                const float *pe = rc->eds[e] + (size_t)slice * ns, *pr = proj + (size_t)e * nss;
+                const float *pe = data + (size_t)e * nsb, *pr = proj + (size_t)e * nss;
                 for (int a = 0; a < gs->n_angles; a++)
                     for (int k = 0; k < n_det; k++) {
-                        size_t i = (size_t)a * n_det + k, ray = (size_t)angle[a] * n_det + k;
-                        double d = pe[ray] - pr[i];
-                        rnorm += (1 - alpha) * (1 - alpha) * d * d;
-                        double v = (1 - alpha) * d * rc->inv_row[ray];
-                        if (joint) v += alpha * rc->rn[e] * hres[i];
-                        rows[i] = (float)v;
+                        size_t i = ((size_t)a * n_det + k) * B, ray = (size_t)angle[a] * n_det + k;
+                        for (int z = 0; z < B; z++) {
+                            double d = pe[ray * B + z] - pr[i + z];
+                            rnorm[z] += (1 - alpha) * (1 - alpha) * d * d;
+                            double v = (1 - alpha) * d * rc->inv_row[ray];
+                            if (joint) v += alpha * rc->rn[e] * hres[i + z];
+                            rows[i + z] = (float)v;
+                        }
                     }
-                tomo_backproject(gs, rows, grad);
-                float *x = rc->out[e] + (size_t)slice * np;
-                double weight = joint ? alpha * rc->rn[e] + (1 - alpha) : 1.0;
-                for (size_t j = 0; j < np; j++) {
-                    double cs = colsum[j] * weight;
-                    if (cs <= 0) continue;
-                    double v = x[j] + lambda * grad[j] / cs;
-                    x[j] = (float)(rc->p->nonneg && v < 0 ? 0 : v);
-                }
+                tomo_backproject_batch(gs, B, rows, grad);
+                float weight = (float)(joint ? alpha * rc->rn[e] + (1 - alpha) : 1.0);
+                update(x + (size_t)e * npb, grad, inv_col, np, B, lambda, weight, rc->p->nonneg);
             }
         }
-        double residual = bnorm > 0 ? sqrt(rnorm / bnorm) : 0;
-        int done = it == rc->p->iterations || residual == 0 || (tol > 0 && previous - residual < tol * previous);
-        if (rc->p->progress)
-            rc->p->progress(rc->p->progress_user, slice, rc->n_slices, it, rc->p->iterations, residual, done);
-        if (done) break;
-        previous = residual;
+        for (int z = 0; z < used; z++) {
+            if (lambda[z] == 0) continue;
+            double residual = bnorm[z] > 0 ? sqrt(rnorm[z] / bnorm[z]) : 0;
+            int done = it == rc->p->iterations || residual == 0 ||
+                       (tol > 0 && previous[z] - residual < tol * previous[z]);
+            if (rc->p->progress)
+                rc->p->progress(rc->p->progress_user, z0 + z, rc->n_slices, it, rc->p->iterations, residual, done);
+            previous[z] = residual;
+            if (done) {
+                lambda[z] = 0;
+                active--;
+            }
+        }
     }
+    for (int e = 0; e < n_el; e++) tomo_deinterleave(x + (size_t)e * npb, np, used, B, rc->out[e] + (size_t)z0 * np);
 }
 
 /* Angle folded into [0, 180): parallel projections 180 degrees apart hold the same line integrals. */
@@ -200,19 +257,24 @@ int tomo_reconstruct(const tomo_geometry *g, int n_slices, int n_el, const float
     float *ones = xmalloc((ns > np ? ns : np) * sizeof(float));
     for (size_t i = 0; i < (ns > np ? ns : np); i++) ones[i] = 1.0f;
     rc.inv_row = xmalloc(ns * sizeof(float));
-    rc.colsum = xmalloc((size_t)rc.n_sub * np * sizeof(float));
+    rc.inv_col = xmalloc((size_t)rc.n_sub * np * sizeof(float));
     tomo_project(g, ones, rc.inv_row);
-    for (int s = 0; s < rc.n_sub; s++) tomo_backproject(&rc.sub_geom[s], ones, rc.colsum + (size_t)s * np);
+    for (int s = 0; s < rc.n_sub; s++) tomo_backproject(&rc.sub_geom[s], ones, rc.inv_col + (size_t)s * np);
     for (size_t i = 0; i < ns; i++) rc.inv_row[i] = rc.inv_row[i] > 1e-6f ? 1.0f / rc.inv_row[i] : 0.0f;
+    for (size_t i = 0; i < (size_t)rc.n_sub * np; i++) rc.inv_col[i] = rc.inv_col[i] > 0 ? 1.0f / rc.inv_col[i] : 0.0f;
     free(ones);
     int workers = parallel_workers(n_slices, p->threads);
+    rc.batch = tomo_batch_size(n_slices, workers);
+    int batches = (n_slices + rc.batch - 1) / rc.batch;
+    workers = parallel_workers(batches, p->threads);
+    size_t per_worker = (size_t)rc.batch * ((size_t)n_el * np + (size_t)(n_el + 1) * ns + (size_t)n_el * ns + 2 * ns + np);
     rc.scratch = xcalloc((size_t)workers, sizeof(float *));
-    for (int w = 0; w < workers; w++) rc.scratch[w] = xmalloc(((size_t)(n_el + 2) * ns + np) * sizeof(float));
-    parallel_for(n_slices, workers, reconstruct_slice, &rc);
+    for (int w = 0; w < workers; w++) rc.scratch[w] = xmalloc(per_worker * sizeof(float));
+    parallel_for(batches, workers, reconstruct_batch, &rc);
     for (int w = 0; w < workers; w++) free(rc.scratch[w]);
     free(rc.scratch);
     free(rc.inv_row);
-    free(rc.colsum);
+    free(rc.inv_col);
     free(rc.rn);
     free(rc.order);
     free(rc.sub_start);

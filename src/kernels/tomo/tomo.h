@@ -109,6 +109,30 @@ void tomo_project(const tomo_geometry *g, const float *slice, float *sino);
 /* slice (n x n) = W^T sino; overwrites slice. */
 void tomo_backproject(const tomo_geometry *g, const float *sino, float *slice);
 
+/* Batches of slices: B slices projected together, their values interleaved slice-innermost (slice z of pixel
+ * (i, j) at [(i n + j) B + z], of ray (a, k) at [(a n_det + k) B + z]); each ray's samples and weights are worked
+ * out once for the B slices. Any B >= 1 works; 1, 4, 8 and 16 have loops of their own (vectorized). */
+#define TOMO_BATCH_MAX 8
+/* The kernels' batch loops are compiled for baseline x86-64 and for AVX2 (8 floats a vector); the loader picks the
+ * one the CPU runs. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TOMO_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TOMO_VECTOR_CLONES
+#endif
+/* The batch (1, 4 or TOMO_BATCH_MAX) for n_slices slices on `workers` workers that ends soonest: large batches
+ * cost less per slice, but must not leave workers idle or be mostly padding. */
+int tomo_batch_size(int n_slices, int workers);
+void tomo_project_batch(const tomo_geometry *g, int batch, const float *slices, float *sino);
+void tomo_backproject_batch(const tomo_geometry *g, int batch, const float *sino, float *slices);
+/* slices (used slices of count values, one after the other) into block (count x batch, slice innermost), the
+ * slices from used to batch zero; and back. */
+void tomo_interleave(const float *slices, size_t count, int used, int batch, float *block);
+void tomo_deinterleave(const float *block, size_t count, int used, int batch, float *slices);
+/* sinos (n_slices x n_angles x n_det) = W slices (n_slices x n x n), batches of slices in parallel on `threads`
+ * workers (0: one per online CPU). */
+void tomo_project_slices(const tomo_geometry *g, int n_slices, const float *slices, float *sinos, int threads);
+
 /* Reconstructs n_slices slices of n_el elements. eds[e] holds element e's sinograms, slice after slice
  * (n_slices x n_angles x n_det). With haadf (same layout) and p->alpha > 0 the joint HEBT system is solved with
  * the factors r (n_el); otherwise each element alone (haadf and r may be NULL). out[e] receives n_slices x n x n
