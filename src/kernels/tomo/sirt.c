@@ -74,6 +74,7 @@ TOMO_VECTOR_CLONES static void update(float *x, const float *grad, const float *
     case 1: update_batch(x, grad, inv_col, np, 1, lambda, scale, nonneg); break;
     case 4: update_batch(x, grad, inv_col, np, 4, lambda, scale, nonneg); break;
     case 8: update_batch(x, grad, inv_col, np, 8, lambda, scale, nonneg); break;
+    case 16: update_batch(x, grad, inv_col, np, 16, lambda, scale, nonneg); break;
     default: update_batch(x, grad, inv_col, np, B, lambda, scale, nonneg); break;
     }
 }

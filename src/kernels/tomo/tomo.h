@@ -112,7 +112,7 @@ void tomo_backproject(const tomo_geometry *g, const float *sino, float *slice);
 /* Batches of slices: B slices projected together, their values interleaved slice-innermost (slice z of pixel
  * (i, j) at [(i n + j) B + z], of ray (a, k) at [(a n_det + k) B + z]); each ray's samples and weights are worked
  * out once for the B slices. Any B >= 1 works; 1, 4, 8 and 16 have loops of their own (vectorized). */
-#define TOMO_BATCH_MAX 8
+#define TOMO_BATCH_MAX 16
 /* The kernels' batch loops are compiled for baseline x86-64 and for AVX2 (8 floats a vector); the loader picks the
  * one the CPU runs. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -120,7 +120,7 @@ void tomo_backproject(const tomo_geometry *g, const float *sino, float *slice);
 #else
 #define TOMO_VECTOR_CLONES
 #endif
-/* The batch (1, 4 or TOMO_BATCH_MAX) for n_slices slices on `workers` workers that ends soonest: large batches
+/* The batch (1, 4, 8 or TOMO_BATCH_MAX) for n_slices slices on `workers` workers that ends soonest: large batches
  * cost less per slice, but must not leave workers idle or be mostly padding. */
 int tomo_batch_size(int n_slices, int workers);
 void tomo_project_batch(const tomo_geometry *g, int batch, const float *slices, float *sino);
