@@ -2,11 +2,19 @@
 
 The same sinogram (Shepp-Logan, skimage's radon, noise-free and with Poisson noise) goes to both. iradon_sart runs
 pass after pass (each call is one SART pass, updating after every angle); its error against the phantom after
-PASSES passes is the target. reloc runs OS-SART with one angle per subset (the update SART makes) for 1, 2, ...
-passes until its error is at or below the target; its time is the reconstruction's own, logged by the tool (file
-I/O excluded), on one slice with one thread (like skimage) and per slice of an 8-slice series on all cores. The
-ratios are skimage's time to the target over reloc's. A third line shows SIRT (one subset), which needs far more
-iterations for the same error (small case only)."""
+PASSES passes is the target, its time (one slice, one core) the reference. reloc runs OS-SART with one angle per
+subset (the update SART makes) for 1, 2, ... passes until its error is at or below the target; its time is the
+reconstruction's own, logged by the tool (file I/O excluded):
+- one slice on one thread, against iradon_sart on one slice;
+- per slice of a SERIES-slice series on one thread (slices go through the projector in batches: tomo.h), against
+  iradon_sart per slice on one core;
+- per slice of the series on 2 threads, against iradon_sart per slice on 2 cores taken as half its one-core time
+  (perfect scaling over slices: the most a pool of 2 could give it).
+A line "stopping rule" runs the same OS-SART with the residual stopping rule instead of a pass count chosen with
+the phantom: --tolerance TOL (stop after a pass that lowers the data residual by less than TOL of the previous
+one), at most 40 passes, and says whether that reaches the target. A last line shows SIRT (one subset), which needs
+far more passes for the same error (small case only). Load average before and after is printed: the machine may
+be shared."""
 import os
 import re
 import subprocess
@@ -21,7 +29,8 @@ from skimage.transform import iradon_sart, radon, resize
 
 BIN = Path(os.environ.get("RELOC_BIN", Path(__file__).resolve().parents[1] / "bin"))
 PASSES = 3                          # skimage's passes that set the target error
-SERIES = 8
+SERIES = 32
+TOL = 0.3
 
 
 def phantom(n):
@@ -30,42 +39,60 @@ def phantom(n):
     return ph
 
 
-def reloc(path, passes, subsets, threads, slices):
-    """(seconds, first slice) of reloc-tomo on the sinogram file."""
+def reloc(path, passes, subsets, threads, slices, tolerance=0.0):
+    """(seconds, passes the slices took at most, first slice) of reloc-tomo on the sinogram file."""
     out = Path(path).with_suffix(".out.h5")
     result = subprocess.run([str(BIN / "reloc-tomo"), str(path), "--element", "X=/sino", "--iterations", str(passes),
-                             "--subsets", str(subsets), "--threads", str(threads), "--threshold", "0", "-o", str(out)],
+                             "--subsets", str(subsets), "--threads", str(threads), "--threshold", "0",
+                             "--tolerance", str(tolerance), "-o", str(out)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
     seconds = float(re.search(r"iterations in ([0-9.]+) s", result.stderr).group(1))
     with h5py.File(out, "r") as f:
         rec = f["reconstruction/X"][()]
-    return seconds, rec[0] if slices > 1 else rec
+        taken = int(np.max(f["passes"][()]))
+    return seconds, taken, rec[0] if slices > 1 else rec
 
 
 def rmse(a, b):
     return float(np.sqrt(((a - b) ** 2).mean()))
 
 
-def to_target(tmp, sino, angles, ph, target, subsets, limit):
-    """Fewest reloc passes reaching the target error; their time on one slice and per slice of a series."""
+def write(path, sino, angles, slices):
+    with h5py.File(path, "w") as f:
+        f["angles"] = angles
+        f["sino"] = (np.stack([sino.T] * slices, axis=1) if slices > 1 else sino.T).astype(np.float32)
+
+
+def timings(tmp, passes, subsets, tolerance=0.0):
+    """Seconds for one slice on one thread and per slice of the series on 1 and 2 threads (best of a few), and the
+    passes the single slice took."""
     one, many = Path(tmp) / "one.h5", Path(tmp) / "many.h5"
-    with h5py.File(one, "w") as f:
-        f["angles"] = angles
-        f["sino"] = sino.T.astype(np.float32)
-    with h5py.File(many, "w") as f:
-        f["angles"] = angles
-        f["sino"] = np.stack([sino.T] * SERIES, axis=1).astype(np.float32)
+    runs = [reloc(one, passes, subsets, 1, 1, tolerance) for _ in range(3)]
+    return (min(r[0] for r in runs),
+            min(reloc(many, passes, subsets, 1, SERIES, tolerance)[0] for _ in range(2)) / SERIES,
+            min(reloc(many, passes, subsets, 2, SERIES, tolerance)[0] for _ in range(2)) / SERIES), runs[0][1]
+
+
+def ratios(best, times):
+    single, series1, series2 = times
+    return (f"one slice 1 thread {single:.3f} s ({best / single:.1f}x); per slice of {SERIES}: 1 thread "
+            f"{series1:.4f} s ({best / series1:.1f}x), 2 threads {series2:.4f} s ({best / 2 / series2:.1f}x against "
+            f"iradon_sart on 2 cores)")
+
+
+def to_target(tmp, sino, angles, ph, target, subsets, limit):
+    """Fewest reloc passes reaching the target error, and their timings."""
+    one, many = Path(tmp) / "one.h5", Path(tmp) / "many.h5"
+    write(one, sino, angles, 1)
+    write(many, sino, angles, SERIES)
     passes, error = 0, np.inf
     while error > target and passes < limit:
         passes = passes + 1 if passes < 10 else passes * 2
-        _, rec = reloc(one, passes, subsets, 1, 1)
-        error = rmse(rec, ph)
+        error = rmse(reloc(one, passes, subsets, 1, 1)[2], ph)
     if error > target:
-        return passes, error, np.nan, np.nan
-    single = min(reloc(one, passes, subsets, 1, 1)[0] for _ in range(3))
-    series = min(reloc(many, passes, subsets, 0, SERIES)[0] for _ in range(2)) / SERIES
-    return passes, error, single, series
+        return passes, error, None
+    return passes, error, timings(tmp, passes, subsets)[0]
 
 
 def case(n, n_angles, noisy, with_sirt=False):
@@ -83,22 +110,28 @@ def case(n, n_angles, noisy, with_sirt=False):
         best = min(best, time.perf_counter() - t0)
     target = rmse(rec, ph)
     print(f"{n} x {n}, {n_angles} angles, {'Poisson noise' if noisy else 'noise-free'}: target = iradon_sart's "
-          f"error after {PASSES} passes, RMSE {target:.4f}, {best:.3f} s")
+          f"error after {PASSES} passes, RMSE {target:.4f}, {best:.3f} s per slice on one core")
     with tempfile.TemporaryDirectory() as tmp:
         for label, subsets, limit in (("OS-SART", n_angles, 40),) + ((("SIRT", 1, 640),) if with_sirt else ()):
-            passes, error, single, series = to_target(tmp, sino, angles, ph, target, subsets, limit)
-            if np.isnan(single):
+            passes, error, times = to_target(tmp, sino, angles, ph, target, subsets, limit)
+            if times is None:
                 print(f"  reloc {label:8s}: not reached in {passes} passes (RMSE {error:.4f})")
                 continue
-            print(f"  reloc {label:8s}: {passes:3d} passes, RMSE {error:.4f}: {single:.3f} s one slice 1 thread, "
-                  f"{series:.3f} s per slice of {SERIES} on all cores; ratio skimage / reloc {best / single:.1f}x "
-                  f"(one slice), {best / series:.1f}x (series)")
+            print(f"  reloc {label:8s}: {passes:3d} passes, RMSE {error:.4f}: {ratios(best, times)}")
+            if label != "OS-SART":
+                continue
+            error = rmse(reloc(Path(tmp) / "one.h5", 40, subsets, 1, 1, TOL)[2], ph)
+            times, taken = timings(tmp, 40, subsets, TOL)
+            print(f"  reloc stopping rule (--tolerance {TOL}, <= 40 passes): stopped after {taken} passes, RMSE "
+                  f"{error:.4f} ({'reaches' if error <= target else 'misses'} the target): {ratios(best, times)}")
 
 
 def main():
+    print(f"load average {'/'.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cores")
     case(101, 31, False, with_sirt=True)
     case(256, 180, False)
     case(256, 180, True)
+    print(f"load average at the end {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
