@@ -322,12 +322,12 @@ static int poly_peak(const double *c, int nc, double lo, double hi, double *t_pe
  * energies. The residual sum of squares follows without a second pass: the fit is a projection, so
  * RSS = sum y^2 - |V c|^2 with |V c|^2 = c^T (V^T V) c. Loops over a block run over contiguous columns the
  * compiler vectorises (O3 and no-trapping-math, so that the selects stay branch-free). */
-enum { BLOCK = 256 };
+enum { BLOCK = 128 };
 
 /* The block loops are compiled for AVX-512, AVX2 + FMA and baseline x86-64, and the loader picks the best the
  * CPU runs (the release build targets baseline x86-64, whose 2-wide vectors halve the speed of these loops). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3", "no-trapping-math", "no-math-errno")
+#pragma GCC optimize("O3", "no-trapping-math")
 #define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VECTOR_CLONES
@@ -387,12 +387,11 @@ VECTOR_CLONES static void finish_block(const fit_plan *p, block_sums *s, int nb)
         double q = 1 - clamped / tss;
         q = tss > 0 ? q : NAN;
         q = bad ? NAN : q;
-        rmse[b] = bad ? NAN : clamped / m; /* squared here: sqrt, which may set errno, keeps a loop scalar */
+        rmse[b] = bad ? NAN : sqrt(clamped / m); /* one instruction: the Makefile builds this file without errno */
         r2[b] = q;
         adj[b] = 1 - (1 - q) * adj_factor;
         status[b] = bad ? XANES_BAD_DATA : XANES_NO_PEAK;
     }
-    for (int b = 0; b < nb; b++) rmse[b] = sqrt(rmse[b]);
     if (nc == 3) { /* the vertex of the parabola */
         const double *restrict c1 = s->coef[1], *restrict c2 = s->coef[2];
         for (int b = 0; b < nb; b++) {
