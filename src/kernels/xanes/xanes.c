@@ -490,7 +490,16 @@ typedef struct job {
     const fit_plan *plan;      /* NULL: no fit in this pass */
     double *block_spectra;     /* blocks x count: each block's part of the summed spectrum (mask pass) */
     block_sums *sums;          /* one per worker */
+    struct block_stats *stats; /* one per block (fit pass) */
+    long *hist;                /* workers x hist_bins: each worker's histogram (fit pass) */
 } job;
+
+/* A block's part of the statistics: voxels per status, and the sum and sum of squares of the XANES_OK voxels' peak
+ * energies measured from the histogram's low end (within the window, so the variance keeps its digits). */
+typedef struct block_stats {
+    long n[4];
+    double sum, sum2;
+} block_stats;
 
 /* Mean absorption and edge jump of voxel v over its finite samples only; adds them to the block's part of the
  * summed spectrum when the voxel is kept. */
@@ -635,6 +644,23 @@ VECTOR_CLONES static void store_fits(job *j, size_t v0, int nb, const block_sums
     }
 }
 
+/* Adds the block's final statuses and peak energies to its statistics and the worker's histogram. */
+static void tally_block(const job *j, size_t v0, int nb, block_stats *st, long *hist)
+{
+    const xanes_result *r = j->r;
+    const double lo = r->hist_lo, width = (r->hist_hi - r->hist_lo) / r->hist_bins;
+    for (int b = 0; b < nb; b++) {
+        int status = r->status[v0 + b];
+        st->n[status < 4 ? status : XANES_BAD_DATA]++;
+        if (status != XANES_OK) continue;
+        double e = r->peak_energy[v0 + b], d = e - lo;
+        st->sum += d;
+        st->sum2 += d * d;
+        int bin = (int)floor((e - lo) / width);
+        hist[bin < 0 ? 0 : bin >= r->hist_bins ? r->hist_bins - 1 : bin]++;
+    }
+}
+
 static void analyse_block(void *ctx, int item, int worker)
 {
     job *j = ctx;
@@ -646,6 +672,7 @@ static void analyse_block(void *ctx, int item, int worker)
     if (j->plan) {
         finish_block(j->plan, s, nb);
         store_fits(j, v0, nb, s);
+        tally_block(j, v0, nb, &j->stats[item], j->hist + (size_t)worker * j->r->hist_bins);
     }
 }
 
@@ -675,34 +702,23 @@ static void result_alloc(xanes_result *r, const int dims[3], int count, int hist
     r->summed_spectrum = xcalloc((size_t)count, sizeof(double));
 }
 
-static void statistics(xanes_result *r)
+/* Counts, histogram, centroid and spread from the blocks' parts, added in block order. */
+static void statistics(xanes_result *r, const block_stats *stats, int blocks, const long *hist, int workers)
 {
-    size_t n = (size_t)r->nx * r->ny * r->nz;
-    double sum = 0, sum2 = 0, w = (r->hist_hi - r->hist_lo) / r->hist_bins;
-    for (size_t v = 0; v < n; v++) {
-        switch (r->status[v]) {
-        case XANES_OK: {
-            double e = r->peak_energy[v];
-            r->n_ok++;
-            sum += e;
-            int b = (int)floor((e - r->hist_lo) / w);
-            if (b >= r->hist_bins) b = r->hist_bins - 1;
-            if (b < 0) b = 0;
-            r->hist[b]++;
-            break;
-        }
-        case XANES_NO_PEAK: r->n_no_peak++; break;
-        case XANES_MASKED: r->n_masked++; break;
-        default: r->n_bad++; break;
-        }
+    double sum = 0, sum2 = 0;
+    for (int b = 0; b < blocks; b++) {
+        r->n_ok += stats[b].n[XANES_OK];
+        r->n_masked += stats[b].n[XANES_MASKED];
+        r->n_no_peak += stats[b].n[XANES_NO_PEAK];
+        r->n_bad += stats[b].n[XANES_BAD_DATA];
+        sum += stats[b].sum;
+        sum2 += stats[b].sum2;
     }
-    r->centroid = r->n_ok ? sum / r->n_ok : NAN;
-    for (size_t v = 0; v < n; v++)
-        if (r->status[v] == XANES_OK) {
-            double d = r->peak_energy[v] - r->centroid;
-            sum2 += d * d;
-        }
-    r->std = r->n_ok ? sqrt(sum2 / r->n_ok) : NAN;
+    for (int w = 0; w < workers; w++)
+        for (int k = 0; k < r->hist_bins; k++) r->hist[k] += hist[(size_t)w * r->hist_bins + k];
+    double mean = r->n_ok ? sum / r->n_ok : NAN, variance = r->n_ok ? sum2 / r->n_ok - mean * mean : NAN;
+    r->centroid = r->hist_lo + mean;
+    r->std = r->n_ok ? sqrt(fmax(variance, 0)) : NAN; /* rounding may leave a zero variance slightly negative */
 }
 
 int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, char *err, size_t errlen)
@@ -739,6 +755,10 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     int workers = parallel_workers(blocks, p->threads);
     j.block_spectra = xcalloc((size_t)blocks * s->count, sizeof(double));
     j.sums = xmalloc((size_t)workers * sizeof(block_sums));
+    j.stats = xcalloc((size_t)blocks, sizeof(block_stats));
+    j.hist = xcalloc((size_t)workers * p->hist_bins, sizeof(long));
+    r->window_lo = r->hist_lo = p->window_lo; /* the histogram spans the window (the automatic one: set below) */
+    r->window_hi = r->hist_hi = p->window_hi;
     double *row_sums = xmalloc((size_t)workers * s->count * sizeof(double));
     for (int w = 0; w < workers; w++) j.sums[w].row = row_sums + (size_t)w * s->count;
     parallel_for(blocks, workers, analyse_block, &j);
@@ -756,8 +776,6 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     free(order);
 
     int rc = -1;
-    r->window_lo = p->window_lo;
-    r->window_hi = p->window_hi;
     if (automatic) {
         long kept = 0;
         for (size_t v = 0; v < j.nvox; v++) kept += r->status[v] == XANES_OK;
@@ -769,8 +787,8 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
         int best = 0;
         for (int k = 1; k < s->count; k++)
             if (r->summed_spectrum[k] > r->summed_spectrum[best]) best = k;
-        r->window_lo = r->spectrum_energy[best] - p->half_width;
-        r->window_hi = r->spectrum_energy[best] + p->half_width;
+        r->window_lo = r->hist_lo = r->spectrum_energy[best] - p->half_width;
+        r->window_hi = r->hist_hi = r->spectrum_energy[best] + p->half_width;
         if (plan_build(&plan, s->energy, s->count, p->order, r->window_lo, r->window_hi, err, errlen) != 0)
             goto done;
         j.mask_pass = 0;
@@ -778,9 +796,7 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
         parallel_for(blocks, workers, analyse_block, &j);
     }
     r->window_points = plan.m;
-    r->hist_lo = r->window_lo;
-    r->hist_hi = r->window_hi;
-    statistics(r);
+    statistics(r, j.stats, blocks, j.hist, workers);
     if (xanes_fit_spectrum(r->spectrum_energy, r->summed_spectrum, s->count, p->order, r->window_lo, r->window_hi,
                            &r->summed, err, errlen) != 0)
         goto done;
@@ -789,6 +805,8 @@ done:
     plan_free(&plan);
     free(j.block_spectra);
     free(j.sums);
+    free(j.stats);
+    free(j.hist);
     free(row_sums);
     if (data != s->data) free(data);
     if (rc != 0) xanes_result_free(r);
