@@ -65,7 +65,7 @@ def main():
             fitted = re.search(r"fitted \d+ voxels in ([0-9.]+) s \(CPU ([0-9.]+) s", result.stderr)
             logged["kernel"].append(float(fitted.group(1)))
             logged["kernel_cpu"].append(float(fitted.group(2)))
-            logged["read"].append(float(re.search(r"voxels in ([0-9.]+) s \(", result.stderr).group(1)))
+            logged["read"].append(float(re.search(r"\d+ x \d+ x \d+ voxels in ([0-9.]+) s", result.stderr).group(1)))
             logged["write"].append(float(re.search(r"wrote the maps in ([0-9.]+) s", result.stderr).group(1)))
             t0, c0 = time.perf_counter(), time.process_time()
             peer_peak, _, _ = numpy_fit(ENERGY, stack)
