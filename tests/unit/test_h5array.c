@@ -1,6 +1,7 @@
 /* test_h5array.c -- unit tests of src/formats/h5array: locations split into file and dataset, datasets written
  * and read back with their shape and type, attributes, adding to an existing file (replacing a group, leaving a
- * file that is not HDF5 alone), empty datasets, and errors reported as text. */
+ * file that is not HDF5 alone), empty datasets, errors reported as text, and float32 datasets mapped from the file
+ * (the same samples as read; other types refused so that the caller reads them). */
 #include "unit.h"
 
 #include "formats/h5array/h5array.h"
@@ -134,6 +135,45 @@ static void errors_are_reported_as_text(void **state)
     assert_non_null(strstr(err, "/v"));                                     /* the first failure is the one told */
 }
 
+static void float_datasets_mapped_from_the_file(void **state)
+{
+    (void)state;
+    char path[256];
+    unit_path(path, sizeof path, "mapped.h5");
+    h5out *out = h5out_create(path, err, sizeof err);
+    assert_non_null(out);
+    enum { N = 3 * 5 * 7 };
+    float f[N];
+    double d[4] = {1, 2, 3, 4};
+    for (int k = 0; k < N; k++) f[k] = (float)k * 0.25f - 3;
+    size_t dims[3] = {3, 5, 7}, n4 = 4;
+    assert_int_equal(h5out_write_double(out, "/first", d, 1, &n4), 0);   /* the stack does not start the file */
+    assert_int_equal(h5out_write_float(out, "/stack", f, 3, dims), 0);
+    assert_int_equal(h5out_close(out, err, sizeof err), 0);
+
+    h5array shape;
+    h5array_mapping mapping;
+    const float *mapped = h5array_map_float(path, "/stack", &shape, &mapping, err, sizeof err);
+    assert_non_null(mapped);
+    assert_int_equal(shape.rank, 3);
+    assert_int_equal(shape.dims[0], 3);
+    assert_int_equal(shape.dims[2], 7);
+    assert_null(shape.data);
+    float *read = h5array_read_float(path, "/stack", &shape, err, sizeof err);
+    assert_non_null(read);
+    assert_memory_equal(mapped, read, sizeof f);
+    assert_memory_equal(mapped, f, sizeof f);
+    free(read);
+    h5array_unmap(&mapping);
+    assert_null(mapping.base);
+
+    assert_null(h5array_map_float(path, "/first", &shape, &mapping, err, sizeof err));   /* float64: read it */
+    assert_non_null(strstr(err, "not a contiguous native float32 dataset"));
+    assert_null(mapping.base);
+    assert_null(h5array_map_float(path, "/none", &shape, &mapping, err, sizeof err));
+    assert_non_null(strstr(err, "no dataset"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +181,7 @@ int main(void)
         cmocka_unit_test(datasets_and_attributes_round_trip),
         cmocka_unit_test(adding_to_a_file_replaces_a_group_and_keeps_the_rest),
         cmocka_unit_test(errors_are_reported_as_text),
+        cmocka_unit_test(float_datasets_mapped_from_the_file),
     };
     return cmocka_run_group_tests(tests, unit_scratch_setup, unit_scratch_teardown);
 }

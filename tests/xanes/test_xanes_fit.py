@@ -274,3 +274,30 @@ def test_stack_without_energy_axis_is_reported(tmp_path):
         f["energy"] = np.arange(8.0)
     result = xs.run_xanes([tmp_path / "img.h5"], check=False)
     assert result.returncode == 1 and "expected (energy, y, x) or (energy, z, y, x)" in result.stderr
+
+
+def test_mapped_and_copied_stacks_give_the_same_maps(tmp_path):
+    """A contiguous float32 stack is mapped from the file, any other stored form (chunked and compressed here) is
+    read into memory: both give the same maps, bit for bit, with NaN samples, a stack not a multiple of the voxel
+    block, and a file that starts with a user block."""
+    rng = np.random.default_rng(5)
+    peaks = 8348.0 + rng.uniform(-2.0, 2.0, (13, 29))
+    stack = xs.edge_spectrum(ENERGY[:, None, None], peaks, rng.uniform(0.5, 2.0, peaks.shape))
+    stack = (stack + rng.normal(0, 0.01, stack.shape)).astype(np.float32)
+    stack[25, 3, 4] = np.nan                      # 8345 eV, inside the window
+    xs.write_stack(tmp_path / "mapped.h5", ENERGY, stack)
+    with h5py.File(tmp_path / "copied.h5", "w") as f:
+        f.create_dataset("data", data=stack, chunks=(len(ENERGY), 4, 8), compression="gzip")
+        f["energy"] = ENERGY
+    with h5py.File(tmp_path / "userblock.h5", "w", userblock_size=512) as f:   # dataset offsets past a user block
+        f["data"] = stack
+        f["energy"] = ENERGY
+    outs = {}
+    for name, how in (("mapped", "mapped from the file"), ("copied", "copied"), ("userblock", "mapped from the file")):
+        result = xs.run_xanes([tmp_path / f"{name}.h5", "--window", "8343:8353", "-o", tmp_path / f"{name}_o.h5"])
+        assert how in result.stderr, result.stderr
+        outs[name] = xs.read_result(tmp_path / f"{name}_o.h5")
+    assert outs["mapped"]["status"][3, 4] == 3 and (np.delete(outs["mapped"]["status"].ravel(), 3 * 29 + 4) == 0).all()
+    for key in ("peak_energy", "r2", "rmse", "mean_absorption", "status"):
+        np.testing.assert_array_equal(outs["mapped"][key], outs["copied"][key], err_msg=key)
+        np.testing.assert_array_equal(outs["userblock"][key], outs["copied"][key], err_msg=key)

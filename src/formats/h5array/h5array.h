@@ -34,6 +34,20 @@ int h5array_read(const char *file, const char *dset, h5array *out, char *err, si
  * samples (free()) with the shape in *shape (shape->data stays NULL), or NULL with a message, which names values
  * beyond the float32 range rather than turning them into infinities. */
 float *h5array_read_float(const char *file, const char *dset, h5array *shape, char *err, size_t errlen);
+/* A whole dataset mapped read-only from its file (h5array_map.c). */
+typedef struct h5array_mapping {
+    void *base;
+    size_t length;
+} h5array_mapping;
+/* Maps a float32 dataset (native byte order, stored contiguous: no chunks, no filters; what h5py and reloc write by
+ * default) from its file without copying: the pages come straight from the page cache, all mapped in one call, where
+ * reading would copy them into fresh memory page by page. Returns the samples with the shape in *shape
+ * (shape->data stays NULL) and the mapping in *mapping (h5array_unmap releases it), or NULL when the dataset is
+ * stored otherwise or cannot be mapped (read it with h5array_read_float then; err says why). The file must not be
+ * truncated while it is mapped. */
+const float *h5array_map_float(const char *file, const char *dset, h5array *shape, h5array_mapping *mapping,
+                               char *err, size_t errlen);
+void h5array_unmap(h5array_mapping *mapping);
 /* Reads a string or numeric scalar attribute of a dataset or group as text; -1 when absent. */
 int h5array_read_attr_string(const char *file, const char *object, const char *name, char *out, size_t outlen);
 size_t h5array_count(const h5array *a);

@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,7 @@ typedef struct fit_plan {
     double centre, scale;
     double t_lo, t_hi;         /* range of t in the window */
     double *solve;             /* ncoef x m: coefficients = solve * y */
+    double *gram;              /* ncoef x ncoef: V^T V, V the m x ncoef matrix of powers of t */
 } fit_plan;
 
 static void plan_free(fit_plan *p)
@@ -145,6 +147,7 @@ static void plan_free(fit_plan *p)
     free(p->wanted);
     free(p->t);
     free(p->solve);
+    free(p->gram);
     memset(p, 0, sizeof *p);
 }
 
@@ -244,6 +247,10 @@ static int plan_build(fit_plan *p, const double *energy, int n, int order, doubl
         plan_free(p);
         return -1;
     }
+    p->gram = xcalloc((size_t)nc * (size_t)nc, sizeof(double));
+    for (int i = 0; i < nc; i++)
+        for (int j = 0; j < nc; j++)
+            for (int k = 0; k < m; k++) p->gram[i * nc + j] += pow(p->t[k], i + j);
     p->solve = xmalloc((size_t)nc * (size_t)m * sizeof(double));
     for (int k = 0; k < m; k++) /* back substitution for column k of Q^T */
         for (int j = nc - 1; j >= 0; j--) {
@@ -307,79 +314,100 @@ static int poly_peak(const double *c, int nc, double lo, double hi, double *t_pe
     return found ? 0 : -1;
 }
 
-/* ---- the fit of a block of voxels: coefficients = solve * samples, then the residuals, all per column ---- */
+/* ---- the fit of a block of voxels: one pass over the samples into per-column sums ---- */
 
-/* Voxels fitted together: BLOCK columns of samples, one row per energy, in doubles (the loops over a block run
- * over a constant count the compiler vectorizes; columns past the data are zero and ignored). */
-enum { BLOCK = 256 };
+/* Voxels handled together: BLOCK contiguous columns of the stack. Each sample is read once, straight from the
+ * stack, into double sums per column: for the fit the window samples' sum, sum of squares and the coefficients
+ * solve * y (the pseudo-inverse times the samples); for the mask the sums over all, pre-edge and post-edge
+ * energies. The residual sum of squares follows without a second pass: the fit is a projection, so
+ * RSS = sum y^2 - |V c|^2 with |V c|^2 = c^T (V^T V) c. Loops over a block run over contiguous columns the
+ * compiler vectorises (O3 and no-trapping-math, so that the selects stay branch-free). */
+enum { BLOCK = 128 };
 
-/* The block loops are compiled twice, for baseline x86-64 and for AVX2, and the loader picks the one the
+/* The block loops are compiled for AVX-512, AVX2 + FMA and baseline x86-64, and the loader picks the best the
  * CPU runs (the release build targets baseline x86-64, whose 2-wide vectors halve the speed of these loops). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#pragma GCC optimize("O3", "no-trapping-math")
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VECTOR_CLONES
 #endif
 
-typedef struct block_fit {
-    double coef[XANES_MAX_ORDER + 1][BLOCK];
-    double mean[BLOCK], rss[BLOCK], tss[BLOCK], model[BLOCK];
-} block_fit;
+typedef struct block_sums {
+    double coef[XANES_MAX_ORDER + 1][BLOCK];      /* solve * window samples */
+    double sum[BLOCK], sum2[BLOCK];               /* window samples, their squares */
+    double total[BLOCK], pre[BLOCK], post[BLOCK]; /* all, pre-edge and post-edge samples (mask pass) */
+    /* filled by finish_block */
+    double peak[BLOCK], rmse[BLOCK], r2[BLOCK], adj_r2[BLOCK];
+    unsigned char status[BLOCK];
+    double *row;               /* per stack energy: the sum of its samples over the block (mask pass) */
+} block_sums;
 
-/* rows[k] holds the samples of stack energy k (only the window's rows are read). A non-finite sample makes the
- * column's rss NaN, so no test per sample is needed. */
-VECTOR_CLONES static void fit_columns(const fit_plan *p, const double *restrict rows, block_fit *restrict f)
+/* Adds one window sample of nb columns (y, weights w[c] of the pseudo-inverse) to the fit sums. Inlined with a
+ * constant nc, so that one branch-free loop updates every sum (pointers are restrict-qualified locals: the build does
+ * not assume strict aliasing, which would otherwise keep the loops scalar). */
+static inline __attribute__((always_inline)) void add_window_row(block_sums *s, int nc, const double *w,
+                                                                 const float *restrict y, int nb)
 {
-    const int m = p->m, nc = p->ncoef;
-    memset(f, 0, sizeof *f);
-    for (int k = 0; k < m; k++) {
-        const double *y = rows + (size_t)p->index[k] * BLOCK;
-        for (int b = 0; b < BLOCK; b++) f->mean[b] += y[b];
-        for (int j = 0; j < nc; j++) {
-            const double w = p->solve[(size_t)j * m + k];
-            double *c = f->coef[j];
-            for (int b = 0; b < BLOCK; b++) c[b] += w * y[b];
-        }
-    }
-    for (int b = 0; b < BLOCK; b++) f->mean[b] /= m;
-    for (int k = 0; k < m; k++) {
-        const double *y = rows + (size_t)p->index[k] * BLOCK, t = p->t[k];
-        memcpy(f->model, f->coef[nc - 1], sizeof f->model);
-        for (int j = nc - 2; j >= 0; j--)
-            for (int b = 0; b < BLOCK; b++) f->model[b] = f->model[b] * t + f->coef[j][b];
-        for (int b = 0; b < BLOCK; b++) {
-            double r = y[b] - f->model[b], d = y[b] - f->mean[b];
-            f->rss[b] += r * r;
-            f->tss[b] += d * d;
-        }
+    double *restrict sum = s->sum, *restrict sum2 = s->sum2, *restrict c0 = s->coef[0], *restrict c1 = s->coef[1],
+                     *restrict c2 = s->coef[2], *restrict c3 = s->coef[3], *restrict c4 = s->coef[4];
+    const double w0 = w[0], w1 = w[1], w2 = w[2], w3 = nc > 3 ? w[3] : 0, w4 = nc > 4 ? w[4] : 0;
+    for (int b = 0; b < nb; b++) {
+        const double v = y[b];
+        sum[b] += v;
+        sum2[b] += v * v;
+        c0[b] += w0 * v;
+        c1[b] += w1 * v;
+        c2[b] += w2 * v;
+        if (nc > 3) c3[b] += w3 * v;
+        if (nc > 4) c4[b] += w4 * v;
     }
 }
 
-/* Quality figures and the peak of column b. */
-static void finish_column(const fit_plan *p, const block_fit *bf, int b, xanes_fit *f)
+/* RMSE, R^2, adjusted R^2, the peak and the status of nb columns from their fit sums. */
+VECTOR_CLONES static void finish_block(const fit_plan *p, block_sums *s, int nb)
 {
-    int m = p->m, nc = p->ncoef;
-    memset(f, 0, sizeof *f);
-    f->centre = p->centre;
-    f->scale = p->scale;
-    double rss = bf->rss[b], tss = bf->tss[b];
-    if (!isfinite(rss)) {
-        f->status = XANES_BAD_DATA;
-        f->peak_energy = f->peak_value = f->rmse = f->r2 = f->adj_r2 = NAN;
-        return;
+    const int m = p->m, nc = p->ncoef;
+    const double dof = m - nc, t_lo = p->t_lo, t_hi = p->t_hi, centre = p->centre, scale = p->scale;
+    double fitted[BLOCK] = {0}; /* |V c|^2 = c^T G c */
+    for (int i = 0; i < nc; i++)
+        for (int k = 0; k < nc; k++) {
+            const double g = p->gram[i * nc + k];
+            const double *restrict ci = s->coef[i], *restrict ck = s->coef[k];
+            for (int b = 0; b < nb; b++) fitted[b] += g * ci[b] * ck[b];
+        }
+    const double *restrict sum = s->sum, *restrict sum2 = s->sum2;
+    double *restrict rmse = s->rmse, *restrict r2 = s->r2, *restrict adj = s->adj_r2, *restrict peak = s->peak;
+    unsigned char *restrict status = s->status;
+    const double adj_factor = dof > 0 ? (m - 1) / dof : NAN;
+    for (int b = 0; b < nb; b++) { /* selects only, so that the loop vectorises */
+        const double rss = sum2[b] - fitted[b], tss = sum2[b] - sum[b] * sum[b] / m;
+        const int bad = !(rss - rss == 0);            /* not finite: a non-finite sample in the window */
+        const double clamped = rss < 0 ? 0 : rss;     /* rounding of an exact fit */
+        double q = 1 - clamped / tss;
+        q = tss > 0 ? q : NAN;
+        q = bad ? NAN : q;
+        rmse[b] = bad ? NAN : sqrt(clamped / m); /* one instruction: the Makefile builds this file without errno */
+        r2[b] = q;
+        adj[b] = 1 - (1 - q) * adj_factor;
+        status[b] = bad ? XANES_BAD_DATA : XANES_NO_PEAK;
     }
-    for (int j = 0; j < nc; j++) f->coef[j] = bf->coef[j][b];
-    f->rmse = sqrt(rss / m);
-    f->r2 = tss > 0 ? 1 - rss / tss : NAN;
-    f->adj_r2 = m - p->order - 1 > 0 && tss > 0 ? 1 - (1 - f->r2) * (m - 1) / (m - p->order - 1) : NAN;
-    double t;
-    if (poly_peak(f->coef, nc, p->t_lo, p->t_hi, &t) == 0) {
-        f->status = XANES_OK;
-        f->peak_energy = p->centre + p->scale * t;
-        f->peak_value = poly_eval(f->coef, nc, t);
+    if (nc == 3) { /* the vertex of the parabola */
+        const double *restrict c1 = s->coef[1], *restrict c2 = s->coef[2];
+        for (int b = 0; b < nb; b++) {
+            double t = -c1[b] / (2 * c2[b]);
+            int ok = c2[b] < 0 && t > t_lo && t < t_hi && status[b] != XANES_BAD_DATA;
+            peak[b] = ok ? centre + scale * t : NAN;
+            status[b] = ok ? XANES_OK : status[b];
+        }
     } else {
-        f->status = XANES_NO_PEAK;
-        f->peak_energy = f->peak_value = NAN;
+        for (int b = 0; b < nb; b++) {
+            double c[XANES_MAX_ORDER + 1], t;
+            for (int j = 0; j < nc; j++) c[j] = s->coef[j][b];
+            int ok = status[b] != XANES_BAD_DATA && poly_peak(c, nc, t_lo, t_hi, &t) == 0;
+            peak[b] = ok ? centre + scale * t : NAN;
+            status[b] = ok ? XANES_OK : status[b];
+        }
     }
 }
 
@@ -392,13 +420,26 @@ int xanes_fit_spectrum(const double *energy, const double *mu, int n, int order,
     }
     fit_plan p;
     if (plan_build(&p, energy, n, order, lo, hi, err, errlen) != 0) return -1;
-    double *rows = xcalloc((size_t)n * BLOCK, sizeof(double));
-    for (int k = 0; k < n; k++) rows[(size_t)k * BLOCK] = mu[k];
-    block_fit *bf = xmalloc(sizeof *bf);
-    fit_columns(&p, rows, bf);
-    finish_column(&p, bf, 0, out);
-    free(bf);
-    free(rows);
+    block_sums *s = xcalloc(1, sizeof *s);
+    for (int kk = 0; kk < p.m; kk++) { /* in double: a summed spectrum needs more digits than a float */
+        double v = mu[p.index[kk]];
+        s->sum[0] += v;
+        s->sum2[0] += v * v;
+        for (int c = 0; c < p.ncoef; c++) s->coef[c][0] += p.solve[(size_t)c * p.m + kk] * v;
+    }
+    finish_block(&p, s, 1);
+    memset(out, 0, sizeof *out);
+    out->centre = p.centre;
+    out->scale = p.scale;
+    out->status = s->status[0];
+    out->peak_energy = s->peak[0];
+    out->rmse = s->rmse[0];
+    out->r2 = s->r2[0];
+    out->adj_r2 = s->adj_r2[0];
+    for (int c = 0; c < p.ncoef; c++) out->coef[c] = s->coef[c][0];
+    out->peak_value = out->status == XANES_OK ? poly_eval(out->coef, p.ncoef, (out->peak_energy - p.centre) / p.scale)
+                                              : NAN;
+    free(s);
     plan_free(&p);
     return 0;
 }
@@ -436,7 +477,7 @@ static float *bin_stack(const xanes_stack *s, const int bin[3], int dims[3])
     return out;
 }
 
-/* ---- the analysis: blocks of voxels, each read once from the stack into a worker's rows ---- */
+/* ---- the analysis: blocks of voxels, each sample read once from the stack ---- */
 
 typedef struct job {
     const float *data;         /* count images of nvox (binned) voxels */
@@ -447,113 +488,192 @@ typedef struct job {
     xanes_result *r;
     int mask_pass;             /* compute mean, edge jump, mask and summed spectrum */
     const fit_plan *plan;      /* NULL: no fit in this pass */
-    double *partial_sums;      /* workers x count x BLOCK: summed spectrum per worker and column */
-    double *rows;              /* workers x count x BLOCK */
-    block_fit *fits;           /* one per worker */
+    double *block_spectra;     /* blocks x count: each block's part of the summed spectrum (mask pass) */
+    block_sums *sums;          /* one per worker */
+    struct block_stats *stats; /* one per block (fit pass) */
+    long *hist;                /* workers x hist_bins: each worker's histogram (fit pass) */
 } job;
 
-/* Copies the block's samples of energy k (when wanted) into rows, zero past the data. */
-VECTOR_CLONES static void gather(const job *j, size_t v0, int nb, const unsigned char *wanted, double *rows)
-{
-    for (int k = 0; k < j->count; k++) {
-        if (wanted && !wanted[k]) continue;
-        const float *restrict src = j->data + (size_t)k * j->nvox + v0;
-        double *restrict dst = rows + (size_t)k * BLOCK;
-        for (int b = 0; b < nb; b++) dst[b] = src[b];
-        for (int b = nb; b < BLOCK; b++) dst[b] = 0;
-    }
-}
+/* A block's part of the statistics: voxels per status, and the sum and sum of squares of the XANES_OK voxels' peak
+ * energies measured from the histogram's low end (within the window, so the variance keeps its digits). */
+typedef struct block_stats {
+    long n[4];
+    double sum, sum2;
+} block_stats;
 
-/* Mean absorption and edge jump of column b over its finite samples only; zeroes its other samples in rows so
- * that the summed spectrum can add the column without a test per sample. */
-static void finite_stats(const job *j, double *rows, int b, double *mean, double *jump)
+/* Mean absorption and edge jump of voxel v over its finite samples only; adds them to the block's part of the
+ * summed spectrum when the voxel is kept. */
+static void finite_stats(const job *j, size_t v, int kept, double *spectrum, double *mean, double *jump)
 {
     const xanes_params *p = j->params;
     double total = 0, pre = 0, post = 0;
     int n = 0, npre = 0, npost = 0;
     for (int k = 0; k < j->count; k++) {
-        double *y = rows + (size_t)k * BLOCK + b, e = j->energy[k];
-        if (!isfinite(*y)) {
-            *y = 0;
-            continue;
-        }
-        total += *y;
+        double y = j->data[(size_t)k * j->nvox + v], e = j->energy[k];
+        if (!isfinite(y)) continue;
+        if (kept) spectrum[k] += y;
+        total += y;
         n++;
-        if (e <= p->edge_energy - p->edge_gap) { pre += *y; npre++; }
-        if (e >= p->edge_energy + p->edge_gap) { post += *y; npost++; }
+        if (e <= p->edge_energy - p->edge_gap) { pre += y; npre++; }
+        if (e >= p->edge_energy + p->edge_gap) { post += y; npost++; }
     }
     *mean = n ? total / n : NAN;
     *jump = npre && npost ? post / npost - pre / npre : NAN;
 }
 
-/* Mean absorption, edge jump, the mask (status XANES_OK to be fitted, or XANES_MASKED) and the kept voxels'
- * contribution to the summed spectrum (sums: count x BLOCK, reduced over the columns at the end). Sums run over
- * whole columns; a column whose total is not finite holds a non-finite sample and is redone on its finite ones. */
-VECTOR_CLONES static void mask_block(job *j, size_t v0, int nb, double *restrict rows, double *restrict sums)
+/* Reads the block's samples once: the mask sums over all energies (mask pass) and the fit sums over the window's. */
+VECTOR_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums *restrict s)
 {
     const xanes_params *p = j->params;
-    double total[BLOCK] = {0}, pre[BLOCK] = {0}, post[BLOCK] = {0}, keep[BLOCK] = {0};
+    const fit_plan *plan = j->plan;
+    const double pre_e = p->edge_energy - p->edge_gap, post_e = p->edge_energy + p->edge_gap;
+    double *restrict total = s->total, *restrict pre_sum = s->pre, *restrict post_sum = s->post;
+    memset(s, 0, offsetof(block_sums, peak));
+    enum { LANES = 8 };
+    for (int k = 0, kk = 0; k < j->count; k++) {
+        const float *restrict y = j->data + (size_t)k * j->nvox + v0;
+        if (v0 + 2 * BLOCK <= j->nvox) /* the next block's row: 40 rows far apart defeat the hardware prefetcher */
+            for (int b = 0; b < BLOCK; b += 64 / (int)sizeof(float)) __builtin_prefetch(y + BLOCK + b);
+        if (j->mask_pass) {
+            const double e = j->energy[k], wpre = e <= pre_e, wpost = e >= post_e;
+            double lane[LANES] = {0}; /* the row's sum over the block, in a fixed order */
+            int b = 0;
+            for (; b + LANES <= nb; b += LANES)
+                for (int l = 0; l < LANES; l++) {
+                    const double v = y[b + l];
+                    total[b + l] += v;
+                    pre_sum[b + l] += wpre * v; /* NaN when v is: such voxels are redone (finite_stats) */
+                    post_sum[b + l] += wpost * v;
+                    lane[l] += v;
+                }
+            for (; b < nb; b++) {
+                const double v = y[b];
+                total[b] += v;
+                pre_sum[b] += wpre * v;
+                post_sum[b] += wpost * v;
+                lane[0] += v;
+            }
+            double row = 0;
+            for (int l = 0; l < LANES; l++) row += lane[l];
+            s->row[k] = row;
+        }
+        if (!plan || !plan->wanted[k]) continue;
+        double w[XANES_MAX_ORDER + 1];
+        for (int c = 0; c < plan->ncoef; c++) w[c] = plan->solve[(size_t)c * plan->m + kk];
+        kk++;
+        switch (plan->ncoef) {
+        case 3: add_window_row(s, 3, w, y, nb); break;
+        case 4: add_window_row(s, 4, w, y, nb); break;
+        default: add_window_row(s, 5, w, y, nb); break;
+        }
+    }
+}
+
+/* Mean absorption, edge jump, the mask (status XANES_OK to be fitted, or XANES_MASKED) and the kept voxels' part
+ * of the summed spectrum (spectrum: count sums, added over the block in a fixed order, so the result does not
+ * depend on the threads). A voxel whose total is not finite holds a non-finite sample and is redone on its finite
+ * ones. */
+VECTOR_CLONES static void mask_block(job *j, size_t v0, int nb, const block_sums *restrict s, double *spectrum)
+{
+    const xanes_params *p = j->params;
+    xanes_result *r = j->r;
     int npre = 0, npost = 0;
     for (int k = 0; k < j->count; k++) {
-        const double *y = rows + (size_t)k * BLOCK, e = j->energy[k];
-        for (int b = 0; b < BLOCK; b++) total[b] += y[b];
-        if (e <= p->edge_energy - p->edge_gap) {
-            npre++;
-            for (int b = 0; b < BLOCK; b++) pre[b] += y[b];
-        }
-        if (e >= p->edge_energy + p->edge_gap) {
-            npost++;
-            for (int b = 0; b < BLOCK; b++) post[b] += y[b];
-        }
+        npre += j->energy[k] <= p->edge_energy - p->edge_gap;
+        npost += j->energy[k] >= p->edge_energy + p->edge_gap;
     }
-    xanes_result *r = j->r;
+    unsigned char redo[BLOCK];
+    double keep[BLOCK]; /* 1: the voxel's samples go into the summed spectrum */
+    int all_kept = 1;
     for (int b = 0; b < nb; b++) {
-        size_t v = v0 + (size_t)b;
-        double mean = total[b] / j->count, jump = npre && npost ? post[b] / npost - pre[b] / npre : NAN;
-        if (!isfinite(total[b])) finite_stats(j, rows, b, &mean, &jump);
-        r->mean_absorption[v] = (float)mean;
-        r->edge_jump[v] = (float)jump;
+        double mean = s->total[b] / j->count;
+        double jump = npre && npost ? s->post[b] / npost - s->pre[b] / npre : NAN;
         int kept = p->mask_mode == XANES_MASK_MEAN ? mean > p->mask_threshold
                    : p->mask_mode == XANES_MASK_EDGE_JUMP ? jump > p->mask_threshold : 1;
-        r->status[v] = kept ? XANES_OK : XANES_MASKED;
-        keep[b] = kept;
+        redo[b] = !isfinite(s->total[b]);
+        keep[b] = kept && !redo[b];
+        all_kept &= kept && !redo[b];
+        r->mean_absorption[v0 + b] = (float)mean;
+        r->edge_jump[v0 + b] = (float)jump;
+        r->status[v0 + b] = kept ? XANES_OK : XANES_MASKED;
     }
+    enum { LANES = 8 };
     for (int k = 0; k < j->count; k++) {
-        const double *y = rows + (size_t)k * BLOCK;
-        double *sum = sums + (size_t)k * BLOCK;
-        for (int b = 0; b < BLOCK; b++) sum[b] += keep[b] * y[b];
+        if (all_kept) { /* the row sums sum_block took, added in the same order */
+            spectrum[k] = s->row[k];
+            continue;
+        }
+        const float *restrict y = j->data + (size_t)k * j->nvox + v0;
+        const double *restrict kp = keep;
+        double lane[LANES] = {0};
+        int b = 0;
+        for (; b + LANES <= nb; b += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] += kp[b + l] != 0 ? (double)y[b + l] : 0.0;
+        for (; b < nb; b++) lane[0] += kp[b] != 0 ? (double)y[b] : 0.0;
+        double sum = 0;
+        for (int l = 0; l < LANES; l++) sum += lane[l];
+        spectrum[k] = sum;
+    }
+    for (int b = 0; b < nb; b++) {
+        if (!redo[b]) continue;
+        double mean, jump;
+        finite_stats(j, v0 + (size_t)b, 0, spectrum, &mean, &jump);
+        int kept = p->mask_mode == XANES_MASK_MEAN ? mean > p->mask_threshold
+                   : p->mask_mode == XANES_MASK_EDGE_JUMP ? jump > p->mask_threshold : 1;
+        if (kept) finite_stats(j, v0 + (size_t)b, 1, spectrum, &mean, &jump);
+        r->mean_absorption[v0 + b] = (float)mean;
+        r->edge_jump[v0 + b] = (float)jump;
+        r->status[v0 + b] = kept ? XANES_OK : XANES_MASKED;
     }
 }
 
-/* Writes the maps of the block's voxels whose status is XANES_OK, from their fits. */
-static void store_fits(job *j, size_t v0, int nb, const block_fit *bf)
+/* Writes the fit maps of the block's voxels: their fits where the mask kept them (status XANES_OK), NaN elsewhere. */
+VECTOR_CLONES static void store_fits(job *j, size_t v0, int nb, const block_sums *s)
 {
     xanes_result *r = j->r;
+    unsigned char *restrict status = r->status + v0;
+    float *restrict peak = r->peak_energy + v0, *restrict rmse = r->rmse + v0, *restrict r2 = r->r2 + v0,
+                    *restrict adj = r->adj_r2 + v0;
     for (int b = 0; b < nb; b++) {
-        size_t v = v0 + (size_t)b;
-        if (r->status[v] != XANES_OK) continue;
-        xanes_fit f;
-        finish_column(j->plan, bf, b, &f);
-        r->status[v] = (unsigned char)f.status;
-        r->peak_energy[v] = (float)f.peak_energy;
-        r->rmse[v] = (float)f.rmse;
-        r->r2[v] = (float)f.r2;
-        r->adj_r2[v] = (float)f.adj_r2;
+        int kept = status[b] == XANES_OK;
+        status[b] = kept ? s->status[b] : status[b];
+        peak[b] = kept ? (float)s->peak[b] : NAN;
+        rmse[b] = kept ? (float)s->rmse[b] : NAN;
+        r2[b] = kept ? (float)s->r2[b] : NAN;
+        adj[b] = kept ? (float)s->adj_r2[b] : NAN;
     }
 }
 
-/* One block: gathered once; fitted before the mask pass, which may zero non-finite samples. */
+/* Adds the block's final statuses and peak energies to its statistics and the worker's histogram. */
+static void tally_block(const job *j, size_t v0, int nb, block_stats *st, long *hist)
+{
+    const xanes_result *r = j->r;
+    const double lo = r->hist_lo, width = (r->hist_hi - r->hist_lo) / r->hist_bins;
+    for (int b = 0; b < nb; b++) {
+        int status = r->status[v0 + b];
+        st->n[status < 4 ? status : XANES_BAD_DATA]++;
+        if (status != XANES_OK) continue;
+        double e = r->peak_energy[v0 + b], d = e - lo;
+        st->sum += d;
+        st->sum2 += d * d;
+        int bin = (int)floor((e - lo) / width);
+        hist[bin < 0 ? 0 : bin >= r->hist_bins ? r->hist_bins - 1 : bin]++;
+    }
+}
+
 static void analyse_block(void *ctx, int item, int worker)
 {
     job *j = ctx;
     size_t v0 = (size_t)item * BLOCK;
     int nb = (int)(j->nvox - v0 < BLOCK ? j->nvox - v0 : BLOCK);
-    double *rows = j->rows + (size_t)worker * j->count * BLOCK;
-    block_fit *bf = &j->fits[worker];
-    gather(j, v0, nb, j->mask_pass ? NULL : j->plan->wanted, rows);
-    if (j->plan) fit_columns(j->plan, rows, bf);
-    if (j->mask_pass) mask_block(j, v0, nb, rows, j->partial_sums + (size_t)worker * j->count * BLOCK);
-    if (j->plan) store_fits(j, v0, nb, bf);
+    block_sums *s = &j->sums[worker];
+    sum_block(j, v0, nb, s);
+    if (j->mask_pass) mask_block(j, v0, nb, s, j->block_spectra + (size_t)item * j->count);
+    if (j->plan) {
+        finish_block(j->plan, s, nb);
+        store_fits(j, v0, nb, s);
+        tally_block(j, v0, nb, &j->stats[item], j->hist + (size_t)worker * j->r->hist_bins);
+    }
 }
 
 static int cmp_by_energy(const void *a, const void *b, void *ctx)
@@ -570,11 +690,10 @@ static void result_alloc(xanes_result *r, const int dims[3], int count, int hist
     r->ny = dims[1];
     r->nz = dims[2];
     size_t n = (size_t)dims[0] * dims[1] * dims[2];
+    /* Not initialised: the mask pass writes every voxel's mean absorption and edge jump, the fit pass every voxel's
+     * fit maps (in the workers, which also take the page faults of first use). */
     float **maps[] = {&r->peak_energy, &r->rmse, &r->r2, &r->adj_r2, &r->edge_jump, &r->mean_absorption};
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
-        *maps[i] = xmalloc(n * sizeof(float));
-        for (size_t v = 0; v < n; v++) (*maps[i])[v] = NAN;
-    }
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) *maps[i] = xmalloc(n * sizeof(float));
     r->status = xcalloc(n, 1);
     r->hist_bins = hist_bins;
     r->hist = xcalloc((size_t)hist_bins, sizeof(long));
@@ -583,34 +702,23 @@ static void result_alloc(xanes_result *r, const int dims[3], int count, int hist
     r->summed_spectrum = xcalloc((size_t)count, sizeof(double));
 }
 
-static void statistics(xanes_result *r)
+/* Counts, histogram, centroid and spread from the blocks' parts, added in block order. */
+static void statistics(xanes_result *r, const block_stats *stats, int blocks, const long *hist, int workers)
 {
-    size_t n = (size_t)r->nx * r->ny * r->nz;
-    double sum = 0, sum2 = 0, w = (r->hist_hi - r->hist_lo) / r->hist_bins;
-    for (size_t v = 0; v < n; v++) {
-        switch (r->status[v]) {
-        case XANES_OK: {
-            double e = r->peak_energy[v];
-            r->n_ok++;
-            sum += e;
-            int b = (int)floor((e - r->hist_lo) / w);
-            if (b >= r->hist_bins) b = r->hist_bins - 1;
-            if (b < 0) b = 0;
-            r->hist[b]++;
-            break;
-        }
-        case XANES_NO_PEAK: r->n_no_peak++; break;
-        case XANES_MASKED: r->n_masked++; break;
-        default: r->n_bad++; break;
-        }
+    double sum = 0, sum2 = 0;
+    for (int b = 0; b < blocks; b++) {
+        r->n_ok += stats[b].n[XANES_OK];
+        r->n_masked += stats[b].n[XANES_MASKED];
+        r->n_no_peak += stats[b].n[XANES_NO_PEAK];
+        r->n_bad += stats[b].n[XANES_BAD_DATA];
+        sum += stats[b].sum;
+        sum2 += stats[b].sum2;
     }
-    r->centroid = r->n_ok ? sum / r->n_ok : NAN;
-    for (size_t v = 0; v < n; v++)
-        if (r->status[v] == XANES_OK) {
-            double d = r->peak_energy[v] - r->centroid;
-            sum2 += d * d;
-        }
-    r->std = r->n_ok ? sqrt(sum2 / r->n_ok) : NAN;
+    for (int w = 0; w < workers; w++)
+        for (int k = 0; k < r->hist_bins; k++) r->hist[k] += hist[(size_t)w * r->hist_bins + k];
+    double mean = r->n_ok ? sum / r->n_ok : NAN, variance = r->n_ok ? sum2 / r->n_ok - mean * mean : NAN;
+    r->centroid = r->hist_lo + mean;
+    r->std = r->n_ok ? sqrt(fmax(variance, 0)) : NAN; /* rounding may leave a zero variance slightly negative */
 }
 
 int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, char *err, size_t errlen)
@@ -645,9 +753,14 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
              .params = p, .r = r, .mask_pass = 1, .plan = automatic ? NULL : &plan};
     int blocks = (int)((j.nvox + BLOCK - 1) / BLOCK);
     int workers = parallel_workers(blocks, p->threads);
-    j.partial_sums = xcalloc((size_t)workers * s->count * BLOCK, sizeof(double));
-    j.rows = xmalloc((size_t)workers * s->count * BLOCK * sizeof(double));
-    j.fits = xmalloc((size_t)workers * sizeof(block_fit));
+    j.block_spectra = xcalloc((size_t)blocks * s->count, sizeof(double));
+    j.sums = xmalloc((size_t)workers * sizeof(block_sums));
+    j.stats = xcalloc((size_t)blocks, sizeof(block_stats));
+    j.hist = xcalloc((size_t)workers * p->hist_bins, sizeof(long));
+    r->window_lo = r->hist_lo = p->window_lo; /* the histogram spans the window (the automatic one: set below) */
+    r->window_hi = r->hist_hi = p->window_hi;
+    double *row_sums = xmalloc((size_t)workers * s->count * sizeof(double));
+    for (int w = 0; w < workers; w++) j.sums[w].row = row_sums + (size_t)w * s->count;
     parallel_for(blocks, workers, analyse_block, &j);
 
     /* Summed spectrum, sorted by energy. */
@@ -656,16 +769,13 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     qsort_r(order, (size_t)s->count, sizeof(int), cmp_by_energy, s->energy);
     for (int k = 0; k < s->count; k++) {
         double sum = 0;
-        for (int w = 0; w < workers; w++)
-            for (int b = 0; b < BLOCK; b++) sum += j.partial_sums[((size_t)w * s->count + order[k]) * BLOCK + b];
+        for (int b = 0; b < blocks; b++) sum += j.block_spectra[(size_t)b * s->count + order[k]];
         r->spectrum_energy[k] = s->energy[order[k]];
         r->summed_spectrum[k] = sum;
     }
     free(order);
 
     int rc = -1;
-    r->window_lo = p->window_lo;
-    r->window_hi = p->window_hi;
     if (automatic) {
         long kept = 0;
         for (size_t v = 0; v < j.nvox; v++) kept += r->status[v] == XANES_OK;
@@ -677,8 +787,8 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
         int best = 0;
         for (int k = 1; k < s->count; k++)
             if (r->summed_spectrum[k] > r->summed_spectrum[best]) best = k;
-        r->window_lo = r->spectrum_energy[best] - p->half_width;
-        r->window_hi = r->spectrum_energy[best] + p->half_width;
+        r->window_lo = r->hist_lo = r->spectrum_energy[best] - p->half_width;
+        r->window_hi = r->hist_hi = r->spectrum_energy[best] + p->half_width;
         if (plan_build(&plan, s->energy, s->count, p->order, r->window_lo, r->window_hi, err, errlen) != 0)
             goto done;
         j.mask_pass = 0;
@@ -686,18 +796,18 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
         parallel_for(blocks, workers, analyse_block, &j);
     }
     r->window_points = plan.m;
-    r->hist_lo = r->window_lo;
-    r->hist_hi = r->window_hi;
-    statistics(r);
+    statistics(r, j.stats, blocks, j.hist, workers);
     if (xanes_fit_spectrum(r->spectrum_energy, r->summed_spectrum, s->count, p->order, r->window_lo, r->window_hi,
                            &r->summed, err, errlen) != 0)
         goto done;
     rc = 0;
 done:
     plan_free(&plan);
-    free(j.partial_sums);
-    free(j.rows);
-    free(j.fits);
+    free(j.block_spectra);
+    free(j.sums);
+    free(j.stats);
+    free(j.hist);
+    free(row_sums);
     if (data != s->data) free(data);
     if (rc != 0) xanes_result_free(r);
     return rc;
