@@ -403,6 +403,14 @@ int db_ca_channel_get(db_ca_channel *c, double *value, char *text, size_t textle
     return 0;
 }
 
+int db_ca_channel_severity(db_ca_channel *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int sevr = read_problem(c) ? 3 : c->sevr;      /* INVALID_ALARM */
+    pthread_mutex_unlock(&c->lock);
+    return sevr;
+}
+
 int db_ca_channel_get_array(db_ca_channel *c, double *values, long max, long *n, char *err, size_t errlen)
 {
     pthread_mutex_lock(&c->lock);
