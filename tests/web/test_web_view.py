@@ -184,14 +184,18 @@ def test_st_cmd_errors_stop_startup(refuses_to_start, lines, message):
     assert message in log, log
 
 
-def test_missing_channels_are_logged_and_left_out(start_ioc):
+def test_missing_channels_are_logged_and_shown_invalid(start_ioc):
+    """A channel no record here has is looked for on other IOCs (logged); while none serves it, the page shows it
+    in INVALID with no value."""
     script = (f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n'
               f'webServerConfigure("127.0.0.1:0", "CAM1", "{TOP / "web"}", "{P}web:")\n'
               f'webServerShow("Nothing", "{P}no:such:record")\n'
               f'dbLoadRecords("{TOP / "db" / "web.db"}", "P={P}")\niocInit\n')
     server = start_ioc(script)
-    server.wait_for_log(r"channel WEB:no:such:record does not exist")
+    server.wait_for_log(r"WEB:no:such:record is no record of this IOC: read through Channel Access")
     url = re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
+    state = state_events(url, lambda s: s["show"])
+    assert state["show"] == [{"label": "Nothing", "channel": f"{P}no:such:record", "value": "", "severity": 3}]
     status, reply = post_move(url, 1, 2)   # no stage, no enable configured: refused
     assert status == 503 and "no stage" in reply["message"]
 

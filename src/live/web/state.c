@@ -127,6 +127,7 @@ static void resolve(web_state *st, web_channel *ch, int watch, int remote)
         ch->remote = db_ca_channel_open(ch->name, "web view");
         if (ch->remote && watch) db_ca_channel_watch(ch->remote, on_remote_change, st);
         ch->ok = ch->remote != NULL;
+        if (ch->ok) log_info("web", "%s is no record of this IOC: read through Channel Access", ch->name);
         return;
     }
     if (!ch->ok) {
