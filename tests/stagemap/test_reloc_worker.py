@@ -75,7 +75,7 @@ def test_relocalization_takes_its_views_from_a_worker_ioc(two_iocs, start_ioc, s
     # the worker killed during a run: the run fails with the reason
     assert put_status(A + "Move:Enable", 1) == ECA_NORMAL
     epics.caput(A + "Reloc:Start", 1)
-    wait_for(lambda: "looking for the sample" in text(A + "Reloc:State_RBV") or "particle" in text(A + "Reloc:State_RBV"),
+    wait_for(lambda: any(word in text(A + "Reloc:State_RBV") for word in ("looking for the sample", "particle")),
              what="the second run under way")
     worker.stop(sig=signal.SIGKILL)
     wait_for(lambda: epics.caget(A + "Move:Busy_RBV") == 0, 30, what="the run to end")

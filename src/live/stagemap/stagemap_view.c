@@ -131,7 +131,8 @@ static int take_from_worker(stagemap *m, const stagemap_view_request *rq, stagem
                 v->sharpness = a[VIEW_SHARPNESS];
                 v->unique_id = (uint64_t)a[VIEW_UNIQUE_ID];
                 v->features.n = 0;
-                for (int i = 0; i < count; i++) view_features_add(&v->features, a[VIEW_HEAD + 2 * i], a[VIEW_HEAD + 2 * i + 1]);
+                for (const double *xy = a + VIEW_HEAD; xy < a + VIEW_HEAD + 2 * count; xy += 2)
+                    view_features_add(&v->features, xy[0], xy[1]);
                 rc = 0;
                 goto out;
             } else {
@@ -142,7 +143,8 @@ static int take_from_worker(stagemap *m, const stagemap_view_request *rq, stagem
         wait_update(m, seen, fmin(0.5, fmax(0, deadline - time_monotonic())));
     }
     error_set(err, errlen, "no view from the worker %s of a frame exposed after the move within %.0f s: %s (is the "
-              "camera acquiring and publishing, the worker's features stage enabled?)", m->worker, FRAME_TIMEOUT_S, why);
+              "camera acquiring and publishing, the worker's features stage enabled?)", m->worker, FRAME_TIMEOUT_S,
+              why);
 out:
     free(a);
     return rc;
@@ -171,7 +173,8 @@ int stagemap_view_available(stagemap *m, char *err, size_t errlen)
             return error_set(err, errlen, "relocalization's worker: %s", away);
         return 0;
     }
-    if (!m->frames) return error_set(err, errlen, "no camera for relocalization (stagemapCamera or stagemapWorker in st.cmd)");
+    if (!m->frames)
+        return error_set(err, errlen, "no camera for relocalization (stagemapCamera or stagemapWorker in st.cmd)");
     return 0;
 }
 
@@ -207,7 +210,8 @@ void stagemap_view_bind(stagemap *m)
 static int has_source(stagemap *m, const char *port, char *err, size_t errlen)
 {
     if (m->frames || m->worker[0])
-        return error_set(err, errlen, "%s takes its views from %s already", port, m->frames ? m->camera_port : m->worker);
+        return error_set(err, errlen, "%s takes its views from %s already", port,
+                         m->frames ? m->camera_port : m->worker);
     return 0;
 }
 
