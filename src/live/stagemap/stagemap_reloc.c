@@ -15,7 +15,8 @@
  *      until the particle is within Reloc:Tolerance of the beam. Every found particle joins the fit.
  *   3. no feature there: "not found"; two, or a frame that disagrees with the fit: "ambiguous".
  * Runs on the stage map's worker thread; Reloc:Pause holds it between steps, Reloc:Abort stops the motors.
- * Every move goes through reloc_move (one call site). Results (per particle: stage position, residual,
+ * Views come from stagemap_view.c (this IOC's camera, or a worker IOC's results for frames exposed after
+ * the move). Every move goes through reloc_move (one call site). Results (per particle: stage position, residual,
  * status) are published as arrays and a CSV table. */
 #include "live/stagemap/stagemap_internal.h"
 
