@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """bench_framepub.py -- raw frames from a camera IOC to a worker IOC over ZeroMQ (drivers/framepub -> zmq camera
 source) at 1024^2 and 2048^2 uint16, next to the floor: pyzmq alone publishing the same bytes to a pyzmq
-subscriber on loopback, in one run.
+subscriber on loopback, in one run. The camera IOC replays recorded frames as fast as it can (files source,
+AcquirePeriod 0, AcquireTime 0.1 ms), so the way to the worker is what is measured.
 
 Prints, per size: frames/s the camera produced, frames/s the worker received, the worker's end-to-end latency
-(exposure in the camera IOC -> its own image PV), frames dropped on the way (publisher skips + worker-counted
-gaps), and the pyzmq floor in frames/s with the ratio."""
+(exposure in the camera IOC -> its own image PV), the drops (frames the publisher skipped because newer ones
+came first, frames sent but lost on the way -- ZeroMQ's high-water marks --, and the gaps the worker counted in
+the frame numbers, which cover both), and the pyzmq floor in frames/s with the ratio."""
 import os
 import sys
+import subprocess
 import tempfile
 import threading
 import time
@@ -67,9 +70,22 @@ def pyzmq_floor(size, seconds=3.0):
     return got[0] / seconds
 
 
+def recorded_frames(size, workdir):
+    """Two frames of the simulated sample as uncompressed 16-bit TIFFs, rendered once: the camera IOC replays
+    them ("files" source, one file read per frame) so that the camera is not what limits the rate (the sim
+    source renders a 2048^2 frame in about 0.3 s)."""
+    frames = workdir / "frames"
+    frames.mkdir(parents=True, exist_ok=True)
+    for seed in (1, 2):
+        subprocess.run([str(BIN.parent / "reloc-sim-scope"), str(TOP / "sim" / "sample_default.json"),
+                        str(frames / f"frame{seed}.tif"), "--size", str(size), str(size), "--seed", str(seed)],
+                       check=True, capture_output=True)
+    return frames
+
+
 def run(size, workdir):
     cam = start(f"""epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP}/db"
-cameraConfigure("CAM", "sim", "{TOP}/sim/sample_default.json", {size}, {size})
+cameraConfigure("CAM", "files", "{recorded_frames(size, workdir)}", {size}, {size})
 framePublishConfigure("ZMQ1", "CAM", "tcp://127.0.0.1:*", 4)
 dbLoadRecords("camera.db", "P=A:,PORT=CAM,NELM={size * size},XSIZE={size},YSIZE={size}")
 dbLoadRecords("framepub.db", "P=A:,R=ZMQ1:,PORT=ZMQ1")
@@ -84,11 +100,14 @@ iocInit
 """, workdir / "worker", PORT_B)
         try:
             epics.caput("B:cam1:Acquire", 1)
+            # free-running: the period is the longer of AcquirePeriod and AcquireTime (default 0.05 s: 20 frames/s)
+            epics.caput("A:cam1:AcquireTime", 0.0001, wait=True)
             epics.caput("A:cam1:AcquirePeriod", 0, wait=True)
             epics.caput("A:cam1:ImageMode", 2, wait=True)
             time.sleep(1.0)
             sent0, recv0 = epics.caget("A:ZMQ1:ArrayCounter_RBV"), epics.caget("B:cam1:SourceReceived_RBV")
             made0 = epics.caget("A:cam1:ArrayCounter_RBV")
+            skipped0, missed0 = epics.caget("A:ZMQ1:DroppedArrays_RBV"), epics.caget("B:cam1:SourceMissed_RBV")
             epics.caput("A:cam1:Acquire", 1)
             time.sleep(1.0)
             t0 = time.monotonic()
@@ -100,13 +119,16 @@ iocInit
             elapsed = time.monotonic() - t0
             made2, recv2 = epics.caget("A:cam1:ArrayCounter_RBV"), epics.caget("B:cam1:SourceReceived_RBV")
             epics.caput("A:cam1:Acquire", 0, wait=True)
-            time.sleep(0.5)
-            dropped = epics.caget("A:ZMQ1:DroppedArrays_RBV") + epics.caget("B:cam1:SourceMissed_RBV")
+            time.sleep(2.5)       # the frames in flight arrive and both IOCs post their counters (once a second)
+            skipped = epics.caget("A:ZMQ1:DroppedArrays_RBV") - skipped0
+            missed = epics.caget("B:cam1:SourceMissed_RBV") - missed0
             sent = epics.caget("A:ZMQ1:ArrayCounter_RBV") - sent0
             received = epics.caget("B:cam1:SourceReceived_RBV") - recv0
+            made = epics.caget("A:cam1:ArrayCounter_RBV") - made0
             return {"made": (made2 - made1) / elapsed, "received": (recv2 - recv1) / elapsed,
                     "latency_ms": 1e3 * float(np.median([x for x in latencies if x is not None])),
-                    "dropped": dropped, "sent": sent, "received_total": received, "made_total": made2 - made0}
+                    "skipped": skipped, "lost": sent - received, "missed": missed, "sent": sent,
+                    "received_total": received, "made_total": made}
         finally:
             worker.stop()
     finally:
@@ -120,7 +142,8 @@ def main():
         floor = pyzmq_floor(size)
         print(f"{size}^2 uint16: camera {r['made']:6.1f} frames/s, worker received {r['received']:6.1f} frames/s "
               f"(ratio {r['received'] / r['made']:.2f}), latency exposure -> worker image PV {r['latency_ms']:.1f} ms, "
-              f"dropped {r['dropped']} of {r['made_total']} ({r['sent']} sent, {r['received_total']} received); "
+              f"of {r['made_total']} made: {r['skipped']} skipped by the publisher, {r['sent']} sent, {r['lost']} lost on "
+              f"the way, {r['received_total']} received (worker counted {r['missed']} missing); "
               f"pyzmq floor {floor:.1f} frames/s, ratio worker/floor {r['received'] / floor:.2f}")
 
 

@@ -129,8 +129,9 @@ def map_sync(prefix, _count=itertools.count(1)):
     wait_for(lambda: epics.caget(prefix + "Map:Sync_RBV", timeout=5) == n, 15, "the stage-map readbacks to settle")
 
 
-def st_cmd(scene, prefix):
-    """The IOC of the scene: simulated motors, the camera on the sample, the stage map with relocalization."""
+def st_cmd(scene, prefix, views='stagemapCamera "MAP" "CAM"', extra=""):
+    """The IOC of the scene: simulated motors, the camera on the sample, the stage map with relocalization taking
+    its views as `views` says (this IOC's camera; stagemapWorker: a worker IOC), then the extra st.cmd lines."""
     (scene["tmp"] / "stage_um.db").write_text(f"""
 record(calc, "{prefix}samx_um") {{ field(INPA, "{prefix}samx.RBV CP") field(CALC, "A*1000") }}
 record(calc, "{prefix}samy_um") {{ field(INPA, "{prefix}samy.RBV CP") field(CALC, "A*1000") }}
@@ -141,8 +142,17 @@ cameraStage "CAM" "{prefix}samx_um" "{prefix}samy_um" "" "{prefix}live_pixel_siz
 dbLoadRecords "camera.db" "P={prefix},PORT=CAM,NELM={LIVE_SIZE * LIVE_SIZE},XSIZE={LIVE_SIZE},YSIZE={LIVE_SIZE}"
 dbLoadRecords "{scene['tmp'] / 'stage_um.db'}" ""
 stagemapConfigure "MAP" "{prefix}samx" "{prefix}samy" "{TOP / 'protocols' / 'scan_engines.json'}"
-stagemapCamera "MAP" "CAM"
-dbLoadRecords "stagemap.db" "P={prefix},PORT=MAP\"""")
+{views}
+dbLoadRecords "stagemap.db" "P={prefix},PORT=MAP"
+{extra}""")
+
+
+def worker_st_cmd(endpoint, prefix):
+    """A worker IOC on the frames the scene's camera publishes at endpoint: relocalization's views (features
+    stage feat1:) of every frame."""
+    return ioc_module.st_cmd(ioc_module.camera(prefix, "WCAM", "zmq", endpoint, LIVE_SIZE, LIVE_SIZE),
+                             'featuresConfigure("FEAT1", "WCAM")',
+                             f'dbLoadRecords("features.db", "P={prefix},R=feat1:,PORT=FEAT1")')
 
 
 def prepare_run(run, prefix, prior_flip=False):

@@ -184,14 +184,18 @@ def test_st_cmd_errors_stop_startup(refuses_to_start, lines, message):
     assert message in log, log
 
 
-def test_missing_channels_are_logged_and_left_out(start_ioc):
+def test_missing_channels_are_logged_and_shown_invalid(start_ioc):
+    """A channel no record here has is looked for on other IOCs (logged); while none serves it, the page shows it
+    in INVALID with no value."""
     script = (f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n'
               f'webServerConfigure("127.0.0.1:0", "CAM1", "{TOP / "web"}", "{P}web:")\n'
               f'webServerShow("Nothing", "{P}no:such:record")\n'
               f'dbLoadRecords("{TOP / "db" / "web.db"}", "P={P}")\niocInit\n')
     server = start_ioc(script)
-    server.wait_for_log(r"channel WEB:no:such:record does not exist")
+    server.wait_for_log(r"WEB:no:such:record is no record of this IOC: read through Channel Access")
     url = re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
+    state = state_events(url, lambda s: s["show"])
+    assert state["show"] == [{"label": "Nothing", "channel": f"{P}no:such:record", "value": "", "severity": 3}]
     status, reply = post_move(url, 1, 2)   # no stage, no enable configured: refused
     assert status == 503 and "no stage" in reply["message"]
 
@@ -217,3 +221,66 @@ def test_the_web_view_moves_the_motors_of_another_ioc(start_ioc, second_ioc_env,
              remote("samx.DMOV").get(use_monitor=False) == 1, what="the other IOC's motors at the target")
     status, reply = post_move(url, 12000, 0)                  # beyond the other IOC's 9.5 mm soft limit
     assert status != 200 and "outside its soft limits" in reply["message"] and f"{b}samx" in reply["message"]
+
+
+def state_events(base, until, timeout=20):
+    """Reads the page's server-sent "state" events until until(state) holds for one; returns that state."""
+    deadline = time.monotonic() + timeout
+    buffered = b""
+    with urllib.request.urlopen(base + "events", timeout=5) as events:
+        while time.monotonic() < deadline:
+            buffered += events.read1(65536)
+            *done, buffered = buffered.split(b"\n\n")
+            for block in done:
+                lines = block.split(b"\n")
+                if b"event: state" in lines:
+                    state = json.loads(b"".join(x[6:] for x in lines if x.startswith(b"data: ")))
+                    if until(state):
+                        return state
+    raise AssertionError(f"no state event as expected within {timeout} s")
+
+
+def test_the_web_view_shows_and_stops_through_pvs_of_another_ioc(start_ioc, second_ioc_env, tmp_path):
+    """webServerBeam/Particles/Show/StopAll/MoveEnable naming PVs no record here has: read from (and the stop
+    written to) the other IOC; the page follows their updates; while that IOC is away its values show INVALID."""
+    b = "WEBC:"
+    (tmp_path / "b.db").write_text(
+        f'record(ao, "{b}beamx") {{ field(VAL, "31.5") field(PINI, "YES") }}\n'
+        f'record(ao, "{b}beamy") {{ field(VAL, "20.25") field(PINI, "YES") }}\n'
+        f'record(waveform, "{b}px") {{ field(FTVL, "DOUBLE") field(NELM, "8") field(EGU, "um") }}\n'
+        f'record(waveform, "{b}py") {{ field(FTVL, "DOUBLE") field(NELM, "8") field(EGU, "um") }}\n'
+        f'record(stringin, "{b}status") {{ field(VAL, "registered") field(PINI, "YES") }}\n'
+        f'record(ai, "{b}count") {{ field(VAL, "7") field(PINI, "YES") }}\n'
+        f'record(bo, "{b}enable") {{ field(VAL, "1") field(PINI, "YES") }}\n'
+        f'record(bo, "{b}allstop") {{ field(VAL, "0") }}\n')
+    other = start_ioc(ioc_module.st_cmd(f'dbLoadRecords("{tmp_path / "b.db"}")'), env=second_ioc_env)
+    remote = pv_under(b)
+    assert remote("px").put([10.0, -5.5], wait=True) and remote("py").put([2.0, 4.25], wait=True)
+    script = (f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n'
+              f'webServerConfigure("127.0.0.1:0", "CAM1", "{TOP / "web"}", "{P}web:")\n'
+              f'webServerBeam("{b}beamx", "{b}beamy")\n'
+              f'webServerParticles("{b}px", "{b}py")\n'
+              f'webServerShow("Registration", "{b}status")\n'
+              f'webServerShow("Particles", "{b}count")\n'
+              f'webServerStopAll("{b}allstop")\n'
+              f'webServerMoveEnable("{b}enable")\n'
+              f'dbLoadRecords("{TOP / "db" / "web.db"}", "P={P}")\niocInit\n')
+    server = start_ioc(script)
+    url = re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
+    state = state_events(url, lambda s: s.get("beam") and s.get("particles") and s["show"][0]["value"])
+    assert state["beam"] == [31.5, 20.25] and state["move_enable"] is True
+    assert state["particles"] == [[10.0, 2.0], [-5.5, 4.25]]
+    assert [(s["label"], s["value"], s["severity"]) for s in state["show"]] == [("Registration", "registered", 0),
+                                                                                 ("Particles", "7", 0)]
+    # the other IOC's updates reach the page
+    assert remote("status").put("lost", wait=True)
+    state_events(url, lambda s: s["show"][0]["value"] == "lost")
+    # the stop button writes the other IOC's all-stop
+    request = urllib.request.Request(url + "stop", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        assert reply.status == 200
+    wait_for(lambda: remote("allstop").get(use_monitor=False) == 1, what="the other IOC's all-stop written")
+    # the other IOC gone: its values show INVALID, moves are refused (no enable)
+    other.stop()
+    state = state_events(url, lambda s: s["show"] and s["show"][0]["severity"] == 3)
+    assert state["move_enable"] is False and "beam" not in state

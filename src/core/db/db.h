@@ -382,6 +382,12 @@ void db_ca_channel_watch(db_ca_channel *c, void (*changed)(void *user), void *us
 /* Any lock state: the newest update as a number and/or as text: 0, or -1 with err (not connected, no read
  * access, no update yet). */
 int db_ca_channel_get(db_ca_channel *c, double *value, char *text, size_t textlen, char *err, size_t errlen);
+/* Any lock state: the newest update of an array PV (one update: the elements belong together), at most max
+ * elements into values, their number in *n: 0; 1 when connected but no update came yet (*n = 0); -1 with err
+ * (not connected, no read access, a string PV). */
+int db_ca_channel_get_array(db_ca_channel *c, double *values, long max, long *n, char *err, size_t errlen);
+/* Any lock state: the alarm severity of the newest update (the other IOC's), INVALID while there is none. */
+int db_ca_channel_severity(db_ca_channel *c);
 /* Completion of a channel's put: ok 1, or 0 with why (the other IOC refused it -- a soft limit, DISP, access
  * rights -- or the channel went down first). Called once, with the db lock held, on db_ca's completion thread. */
 typedef void (*db_ca_done_fn)(void *user, int ok, const char *why);

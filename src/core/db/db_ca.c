@@ -210,7 +210,7 @@ static void on_update(struct event_handler_args args)
             l->values = xrealloc(l->values, (size_t)n * sizeof *l->values);
             l->capacity = n;
         }
-        memcpy(l->values, dbr + TIME_DOUBLE_VALUE, (size_t)n * sizeof *l->values);
+        if (n > 0) memcpy(l->values, dbr + TIME_DOUBLE_VALUE, (size_t)n * sizeof *l->values);   /* empty array: none */
         l->nvalues = n;
     }
     l->has_value = 1;
@@ -380,11 +380,17 @@ void db_ca_channel_watch(db_ca_channel *c, void (*changed)(void *user), void *us
     pthread_mutex_unlock(&c->lock);
 }
 
+/* [the channel's lock] Why the channel has no value to read, or NULL. */
+static const char *read_problem(const db_ca_channel *c)
+{
+    return !c->connected ? "not connected" : !ca_read_access(c->channel) ? "no read access" :
+           !c->has_value ? "no value yet" : NULL;
+}
+
 int db_ca_channel_get(db_ca_channel *c, double *value, char *text, size_t textlen, char *err, size_t errlen)
 {
     pthread_mutex_lock(&c->lock);
-    const char *why = !c->connected ? "not connected" : !ca_read_access(c->channel) ? "no read access" :
-                      !c->has_value ? "no value yet" : NULL;
+    const char *why = read_problem(c);
     if (!why) {
         if (value) *value = c->string_value ? strtod(c->text, NULL) : c->nvalues > 0 ? c->values[0] : NAN;
         if (text) {
@@ -393,6 +399,31 @@ int db_ca_channel_get(db_ca_channel *c, double *value, char *text, size_t textle
         }
     }
     pthread_mutex_unlock(&c->lock);
+    if (why) return error_set(err, errlen, "%s: %s", c->pv, why);
+    return 0;
+}
+
+int db_ca_channel_severity(db_ca_channel *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int sevr = read_problem(c) ? 3 : c->sevr;      /* INVALID_ALARM */
+    pthread_mutex_unlock(&c->lock);
+    return sevr;
+}
+
+int db_ca_channel_get_array(db_ca_channel *c, double *values, long max, long *n, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&c->lock);
+    const char *why = read_problem(c);
+    int waiting = c->connected && ca_read_access(c->channel) && !c->has_value;
+    if (!why && c->string_value) why = "a string, not an array of numbers";
+    *n = 0;
+    if (!why) {
+        *n = c->nvalues < max ? c->nvalues : max;
+        if (*n > 0) memcpy(values, c->values, (size_t)*n * sizeof *values);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (waiting) return 1;
     if (why) return error_set(err, errlen, "%s: %s", c->pv, why);
     return 0;
 }

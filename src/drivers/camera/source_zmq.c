@@ -53,13 +53,14 @@ static void take_stage(frame *f, const cJSON *ndattr)
 }
 
 /* A publisher numbers its frames: a jump forward is frames lost on the way (its high-water mark for a slow
- * receiver); a jump back is a restarted publisher. */
-static void count_missed(zmq_source *z, const cJSON *frame_id)
+ * receiver); a jump back is a restarted publisher. The frame keeps the publisher's number (origin_id). */
+static void count_missed(zmq_source *z, frame *f, const cJSON *frame_id)
 {
     if (!cJSON_IsNumber(frame_id)) return;
     double id = frame_id->valuedouble;
     if (z->last_frame_id > 0 && id > z->last_frame_id + 1) z->base.counters.missed += (unsigned long)(id - z->last_frame_id - 1);
     z->last_frame_id = id;
+    if (id >= 1 && id < 9007199254740992.0) f->origin_id = (uint64_t)id;
 }
 
 /* Validates header and payload and copies the pixels into f. Returns 1, or 0 after reject(). */
@@ -104,7 +105,7 @@ static int decode(frame_source *s, frame *f, const char *header, size_t header_l
                 f->stamp.tv_nsec = (long)((stamp->valuedouble - (double)f->stamp.tv_sec) * 1e9);
             }
             take_stage(f, cJSON_GetObjectItemCaseSensitive(h, "ndattr"));
-            count_missed((zmq_source *)s, cJSON_GetObjectItemCaseSensitive(h, "frame"));
+            count_missed((zmq_source *)s, f, cJSON_GetObjectItemCaseSensitive(h, "frame"));
             s->counters.received++;
             rc = 1;
         }

@@ -81,6 +81,7 @@ frame *frame_ring_acquire(frame_ring *r, int width, int height)
         abort();
     }
     f->refs = 1;    /* the producer's reference, handed to the ring on publish */
+    f->origin_id = 0;
     pthread_mutex_unlock(&r->lock);
     if (pixels > f->capacity) {
         f->data = xrealloc(f->data, pixels * sizeof(uint16_t));
@@ -95,6 +96,7 @@ void frame_ring_publish(frame_ring *r, frame *f)
 {
     pthread_mutex_lock(&r->lock);
     f->id = ++r->published;
+    if (!f->origin_id) f->origin_id = f->id;
     frame **slot = &r->ring[f->id % (uint64_t)r->depth];
     if (*slot) (*slot)->refs--;        /* the oldest frame leaves the ring */
     *slot = f;                          /* the producer's reference becomes the ring's */

@@ -26,6 +26,8 @@
 
 typedef struct frame {
     uint64_t id;                 /* unique, increasing (areaDetector UniqueId) */
+    uint64_t origin_id;          /* the uniqueId at the camera that took it (a zmq source: the publisher's
+                                  * "frame"); the ring sets it to id when the source left it 0 */
     struct timespec stamp;       /* exposure time stamp */
     int width, height;           /* pixels; data holds width * height uint16 samples, x fastest */
     double stage_x, stage_y, stage_z;   /* sample stage position at exposure (um) */

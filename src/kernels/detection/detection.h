@@ -125,4 +125,31 @@ int locate_table_write_csv(const locate_table *t, FILE *f, int with_ids);
 int locate_table_write_hdf5(const locate_table *t, const char *path, const char *group, const locate_params *p,
                             char *err, size_t errlen);
 
+/* ---- Relocalization's view of a camera frame (features.c): used by the stage map and by a worker IOC. */
+typedef struct view_features {
+    double (*xy)[2];      /* feature positions (pixels) */
+    int n, cap;
+} view_features;
+/* Features of both contrasts (dark and bright particles) of diameter, keeping those whose mass is above
+ * mass_factor times the median mass of all local maxima (noise maxima dominate the median); at most max.
+ * out is reused (view_features_free frees it). 0, or -1 with err. */
+int view_features_detect(const float *img, int w, int h, int diameter, double mass_factor, double sample_max, int max,
+                         view_features *out, char *err, size_t errlen);
+void view_features_add(view_features *f, double x, double y);
+void view_features_free(view_features *f);
+#define VIEW_STRUCTURE_MIN 6.0   /* coarse structure (noise sigmas) below which a view is bare substrate */
+/* Sharpness of a frame: how far the finest detail (3 px box minus 9 px box, its 99.9th percentile amplitude)
+ * stands above the noise, in noise standard deviations of that band. In focus, particle edges give 10-25 on
+ * the simulated sample; blurred by a few micrometres, under 6; noise alone about 3. NaN when the frame shows
+ * no structure at a coarser scale either (9 px minus 33 px box under VIEW_STRUCTURE_MIN: bare substrate), so
+ * that a blank view is not taken for a blurred one. */
+double view_sharpness(const float *img, int w, int h);
+/* A worker IOC serves one frame's view as one array of doubles (so that a client gets it whole, in one
+ * update): these head elements, then VIEW_COUNT (x, y) pixel pairs. UNIQUE_ID: the frame's uniqueId at its
+ * camera (the publisher's "frame" for frames received over ZeroMQ); STAMP: its exposure, POSIX seconds;
+ * STAGE_X/Y: the stage position (um) the frame carried, NaN when unknown; DIAMETER, MASS_FACTOR: the settings
+ * the features were detected with. */
+enum { VIEW_UNIQUE_ID, VIEW_STAMP, VIEW_STAGE_X, VIEW_STAGE_Y, VIEW_WIDTH, VIEW_HEIGHT, VIEW_DIAMETER,
+       VIEW_MASS_FACTOR, VIEW_SHARPNESS, VIEW_COUNT, VIEW_HEAD };
+
 #endif

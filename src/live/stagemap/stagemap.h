@@ -9,7 +9,10 @@
  *   stagemapPiezo(PORT, X_PIEZO, Y_PIEZO)                    optional fine stages on the coarse ones: the stage
  *                                                             position is their sum; moves within the piezo
  *                                                             range move the piezo only
- *   stagemapCamera(PORT, CAMERA_PORT)                         the camera relocalization takes frames from
+ *   stagemapCamera(PORT, CAMERA_PORT)                         the camera relocalization takes frames from, or
+ *   stagemapWorker(PORT, PREFIX)                              a worker IOC's features stage (e.g. "W:feat1:",
+ *                                                             featuresConfigure there) whose views it takes over
+ *                                                             Channel Access (stagemap_view.c)
  *   mapPixelToStage(PORT, LAYER, U, V)      prints the stage position (um) of a pixel; LAYER ref or live
  *   mapStageToPixel(PORT, LAYER, X, Y)      prints the pixel of a stage position
  * Stage coordinates are micrometres; the motors' positions are converted with their EGU (mm, um, nm).

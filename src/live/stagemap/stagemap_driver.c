@@ -122,6 +122,8 @@ static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
     m->engines = engines;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->wake, NULL);
+    pthread_mutex_init(&m->view_lock, NULL);
+    pthread_cond_init(&m->view_changed, NULL);
     create_params(m);
     maps[nmaps++] = m;
     log_info("stagemap", "%s: motors %s %s, %d scan engines from %s", argv[1], argv[2], argv[3],
@@ -133,6 +135,7 @@ static void maps_start(void *user)
 {
     for (int i = 0; i < nmaps; i++) {
         motion_stage_bind(maps[i]->stage);
+        stagemap_view_bind(maps[i]);
         stagemap_worker_start(maps[i]);
     }
 }
@@ -151,6 +154,8 @@ static void maps_free(void *user)
         scan_engines_free(m->engines);
         macro_queue_clear(&m->queue);
         pthread_cond_destroy(&m->wake);
+        pthread_cond_destroy(&m->view_changed);
+        pthread_mutex_destroy(&m->view_lock);
         pthread_mutex_destroy(&m->lock);
         free(m);
     }
@@ -172,7 +177,7 @@ void stagemap_register(void)
     shell_register("stagemapConfigure", "stagemapConfigure(PORT, X_MOTOR, Y_MOTOR, ENGINES_FILE)", 4, 4,
                    configure_cmd);
     stagemap_register_commands();
-    stagemap_reloc_register();
+    stagemap_view_register();
     db_at_init(maps_start, NULL);
     db_at_shutdown(maps_stop, NULL);
     db_at_exit(maps_free, NULL);

@@ -12,6 +12,7 @@
 #include "drivers/motion/motion.h"
 #include "kernels/scanmacro/scanmacro.h"
 #include "kernels/geometry/geometry.h"
+#include "kernels/detection/detection.h"
 #include "core/param/param.h"
 #include "live/stagemap/stagemap.h"
 
@@ -178,9 +179,14 @@ typedef struct stagemap {
     int job_param;                 /* the asynchronous parameter to complete when the job ends */
     double target_um[2];
     int abort, paused;             /* Reloc:Abort, Reloc:Pause */
-    /* relocalization: owned by the worker thread (set up at configuration) */
+    /* relocalization's views (stagemap_view.c): set at configuration and iocInit, then the worker thread's */
     char camera_port[40];
-    frame_consumer *frames;
+    frame_consumer *frames;        /* stagemapCamera */
+    char worker[DB_NAME_SIZE];     /* stagemapWorker: the worker's features prefix */
+    db_ca_channel *worker_view, *worker_diameter, *worker_mass_factor;
+    pthread_mutex_t view_lock;     /* guards view_updates (bumped by the worker_view channel's callback) */
+    pthread_cond_t view_changed;
+    unsigned long view_updates;
 } stagemap;
 
 /* stagemap_driver.c */
@@ -212,10 +218,38 @@ void stagemap_worker_stop(stagemap *m);
  * Reloc:Abort or the IOC stopping stops the motors and fails it. */
 int stagemap_move_to(stagemap *m, const double target_um[2], char *err, size_t errlen);
 
+/* stagemap_view.c: relocalization's views, from this IOC's camera or a worker IOC */
+typedef struct stagemap_view_request {
+    struct timespec after;         /* the frame was exposed after this (wall clock) ... */
+    double stage[2];               /* ... at this stage position (um; NaN: unknown) ... */
+    double stage_tolerance;        /* ... within this (um) when the frame carries its position */
+    int diameter;                  /* features detected with these settings */
+    double mass_factor;
+} stagemap_view_request;
+typedef struct stagemap_view {
+    view_features features;        /* pixels */
+    int width, height;
+    double sharpness;              /* view_sharpness */
+    uint64_t unique_id;            /* the frame's uniqueId at the camera */
+    float *img;                    /* scratch for frames of this IOC */
+    size_t img_capacity;
+} stagemap_view;
+/* Worker thread: the view of the first frame that fits rq, waiting up to a few seconds: 0, or -1 with err (no
+ * such frame in time, the worker away). v is reused from call to call. */
+int stagemap_view_take(stagemap *m, const stagemap_view_request *rq, stagemap_view *v, char *err, size_t errlen);
+void stagemap_view_free(stagemap_view *v);
+/* Whether views can be had now (a camera is configured, the worker is connected): 0, or -1 with err. */
+int stagemap_view_available(stagemap *m, char *err, size_t errlen);
+/* At a run's start: a worker is given the run's detection settings (plain puts): 0, or -1 with err. */
+int stagemap_view_settings(stagemap *m, int diameter, double mass_factor, char *err, size_t errlen);
+void stagemap_view_bind(stagemap *m);        /* iocInit: opens the worker's channels */
+void stagemap_view_register(void);
+
 /* stagemap_reloc.c */
 int stagemap_reloc_write(stagemap *m, const param_write *w, char *err, size_t errlen);
 int stagemap_reloc_run(stagemap *m, char *err, size_t errlen);
-void stagemap_reloc_register(void);
+/* Reloc:Abort was asked or the IOC is stopping (takes lock). */
+int stagemap_aborting(stagemap *m);
 
 stagemap *stagemap_find(const char *port);
 

@@ -15,15 +15,14 @@
  *      until the particle is within Reloc:Tolerance of the beam. Every found particle joins the fit.
  *   3. no feature there: "not found"; two, or a frame that disagrees with the fit: "ambiguous".
  * Runs on the stage map's worker thread; Reloc:Pause holds it between steps, Reloc:Abort stops the motors.
- * Every move goes through reloc_move (one call site). Results (per particle: stage position, residual,
+ * Views come from stagemap_view.c (this IOC's camera, or a worker IOC's results for frames exposed after
+ * the move). Every move goes through reloc_move (one call site). Results (per particle: stage position, residual,
  * status) are published as arrays and a CSV table. */
 #include "live/stagemap/stagemap_internal.h"
 
 #include "core/base/base.h"
-#include "drivers/camera/camera.h"
 #include "formats/imageio/imageio.h"
 #include "kernels/detection/detection.h"
-#include "core/shell/shell.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +30,6 @@
 #include <string.h>
 
 #define MAX_FEATURES 20000
-#define FRAME_TIMEOUT_S 5.0
 /* A frame counts as taken after a move when exposed this long after it: the camera reads the stage position
  * through links (readback, unit conversion) that may settle a few milliseconds after the move is done. */
 #define FRAME_SETTLE_S 0.05
@@ -48,7 +46,6 @@
 
 /* Reloc:Result */
 enum { RESULT_RUNNING = 0, RESULT_DONE, RESULT_NO_MATCH, RESULT_ABORTED, RESULT_FAILED, RESULT_OUT_OF_FOCUS };
-#define STRUCTURE_MIN 6.0         /* coarse structure (noise sigmas) below which a view is bare substrate */
 #define OUT_OF_FOCUS_VIEWS 3      /* this many blurred views and not one sharp: the run stops, out of focus */
 
 typedef struct point_list {
@@ -64,116 +61,16 @@ static void points_add(point_list *l, double x, double y)
     l->n++;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Features of both contrasts (dark and bright particles), keeping those whose mass is above mass_factor times
- * the median mass of all local maxima (noise maxima dominate the median). */
+/* The reference's features (view_features_detect, as the live views') as a point list. */
 static int detect(const float *img, int w, int h, int diameter, double mass_factor, double sample_max, point_list *out,
                   char *err, size_t errlen)
 {
-    locate_table t;
-    locate_table_init(&t);
+    view_features found = {0};
+    int rc = view_features_detect(img, w, h, diameter, mass_factor, sample_max, MAX_FEATURES, &found, err, errlen);
     out->n = 0;
-    for (int invert = 0; invert < 2; invert++) {
-        locate_params p;
-        locate_params_default(&p, diameter);
-        p.invert = invert;
-        p.characterize = 0;
-        locate_ctx *ctx = locate_ctx_create(&p, w, h, sample_max, err, errlen);
-        if (!ctx) {
-            locate_table_free(&t);
-            return -1;
-        }
-        locate_frame(ctx, img, 0, &t);
-        locate_ctx_free(ctx);
-        if (t.count == 0) continue;
-        double *mass = xmalloc((size_t)t.count * sizeof *mass);
-        memcpy(mass, t.mass, (size_t)t.count * sizeof *mass);
-        qsort(mass, (size_t)t.count, sizeof *mass, cmp_double);
-        double threshold = mass_factor * mass[t.count / 2];
-        free(mass);
-        for (int i = 0; i < t.count && out->n < MAX_FEATURES; i++)
-            if (t.mass[i] > threshold) points_add(out, t.x[i], t.y[i]);
-    }
-    locate_table_free(&t);
-    return 0;
-}
-
-/* Takes a frame that shows the stage as it stood after `after` (wall clock), as float samples in *img
- * (reallocated). A frame's stamp is taken when it is read out, but the camera reads the stage position before
- * it renders or exposes, so the first frame stamped after `after` may still show the stage moving; the frame
- * after it was begun after that stamp and is the one taken. */
-static int fresh_frame(stagemap *m, struct timespec after, float **img, int *w, int *h, char *err, size_t errlen)
-{
-    double deadline = time_monotonic() + FRAME_TIMEOUT_S;
-    int stamped_after = 0;
-    while (time_monotonic() < deadline) {
-        frame *f = frame_consumer_next(m->frames, 0.5);
-        if (!f) continue;
-        int use = stamped_after;
-        stamped_after |= f->stamp.tv_sec > after.tv_sec || (f->stamp.tv_sec == after.tv_sec && f->stamp.tv_nsec > after.tv_nsec);
-        if (use) {
-            *w = f->width;
-            *h = f->height;
-            *img = xrealloc(*img, (size_t)f->width * f->height * sizeof **img);
-            for (size_t i = 0; i < (size_t)f->width * f->height; i++) (*img)[i] = f->data[i];
-        }
-        frame_consumer_done(m->frames, f);
-        if (use) return 0;
-    }
-    return error_set(err, errlen, "no camera frame from %s within %.0f s (is it acquiring?)", m->camera_port,
-                     FRAME_TIMEOUT_S);
-}
-
-/* Mean of the (2r+1)^2 box around (x, y) from the integral image I ((w + 1) columns). */
-static double box_mean(const double *I, int w, int x, int y, int r)
-{
-    int x0 = x - r, x1 = x + r + 1, y0 = y - r, y1 = y + r + 1;
-    size_t W = (size_t)w + 1;
-    return (I[y1 * W + x1] - I[y0 * W + x1] - I[y1 * W + x0] + I[y0 * W + x0]) / ((2.0 * r + 1) * (2.0 * r + 1));
-}
-
-/* The q-quantile of n values (sorts them). */
-static double quantile(double *v, size_t n, double q)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return v[(size_t)(q * (double)(n - 1))];
-}
-
-/* Sharpness of a frame: how far the finest detail (3 px box minus 9 px box, its 99.9th percentile amplitude)
- * stands above the noise, in noise standard deviations of that band. In focus, particle edges give 10-25 on
- * the simulated sample; blurred by a few micrometres, under 6; noise alone about 3. NaN when the frame shows
- * no structure at a coarser scale either (9 px minus 33 px box under STRUCTURE_MIN: bare substrate), so that a
- * blank view is not taken for a blurred one. The noise comes from the median absolute difference of each
- * pixel from its 3 px box (robust to the particles); smooth illumination gradients cancel in box differences. */
-static double sharpness(const float *img, int w, int h)
-{
-    const int edge = 16, step = 2;
-    if (w <= 2 * edge + 1 || h <= 2 * edge + 1) return NAN;
-    size_t W = (size_t)w + 1;
-    double *I = xcalloc(W * ((size_t)h + 1), sizeof *I);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            I[(y + 1) * W + x + 1] = img[(size_t)y * w + x] + I[y * W + x + 1] + I[(y + 1) * W + x] - I[y * W + x];
-    size_t n = 0, cap = (size_t)((w - 2 * edge) / step + 1) * ((h - 2 * edge) / step + 1);
-    double *dev = xmalloc(cap * sizeof *dev), *fine = xmalloc(cap * sizeof *fine), *coarse = xmalloc(cap * sizeof *coarse);
-    for (int y = edge; y < h - edge; y += step)
-        for (int x = edge; x < w - edge; x += step) {
-            double b3 = box_mean(I, w, x, y, 1), b9 = box_mean(I, w, x, y, 4), b33 = box_mean(I, w, x, y, 16);
-            dev[n] = fabs(img[(size_t)y * w + x] - b3);
-            fine[n] = fabs(b3 - b9);
-            coarse[n++] = fabs(b9 - b33);
-        }
-    /* pixel - its 3 px box has variance 8/9 sigma^2 for white noise; the two bands 8/81 and 1/81 - 1/1089 of it */
-    double sigma = 1.4826 * quantile(dev, n, 0.5) * sqrt(9.0 / 8);
-    double detail = quantile(fine, n, 0.999) / (sigma * sqrt(8.0 / 81));
-    double structure = quantile(coarse, n, 0.999) / (sigma * sqrt(1.0 / 81 - 1.0 / 1089));
-    free(I), free(dev), free(fine), free(coarse);
-    return sigma > 0 && structure >= STRUCTURE_MIN ? detail : NAN;
+    for (int i = 0; i < found.n; i++) points_add(out, found.xy[i][0], found.xy[i][1]);
+    view_features_free(&found);
+    return rc;
 }
 
 /* What one camera frame shows: its features in stage um, and where the frame lies on the stage. */
@@ -182,25 +79,33 @@ typedef struct live_view {
     affine2d to_pixel;           /* stage um -> frame pixel */
     int width, height;
     double field_um;             /* the shorter side of the frame on the stage */
-    double sharpness;            /* see sharpness(); NaN: no structure */
+    double sharpness;            /* view_sharpness(); NaN: no structure */
 } live_view;
 
-static int take_view(stagemap *m, live_view *v, float **img, char *err, size_t errlen)
+/* A view of the stage where it stands now (stagemap_view.c: from this IOC's camera or a worker IOC). */
+static int take_view(stagemap *m, live_view *v, stagemap_view *sv, char *err, size_t errlen)
 {
-    if (fresh_frame(m, time_add(time_wall(), FRAME_SETTLE_S), img, &v->width, &v->height, err, errlen)) return -1;
+    stagemap_view_request rq = {.after = time_add(time_wall(), FRAME_SETTLE_S)};
     db_lock();
     affine2d t;
     int rc = stagemap_layer_transform(m, LAYER_LIVE, &t, err, errlen);
-    int diameter = (int)param_get_int(m->port, P_RELOC_LIVE_DIAMETER);
-    double factor = param_get_double(m->port, P_RELOC_MASS_FACTOR);
+    rq.diameter = (int)param_get_int(m->port, P_RELOC_LIVE_DIAMETER);
+    rq.mass_factor = param_get_double(m->port, P_RELOC_MASS_FACTOR);
+    for (int axis = 0; axis < 2; axis++)
+        if (stagemap_axis_position(m, axis, &rq.stage[axis])) rq.stage[axis] = NAN;
     db_unlock();
     if (rc) return -1;
     if (affine_invert(&t, &v->to_pixel)) return error_set(err, errlen, "the live layer's geometry is singular");
-    if (detect(*img, v->width, v->height, diameter, factor, 65535, &v->features, err, errlen)) return -1;
-    for (int i = 0; i < v->features.n; i++)
-        affine_apply(&t, v->features.p[i][0], v->features.p[i][1], &v->features.p[i][0], &v->features.p[i][1]);
+    rq.stage_tolerance = hypot(t.m[0][0], t.m[1][0]);      /* one live pixel */
+    if (stagemap_view_take(m, &rq, sv, err, errlen)) return -1;
+    v->width = sv->width, v->height = sv->height, v->sharpness = sv->sharpness;
+    v->features.n = 0;
+    for (int i = 0; i < sv->features.n; i++) {
+        double x, y;
+        affine_apply(&t, sv->features.xy[i][0], sv->features.xy[i][1], &x, &y);
+        points_add(&v->features, x, y);
+    }
     v->field_um = fmin(v->width, v->height) * hypot(t.m[0][0], t.m[1][0]);
-    v->sharpness = sharpness(*img, v->width, v->height);
     db_lock();
     param_set_double(m->port, P_RELOC_SHARPNESS, v->sharpness);
     db_unlock();
@@ -239,7 +144,7 @@ static void state(stagemap *m, const char *text)
     log_info("stagemap", "%s: relocalization: %s", m->port_name, text);
 }
 
-static int aborting(stagemap *m)
+int stagemap_aborting(stagemap *m)
 {
     pthread_mutex_lock(&m->lock);
     int stop = m->abort || m->stopping;
@@ -375,7 +280,7 @@ static void publish_search(stagemap *m, int view, int views, const constellation
  * -> stage and matched_px/matched_stage receive the matched pairs; -1 with err (and *result) otherwise. */
 static int coarse_match(stagemap *m, const point_list *ref_px, const point_list *model, const double centre[2],
                         const reloc_settings *s, constellation_result *match, point_list *matched_px,
-                        point_list *matched_stage, int *result, float **img, char *err, size_t errlen)
+                        point_list *matched_stage, int *result, stagemap_view *sv, char *err, size_t errlen)
 {
     point_list scene = {0};
     live_view v = {0};
@@ -390,8 +295,8 @@ static int coarse_match(stagemap *m, const point_list *ref_px, const point_list 
         snprintf(what, sizeof what, "looking for the sample: view %d of %d", k + 1, views);
         state(m, what);
         publish_search(m, k + 1, views, match, s);
-        if (hold(m) || reloc_move(m, here, err, errlen) || take_view(m, &v, img, err, errlen)) {
-            if (aborting(m)) *result = RESULT_ABORTED, error_set(err, errlen, "aborted while looking for the sample");
+        if (hold(m) || reloc_move(m, here, err, errlen) || take_view(m, &v, sv, err, errlen)) {
+            if (stagemap_aborting(m)) *result = RESULT_ABORTED, error_set(err, errlen, "aborted while looking for the sample");
             goto out;
         }
         if (k == 0) views = 1 + search_plan(m, centre, s->search_radius, VIEW_STEP * v.field_um, &plan);
@@ -526,7 +431,7 @@ static int frame_agrees(const live_view *v, const point_list *ref_px, const affi
 
 /* Step 2 for one particle: move it under the beam, find it near the beam, correct, repeat. */
 static int visit(stagemap *m, const double target[2], const point_list *ref_px, const affine2d *to_stage,
-                 const reloc_settings *s, particle_result *r, float **img, char *err, size_t errlen)
+                 const reloc_settings *s, particle_result *r, stagemap_view *sv, char *err, size_t errlen)
 {
     double goal[2] = {target[0], target[1]}, radius = s->capture_radius;
     live_view v = {0};
@@ -538,8 +443,8 @@ static int visit(stagemap *m, const double target[2], const point_list *ref_px, 
             r->status = RELOC_ABORTED;
             break;
         }
-        if (reloc_move(m, goal, err, errlen) || take_view(m, &v, img, err, errlen)) {
-            int aborted = aborting(m);
+        if (reloc_move(m, goal, err, errlen) || take_view(m, &v, sv, err, errlen)) {
+            int aborted = stagemap_aborting(m);
             r->status = aborted ? RELOC_ABORTED : RELOC_NOT_FOUND;
             rc = aborted ? 0 : -1;
             break;
@@ -644,6 +549,7 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
     for (int i = 0; i < m->nparticles; i++) points_add(&chosen, m->particle[i][0], m->particle[i][1]);
     param_port *port = m->port;
     int ref_diameter = (int)param_get_int(port, P_RELOC_REF_DIAMETER);
+    int live_diameter = (int)param_get_int(port, P_RELOC_LIVE_DIAMETER);
     double factor = param_get_double(port, P_RELOC_MASS_FACTOR);
     s.tolerance = param_get_double(port, P_RELOC_TOLERANCE);
     s.capture_radius = param_get_double(port, P_RELOC_CAPTURE_RADIUS);
@@ -657,7 +563,7 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
     int n = chosen.n, rc = -1, result = RESULT_FAILED;
     particle_result *res = xcalloc((size_t)(n ? n : 1), sizeof *res);
     point_list ref_px = {0}, model = {0}, src = {0}, dst = {0};
-    float *img = NULL;
+    stagemap_view sv = {0};
     image ref;
     memset(&ref, 0, sizeof ref);
     publish(m, res, n, 0, &chosen, RESULT_RUNNING, &s);
@@ -666,6 +572,7 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
         error_set(err, errlen, "no particles: write their reference pixels to Particles");
         goto out;
     }
+    if (stagemap_view_settings(m, live_diameter, factor, err, errlen)) goto out;
     if (image_read(path, &ref, err, errlen) ||
         detect(ref.data, ref.width, ref.height, ref_diameter, factor, ref.type == PIX_F32 || ref.type == PIX_F64 ? 0 :
                pixel_type_max(ref.type), &ref_px, err, errlen))
@@ -682,7 +589,7 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
         centre[0] += x / n, centre[1] += y / n;
     }
     constellation_result match;
-    if (coarse_match(m, &ref_px, &model, centre, &s, &match, &src, &dst, &result, &img, err, errlen)) goto out;
+    if (coarse_match(m, &ref_px, &model, centre, &s, &match, &src, &dst, &result, &sv, err, errlen)) goto out;
     int mirrored = match.mirrored ^ (prior.m[0][0] * prior.m[1][1] - prior.m[0][1] * prior.m[1][0] < 0);
     affine2d to_stage;
     double rms;
@@ -695,7 +602,7 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
         publish(m, res, n, k, &chosen, RESULT_RUNNING, &s);
         double target[2];
         affine_apply(&to_stage, chosen.p[k][0], chosen.p[k][1], &target[0], &target[1]);
-        if (visit(m, target, &ref_px, &to_stage, &s, &res[k], &img, err, errlen)) goto out;
+        if (visit(m, target, &ref_px, &to_stage, &s, &res[k], &sv, err, errlen)) goto out;
         if (res[k].status == RELOC_ABORTED) {
             for (int i = k; i < n; i++) res[i].status = RELOC_ABORTED;
             result = RESULT_ABORTED;
@@ -726,7 +633,8 @@ out:
         state(m, err);
     }
     image_free(&ref);
-    free(res), free(img), free(chosen.p), free(ref_px.p), free(model.p), free(src.p), free(dst.p);
+    stagemap_view_free(&sv);
+    free(res), free(chosen.p), free(ref_px.p), free(model.p), free(src.p), free(dst.p);
     return rc;
 }
 
@@ -737,7 +645,7 @@ int stagemap_reloc_write(stagemap *m, const param_write *w, char *err, size_t er
     case P_RELOC_START:
         if (!w->ival) return 0;
         pthread_mutex_lock(&m->lock);
-        if (!m->frames) rc = error_set(err, errlen, "no camera for relocalization (stagemapCamera in st.cmd)");
+        if (stagemap_view_available(m, err, errlen)) rc = -1;
         else if (motion_stage_available(m->stage, err, errlen)) rc = -1;
         else if (!param_get_int(m->port, P_MOVE_ENABLE)) rc = error_set(err, errlen, "moves are disabled (Move:Enable = 0)");
         else if (m->job) rc = error_set(err, errlen, "busy with a move, load or relocalization");
@@ -780,23 +688,4 @@ int stagemap_reloc_write(stagemap *m, const param_write *w, char *err, size_t er
     }
     if (rc) stagemap_message(m, P_MAP_MESSAGE, P_MAP_STATUS, 1, "%s", err);
     return rc;
-}
-
-/* stagemapCamera(PORT, CAMERA_PORT): the camera whose frames relocalization uses. */
-static int camera_cmd(int argc, char **argv, char *err, size_t errlen)
-{
-    stagemap *m = stagemap_find(argv[1]);
-    if (!m) return error_set(err, errlen, "no stage map port %s (stagemapConfigure first)", argv[1]);
-    camera *cam = camera_find(argv[2]);
-    if (!cam) return error_set(err, errlen, "no camera port %s (cameraConfigure first)", argv[2]);
-    if (m->frames) return error_set(err, errlen, "%s has a camera already", argv[1]);
-    m->frames = frame_ring_add_consumer(camera_ring(cam), "relocalization", FRAMES_NEWEST);
-    if (!m->frames) return error_set(err, errlen, "camera %s takes no more consumers", argv[2]);
-    str_copy(m->camera_port, argv[2], sizeof m->camera_port);
-    return 0;
-}
-
-void stagemap_reloc_register(void)
-{
-    shell_register("stagemapCamera", "stagemapCamera(PORT, CAMERA_PORT)", 2, 2, camera_cmd);
 }

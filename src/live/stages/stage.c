@@ -81,7 +81,7 @@ static void *stage_thread(void *arg)
     param_port *p = s->port;
     long processed = 0;
     while (!atomic_load(&s->stopping)) {
-        s->kind->service(s);
+        if (s->kind->service) s->kind->service(s);
         frame *f = frame_consumer_next(s->consumer, 0.2);
         if (!f) continue;
         pthread_mutex_lock(&s->lock);
@@ -160,10 +160,12 @@ analysis_stage *analysis_find(const char *port)
     return NULL;
 }
 
-/* detectionConfigure(PORT, CAMERA_PORT [, MAX_FEATURES]), registrationConfigure(PORT, CAMERA_PORT) */
+/* detectionConfigure(PORT, CAMERA_PORT [, MAX_FEATURES]), registrationConfigure(PORT, CAMERA_PORT),
+ * featuresConfigure(PORT, CAMERA_PORT [, MAX_FEATURES]) */
 static int configure_cmd(int argc, char **argv, char *err, size_t errlen)
 {
-    const analysis_kind *kind = strcmp(argv[0], "detectionConfigure") == 0 ? &detection_kind : &registration_kind;
+    const analysis_kind *kind = strcmp(argv[0], "detectionConfigure") == 0 ? &detection_kind
+                                : strcmp(argv[0], "featuresConfigure") == 0 ? &features_kind : &registration_kind;
     long max_items = DEFAULT_MAX_FEATURES;
     if (argc > 3 && shell_arg_long(argv[3], "MAX_FEATURES", &max_items, err, errlen)) return -1;
     if (max_items < 1 || max_items > 1000000) return error_set(err, errlen, "MAX_FEATURES must be 1..1000000");
@@ -210,6 +212,8 @@ void analysis_register(void)
     shell_register("detectionConfigure", "detectionConfigure(PORT, CAMERA_PORT [, MAX_FEATURES])", 2, 3, configure_cmd);
     shell_register("detectionPvaTable", "detectionPvaTable(PORT, PV_NAME)  features as an NTTable over pvAccess", 2, 2,
                    detection_pva_table_cmd);
+    shell_register("featuresConfigure", "featuresConfigure(PORT, CAMERA_PORT [, MAX_FEATURES])  relocalization's views",
+                   2, 3, configure_cmd);
     shell_register("registrationConfigure", "registrationConfigure(PORT, CAMERA_PORT)", 2, 2, configure_cmd);
     shell_register("xanesLiveConfigure", "xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS)", 4, 4,
                    xanes_configure_cmd);

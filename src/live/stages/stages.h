@@ -5,6 +5,9 @@
  * st.cmd commands (registered by analysis_register), after cameraConfigure and before iocInit:
  *   detectionConfigure(PORT, CAMERA_PORT [, MAX_FEATURES])     records: db/detection.db
  *   registrationConfigure(PORT, CAMERA_PORT)                    records: db/registration.db
+ *   featuresConfigure(PORT, CAMERA_PORT [, MAX_FEATURES])       records: db/features.db -- relocalization's
+ *       view of every frame (features of both contrasts, sharpness) as one array tagged with the frame's
+ *       uniqueId, time stamp and stage position, for a camera IOC's stagemapWorker (stagemap.h)
  *   xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS)   records: db/xanes.db
  *       ENERGY_CHANNEL is the record giving the beam energy in eV (e.g. the monochromator's readback). Set the
  *       fit parameters, write 1 to $(P)$(R)Collect (clears the stack) and scan the energy: each time the energy

@@ -42,7 +42,7 @@ typedef struct analysis_kind {
     void (*create)(analysis_stage *s, int max_items);
     /* [db locked] A record wrote one of the kind's parameters: 0, PARAM_ASYNC or -1 with err. */
     int (*write)(analysis_stage *s, const param_write *w, char *err, size_t errlen);
-    /* [stage thread] Work that needs no frame (file loads, exports), done every loop. */
+    /* [stage thread] Work that needs no frame (file loads, exports), done every loop; NULL: none. */
     void (*service)(analysis_stage *s);
     /* [stage thread] Analyses one frame (pixels: the frame as floats) and sets result parameters and a short
      * JSON summary for the camera's preview in s->summary; 0, or -1 with err (the stage's Status goes to
@@ -95,6 +95,7 @@ extern const analysis_kind detection_kind;
  * pvAccess (columns x, y, mass, size, ecc, signal, id), so a client gets one frame's results in one update. */
 int detection_pva_table_cmd(int argc, char **argv, char *err, size_t errlen);
 extern const analysis_kind registration_kind;
+extern const analysis_kind features_kind;
 extern const analysis_kind xanes_kind;
 /* xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS) */
 int xanes_configure_cmd(int argc, char **argv, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /* state.c -- the channels the web page shows (stage position, move enable, beam pixel, particle positions,
  * labelled values such as the registration status or the macro queue) and stage moves, all through the record
- * database like any other client: subscriptions mark the state changed, the server thread reads it as JSON,
+ * database like any other client, or, for a name no record here has, through a channel to another IOC (the
+ * links' libca client, db_ca_channel): subscriptions mark the state changed, the server thread reads it as JSON,
  * and moves and stops go through the one move path (drivers/motion): planned from the motors' positions and
  * soft limits at the moment of the request, put-callbacks on VAL, the motors' verdict reported back.
  *
@@ -29,7 +30,9 @@
 typedef struct web_channel {
     char name[DB_LINK_SIZE];
     db_addr addr;
-    db_ca_channel *remote;   /* a motor's RBV/DMOV on another IOC (the motors may be there: drivers/motion) */
+    db_ca_channel *remote;   /* a PV of another IOC (no record here has the name; a motor's RBV/DMOV where
+                              * drivers/motion moves that IOC's motors) */
+    db_ca_channel *remote_egu;   /* particles: the units of the other IOC's array (px or a length) */
     int ok;   /* resolved at start */
 } web_channel;
 
@@ -124,6 +127,7 @@ static void resolve(web_state *st, web_channel *ch, int watch, int remote)
         ch->remote = db_ca_channel_open(ch->name, "web view");
         if (ch->remote && watch) db_ca_channel_watch(ch->remote, on_remote_change, st);
         ch->ok = ch->remote != NULL;
+        if (ch->ok) log_info("web", "%s is no record of this IOC: read through Channel Access", ch->name);
         return;
     }
     if (!ch->ok) {
@@ -143,13 +147,18 @@ void web_state_start(web_state *st)
         resolve(st, &st->rbv[i], 1, remote);
         resolve(st, &st->dmov[i], 1, remote);
     }
-    resolve(st, &st->enable, 1, 0);
-    resolve(st, &st->beam_x, 1, 0);
-    resolve(st, &st->beam_y, 1, 0);
-    resolve(st, &st->stop_all, 0, 0);
-    resolve(st, &st->particles_x, 1, 0);
-    resolve(st, &st->particles_y, 1, 0);
-    for (int i = 0; i < st->nshow; i++) resolve(st, &st->show[i], 1, 0);
+    resolve(st, &st->enable, 1, 1);
+    resolve(st, &st->beam_x, 1, 1);
+    resolve(st, &st->beam_y, 1, 1);
+    resolve(st, &st->stop_all, 0, 1);
+    resolve(st, &st->particles_x, 1, 1);
+    resolve(st, &st->particles_y, 1, 1);
+    if (st->particles_x.remote) {
+        char egu[DB_LINK_SIZE + 8];
+        snprintf(egu, sizeof egu, "%s.EGU", st->particles_x.name);
+        st->particles_x.remote_egu = db_ca_channel_open(egu, "web view");
+    }
+    for (int i = 0; i < st->nshow; i++) resolve(st, &st->show[i], 1, 1);
 }
 
 int web_state_take_changed(web_state *st) { return atomic_exchange(&st->changed, 0); }
@@ -193,19 +202,34 @@ static void add_beam(cJSON *root, web_state *st)
     if (have && isfinite(xy[0]) && isfinite(xy[1])) cJSON_AddItemToObject(root, "beam", cJSON_CreateDoubleArray(xy, 2));
 }
 
+/* [locked] An array channel's elements (at most max; 0 or -1) and, when units is not NULL, its EGU. */
+static int get_array(const web_channel *ch, double *values, long max, long *n, char *units, size_t unitslen)
+{
+    if (units) units[0] = '\0';
+    if (ch->remote) {
+        if (units && ch->remote_egu) db_ca_channel_get(ch->remote_egu, NULL, units, unitslen, NULL, 0);
+        return db_ca_channel_get_array(ch->remote, values, max, n, NULL, 0) == 0 && *n > 0 ? 0 : -1;
+    }
+    if (units) {
+        db_meta meta;
+        db_get_meta(&ch->addr, &meta);
+        str_copy(units, meta.units, unitslen);
+    }
+    *n = max;
+    return db_current_elements(&ch->addr) > 0 && db_get(&ch->addr, DBR_DOUBLE, values, n) == DB_OK ? 0 : -1;
+}
+
 static void add_particles(cJSON *root, web_state *st, const web_geometry *view)
 {
     if (!st->particles_x.ok || !st->particles_y.ok) return;
     double *xs = xmalloc(2 * WEB_MAX_PARTICLES * sizeof *xs), *ys = xs + WEB_MAX_PARTICLES;
-    long nx = WEB_MAX_PARTICLES, ny = WEB_MAX_PARTICLES;
-    db_meta meta;
+    long nx = 0, ny = 0;
+    char units[DB_STRING_SIZE];
     db_lock();
-    long cx = db_current_elements(&st->particles_x.addr), cy = db_current_elements(&st->particles_y.addr);
-    int ok = cx > 0 && cy > 0 && db_get(&st->particles_x.addr, DBR_DOUBLE, xs, &nx) == DB_OK &&
-             db_get(&st->particles_y.addr, DBR_DOUBLE, ys, &ny) == DB_OK;
-    db_get_meta(&st->particles_x.addr, &meta);
+    int ok = get_array(&st->particles_x, xs, WEB_MAX_PARTICLES, &nx, units, sizeof units) == 0 &&
+             get_array(&st->particles_y, ys, WEB_MAX_PARTICLES, &ny, NULL, 0) == 0;
     db_unlock();
-    int pixels = !strcmp(meta.units, "px");
+    int pixels = !strcmp(units, "px");
     if (pixels && !view) ok = 0;   /* no frame to place them by yet */
     cJSON *list = cJSON_AddArrayToObject(root, "particles");
     long n = ok ? (nx < ny ? nx : ny) : 0;
@@ -221,7 +245,33 @@ static void add_particles(cJSON *root, web_state *st, const web_geometry *view)
     free(xs);
 }
 
-/* A CHAR waveform is text (areaDetector StatusMessage style); anything else as the database writes it. */
+/* A channel of this IOC as text: a CHAR waveform is text (areaDetector StatusMessage style), anything else as
+ * the database writes it; returns its severity. */
+static int local_text(const web_channel *ch, char *text, size_t len)
+{
+    db_meta meta;
+    int is_text = (ch->addr.type == DBF_CHAR || ch->addr.type == DBF_UCHAR) && ch->addr.max_elements > 1;
+    db_lock();
+    long n = (long)len - 1;
+    if (is_text && db_current_elements(&ch->addr) > 0 && db_get(&ch->addr, DBR_CHAR, text, &n) == DB_OK) text[n] = '\0';
+    db_get_meta(&ch->addr, &meta);
+    db_unlock();
+    if (!is_text) db_get_text(&ch->addr, text, len);
+    return meta.severity;
+}
+
+/* Another IOC's PV as text (a number or a string; empty while it cannot be read); returns its severity. */
+static int remote_text(db_ca_channel *c, char *text, size_t len)
+{
+    char shown[64], *end;
+    double value;
+    if (db_ca_channel_get(c, &value, text, len, NULL, 0) == 0 && text[0] && (strtod(text, &end), *end == '\0')) {
+        snprintf(shown, sizeof shown, "%.6g", value);      /* a number: short, as the database writes it */
+        str_copy(text, shown, len);
+    }
+    return db_ca_channel_severity(c);
+}
+
 static void add_shows(cJSON *root, web_state *st)
 {
     cJSON *list = cJSON_AddArrayToObject(root, "show");
@@ -229,20 +279,12 @@ static void add_shows(cJSON *root, web_state *st)
         web_channel *ch = &st->show[i];
         if (!ch->ok) continue;
         char *text = xcalloc(1, WEB_SHOW_TEXT);
-        db_meta meta;
-        int is_text = (ch->addr.type == DBF_CHAR || ch->addr.type == DBF_UCHAR) && ch->addr.max_elements > 1;
-        db_lock();
-        long n = WEB_SHOW_TEXT - 1;
-        if (is_text && db_current_elements(&ch->addr) > 0 && db_get(&ch->addr, DBR_CHAR, text, &n) == DB_OK)
-            text[n] = '\0';
-        db_get_meta(&ch->addr, &meta);
-        db_unlock();
-        if (!is_text) db_get_text(&ch->addr, text, WEB_SHOW_TEXT);
+        int severity = ch->remote ? remote_text(ch->remote, text, WEB_SHOW_TEXT) : local_text(ch, text, WEB_SHOW_TEXT);
         cJSON *item = cJSON_CreateObject();
         cJSON_AddStringToObject(item, "label", st->show_label[i]);
         cJSON_AddStringToObject(item, "channel", ch->name);
         cJSON_AddStringToObject(item, "value", text);
-        cJSON_AddNumberToObject(item, "severity", meta.severity);
+        cJSON_AddNumberToObject(item, "severity", severity);
         cJSON_AddItemToArray(list, item);
         free(text);
     }
@@ -287,7 +329,11 @@ int web_state_stop_motors(web_state *st, char *msg, size_t msglen)
 {
     char err[256] = "";
     int failed = 0;
-    if (st->stop_all.ok) {   /* every motor of the IOC (motor_util.db's allstop) */
+    if (st->stop_all.remote) {   /* every motor of another IOC */
+        char why[256];
+        if (db_ca_channel_put(st->stop_all.remote, 1, NULL, NULL, why, sizeof why))
+            failed = snprintf(err, sizeof err, "%s refused: %s", st->stop_all.name, why) > 0;
+    } else if (st->stop_all.ok) {   /* every motor of the IOC (motor_util.db's allstop) */
         const short stop = 1;
         int rc = db_put_field(&st->stop_all.addr, DBR_SHORT, &stop, 1);
         if (rc != DB_OK) failed = snprintf(err, sizeof err, "%s refused: %s", st->stop_all.name, db_strerror(rc)) > 0;
