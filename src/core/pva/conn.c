@@ -111,6 +111,8 @@ static void create_channels(pva_conn *c, pva_reader *r)
         const char *refusal = NULL;
         if (db_name_to_addr(name, &addr) != DB_OK && !(src = pva_source_find(name)))
             refusal = "no such channel";
+        else if (!src && addr.type == DBF_NOACCESS)
+            refusal = "field not accessible";       /* as QSRV: no channel rather than failing reads */
         else if (c->nchans >= pva_server_limits.max_channels)
             refusal = "channel limit reached";
         if (refusal) {

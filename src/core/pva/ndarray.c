@@ -12,37 +12,17 @@
 
 #define USHORT_VALUE_INDEX 6    /* ushortValue in the value union */
 
-static void member(pva_buf *b, const char *name, uint8_t code)
+/* A field of a structured PV: roles serve only the records' trees (nt.c). */
+static void leaf(pva_builder *b, const char *name, uint8_t code)
 {
-    pva_put_string(b, name);
-    pva_put8(b, code);
+    pva_build_add(b, name, NULL, code, ROLE_STRUCT);
 }
 
-static void struct_head(pva_buf *b, const char *name, uint8_t code, const char *id, size_t n)
+/* The descriptor of the tree into the source's type. */
+static void type_done(pva_source *s, const pva_nt *tree)
 {
-    if (name)
-        pva_put_string(b, name);
-    pva_put8(b, code);
-    if (code == (PVA_STRUCT | PVA_ARRAY))
-        pva_put8(b, PVA_STRUCT);
-    pva_put_string(b, id);
-    pva_put_size(b, n);
-}
-
-static void time_type(pva_buf *b, const char *name)
-{
-    struct_head(b, name, PVA_STRUCT, "time_t", 3);
-    member(b, "secondsPastEpoch", PVA_INT64);
-    member(b, "nanoseconds", PVA_INT32);
-    member(b, "userTag", PVA_INT32);
-}
-
-static void alarm_type(pva_buf *b)
-{
-    struct_head(b, "alarm", PVA_STRUCT, "alarm_t", 3);
-    member(b, "severity", PVA_INT32);
-    member(b, "status", PVA_INT32);
-    member(b, "message", PVA_STRING);
+    pva_nt_put_type(&s->type, tree);
+    pva_source_type_done(s);
 }
 
 static void put_time(pva_buf *b, struct timespec t)
@@ -67,45 +47,53 @@ pva_source *pva_ndarray_source_add(const char *name, char *err, size_t errlen)
     pva_source *s = pva_source_new(name, err, errlen);
     if (!s)
         return NULL;
-    static const char *const unions[][2] = {
-        { "booleanValue", "\x08" }, { "byteValue", "\x28" }, { "shortValue", "\x29" }, { "intValue", "\x2a" },
-        { "longValue", "\x2b" }, { "ubyteValue", "\x2c" }, { "ushortValue", "\x2d" }, { "uintValue", "\x2e" },
-        { "ulongValue", "\x2f" }, { "floatValue", "\x4a" }, { "doubleValue", "\x4b" }
+    static const struct { const char *name; uint8_t code; } unions[] = {
+        { "booleanValue", PVA_BOOL }, { "byteValue", PVA_INT8 }, { "shortValue", PVA_INT16 },
+        { "intValue", PVA_INT32 }, { "longValue", PVA_INT64 }, { "ubyteValue", PVA_UINT8 },
+        { "ushortValue", PVA_UINT16 }, { "uintValue", PVA_UINT32 }, { "ulongValue", PVA_UINT64 },
+        { "floatValue", PVA_FLOAT }, { "doubleValue", PVA_DOUBLE }
     };
-    pva_buf *b = &s->type;
-    struct_head(b, NULL, PVA_STRUCT, "epics:nt/NTNDArray:1.0", 11);
-    struct_head(b, "value", PVA_UNION, "", 11);
+    pva_nt tree = { 0 };
+    pva_builder b = { .nt = &tree };
+    pva_build_open(&b, NULL, "epics:nt/NTNDArray:1.0", PVA_STRUCT);
+    pva_build_open(&b, "value", NULL, PVA_UNION);
     for (size_t i = 0; i < sizeof unions / sizeof *unions; i++)
-        member(b, unions[i][0], (uint8_t)unions[i][1][0]);
-    struct_head(b, "codec", PVA_STRUCT, "codec_t", 2);
-    member(b, "name", PVA_STRING);
-    member(b, "parameters", PVA_ANY);
-    member(b, "compressedSize", PVA_INT64);
-    member(b, "uncompressedSize", PVA_INT64);
-    struct_head(b, "dimension", PVA_STRUCT | PVA_ARRAY, "dimension_t", 5);
-    member(b, "size", PVA_INT32);
-    member(b, "offset", PVA_INT32);
-    member(b, "fullSize", PVA_INT32);
-    member(b, "binning", PVA_INT32);
-    member(b, "reverse", PVA_BOOL);
-    member(b, "uniqueId", PVA_INT32);
-    time_type(b, "dataTimeStamp");
-    struct_head(b, "attribute", PVA_STRUCT | PVA_ARRAY, "epics:nt/NTAttribute:1.0", 5);
-    member(b, "name", PVA_STRING);
-    member(b, "value", PVA_ANY);
-    member(b, "descriptor", PVA_STRING);
-    member(b, "sourceType", PVA_INT32);
-    member(b, "source", PVA_STRING);
-    member(b, "descriptor", PVA_STRING);
-    alarm_type(b);
-    time_type(b, "timeStamp");
-    struct_head(b, "display", PVA_STRUCT, "display_t", 5);
-    member(b, "limitLow", PVA_DOUBLE);
-    member(b, "limitHigh", PVA_DOUBLE);
-    member(b, "description", PVA_STRING);
-    member(b, "format", PVA_STRING);
-    member(b, "units", PVA_STRING);
-    pva_source_type_done(s);
+        leaf(&b, unions[i].name, unions[i].code | PVA_ARRAY);
+    pva_build_close(&b);
+    pva_build_open(&b, "codec", "codec_t", PVA_STRUCT);
+    leaf(&b, "name", PVA_STRING);
+    leaf(&b, "parameters", PVA_ANY);
+    pva_build_close(&b);
+    leaf(&b, "compressedSize", PVA_INT64);
+    leaf(&b, "uncompressedSize", PVA_INT64);
+    pva_build_open(&b, "dimension", "dimension_t", PVA_STRUCT | PVA_ARRAY);
+    leaf(&b, "size", PVA_INT32);
+    leaf(&b, "offset", PVA_INT32);
+    leaf(&b, "fullSize", PVA_INT32);
+    leaf(&b, "binning", PVA_INT32);
+    leaf(&b, "reverse", PVA_BOOL);
+    pva_build_close(&b);
+    leaf(&b, "uniqueId", PVA_INT32);
+    pva_build_time(&b, "dataTimeStamp");
+    pva_build_open(&b, "attribute", "epics:nt/NTAttribute:1.0", PVA_STRUCT | PVA_ARRAY);
+    leaf(&b, "name", PVA_STRING);
+    leaf(&b, "value", PVA_ANY);
+    leaf(&b, "descriptor", PVA_STRING);
+    leaf(&b, "sourceType", PVA_INT32);
+    leaf(&b, "source", PVA_STRING);
+    pva_build_close(&b);
+    leaf(&b, "descriptor", PVA_STRING);
+    pva_build_alarm(&b);
+    pva_build_time(&b, "timeStamp");
+    pva_build_open(&b, "display", "display_t", PVA_STRUCT);
+    leaf(&b, "limitLow", PVA_DOUBLE);
+    leaf(&b, "limitHigh", PVA_DOUBLE);
+    leaf(&b, "description", PVA_STRING);
+    leaf(&b, "format", PVA_STRING);
+    leaf(&b, "units", PVA_STRING);
+    pva_build_close(&b);
+    pva_build_close(&b);
+    type_done(s, &tree);
     /* Until the first frame, as NDPluginPva: an empty array (a get or a monitor always has a value). */
     pva_ndarray_post(s, &(pva_ndarray){ 0 });
     return s;
@@ -167,20 +155,27 @@ void pva_ndarray_post(pva_source *s, const pva_ndarray *a)
  */
 pva_source *pva_table_source_add(const char *name, int ncols, const char *const *labels, char *err, size_t errlen)
 {
+    if (ncols < 1 || ncols > PVA_MAX_NODES - 16) {     /* the tree's other fields take 12 nodes */
+        error_set(err, errlen, "'%s': %d columns (1 to %d)", name, ncols, PVA_MAX_NODES - 16);
+        return NULL;
+    }
     pva_source *s = pva_source_new(name, err, errlen);
     if (!s)
         return NULL;
     s->ncols = ncols;
-    pva_buf *b = &s->type;
-    struct_head(b, NULL, PVA_STRUCT, "epics:nt/NTTable:1.0", 5);
-    member(b, "labels", PVA_STRING | PVA_ARRAY);
-    struct_head(b, "value", PVA_STRUCT, "", (size_t)ncols);
+    pva_nt tree = { 0 };
+    pva_builder b = { .nt = &tree };
+    pva_build_open(&b, NULL, "epics:nt/NTTable:1.0", PVA_STRUCT);
+    leaf(&b, "labels", PVA_STRING | PVA_ARRAY);
+    pva_build_open(&b, "value", NULL, PVA_STRUCT);
     for (int i = 0; i < ncols; i++)
-        member(b, labels[i], PVA_DOUBLE | PVA_ARRAY);
-    member(b, "descriptor", PVA_STRING);
-    alarm_type(b);
-    time_type(b, "timeStamp");
-    pva_source_type_done(s);
+        leaf(&b, labels[i], PVA_DOUBLE | PVA_ARRAY);
+    pva_build_close(&b);
+    leaf(&b, "descriptor", PVA_STRING);
+    pva_build_alarm(&b);
+    pva_build_time(&b, "timeStamp");
+    pva_build_close(&b);
+    type_done(s, &tree);
     /* The labels never change: kept after the type, copied into every value. */
     s->labels = xcalloc((size_t)ncols, sizeof *s->labels);
     for (int i = 0; i < ncols; i++)
