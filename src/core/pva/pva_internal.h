@@ -264,6 +264,7 @@ typedef struct pva_limits {
     unsigned max_ops;           /* per client */
     size_t max_queue_bytes;     /* per client: beyond this monitors wait (newest value kept) and reads stop */
     size_t max_message_bytes;   /* largest message accepted */
+    double idle_timeout;        /* s: a client that sent nothing and read nothing for this long is dropped */
 } pva_limits;
 extern pva_limits pva_server_limits;
 
@@ -331,6 +332,7 @@ struct pva_conn {
     pva_op **ops;               /* live operations, unordered */
     uint32_t nops, ops_cap;
     int closing;                /* fatal protocol error: flush, then close */
+    double last_alive;          /* monotonic time it last sent us bytes or read some of ours */
 
     /* Guarded by lock (taken after the db lock, never before it). */
     pthread_mutex_t lock;
