@@ -18,6 +18,22 @@ static void leaf(pva_builder *b, const char *name, uint8_t code)
     pva_build_add(b, name, NULL, code, ROLE_STRUCT);
 }
 
+typedef struct member {
+    const char *name;
+    uint8_t code;
+} member;
+
+/* A structure, union or structure array of scalar members. */
+static void compound(pva_builder *b, const char *name, const char *id, uint8_t code, const member *m, size_t n)
+{
+    pva_build_open(b, name, id, code);
+    for (size_t i = 0; i < n; i++)
+        leaf(b, m[i].name, m[i].code);
+    pva_build_close(b);
+}
+
+#define COMPOUND(b, name, id, code, members) compound(b, name, id, code, members, sizeof members / sizeof *members)
+
 /* The descriptor of the tree into the source's type. */
 static void type_done(pva_source *s, const pva_nt *tree)
 {
@@ -47,51 +63,37 @@ pva_source *pva_ndarray_source_add(const char *name, char *err, size_t errlen)
     pva_source *s = pva_source_new(name, err, errlen);
     if (!s)
         return NULL;
-    static const struct { const char *name; uint8_t code; } unions[] = {
-        { "booleanValue", PVA_BOOL }, { "byteValue", PVA_INT8 }, { "shortValue", PVA_INT16 },
-        { "intValue", PVA_INT32 }, { "longValue", PVA_INT64 }, { "ubyteValue", PVA_UINT8 },
-        { "ushortValue", PVA_UINT16 }, { "uintValue", PVA_UINT32 }, { "ulongValue", PVA_UINT64 },
-        { "floatValue", PVA_FLOAT }, { "doubleValue", PVA_DOUBLE }
+    static const member values[] = {       /* selector 0-10 in this order */
+        { "booleanValue", PVA_BOOL | PVA_ARRAY }, { "byteValue", PVA_INT8 | PVA_ARRAY },
+        { "shortValue", PVA_INT16 | PVA_ARRAY }, { "intValue", PVA_INT32 | PVA_ARRAY },
+        { "longValue", PVA_INT64 | PVA_ARRAY }, { "ubyteValue", PVA_UINT8 | PVA_ARRAY },
+        { "ushortValue", PVA_UINT16 | PVA_ARRAY }, { "uintValue", PVA_UINT32 | PVA_ARRAY },
+        { "ulongValue", PVA_UINT64 | PVA_ARRAY }, { "floatValue", PVA_FLOAT | PVA_ARRAY },
+        { "doubleValue", PVA_DOUBLE | PVA_ARRAY }
     };
+    static const member codec[] = { { "name", PVA_STRING }, { "parameters", PVA_ANY } };
+    static const member dimension[] = { { "size", PVA_INT32 }, { "offset", PVA_INT32 }, { "fullSize", PVA_INT32 },
+                                        { "binning", PVA_INT32 }, { "reverse", PVA_BOOL } };
+    static const member attribute[] = { { "name", PVA_STRING }, { "value", PVA_ANY }, { "descriptor", PVA_STRING },
+                                        { "sourceType", PVA_INT32 }, { "source", PVA_STRING } };
+    static const member display[] = { { "limitLow", PVA_DOUBLE }, { "limitHigh", PVA_DOUBLE },
+                                      { "description", PVA_STRING }, { "format", PVA_STRING },
+                                      { "units", PVA_STRING } };
     pva_nt tree = { 0 };
     pva_builder b = { .nt = &tree };
     pva_build_open(&b, NULL, "epics:nt/NTNDArray:1.0", PVA_STRUCT);
-    pva_build_open(&b, "value", NULL, PVA_UNION);
-    for (size_t i = 0; i < sizeof unions / sizeof *unions; i++)
-        leaf(&b, unions[i].name, unions[i].code | PVA_ARRAY);
-    pva_build_close(&b);
-    pva_build_open(&b, "codec", "codec_t", PVA_STRUCT);
-    leaf(&b, "name", PVA_STRING);
-    leaf(&b, "parameters", PVA_ANY);
-    pva_build_close(&b);
+    COMPOUND(&b, "value", NULL, PVA_UNION, values);
+    COMPOUND(&b, "codec", "codec_t", PVA_STRUCT, codec);
     leaf(&b, "compressedSize", PVA_INT64);
     leaf(&b, "uncompressedSize", PVA_INT64);
-    pva_build_open(&b, "dimension", "dimension_t", PVA_STRUCT | PVA_ARRAY);
-    leaf(&b, "size", PVA_INT32);
-    leaf(&b, "offset", PVA_INT32);
-    leaf(&b, "fullSize", PVA_INT32);
-    leaf(&b, "binning", PVA_INT32);
-    leaf(&b, "reverse", PVA_BOOL);
-    pva_build_close(&b);
+    COMPOUND(&b, "dimension", "dimension_t", PVA_STRUCT | PVA_ARRAY, dimension);
     leaf(&b, "uniqueId", PVA_INT32);
     pva_build_time(&b, "dataTimeStamp");
-    pva_build_open(&b, "attribute", "epics:nt/NTAttribute:1.0", PVA_STRUCT | PVA_ARRAY);
-    leaf(&b, "name", PVA_STRING);
-    leaf(&b, "value", PVA_ANY);
-    leaf(&b, "descriptor", PVA_STRING);
-    leaf(&b, "sourceType", PVA_INT32);
-    leaf(&b, "source", PVA_STRING);
-    pva_build_close(&b);
+    COMPOUND(&b, "attribute", "epics:nt/NTAttribute:1.0", PVA_STRUCT | PVA_ARRAY, attribute);
     leaf(&b, "descriptor", PVA_STRING);
     pva_build_alarm(&b);
     pva_build_time(&b, "timeStamp");
-    pva_build_open(&b, "display", "display_t", PVA_STRUCT);
-    leaf(&b, "limitLow", PVA_DOUBLE);
-    leaf(&b, "limitHigh", PVA_DOUBLE);
-    leaf(&b, "description", PVA_STRING);
-    leaf(&b, "format", PVA_STRING);
-    leaf(&b, "units", PVA_STRING);
-    pva_build_close(&b);
+    COMPOUND(&b, "display", "display_t", PVA_STRUCT, display);
     pva_build_close(&b);
     type_done(s, &tree);
     /* Until the first frame, as NDPluginPva: an empty array (a get or a monitor always has a value). */
