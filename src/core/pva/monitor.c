@@ -160,8 +160,10 @@ void pva_conn_refill(pva_conn *c)
     for (pva_op *op = c->pending_head, *next; op && c->out.len < pva_server_limits.max_queue_bytes; op = next) {
         next = op->mon.next_pending;
         pva_mon *m = &op->mon;
-        if (m->started && m->pipeline && m->window <= 0) {
-            prev = op;          /* waits for the client's ack */
+        if ((m->started && m->pipeline && m->window <= 0) || (op->chan->src && c->out.len > 0)) {
+            /* Waits for the client's ack; or, a structured PV (a camera frame), until what is queued has gone
+             * to the kernel: the frame encoded then is the newest, not one that waited behind another. */
+            prev = op;
             continue;
         }
         uint64_t bits = m->first_pending ? op->mask : m->changed & op->mask;
