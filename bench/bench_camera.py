@@ -25,18 +25,10 @@ QUALITY = 85
 
 
 def run_ioc(size, workdir):
-    st = f"""epicsEnvSet EPICS_DB_INCLUDE_PATH "{TOP}/db"
-cameraConfigure("CAM1", "sim", "{TOP}/sim/sample_default.json", {size}, {size})
-cameraPreview("CAM1", "tcp://127.0.0.1:*", {QUALITY}, {size}, 0)
-dbLoadRecords("camera.db", "P=B:,PORT=CAM1,NELM={size * size},XSIZE={size},YSIZE={size}")
-iocInit
-"""
-    ioc = ioc_module.Ioc(st, workdir, env=IOC_ENV, binary=Path(os.environ.get("RELOC_BIN", TOP / "bin")) / "relocioc")
-    ioc.start()
+    preview = f'cameraPreview("CAM1", "tcp://127.0.0.1:*", {QUALITY}, {size}, 0)'
+    ioc = ioc_module.camera_bench_ioc(size, workdir, IOC_ENV, preview)
     try:
-        epics.caput("B:cam1:AcquirePeriod", 0, wait=True)
-        epics.caput("B:cam1:AcquireTime", 0.005, wait=True)
-        epics.caput("B:cam1:Acquire", 1)
+        ioc_module.acquire_fast()
         time.sleep(6.0)
         values = {name: epics.caget("B:" + name) for name in (
             "cam1:ArrayRate_RBV", "image1:ArrayRate_RBV", "image1:Latency_RBV", "image1:DroppedArrays_RBV",

@@ -132,6 +132,21 @@ def camera(prefix, port, source, arg, width, height, stage=False):
     return lines
 
 
+def camera_bench_ioc(size, workdir, env, *consumers, prefix="B:"):
+    """For benchmarks: a started IOC with the simulated camera (size x size, uint16) as port CAM1 under prefix,
+    then the st.cmd lines consumers (what takes its frames: preview, NTNDArray, ...). acquire_fast() starts it."""
+    st = st_cmd(camera(prefix, "CAM1", "sim", TOP / "sim" / "sample_default.json", size, size), *consumers)
+    return Ioc(st, workdir, env=env, binary=BIN / "relocioc").start()
+
+
+def acquire_fast(prefix="B:", exposure=0.005):
+    """Continuous acquisition as fast as the camera goes (no period): the camera_bench_ioc()'s frames."""
+    import epics
+    assert epics.caput(prefix + "cam1:AcquirePeriod", 0, wait=True, timeout=10)
+    assert epics.caput(prefix + "cam1:AcquireTime", exposure, wait=True, timeout=10)
+    assert epics.caput(prefix + "cam1:Acquire", 1, wait=True, timeout=10)
+
+
 def default_st_cmd(*after):
     """The default IOC's st.cmd (iocBoot/iocreloc) unchanged, then the shell lines after."""
     return "\n".join([f"cd {BOOT}", "< st.cmd", *after]) + "\n"

@@ -163,6 +163,11 @@ class Reader:
     def remaining(self):
         return len(self.data) - self.pos
 
+    def end(self):
+        """A reply must be exactly what its type says: bytes left over mean the type and the value disagree."""
+        if self.remaining():
+            raise ProtocolError(f"{self.remaining()} bytes left after the value ({len(self.data)} in all)")
+
     def unpack(self, fmt):
         fmt = self.order + fmt
         values = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
@@ -691,7 +696,9 @@ class Client:
         status = r.status()
         if not status.ok:
             raise PvaError(f"get_field {name}", status)
-        return r.type()
+        t = r.type()
+        r.end()
+        return t
 
     def init(self, command, name, request="", subcmd=SUB_INIT, extra=b""):
         """Creates an operation; returns (ioid, Type of its data, None for PROCESS). Raises PvaError if
@@ -705,7 +712,9 @@ class Client:
         status = r.status()
         if not status.ok:
             raise PvaError(f"{name} init", status)
-        return ioid, None if command == CMD_PROCESS else r.type()
+        t = None if command == CMD_PROCESS else r.type()
+        r.end()
+        return ioid, t
 
     def destroy_request(self, name, ioid):
         self.send(CMD_DESTROY_REQUEST, self.writer().pack("II", self.channel(name).sid, ioid))
@@ -720,7 +729,9 @@ class Client:
         if not status.ok:
             raise PvaError(f"get {name}", status)
         changed = r.bitset()
-        return Data(t, r.partial(t, changed, t.default()), changed)
+        data = Data(t, r.partial(t, changed, t.default()), changed)
+        r.end()
+        return data
 
     def process(self, name, request=""):
         """PROCESS: has the server process the record behind name; returns the reply's Status."""
@@ -831,7 +842,9 @@ class Monitor:
                 return None
             changed = r.bitset()
             r.partial(self.type, changed, self.value)
-            return Data(self.type, copy.deepcopy(self.value), changed, r.bitset())
+            data = Data(self.type, copy.deepcopy(self.value), changed, r.bitset())
+            r.end()
+            return data
 
     def received(self):
         """Every update that has already arrived, without waiting."""

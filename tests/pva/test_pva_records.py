@@ -199,6 +199,37 @@ def test_rec_field_channels_read_and_write_one_field(client):
     ca_put("ao.DRVH", 10.0)
 
 
+def test_fields_are_sent_as_epics_7s_own_ioc_fills_them(client):
+    """pvxget/pvget print the fields a server marks: the same ones QSRV2 (EPICS 7's IOC) marks for the same
+    record, field and record type, so that an upstream client shows the same output from either IOC."""
+    ai = client.get(P + "ai")
+    for path in ("value", "alarm.severity", "timeStamp.nanoseconds", "display.limitLow", "display.units",
+                 "display.precision", "display.form.index", "control.limitHigh", "valueAlarm.highAlarmLimit"):
+        assert ai.marked(path), path
+    for path in ("control.minStep", "valueAlarm.active", "valueAlarm.lowAlarmSeverity", "valueAlarm.hysteresis"):
+        assert not ai.marked(path), path
+    long = client.get(P + "long")                         # integers: no precision
+    assert long.marked("valueAlarm.highAlarmLimit") and not long.marked("display.precision")
+    wf = client.get(P + "wf")                             # waveforms report no alarm limits
+    assert wf.marked("display.units") and wf.marked("control.limitLow") and not wf.marked("valueAlarm.lowAlarmLimit")
+    assert not client.get(P + "str").marked("display.units")            # stringout reports no units
+    prec = client.get(P + "ai.PREC")                      # the display form applies to VAL only
+    assert prec.marked("display.form.choices") and not prec.marked("display.form.index")
+    zrvl = client.get(P + "mbbo.ZRVL")                    # mbbo reports neither limits nor units
+    assert zrvl["value"] == 0 and zrvl.marked("display.description")
+    for path in ("display.limitLow", "display.units", "control.limitHigh", "valueAlarm.highAlarmLimit"):
+        assert not zrvl.marked(path), path
+
+
+def test_a_field_no_client_can_read_is_not_a_channel(client):
+    """TIME (no access): refused when the channel is created, as QSRV does, rather than a channel whose every
+    read fails (pvxget then printed "cannot read the record" instead of "refuses channel")."""
+    with pytest.raises(PvaError) as refused:
+        client.channel(P + "ai.TIME")
+    assert refused.value.status.type in (ERROR, FATAL)
+    assert client.get(P + "ai.DESC")["value"] == "analog in"
+
+
 def test_field_selection_sends_only_the_selected_fields(client):
     data = client.get(P + "ai", "field(value,alarm)")
     assert data.marked("value") and data.marked("alarm.severity")
@@ -265,6 +296,37 @@ def test_monitor_sends_the_current_value_then_every_change_and_stops_and_restart
     mon.start()
     assert mon.next()["value"] == 4.0          # a restart sends the current value again
     mon.destroy()
+
+
+def test_monitor_updates_mark_only_what_changed(client):
+    """As QSRV2 sends them: a value change marks value and timeStamp, the alarm only when it changed (then with
+    the value), an enum's choices only when its strings change, not with every index."""
+    ca_put("ai", 0.0)
+    mon = client.monitor(P + "ai")
+    mon.start()
+    assert mon.next().marked("alarm.severity")            # the first update has everything
+    ca_put("ai", 1.0)
+    quiet = mon.next()
+    assert quiet["value"] == 1.0 and quiet.marked("timeStamp.nanoseconds") and not quiet.marked("alarm.severity")
+    ca_put("ai", 85.0)                                    # HIGH: MINOR
+    alarmed = mon.next()
+    assert alarmed.marked("alarm.severity") and (alarmed["value"], alarmed["alarm.severity"]) == (85.0, 1)
+    ca_put("ai", 1.0)
+    cleared = mon.next()
+    assert cleared.marked("alarm.message") and (cleared["alarm.severity"], cleared["alarm.message"]) == (0, "")
+    mon.destroy()
+    ca_put("mbbo", 0)
+    enum = client.monitor(P + "mbbo")
+    enum.start()
+    assert enum.next().marked("value.choices")
+    ca_put("mbbo", 1)
+    index = enum.next()
+    assert index["value.index"] == 1 and not index.marked("value.choices")
+    ca_put("mbbo.TWST", "deux")
+    renamed = enum.next()
+    assert renamed.marked("value.choices") and renamed["value.choices"] == ["zero", "one", "deux"]
+    ca_put("mbbo.TWST", "two")
+    enum.destroy()
 
 
 def test_a_client_that_stops_reading_gets_the_newest_array_not_a_backlog(client):

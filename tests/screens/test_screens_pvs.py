@@ -2,6 +2,7 @@
 every macro expands for the default st.cmd, every PV a widget names (values, rules, write actions) is served
 by the running default IOC, and every open_display / embedded target exists."""
 import re
+import sys
 import time
 import xml.etree.ElementTree as ET
 
@@ -9,6 +10,10 @@ import epics
 import pytest
 
 import ioc as ioc_module
+
+sys.path.insert(0, str(ioc_module.TOP / "tests" / "pva"))
+import pva_ioc  # noqa: E402
+from pvaclient import Client  # noqa: E402
 
 TOP = ioc_module.TOP
 SCREENS = TOP / "screens"
@@ -84,6 +89,7 @@ def test_screens_cover_the_ioc(screen_pvs):
             "particles.bob", "mapping.bob", "relocalization.bob", "macro_queue.bob", "xrf.bob"} <= names
     pvs, _ = screen_pvs
     assert any(pv.endswith("image1:ArrayData") for pv in pvs)
+    assert any(pv.startswith("pva://") and pv.endswith("Pva1:Image") for pv in pvs)     # camera_pva.bob
 
 
 def test_every_display_target_exists(screen_pvs):
@@ -103,11 +109,20 @@ def test_every_macro_expands(screen_pvs):
 
 def test_every_pv_is_served_by_the_default_ioc(screen_pvs, start_ioc, tmp_path, ioc_env):
     pvs, _ = screen_pvs
-    env = ioc_module.default_env(ioc_env, tmp_path, RELOC_WEB_ADDRESS="127.0.0.1:0", RELOC_TOP=str(TOP))
+    env, pva_port, _, beacons = pva_ioc.pva_env(ioc_env)
+    beacons.close()
+    env = ioc_module.default_env(env, tmp_path, RELOC_WEB_ADDRESS="127.0.0.1:0", RELOC_TOP=str(TOP))
     start_ioc(ioc_module.default_st_cmd(), env=env)
+    ca_names = [name for name in pvs if not name.startswith("pva://")]
+    pva_names = [name.removeprefix("pva://") for name in pvs if name.startswith("pva://")]
+    # pvAccess PVs (Phoebus pva://): each answers introspection and a read over PVA
+    ioc_module.wait_for(lambda: pva_ioc.accepts(pva_port), 10, "the PVA server")
+    with Client(pva_port) as client:
+        for name in pva_names:
+            assert client.get(name).type.id.startswith("epics:nt/"), name
     channels = {}
-    for name in pvs:
-        assert "://" not in name or name.startswith("ca://"), f"{name}: screens talk Channel Access only"
+    for name in ca_names:
+        assert "://" not in name or name.startswith("ca://"), f"{name}: screens talk Channel Access or pva://"
         channels[name] = epics.PV(name.removeprefix("ca://"), auto_monitor=False, connection_timeout=10)
     deadline = time.monotonic() + 10   # all channels connect in parallel: one deadline for all of them
     unserved = sorted(f"{name} ({', '.join(sorted(pvs[name]))})" for name, pv in channels.items()

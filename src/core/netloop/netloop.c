@@ -313,6 +313,7 @@ static void *loop_main(void *arg)
         }
         /* Connections accepted above are past the polled range; they are served from the next round (their
          * greeting makes them poll for POLLOUT). */
+        double now = time_monotonic();
         for (size_t k = n; k-- > first;) {
             unsigned i = (unsigned)(k - first);
             void *c = l->conns[i];
@@ -324,6 +325,8 @@ static void *loop_main(void *arg)
                 why = "protocol error";
             if (flush_conn(l, c, fd) < 0 && !why)
                 why = "send failed";
+            if (!why && l->ops->expired && l->ops->expired(c, now))
+                why = "silent for too long (inactivity timeout)";
             if (why)
                 drop_conn(l, i, why);
         }

@@ -6,8 +6,8 @@
  * SO_REUSEPORT to the search port of each interface), every connection and a wake-up eventfd. It accepts (up
  * to the client limit), reads and hands bytes to the protocol (ops->input), flushes each connection's output
  * queue (asking the protocol to encode pending updates while the queue is below the per-client limit, and
- * stopping to read a client whose queue is full), drops connections that closed or broke the protocol (with a
- * log line naming them), and calls ops->periodic (beacons, access-rights sweeps) when it asked to be.
+ * stopping to read a client whose queue is full), drops connections that closed, broke the protocol or stayed
+ * silent too long (with a log line naming them), and calls ops->periodic (beacons, access-rights sweeps) when it asked to be.
  * Other threads only call netloop_wake (db callbacks that queued output) and netloop_report (the shell).
  *
  * Connections are opaque to the loop; the protocol's ops say how to feed them, reach their output queue (under
@@ -44,6 +44,8 @@ typedef struct netloop_ops {
     void (*out_consume)(void *conn, size_t n);            /* [out_lock] n bytes were sent */
     void (*shutdown)(void *conn);                       /* server stopping: queue the goodbyes (or NULL) */
     void (*describe)(void *conn, char *buf, size_t len);    /* "peer (user@host)" for log lines */
+    /* Optional: the peer has been silent too long at monotonic time now; the loop then drops it (logged). */
+    int (*expired)(void *conn, double now);
     void (*close)(void *conn);                          /* free it (the loop closes the socket) */
     void (*datagrams)(netloop *loop, int fd);           /* a UDP search socket is readable */
     /* Called after every round (and at start) with the connections: beacons, rights sweeps. Returns when it

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/base/base.h"
 #include "core/ca/ca.h"
 #include "core/db/db.h"
 #include "core/netloop/netloop.h"
@@ -30,6 +31,14 @@ void pva_register(void)
     l->max_channels = (unsigned)ca_env_long("RELOC_PVAS_MAX_CHANNELS", NULL, l->max_channels);
     l->max_queue_bytes = (size_t)ca_env_long("RELOC_PVAS_MAX_QUEUE_BYTES", NULL, (long)l->max_queue_bytes);
     l->max_message_bytes = (size_t)ca_env_long("RELOC_PVAS_MAX_MESSAGE_BYTES", NULL, (long)l->max_message_bytes);
+    const char *tmo = getenv("EPICS_PVA_CONN_TMO");
+    char *end;
+    double seconds = tmo ? strtod(tmo, &end) : 0;
+    if (tmo && (end == tmo || *end || !(seconds > 0) || seconds > 1e6))
+        log_warn("pva", "EPICS_PVA_CONN_TMO '%s' is not a positive number of seconds: %.0f s used", tmo,
+                 l->idle_timeout * 3 / 4);
+    else if (tmo)
+        l->idle_timeout = seconds * 4 / 3 < 2 ? 2 : seconds * 4 / 3;     /* as pvxs: x 4/3, at least 2 s */
     shell_register("pvasr", "pvasr [level]  pvAccess server report: 0 summary, 1 clients, 2 channels", 0, 1,
                    cmd_pvasr);
     shell_register("pvasSetLimits", "pvasSetLimits max_clients max_channels_per_client max_queued_bytes", 3, 3,

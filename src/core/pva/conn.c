@@ -24,6 +24,7 @@ pva_limits pva_server_limits = {
     .max_ops = 100000,
     .max_queue_bytes = 4u << 20,
     .max_message_bytes = 64u << 20,
+    .idle_timeout = 40.0,       /* pvxs: EPICS_PVA_CONN_TMO (30 s) x 4/3; clients echo every 15 s */
 };
 
 /* ---------------------------------------------------------------------------------------------------
@@ -111,6 +112,8 @@ static void create_channels(pva_conn *c, pva_reader *r)
         const char *refusal = NULL;
         if (db_name_to_addr(name, &addr) != DB_OK && !(src = pva_source_find(name)))
             refusal = "no such channel";
+        else if (!src && addr.type == DBF_NOACCESS)
+            refusal = "field not accessible";       /* as QSRV: no channel rather than failing reads */
         else if (c->nchans >= pva_server_limits.max_channels)
             refusal = "channel limit reached";
         if (refusal) {
@@ -615,6 +618,7 @@ pva_conn *pva_conn_new(const char *peer, const char *host, int fd, pva_wake_fn w
     str_copy(c->user, "anonymous/anonymous", sizeof c->user);
     c->fd = fd;
     c->wake = wake;
+    c->last_alive = time_monotonic();
     pthread_mutex_init(&c->lock, NULL);
     /* The server speaks first: byte order (little endian), then the authentication methods it offers. */
     pthread_mutex_lock(&c->lock);
@@ -640,8 +644,10 @@ static int handle(pva_conn *c, const pva_hdr *h, const uint8_t *payload, size_t 
 
 int pva_conn_input(pva_conn *c, const uint8_t *data, size_t len)
 {
-    if (len)
+    if (len) {
         pva_buf_append(&c->in, data, len);
+        c->last_alive = time_monotonic();
+    }
     while (!c->closing && c->in.len >= PVA_HDR_SIZE) {
         pthread_mutex_lock(&c->lock);
         int backlog = c->out.len >= pva_server_limits.max_queue_bytes;

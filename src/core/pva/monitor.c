@@ -2,9 +2,9 @@
  * encoding of updates when the client can take them.
  *
  * A db post never encodes anything: under the db lock and the connection's lock, the callback ORs the fields
- * the event touches (value, alarm, timeStamp, or the display/control/valueAlarm properties) into the
- * monitor's `changed` BitSet, marks fields changed twice in `overrun`, and puts the monitor on the
- * connection's pending list. The loop (pva_conn_refill, after every flush) encodes the *current* value of the
+ * the event touches (value and timeStamp; alarm only when it changed; or the properties: display, control,
+ * valueAlarm, enum choices) into the monitor's `changed` BitSet, marks fields changed twice in `overrun`, and
+ * puts the monitor on the connection's pending list. The loop (pva_conn_refill, after every flush) encodes the *current* value of the
  * changed fields while the output queue is below the per-client limit and, for a pipelined monitor, while the
  * client's window (queueSize updates, credited back by acks) is open. So a slow client gets the newest value
  * with a BitSet delta, never a queue of stale ones, and a post never waits for the network or grows memory. */
@@ -58,10 +58,12 @@ static void on_event(void *user, const db_addr *addr, unsigned mask)
     pva_conn *c = op->conn;
     const pva_nt *nt = &op->chan->nt;
     uint64_t bits = 0;
+    /* As QSRV2: alarm fields only when the alarm changed (then with the value), so unchanged ones are not
+     * resent with every value. */
     if (mask & (DBE_VALUE | DBE_LOG))
-        bits |= nt->value_bits | nt->alarm_bits | nt->time_bits;
+        bits |= nt->value_bits | nt->time_bits;
     if (mask & DBE_ALARM)
-        bits |= nt->alarm_bits | nt->time_bits;
+        bits |= nt->value_bits | nt->alarm_bits | nt->time_bits;
     if (mask & DBE_PROPERTY)
         bits |= nt->property_bits;
     bits &= op->mask;
@@ -158,8 +160,10 @@ void pva_conn_refill(pva_conn *c)
     for (pva_op *op = c->pending_head, *next; op && c->out.len < pva_server_limits.max_queue_bytes; op = next) {
         next = op->mon.next_pending;
         pva_mon *m = &op->mon;
-        if (m->started && m->pipeline && m->window <= 0) {
-            prev = op;          /* waits for the client's ack */
+        if ((m->started && m->pipeline && m->window <= 0) || (op->chan->src && c->out.len > 0)) {
+            /* Waits for the client's ack; or, a structured PV (a camera frame), until what is queued has gone
+             * to the kernel: the frame encoded then is the newest, not one that waited behind another. */
+            prev = op;
             continue;
         }
         uint64_t bits = m->first_pending ? op->mask : m->changed & op->mask;

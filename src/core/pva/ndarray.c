@@ -12,37 +12,33 @@
 
 #define USHORT_VALUE_INDEX 6    /* ushortValue in the value union */
 
-static void member(pva_buf *b, const char *name, uint8_t code)
+/* A field of a structured PV: roles serve only the records' trees (nt.c). */
+static void leaf(pva_builder *b, const char *name, uint8_t code)
 {
-    pva_put_string(b, name);
-    pva_put8(b, code);
+    pva_build_add(b, name, NULL, code, ROLE_STRUCT);
 }
 
-static void struct_head(pva_buf *b, const char *name, uint8_t code, const char *id, size_t n)
+typedef struct member {
+    const char *name;
+    uint8_t code;
+} member;
+
+/* A structure, union or structure array of scalar members. */
+static void compound(pva_builder *b, const char *name, const char *id, uint8_t code, const member *m, size_t n)
 {
-    if (name)
-        pva_put_string(b, name);
-    pva_put8(b, code);
-    if (code == (PVA_STRUCT | PVA_ARRAY))
-        pva_put8(b, PVA_STRUCT);
-    pva_put_string(b, id);
-    pva_put_size(b, n);
+    pva_build_open(b, name, id, code);
+    for (size_t i = 0; i < n; i++)
+        leaf(b, m[i].name, m[i].code);
+    pva_build_close(b);
 }
 
-static void time_type(pva_buf *b, const char *name)
-{
-    struct_head(b, name, PVA_STRUCT, "time_t", 3);
-    member(b, "secondsPastEpoch", PVA_INT64);
-    member(b, "nanoseconds", PVA_INT32);
-    member(b, "userTag", PVA_INT32);
-}
+#define COMPOUND(b, name, id, code, members) compound(b, name, id, code, members, sizeof members / sizeof *members)
 
-static void alarm_type(pva_buf *b)
+/* The descriptor of the tree into the source's type. */
+static void type_done(pva_source *s, const pva_nt *tree)
 {
-    struct_head(b, "alarm", PVA_STRUCT, "alarm_t", 3);
-    member(b, "severity", PVA_INT32);
-    member(b, "status", PVA_INT32);
-    member(b, "message", PVA_STRING);
+    pva_nt_put_type(&s->type, tree);
+    pva_source_type_done(s);
 }
 
 static void put_time(pva_buf *b, struct timespec t)
@@ -67,45 +63,39 @@ pva_source *pva_ndarray_source_add(const char *name, char *err, size_t errlen)
     pva_source *s = pva_source_new(name, err, errlen);
     if (!s)
         return NULL;
-    static const char *const unions[][2] = {
-        { "booleanValue", "\x08" }, { "byteValue", "\x28" }, { "shortValue", "\x29" }, { "intValue", "\x2a" },
-        { "longValue", "\x2b" }, { "ubyteValue", "\x2c" }, { "ushortValue", "\x2d" }, { "uintValue", "\x2e" },
-        { "ulongValue", "\x2f" }, { "floatValue", "\x4a" }, { "doubleValue", "\x4b" }
+    static const member values[] = {       /* selector 0-10 in this order */
+        { "booleanValue", PVA_BOOL | PVA_ARRAY }, { "byteValue", PVA_INT8 | PVA_ARRAY },
+        { "shortValue", PVA_INT16 | PVA_ARRAY }, { "intValue", PVA_INT32 | PVA_ARRAY },
+        { "longValue", PVA_INT64 | PVA_ARRAY }, { "ubyteValue", PVA_UINT8 | PVA_ARRAY },
+        { "ushortValue", PVA_UINT16 | PVA_ARRAY }, { "uintValue", PVA_UINT32 | PVA_ARRAY },
+        { "ulongValue", PVA_UINT64 | PVA_ARRAY }, { "floatValue", PVA_FLOAT | PVA_ARRAY },
+        { "doubleValue", PVA_DOUBLE | PVA_ARRAY }
     };
-    pva_buf *b = &s->type;
-    struct_head(b, NULL, PVA_STRUCT, "epics:nt/NTNDArray:1.0", 11);
-    struct_head(b, "value", PVA_UNION, "", 11);
-    for (size_t i = 0; i < sizeof unions / sizeof *unions; i++)
-        member(b, unions[i][0], (uint8_t)unions[i][1][0]);
-    struct_head(b, "codec", PVA_STRUCT, "codec_t", 2);
-    member(b, "name", PVA_STRING);
-    member(b, "parameters", PVA_ANY);
-    member(b, "compressedSize", PVA_INT64);
-    member(b, "uncompressedSize", PVA_INT64);
-    struct_head(b, "dimension", PVA_STRUCT | PVA_ARRAY, "dimension_t", 5);
-    member(b, "size", PVA_INT32);
-    member(b, "offset", PVA_INT32);
-    member(b, "fullSize", PVA_INT32);
-    member(b, "binning", PVA_INT32);
-    member(b, "reverse", PVA_BOOL);
-    member(b, "uniqueId", PVA_INT32);
-    time_type(b, "dataTimeStamp");
-    struct_head(b, "attribute", PVA_STRUCT | PVA_ARRAY, "epics:nt/NTAttribute:1.0", 5);
-    member(b, "name", PVA_STRING);
-    member(b, "value", PVA_ANY);
-    member(b, "descriptor", PVA_STRING);
-    member(b, "sourceType", PVA_INT32);
-    member(b, "source", PVA_STRING);
-    member(b, "descriptor", PVA_STRING);
-    alarm_type(b);
-    time_type(b, "timeStamp");
-    struct_head(b, "display", PVA_STRUCT, "display_t", 5);
-    member(b, "limitLow", PVA_DOUBLE);
-    member(b, "limitHigh", PVA_DOUBLE);
-    member(b, "description", PVA_STRING);
-    member(b, "format", PVA_STRING);
-    member(b, "units", PVA_STRING);
-    pva_source_type_done(s);
+    static const member codec[] = { { "name", PVA_STRING }, { "parameters", PVA_ANY } };
+    static const member dimension[] = { { "size", PVA_INT32 }, { "offset", PVA_INT32 }, { "fullSize", PVA_INT32 },
+                                        { "binning", PVA_INT32 }, { "reverse", PVA_BOOL } };
+    static const member attribute[] = { { "name", PVA_STRING }, { "value", PVA_ANY }, { "descriptor", PVA_STRING },
+                                        { "sourceType", PVA_INT32 }, { "source", PVA_STRING } };
+    static const member display[] = { { "limitLow", PVA_DOUBLE }, { "limitHigh", PVA_DOUBLE },
+                                      { "description", PVA_STRING }, { "format", PVA_STRING },
+                                      { "units", PVA_STRING } };
+    pva_nt tree = { 0 };
+    pva_builder b = { .nt = &tree };
+    pva_build_open(&b, NULL, "epics:nt/NTNDArray:1.0", PVA_STRUCT);
+    COMPOUND(&b, "value", NULL, PVA_UNION, values);
+    COMPOUND(&b, "codec", "codec_t", PVA_STRUCT, codec);
+    leaf(&b, "compressedSize", PVA_INT64);
+    leaf(&b, "uncompressedSize", PVA_INT64);
+    COMPOUND(&b, "dimension", "dimension_t", PVA_STRUCT | PVA_ARRAY, dimension);
+    leaf(&b, "uniqueId", PVA_INT32);
+    pva_build_time(&b, "dataTimeStamp");
+    COMPOUND(&b, "attribute", "epics:nt/NTAttribute:1.0", PVA_STRUCT | PVA_ARRAY, attribute);
+    leaf(&b, "descriptor", PVA_STRING);
+    pva_build_alarm(&b);
+    pva_build_time(&b, "timeStamp");
+    COMPOUND(&b, "display", "display_t", PVA_STRUCT, display);
+    pva_build_close(&b);
+    type_done(s, &tree);
     /* Until the first frame, as NDPluginPva: an empty array (a get or a monitor always has a value). */
     pva_ndarray_post(s, &(pva_ndarray){ 0 });
     return s;
@@ -167,20 +157,27 @@ void pva_ndarray_post(pva_source *s, const pva_ndarray *a)
  */
 pva_source *pva_table_source_add(const char *name, int ncols, const char *const *labels, char *err, size_t errlen)
 {
+    if (ncols < 1 || ncols > PVA_MAX_NODES - 16) {     /* the tree's other fields take 12 nodes */
+        error_set(err, errlen, "'%s': %d columns (1 to %d)", name, ncols, PVA_MAX_NODES - 16);
+        return NULL;
+    }
     pva_source *s = pva_source_new(name, err, errlen);
     if (!s)
         return NULL;
     s->ncols = ncols;
-    pva_buf *b = &s->type;
-    struct_head(b, NULL, PVA_STRUCT, "epics:nt/NTTable:1.0", 5);
-    member(b, "labels", PVA_STRING | PVA_ARRAY);
-    struct_head(b, "value", PVA_STRUCT, "", (size_t)ncols);
+    pva_nt tree = { 0 };
+    pva_builder b = { .nt = &tree };
+    pva_build_open(&b, NULL, "epics:nt/NTTable:1.0", PVA_STRUCT);
+    leaf(&b, "labels", PVA_STRING | PVA_ARRAY);
+    pva_build_open(&b, "value", NULL, PVA_STRUCT);
     for (int i = 0; i < ncols; i++)
-        member(b, labels[i], PVA_DOUBLE | PVA_ARRAY);
-    member(b, "descriptor", PVA_STRING);
-    alarm_type(b);
-    time_type(b, "timeStamp");
-    pva_source_type_done(s);
+        leaf(&b, labels[i], PVA_DOUBLE | PVA_ARRAY);
+    pva_build_close(&b);
+    leaf(&b, "descriptor", PVA_STRING);
+    pva_build_alarm(&b);
+    pva_build_time(&b, "timeStamp");
+    pva_build_close(&b);
+    type_done(s, &tree);
     /* The labels never change: kept after the type, copied into every value. */
     s->labels = xcalloc((size_t)ncols, sizeof *s->labels);
     for (int i = 0; i < ncols; i++)

@@ -12,17 +12,15 @@
 #include "core/base/base.h"
 
 /* ---------------------------------------------------------------------------------------------------
- * Building the tree
+ * Building a tree (records here, structured PVs in ndarray.c)
  */
-typedef struct builder {
-    pva_nt *nt;
-    uint8_t stack[8];
-    int depth;
-} builder;
-
-static unsigned add(builder *b, const char *name, const char *id, uint8_t code, uint8_t role)
+unsigned pva_build_add(pva_builder *b, const char *name, const char *id, uint8_t code, uint8_t role)
 {
     pva_nt *nt = b->nt;
+    if (nt->n >= PVA_MAX_NODES) {     /* the trees are fixed by this code: a mistake in it */
+        log_error("pva", "a served structure has more than %d fields", PVA_MAX_NODES);
+        abort();
+    }
     unsigned i = nt->n++;
     nt->nodes[i] = (pva_node){ .name = name, .id = id, .code = code, .role = role,
                                .parent = b->depth ? b->stack[b->depth - 1] : 0, .end = (uint8_t)(i + 1) };
@@ -31,23 +29,44 @@ static unsigned add(builder *b, const char *name, const char *id, uint8_t code, 
     return i;
 }
 
-static void open_struct(builder *b, const char *name, const char *id)
+unsigned pva_build_open(pva_builder *b, const char *name, const char *id, uint8_t code)
 {
-    unsigned i = add(b, name, id, PVA_STRUCT, ROLE_STRUCT);
+    unsigned i = pva_build_add(b, name, id, code, ROLE_STRUCT);
     b->stack[b->depth++] = (uint8_t)i;
+    return i;
 }
 
-static void close_struct(builder *b)
+void pva_build_close(pva_builder *b)
 {
     b->depth--;
 }
 
-static void add_enum(builder *b, const char *name, uint8_t index_role, uint8_t choices_role)
+unsigned pva_build_alarm(pva_builder *b)
 {
-    open_struct(b, name, "enum_t");
-    add(b, "index", NULL, PVA_INT32, index_role);
-    add(b, "choices", NULL, PVA_STRING | PVA_ARRAY, choices_role);
-    close_struct(b);
+    unsigned i = pva_build_open(b, "alarm", "alarm_t", PVA_STRUCT);
+    pva_build_add(b, "severity", NULL, PVA_INT32, ROLE_SEVERITY);
+    pva_build_add(b, "status", NULL, PVA_INT32, ROLE_STATUS);
+    pva_build_add(b, "message", NULL, PVA_STRING, ROLE_MESSAGE);
+    pva_build_close(b);
+    return i;
+}
+
+unsigned pva_build_time(pva_builder *b, const char *name)
+{
+    unsigned i = pva_build_open(b, name, "time_t", PVA_STRUCT);
+    pva_build_add(b, "secondsPastEpoch", NULL, PVA_INT64, ROLE_SECONDS);
+    pva_build_add(b, "nanoseconds", NULL, PVA_INT32, ROLE_NANOS);
+    pva_build_add(b, "userTag", NULL, PVA_INT32, ROLE_USERTAG);
+    pva_build_close(b);
+    return i;
+}
+
+static void add_enum(pva_builder *b, const char *name, uint8_t index_role, uint8_t choices_role)
+{
+    pva_build_open(b, name, "enum_t", PVA_STRUCT);
+    pva_build_add(b, "index", NULL, PVA_INT32, index_role);
+    pva_build_add(b, "choices", NULL, PVA_STRING | PVA_ARRAY, choices_role);
+    pva_build_close(b);
 }
 
 static uint8_t value_code(dbf_type type, dbr_value_type *dbr)
@@ -68,6 +87,62 @@ static uint8_t value_code(dbf_type type, dbr_value_type *dbr)
     }
 }
 
+/* The metadata EPICS Base's record support of each type reports (its rset's get_units, get_precision,
+ * get_graphic_double, get_control_double, get_alarm_double): QSRV2 fills the matching fields only when the
+ * record type has them, so an upstream client prints the same fields from us as from an upstream IOC.
+ * Record types not listed (bi, mbbi, mbbo, stringin, stringout, lsi, lso, fanout, ...) have none. */
+enum { META_UNITS = 1, META_PREC = 2, META_DISPLAY = 4, META_CONTROL = 8, META_ALARM = 16, META_ALL = 31 };
+
+static unsigned record_meta(const db_record *rec)
+{
+    static const struct { const char *type; unsigned meta; } types[] = {
+        { "ai", META_ALL }, { "ao", META_ALL }, { "calc", META_ALL }, { "calcout", META_ALL }, { "sel", META_ALL },
+        { "sub", META_ALL }, { "aSub", META_ALL }, { "seq", META_ALL }, { "dfanout", META_ALL },
+        { "motor", META_ALL }, { "longin", META_ALL & ~META_PREC }, { "longout", META_ALL & ~META_PREC },
+        { "int64in", META_ALL & ~META_PREC }, { "int64out", META_ALL & ~META_PREC },
+        { "waveform", META_ALL & ~META_ALARM }, { "aai", META_ALL & ~META_ALARM },
+        { "aao", META_ALL & ~META_ALARM }, { "subArray", META_ALL & ~META_ALARM },
+        { "compress", META_ALL & ~META_ALARM }, { "histogram", META_ALL & ~META_ALARM },
+        { "bo", META_UNITS | META_PREC | META_CONTROL }, { "mbbiDirect", META_PREC }, { "mbboDirect", META_PREC },
+    };
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (!strcmp(rec->rtype->name, types[i].type))
+            return types[i].meta;
+    return 0;
+}
+
+/* The leaves QSRV2 fills: never control.minStep, valueAlarm.active, the alarm severities or hysteresis;
+ * precision only for floating point fields; form.index only for VAL; the rest as record_meta() says. */
+static uint64_t served_leaves(const pva_nt *nt, const db_addr *addr)
+{
+    unsigned meta = record_meta(addr->rec);
+    if (addr->type != DBF_FLOAT && addr->type != DBF_DOUBLE)
+        meta &= ~(unsigned)META_PREC;
+    int val = !strcmp(addr->field->name, "VAL");
+    uint64_t m = 0;
+    for (unsigned i = 0; i < nt->n; i++) {
+        const pva_node *n = &nt->nodes[i];
+        if (n->code == PVA_STRUCT && n->end != i + 1)
+            continue;
+        unsigned needs = 0;
+        switch (n->role) {
+        case ROLE_MIN_STEP: case ROLE_VA_ACTIVE: case ROLE_VA_LOLO_SEV: case ROLE_VA_LOW_SEV:
+        case ROLE_VA_HIGH_SEV: case ROLE_VA_HIHI_SEV: case ROLE_VA_HYST:
+            continue;
+        case ROLE_FORM_INDEX: if (!val) continue; break;
+        case ROLE_UNITS: needs = META_UNITS; break;
+        case ROLE_PRECISION: needs = META_PREC; break;
+        case ROLE_DISP_LOW: case ROLE_DISP_HIGH: needs = META_DISPLAY; break;
+        case ROLE_CTRL_LOW: case ROLE_CTRL_HIGH: needs = META_CONTROL; break;
+        case ROLE_VA_LOLO: case ROLE_VA_LOW: case ROLE_VA_HIGH: case ROLE_VA_HIHI: needs = META_ALARM; break;
+        default: break;
+        }
+        if ((meta & needs) == needs)
+            m |= 1ull << i;
+    }
+    return m;
+}
+
 uint64_t pva_nt_subtree(const pva_nt *nt, unsigned i)
 {
     uint64_t m = 0;
@@ -79,7 +154,7 @@ uint64_t pva_nt_subtree(const pva_nt *nt, unsigned i)
 void pva_nt_build(const db_addr *addr, pva_nt *nt)
 {
     memset(nt, 0, sizeof *nt);
-    builder b = { .nt = nt };
+    pva_builder b = { .nt = nt };
     dbr_value_type dbr;
     uint8_t code = value_code(addr->type, &dbr);
     nt->dbr = dbr;
@@ -87,64 +162,58 @@ void pva_nt_build(const db_addr *addr, pva_nt *nt)
     nt->is_enum = dbr == DBR_ENUM;
     nt->is_array = addr->max_elements > 1 && !nt->is_enum;
     int numeric = !nt->is_enum && code != PVA_STRING;
-    open_struct(&b, NULL, nt->is_enum ? "epics:nt/NTEnum:1.0"
-                          : nt->is_array ? "epics:nt/NTScalarArray:1.0" : "epics:nt/NTScalar:1.0");
+    pva_build_open(&b, NULL, nt->is_enum ? "epics:nt/NTEnum:1.0"
+                   : nt->is_array ? "epics:nt/NTScalarArray:1.0" : "epics:nt/NTScalar:1.0", PVA_STRUCT);
     if (nt->is_enum)
         add_enum(&b, "value", ROLE_ENUM_INDEX, ROLE_ENUM_CHOICES);
     else
-        add(&b, "value", NULL, nt->is_array ? (uint8_t)(code | PVA_ARRAY) : code, ROLE_VALUE);
+        pva_build_add(&b, "value", NULL, nt->is_array ? (uint8_t)(code | PVA_ARRAY) : code, ROLE_VALUE);
     nt->value_bits = pva_nt_subtree(nt, 1);
-    unsigned alarm = nt->n;
-    open_struct(&b, "alarm", "alarm_t");
-    add(&b, "severity", NULL, PVA_INT32, ROLE_SEVERITY);
-    add(&b, "status", NULL, PVA_INT32, ROLE_STATUS);
-    add(&b, "message", NULL, PVA_STRING, ROLE_MESSAGE);
-    close_struct(&b);
-    nt->alarm_bits = pva_nt_subtree(nt, alarm);
-    unsigned stamp = nt->n;
-    open_struct(&b, "timeStamp", "time_t");
-    add(&b, "secondsPastEpoch", NULL, PVA_INT64, ROLE_SECONDS);
-    add(&b, "nanoseconds", NULL, PVA_INT32, ROLE_NANOS);
-    add(&b, "userTag", NULL, PVA_INT32, ROLE_USERTAG);
-    close_struct(&b);
-    nt->time_bits = pva_nt_subtree(nt, stamp);
+    nt->alarm_bits = pva_nt_subtree(nt, pva_build_alarm(&b));
+    nt->time_bits = pva_nt_subtree(nt, pva_build_time(&b, "timeStamp"));
     unsigned props = nt->n;
-    open_struct(&b, "display", NULL);
+    pva_build_open(&b, "display", NULL, PVA_STRUCT);
     if (numeric) {
-        add(&b, "limitLow", NULL, code, ROLE_DISP_LOW);
-        add(&b, "limitHigh", NULL, code, ROLE_DISP_HIGH);
+        pva_build_add(&b, "limitLow", NULL, code, ROLE_DISP_LOW);
+        pva_build_add(&b, "limitHigh", NULL, code, ROLE_DISP_HIGH);
     }
-    add(&b, "description", NULL, PVA_STRING, ROLE_DESCRIPTION);
+    pva_build_add(&b, "description", NULL, PVA_STRING, ROLE_DESCRIPTION);
     if (!nt->is_enum)
-        add(&b, "units", NULL, PVA_STRING, ROLE_UNITS);
+        pva_build_add(&b, "units", NULL, PVA_STRING, ROLE_UNITS);
     if (numeric) {
-        add(&b, "precision", NULL, PVA_INT32, ROLE_PRECISION);
+        pva_build_add(&b, "precision", NULL, PVA_INT32, ROLE_PRECISION);
         add_enum(&b, "form", ROLE_FORM_INDEX, ROLE_FORM_CHOICES);
     }
-    close_struct(&b);
+    pva_build_close(&b);
     if (numeric) {
-        open_struct(&b, "control", NULL);
-        add(&b, "limitLow", NULL, code, ROLE_CTRL_LOW);
-        add(&b, "limitHigh", NULL, code, ROLE_CTRL_HIGH);
-        add(&b, "minStep", NULL, code, ROLE_MIN_STEP);
-        close_struct(&b);
-        open_struct(&b, "valueAlarm", NULL);
-        add(&b, "active", NULL, PVA_BOOL, ROLE_VA_ACTIVE);
-        add(&b, "lowAlarmLimit", NULL, code, ROLE_VA_LOLO);
-        add(&b, "lowWarningLimit", NULL, code, ROLE_VA_LOW);
-        add(&b, "highWarningLimit", NULL, code, ROLE_VA_HIGH);
-        add(&b, "highAlarmLimit", NULL, code, ROLE_VA_HIHI);
-        add(&b, "lowAlarmSeverity", NULL, PVA_INT32, ROLE_VA_LOLO_SEV);
-        add(&b, "lowWarningSeverity", NULL, PVA_INT32, ROLE_VA_LOW_SEV);
-        add(&b, "highWarningSeverity", NULL, PVA_INT32, ROLE_VA_HIGH_SEV);
-        add(&b, "highAlarmSeverity", NULL, PVA_INT32, ROLE_VA_HIHI_SEV);
-        add(&b, "hysteresis", NULL, PVA_DOUBLE, ROLE_VA_HYST);
-        close_struct(&b);
+        pva_build_open(&b, "control", NULL, PVA_STRUCT);
+        pva_build_add(&b, "limitLow", NULL, code, ROLE_CTRL_LOW);
+        pva_build_add(&b, "limitHigh", NULL, code, ROLE_CTRL_HIGH);
+        pva_build_add(&b, "minStep", NULL, code, ROLE_MIN_STEP);
+        pva_build_close(&b);
+        pva_build_open(&b, "valueAlarm", NULL, PVA_STRUCT);
+        pva_build_add(&b, "active", NULL, PVA_BOOL, ROLE_VA_ACTIVE);
+        pva_build_add(&b, "lowAlarmLimit", NULL, code, ROLE_VA_LOLO);
+        pva_build_add(&b, "lowWarningLimit", NULL, code, ROLE_VA_LOW);
+        pva_build_add(&b, "highWarningLimit", NULL, code, ROLE_VA_HIGH);
+        pva_build_add(&b, "highAlarmLimit", NULL, code, ROLE_VA_HIHI);
+        pva_build_add(&b, "lowAlarmSeverity", NULL, PVA_INT32, ROLE_VA_LOLO_SEV);
+        pva_build_add(&b, "lowWarningSeverity", NULL, PVA_INT32, ROLE_VA_LOW_SEV);
+        pva_build_add(&b, "highWarningSeverity", NULL, PVA_INT32, ROLE_VA_HIGH_SEV);
+        pva_build_add(&b, "highAlarmSeverity", NULL, PVA_INT32, ROLE_VA_HIHI_SEV);
+        pva_build_add(&b, "hysteresis", NULL, PVA_DOUBLE, ROLE_VA_HYST);
+        pva_build_close(&b);
     }
-    close_struct(&b);
+    pva_build_close(&b);
     nt->property_bits = 0;
     for (unsigned i = props; i < nt->n; i++)
         nt->property_bits |= 1ull << i;
+    for (unsigned i = 0; i < props; i++)
+        if (nt->nodes[i].role == ROLE_ENUM_CHOICES) {     /* a property: sent when the strings change */
+            nt->value_bits &= ~(1ull << i);
+            nt->property_bits |= 1ull << i;
+        }
+    nt->served_bits = served_leaves(nt, addr);
 }
 
 /* ---------------------------------------------------------------------------------------------------
@@ -154,7 +223,9 @@ static void put_type(pva_buf *b, const pva_nt *nt, unsigned i)
 {
     const pva_node *n = &nt->nodes[i];
     pva_put8(b, n->code);
-    if (n->code != PVA_STRUCT)
+    if (n->code == (PVA_STRUCT | PVA_ARRAY))
+        pva_put8(b, PVA_STRUCT);            /* the element structure's descriptor follows */
+    else if (n->code != PVA_STRUCT && n->code != PVA_UNION)
         return;
     pva_put_string(b, n->id ? n->id : "");
     unsigned count = 0;
@@ -370,11 +441,7 @@ int pva_nt_put_value_locked(pva_buf *b, const pva_nt *nt, const db_addr *addr, u
     snapshot s;
     if (take_snapshot_locked(nt, addr, &s, &scratch) != DB_OK)
         return -1;
-    uint64_t leaves = 0;
-    for (unsigned i = 0; i < nt->n; i++)
-        if (nt->nodes[i].code != PVA_STRUCT || nt->nodes[i].end == i + 1)
-            leaves |= 1ull << i;
-    mask &= leaves;
+    mask &= nt->served_bits;
     pva_put_bitset(b, mask);
     for (unsigned i = 0; i < nt->n; i++)
         if (mask >> i & 1)

@@ -3,7 +3,8 @@
  *   codec.c    wire codec: headers, byte order, Size/String/Status/BitSet, received type descriptors (with the
  *              per-connection introspection cache) and a walk over received values (pvRequest, auth data)
  *   nt.c       the Normative Type a channel is served as (NTScalar, NTEnum, NTScalarArray, as QSRV does): type
- *              tree, descriptor, value encoding from the record database, decoding of put values
+ *              tree (its builder also serves ndarray.c), descriptor, value encoding from the record database,
+ *              decoding of put values
  *   conn.c     one TCP connection as a socket-free state machine (bytes in, bytes queued out): validation,
  *              channels, GET/PUT/PROCESS/GET_FIELD operations
  *   monitor.c  MONITOR operations: db callbacks mark changed fields, the loop encodes the newest value when
@@ -161,7 +162,7 @@ void pva_value_walk(pva_reader *r, const pva_type *t, pva_type_cache *cache, pva
 /* ---------------------------------------------------------------------------------------------------
  * nt.c -- the type a channel is served as
  */
-#define PVA_MAX_NODES 48
+#define PVA_MAX_NODES 64
 
 enum pva_role {
     ROLE_STRUCT, ROLE_VALUE, ROLE_ENUM_INDEX, ROLE_ENUM_CHOICES, ROLE_SEVERITY, ROLE_STATUS, ROLE_MESSAGE,
@@ -186,9 +187,26 @@ typedef struct pva_nt {
     uint8_t value_code;     /* type code of value (or of its elements) */
     dbr_value_type dbr;     /* how value is read from / written to db */
     int is_enum, is_array;
-    uint64_t value_bits;    /* value (with index/choices for enums) */
-    uint64_t alarm_bits, time_bits, property_bits;
+    uint64_t value_bits;    /* value (with index for enums) */
+    uint64_t alarm_bits, time_bits, property_bits;   /* property: display, control, valueAlarm, enum choices */
+    uint64_t served_bits;   /* leaves the server fills (as QSRV2 marks them); the others are never sent */
 } pva_nt;
+
+/* Building a tree, depth first: open/close bracket a structure, a union or a structure array, whose members
+ * follow. The members of unions and structure arrays describe their type only (they are not fields of the
+ * BitSet numbering), so the bit functions below serve trees without them (the records' types); ndarray.c
+ * builds the structured PVs' types with them. Returns the node's index. */
+typedef struct pva_builder {
+    pva_nt *nt;
+    uint8_t stack[8];
+    int depth;
+} pva_builder;
+unsigned pva_build_add(pva_builder *b, const char *name, const char *id, uint8_t code, uint8_t role);
+unsigned pva_build_open(pva_builder *b, const char *name, const char *id, uint8_t code);
+void pva_build_close(pva_builder *b);
+/* alarm_t "alarm" and time_t `name`, as every Normative Type has them. */
+unsigned pva_build_alarm(pva_builder *b);
+unsigned pva_build_time(pva_builder *b, const char *name);
 
 /* The served type of a channel. */
 void pva_nt_build(const db_addr *addr, pva_nt *nt);
@@ -246,6 +264,7 @@ typedef struct pva_limits {
     unsigned max_ops;           /* per client */
     size_t max_queue_bytes;     /* per client: beyond this monitors wait (newest value kept) and reads stop */
     size_t max_message_bytes;   /* largest message accepted */
+    double idle_timeout;        /* s: a client that sent nothing and read nothing for this long is dropped */
 } pva_limits;
 extern pva_limits pva_server_limits;
 
@@ -313,6 +332,7 @@ struct pva_conn {
     pva_op **ops;               /* live operations, unordered */
     uint32_t nops, ops_cap;
     int closing;                /* fatal protocol error: flush, then close */
+    double last_alive;          /* monotonic time it last sent us bytes or read some of ours */
 
     /* Guarded by lock (taken after the db lock, never before it). */
     pthread_mutex_t lock;

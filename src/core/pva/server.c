@@ -91,9 +91,21 @@ static int conn_pending_input(void *c) { return ((pva_conn *)c)->in.len > 0; }
 static int conn_closing(void *c) { return ((pva_conn *)c)->closing; }
 static void conn_refill(void *c) { pva_conn_refill(c); }
 static pthread_mutex_t *conn_lock(void *c) { return &((pva_conn *)c)->lock; }
-static void conn_consume(void *c, size_t n) { pva_buf_consume(&((pva_conn *)c)->out, n); }
 static void conn_close(void *c) { pva_conn_free(c); }
 
+/* A client reading what we send is alive too (a slow image viewer whose queue is full is not read from). */
+static void conn_consume(void *conn, size_t n)
+{
+    pva_conn *c = conn;
+    pva_buf_consume(&c->out, n);
+    c->last_alive = time_monotonic();
+}
+
+/* As pvxs: a client silent for EPICS_PVA_CONN_TMO x 4/3 (clients echo every 15 s) is gone. */
+static int conn_expired(void *conn, double now)
+{
+    return now - ((pva_conn *)conn)->last_alive > pva_server_limits.idle_timeout;
+}
 static const uint8_t *conn_peek(void *conn, size_t *len)
 {
     pva_conn *c = conn;
@@ -184,7 +196,7 @@ static const netloop_ops pva_ops = {
     .module = "pva", .what = "pvAccess",
     .open = conn_open, .input = conn_input, .pending_input = conn_pending_input, .closing = conn_closing,
     .refill = conn_refill, .out_lock = conn_lock, .out_peek = conn_peek, .out_consume = conn_consume,
-    .describe = conn_describe, .close = conn_close,
+    .describe = conn_describe, .expired = conn_expired, .close = conn_close,
     .datagrams = serve_udp, .periodic = periodic, .report = build_report,
 };
 
