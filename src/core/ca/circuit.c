@@ -75,7 +75,24 @@ uint8_t *ca_scratch_locked(size_t n)
     ca_scratch_reused_locked();
     scratch.len = 0;
     scratch.head = 0;
-    return ca_bytes_reserve(&scratch, n);
+    return ca_bytes_room(&scratch, n);
+}
+
+void ca_scratch_queue_locked(ca_bytes *q, const uint8_t *msg, size_t n)
+{
+    uintptr_t at = (uintptr_t)msg, base = (uintptr_t)scratch.data;
+    if (q->len != 0 || n < CA_SCRATCH_HANDOVER || at < base || at + n > base + scratch.cap) {
+        ca_bytes_append(q, msg, n);
+        return;
+    }
+    ca_bytes old = *q;
+    q->data = scratch.data;
+    q->cap = scratch.cap;
+    q->head = (size_t)(msg - scratch.data);
+    q->len = n;
+    scratch = old;
+    scratch.len = scratch.head = 0;
+    ca_scratch_reused_locked();
 }
 
 size_t ca_encode_value_locked(ca_channel *ch, uint16_t cmd, uint16_t dtype, uint32_t count, uint32_t p2,
@@ -107,11 +124,12 @@ size_t ca_encode_value_locked(ca_channel *ch, uint16_t cmd, uint16_t dtype, uint
     uint8_t *out = ca_scratch_locked(hs + h.payload);
     if (status == ECA_NORMAL && !(ch->rights & ACCESS_READ))
         status = ECA_NORDACCESS;
-    if (status == ECA_NORMAL) {
+    if (status == ECA_NORMAL)
         status = ca_dbr_read(&ch->addr, dtype, count, out + hs);
-        if (status != ECA_NORMAL)
-            memset(out + hs, 0, h.payload);
-    }
+    if (status == ECA_NORMAL)
+        memset(out + hs + bytes, 0, h.payload - bytes);     /* the padding */
+    else
+        memset(out + hs, 0, h.payload);
     h.p1 = (uint32_t)status;
     ca_hdr_encode(out, &h);
     *msg = out;
@@ -270,7 +288,7 @@ static void read_notify(ca_client *c, const ca_hdr *h, ca_channel *ch)
         ca_put32(msg + 8, ch->cid);     /* the obsolete READ carries the CID where READ_NOTIFY has the status */
     pthread_mutex_lock(&c->lock);
     int was_empty = c->out.len == 0;
-    ca_bytes_append(&c->out, msg, n);
+    ca_scratch_queue_locked(&c->out, msg, n);
     if (was_empty && c->wake)
         c->wake(c);
     pthread_mutex_unlock(&c->lock);

@@ -98,7 +98,7 @@ static void post_update_locked(ca_sub *s, int from_post)
         keep_newest_locked(c, s, msg, n);
     } else {
         int was_empty = c->out.len == 0;
-        ca_bytes_append(&c->out, msg, n);
+        ca_scratch_queue_locked(&c->out, msg, n);
         c->updates_sent++;
         if (was_empty && c->wake)
             c->wake(c);

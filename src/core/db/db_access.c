@@ -96,6 +96,11 @@ static int store_elements(const db_addr *addr, const db_storage *st, const db_sp
     db_span dst = {st->type, st->data, st->elem_size, addr};
     if ((addr->field->flags & DBFLD_ARRAY) && addr->field->type != DBF_STRING) {
         long count = n < st->capacity ? n : st->capacity;
+        if (db_convert_is_bulk(&dst, src)) {       /* fails untouched or completes: no staging copy */
+            int status = db_convert(&dst, src, count);
+            if (status == DB_OK) addr->rec->rtype->put_array(addr, count);
+            return status;
+        }
         void *tmp = xmalloc((size_t)count * st->elem_size + 1);
         db_span staged = dst;
         staged.data = tmp;
