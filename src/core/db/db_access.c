@@ -62,9 +62,10 @@ int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
     return status;
 }
 
-static const char *field_name(const db_addr *addr)
+/* VAL, without a strcmp call on every put. */
+static int is_val(const db_field_desc *f)
 {
-    return addr->field->name;
+    return f->name[0] == 'V' && f->name[1] == 'A' && f->name[2] == 'L' && f->name[3] == 0;
 }
 
 /* Fields of db_common whose change moves the record between scan lists. */
@@ -185,9 +186,9 @@ int db_put_span(const db_addr *addr, const db_span *src, long nelem)
         memcpy(st.data, before, st.elem_size);
         return DB_ERR_FAILED;
     }
-    if (strcmp(f->name, "VAL") == 0) rec->udf = 0;     /* as EPICS dbPut: a written value is defined */
+    if (is_val(f)) rec->udf = 0;     /* as EPICS dbPut: a written value is defined */
     if (is_common_field(f) && is_scan_field(f)) db_scan_record_changed(rec, old_scan);
-    int value_put_processes = (f->flags & DBFLD_PROCESS) && strcmp(field_name(addr), "VAL") == 0;
+    int value_put_processes = (f->flags & DBFLD_PROCESS) && is_val(f);
     if (!value_put_processes) db_post_events(rec, db_field_ptr(rec, f), DBE_VALUE | DBE_LOG);
     /* units, limits, precision, state strings describe every field of the record: as in EPICS, a property
      * monitor on any of them (REC, REC.VAL) hears of the change */
