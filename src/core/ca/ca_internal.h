@@ -166,8 +166,7 @@ struct ca_sub {                     /* one EVENT_ADD */
     uint32_t count;
     uint16_t mask;
     db_subscription *dbsub;
-    /* Guarded by the client's lock: the newest update not yet queued (coalesced), or len 0. */
-    ca_bytes pending;
+    /* Guarded by the client's lock: an update waits for room in the queue (encoded when it is queued). */
     int on_pending_list;
     ca_sub *next_pending;
     ca_sub *next;                   /* in chan->subs; loop thread only */
@@ -224,6 +223,10 @@ ca_client *ca_client_new(const char *peer, int fd, ca_wake_fn wake);
 /* Feeds bytes received on the circuit; processes every complete message. Returns 0, or -1 when the circuit
  * must be closed (malformed or oversized input; already logged with the peer). */
 int ca_client_input(ca_client *c, const uint8_t *data, size_t len);
+/* Where the next bytes received should go (*room bytes): the tail of the input queue, sized to the rest of a
+ * large message being received so that it arrives in place and leaves the queue empty once executed. Bytes
+ * received there are then passed to ca_client_input with that pointer (taken, not copied). */
+uint8_t *ca_client_input_room(ca_client *c, size_t *room);
 /* Queues SERVER_DISCONN for every channel (server shutdown). */
 void ca_client_disconnect_all(ca_client *c);
 /* Recomputes access rights of every channel and pushes ACCESS_RIGHTS for those that changed. */
@@ -236,8 +239,9 @@ void ca_client_queue_locked(ca_client *c, const ca_hdr *h, const void *payload, 
 /* monitor.c */
 int ca_sub_start(ca_client *c, ca_channel *ch, const ca_hdr *h, uint16_t mask);
 void ca_sub_free(ca_sub *s);
-/* [client lock] After output was flushed: moves coalesced updates into the queue while there is room. */
-void ca_client_refill_locked(ca_client *c);
+/* After output was flushed or events were turned on (takes the db lock, then the client's): encodes the
+ * pending subscriptions' current values into the queue while there is room. */
+void ca_client_refill(ca_client *c);
 
 /* Scratch buffer for encoding replies, not cleared. Guarded by the db lock (every user holds it). */
 uint8_t *ca_scratch_locked(size_t n);

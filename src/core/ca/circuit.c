@@ -449,13 +449,9 @@ static int dispatch(ca_client *c, const ca_hdr *h, uint8_t *payload)
     case CA_PROTO_EVENTS_ON:
         pthread_mutex_lock(&c->lock);
         c->events_off = h->cmd == CA_PROTO_EVENTS_OFF;
-        if (!c->events_off) {
-            int was_empty = c->out.len == 0;
-            ca_client_refill_locked(c);
-            if (was_empty && c->out.len && c->wake)
-                c->wake(c);
-        }
         pthread_mutex_unlock(&c->lock);
+        if (h->cmd == CA_PROTO_EVENTS_ON)
+            ca_client_refill(c);
         return 0;
     case CA_PROTO_READ:
     case CA_PROTO_READ_NOTIFY:
@@ -531,9 +527,25 @@ ca_client *ca_client_new(const char *peer, int fd, ca_wake_fn wake)
     return c;
 }
 
+uint8_t *ca_client_input_room(ca_client *c, size_t *room)
+{
+    size_t want = 65536;
+    ca_hdr h;
+    int hs = c->in.len >= CA_HDR_SIZE ? ca_hdr_decode(c->in.data + c->in.head, c->in.len, 1, &h) : 0;
+    if (hs > 0 && h.payload <= ca_server_limits.max_message_bytes) {
+        size_t rest = (size_t)hs + h.payload > c->in.len ? (size_t)hs + h.payload - c->in.len : 0;
+        if (rest > want)
+            want = rest;            /* exactly the rest of a large message: nothing of the next one after it */
+    }
+    *room = want;
+    return ca_bytes_room(&c->in, want);
+}
+
 int ca_client_input(ca_client *c, const uint8_t *data, size_t len)
 {
-    if (len)
+    if (len && data == c->in.data + c->in.head + c->in.len)
+        ca_bytes_commit(&c->in, len);           /* received in place (ca_client_input_room) */
+    else if (len)
         ca_bytes_append(&c->in, data, len);
     while (!c->closing && c->in.len >= CA_HDR_SIZE) {
         pthread_mutex_lock(&c->lock);

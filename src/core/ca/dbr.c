@@ -189,17 +189,21 @@ int ca_dbr_read(const db_addr *addr, unsigned type, uint32_t count, uint8_t *out
         str_copy((char *)out, meta.class_name ? meta.class_name : "", DB_STRING_SIZE);
         return ECA_NORMAL;
     }
+    uint32_t host_order = count;    /* elements ca_dbr_encode must put into network order */
     if (count > 0) {
         long n = (long)count;
-        if (db_get(addr, (dbr_value_type)l->base, out + l->value_off, &n) != DB_OK)
+        int swapped = db_get_wire(addr, (dbr_value_type)l->base, out + l->value_off, &n);
+        if (swapped < 0)
             return ECA_GETFAIL;
+        if (swapped)
+            host_order = 0;         /* converted straight into network order */
         if (l->base == DBR_STRING)
             for (uint32_t i = 0; i < count; i++)
                 out[l->value_off + i * DB_STRING_SIZE + DB_STRING_SIZE - 1] = 0;
         else if ((uint32_t)n < count)
             memset(out + l->value_off + (size_t)n * vs, 0, (count - (size_t)n) * vs);
     }
-    ca_dbr_encode(out, type, &meta, count);
+    ca_dbr_encode(out, type, &meta, host_order);
     return ECA_NORMAL;
 }
 

@@ -47,7 +47,9 @@ static int valid_dbr(dbr_value_type type)
     return (int)type >= DBR_STRING && type <= DBR_DOUBLE;
 }
 
-int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
+/* db_get and db_get_wire: the elements of addr as type, in host order or (wire) big-endian when the bulk number
+ * path takes them (returns 1 then; 0 when they are in host order). */
+static int get_elements(const db_addr *addr, dbr_value_type type, void *buf, long *nelem, int wire)
 {
     if (!valid_dbr(type)) return DB_ERR_BAD_TYPE;
     db_storage st;
@@ -57,9 +59,21 @@ int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
     if (*nelem > 0 && *nelem < n) n = *nelem;
     db_span src = {st.type, st.data, st.elem_size, addr};
     db_span dst = {dbr_storage_type(type), buf, db_dbr_value_size(type), NULL};
-    status = db_convert(&dst, &src, n);
+    int swapped = wire && db_convert_is_bulk(&dst, &src);
+    status = swapped ? db_convert_wire(&dst, &src, n) : db_convert(&dst, &src, n);
     *nelem = status == DB_OK ? n : 0;
-    return status;
+    return status == DB_OK ? swapped : status;
+}
+
+int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
+{
+    int status = get_elements(addr, type, buf, nelem, 0);
+    return status > 0 ? DB_OK : status;
+}
+
+int db_get_wire(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
+{
+    return get_elements(addr, type, buf, nelem, 1);
 }
 
 /* VAL, without a strcmp call on every put. */
