@@ -7,8 +7,16 @@
   5. server CPU per channel connect on one circuit at 10,000 and 50,000 channels (flat: O(1) per channel)
   6. server CPU per pipelined DBR_DOUBLE get and put-with-completion (200,000 requests on one raw circuit)
 
-There is no other CA server on this machine (Debian ships only the client library), so the peers are the
-machine's own loopback limits. Prints ours, the limit and the ratio for each."""
+The peers of rows 1-6 are the machine's own loopback limits. Then, when a build of upstream EPICS Base is on the
+machine (RELOC_EPICS_BASE_BIN, default /tmp/upstream/epics-base/bin/linux-x86_64; Debian ships only the client
+library, so the comparison is skipped with a line saying so when it is absent), the rows of issue #17 against its
+softIoc, each server measured alternately on the same database with the same clients (BENCH_CA_ROUNDS rounds,
+best of each kept, server CPU from /proc including rsrv's per-client threads that end):
+  7. 1 Mi-element USHORT waveform: bench/ca_wf_client.c (raw-socket C writer putting DBR_SHORT as fast as the
+     circuit takes it, C reader monitoring the native type): updates/s delivered, server CPU per update
+  8. catime B:scalar 50000: channel connect, async put and get of DBR_DOUBLE (catime's own us per op), server CPU
+  9. caEventRate B:tick 20000 (a 10 Hz calc): subscribe + initial values, events/s, server CPU per second
+Prints ours, the peer and the ratio for each. `bench_ca.py --softioc-only` runs rows 7-9 alone."""
 import os
 import socket
 import struct
