@@ -245,6 +245,10 @@ static int read_conn(netloop *l, void *c, int fd)
         budget -= (size_t)n;
         if (l->ops->input(c, into, (size_t)n) < 0)
             return -1;
+        /* Replies to a pipelined batch leave while the rest is read: the client works on them meanwhile
+         * instead of waiting for the whole batch. */
+        if (queued_bytes(l, c) >= sizeof buf && flush_conn(l, c, fd) < 0)
+            return -1;
         if (queued_bytes(l, c) >= *l->cfg.max_queue_bytes)
             return 0;
     }
