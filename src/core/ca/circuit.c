@@ -534,8 +534,8 @@ uint8_t *ca_client_input_room(ca_client *c, size_t *room)
     int hs = c->in.len >= CA_HDR_SIZE ? ca_hdr_decode(c->in.data + c->in.head, c->in.len, 1, &h) : 0;
     if (hs > 0 && h.payload <= ca_server_limits.max_message_bytes) {
         size_t rest = (size_t)hs + h.payload > c->in.len ? (size_t)hs + h.payload - c->in.len : 0;
-        if (rest > want)
-            want = rest;            /* exactly the rest of a large message: nothing of the next one after it */
+        if (rest > want)            /* the rest of a large message, nothing of the next one after it; in */
+            want = rest < ((size_t)4 << 20) ? rest : (size_t)4 << 20;   /* steps: a header alone reserves little */
     }
     *room = want;
     return ca_bytes_room(&c->in, want);
