@@ -7,8 +7,16 @@
   5. server CPU per channel connect on one circuit at 10,000 and 50,000 channels (flat: O(1) per channel)
   6. server CPU per pipelined DBR_DOUBLE get and put-with-completion (200,000 requests on one raw circuit)
 
-There is no other CA server on this machine (Debian ships only the client library), so the peers are the
-machine's own loopback limits. Prints ours, the limit and the ratio for each."""
+The peers of rows 1-6 are the machine's own loopback limits. Then, when a build of upstream EPICS Base is on the
+machine (RELOC_EPICS_BASE_BIN, default /tmp/upstream/epics-base/bin/linux-x86_64; Debian ships only the client
+library, so the comparison is skipped with a line saying so when it is absent), the rows of issue #17 against its
+softIoc, each server measured alternately on the same database with the same clients (BENCH_CA_ROUNDS rounds,
+best of each kept, server CPU from /proc including rsrv's per-client threads that end):
+  7. 1 Mi-element USHORT waveform: bench/ca_wf_client.c (raw-socket C writer putting DBR_SHORT as fast as the
+     circuit takes it, C reader monitoring the native type): updates/s delivered, server CPU per update
+  8. catime B:scalar 50000: channel connect, async put and get of DBR_DOUBLE (catime's own us per op), server CPU
+  9. caEventRate B:tick 20000 (a 10 Hz calc): subscribe + initial values, events/s, server CPU per second
+Prints ours, the peer and the ratio for each. `bench_ca.py --softioc-only` runs rows 7-9 alone."""
 import os
 import socket
 import struct
@@ -68,8 +76,9 @@ def scalar_sid(c):
     return c.scalar_sid
 
 
-def report(what, ours, peer, unit, peer_name):
-    print(f"{what:44s} ours {ours:12.1f} {unit:10s} {peer_name} {peer:12.1f}  ratio {ours / peer:.3f}")
+def report(what, ours, peer, unit, peer_name, digits=1):
+    print(f"{what:44s} ours {ours:12.{digits}f} {unit:10s} {peer_name} {peer:12.{digits}f}  ratio {ours / peer:.3f}",
+          flush=True)
 
 
 def loopback_pingpong(seconds=2.0):
@@ -194,6 +203,13 @@ def raw_monitor_rate(name, seconds, payload_fn, dtype, count):
     return updates / elapsed, nbytes / elapsed / 1e6
 
 
+def process_cpu_seconds(pid):
+    """CPU time of a process including its threads that have ended (rsrv runs a thread per client, gone when the
+    client disconnects, so a sum over /proc/PID/task would miss it). Clock ticks: measure seconds, not ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid):
     """CPU time all threads of a process have used so far (schedstat: nanoseconds, not 10 ms ticks)."""
     total = 0
@@ -280,5 +296,155 @@ def main():
         ioc.stop()
 
 
+# ---- Against upstream EPICS Base's softIoc (the peer of issue #17), when a build of it is on this machine ------
+EPICS_BIN = Path(os.environ.get("RELOC_EPICS_BASE_BIN", "/tmp/upstream/epics-base/bin/linux-x86_64"))
+PEER_DB = f"""
+record(ao, "B:scalar") {{ field(PREC, "1") }}
+record(waveform, "B:wf") {{ field(FTVL, "USHORT") field(NELM, "{WF_NELM}") }}
+record(calc, "B:tick") {{ field(SCAN, ".1 second") field(CALC, "A+1") field(INPA, "B:tick") }}
+"""
+
+
+class SoftIoc:
+    """Upstream softIoc serving db on port (loopback only), its shell kept open on a pipe."""
+
+    def __init__(self, db, port, workdir):
+        env = ioc_module.server_env(port, ioc_module.free_port())
+        env["EPICS_CA_MAX_ARRAY_BYTES"] = "100000000"
+        self.log = open(workdir / "softioc.log", "wb")
+        self.proc = subprocess.Popen([str(EPICS_BIN / "softIoc"), "-d", str(db)], cwd=workdir, env=env,
+                                     stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT)
+        self.log_path = workdir / "softioc.log"
+        ioc_module.wait_for(lambda: "iocRun: All initialization complete" in self.log_path.read_text(errors="replace"),
+                            timeout=20, what="softIoc start")
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+def client_env(port):
+    env = dict(os.environ)
+    env.update({"EPICS_CA_SERVER_PORT": str(port), "EPICS_CA_ADDR_LIST": "127.0.0.1", "EPICS_CA_AUTO_ADDR_LIST": "NO",
+                "EPICS_CA_MAX_ARRAY_BYTES": "100000000"})
+    return env
+
+
+def waveform_c_clients(exe, port, pid, seconds=4.0):
+    """(updates/s, server CPU s per update) of the 1 Mi USHORT waveform: the C writer puts DBR_SHORT as fast as it
+    can, the C reader monitors it in the native type."""
+    w = subprocess.Popen([str(exe), "write", str(port), "B:wf", "1", str(WF_NELM), str(seconds + 1.5)],
+                         stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    cpu = process_cpu_seconds(pid)
+    r = subprocess.run([str(exe), "read", str(port), "B:wf", "5", str(seconds)], capture_output=True, text=True,
+                       check=True)
+    cpu = process_cpu_seconds(pid) - cpu
+    w.wait()
+    updates, _, elapsed = (float(x) for x in r.stdout.split())
+    return updates / elapsed, cpu / max(updates, 1)
+
+
+def catime(port, pid, channels=50000):
+    """catime on B:scalar with n channels: {connect, put, get} in us per channel/op (catime's own timing),
+    and the server's CPU seconds over the whole run."""
+    cpu = process_cpu_seconds(pid)
+    out = subprocess.run([str(EPICS_BIN / "catime"), "B:scalar", str(channels)], capture_output=True, text=True,
+                         env=client_env(port), timeout=600).stdout
+    cpu = process_cpu_seconds(pid) - cpu
+    per_op = [float(line.split()[2]) for line in out.splitlines() if line.startswith("Per Op,")]
+    double = out.split("DBR_DOUBLE Test")[1]
+    ops = [float(line.split()[2]) for line in double.splitlines() if line.startswith("Per Op,")]
+    return {"connect": per_op[0], "put": ops[0], "get": ops[1], "cpu": cpu}
+
+
+def event_rate(port, pid, subscriptions=20000, seconds=6.0):
+    """caEventRate: 20,000 subscriptions to B:tick (10 Hz). (seconds to subscribe and receive the initial values,
+    events/s delivered, server CPU seconds per second of steady state)."""
+    proc = subprocess.Popen(["stdbuf", "-oL", str(EPICS_BIN / "caEventRate"), "B:tick", str(subscriptions)], stdout=subprocess.PIPE,
+                            text=True, env=client_env(port))
+    initial = 0.0
+    rates = []
+    cpu0 = t0 = None
+    try:
+        for line in proc.stdout:
+            if line.startswith("Subscribing"):       # initial values arrive while subscribing, or after it
+                initial += float(line.split("done(")[1].split()[0])
+            elif line.startswith("Waiting for initial value events."):
+                initial += float(line.split("done(")[1].split()[0])
+                cpu0, t0 = process_cpu_seconds(pid), time.monotonic()
+            elif line.startswith("CA Event Rate") and t0 is not None:
+                rates.append(float(line.split("current")[1].split()[0]))
+                if time.monotonic() - t0 >= seconds:
+                    break
+        cpu_per_s = (process_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    finally:
+        proc.terminate()
+        proc.wait()
+    return initial, sum(rates[1:]) / max(len(rates) - 1, 1), cpu_per_s
+
+
+def versus_softioc(rounds=int(os.environ.get("BENCH_CA_ROUNDS", "2"))):
+    """Each row measured on our IOC and softIoc alternately (rounds times each, the best of each kept: the machine is
+    shared), same database, same clients."""
+    if not (EPICS_BIN / "softIoc").exists():
+        print(f"(no upstream softIoc at {EPICS_BIN}: the comparison with EPICS rsrv is skipped)")
+        return
+    work = Path(tempfile.mkdtemp(prefix="bench_ca_peer_"))
+    db = work / "peer.db"
+    db.write_text(PEER_DB)
+    exe = work / "ca_wf_client"
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(TOP / "bench" / "ca_wf_client.c")], check=True)
+    ours_port, peer_port = ioc_module.free_port(), ioc_module.free_port()
+    env = ioc_module.server_env(ours_port, ioc_module.free_port())
+    env.pop("ASAN_OPTIONS", None)
+    env["EPICS_CA_MAX_ARRAY_BYTES"] = "100000000"
+    ours = ioc_module.Ioc(f'dbLoadRecords("{db}")\niocInit\n', work / "ours", env=env).start()
+    peer = SoftIoc(db, peer_port, work)
+    servers = [("ours", ours_port, ours.proc.pid), ("softIoc", peer_port, peer.proc.pid)]
+    print(f"-- versus upstream softIoc ({EPICS_BIN}), load average {os.getloadavg()[0]:.2f}")
+    try:
+        rows = {}
+        for _ in range(rounds):
+            for name, port, pid in servers:
+                rate, cpu = waveform_c_clients(exe, port, pid)
+                r = rows.setdefault(("wf", name), [0, 1e9])
+                rows[("wf", name)] = [max(r[0], rate), min(r[1], cpu)]
+        report("1 Mi USHORT waveform updates/s (C clients)", rows[("wf", "ours")][0], rows[("wf", "softIoc")][0],
+               "updates/s", "softIoc")
+        report("  server CPU per update", rows[("wf", "ours")][1] * 1e3, rows[("wf", "softIoc")][1] * 1e3, "ms",
+               "softIoc")
+        best = {}
+        for _ in range(rounds):
+            for name, port, pid in servers:
+                t = catime(port, pid)
+                b = best.setdefault(name, t)
+                best[name] = {k: min(b[k], t[k]) for k in t}
+        for key, what in (("connect", "catime connect, 50,000 channels"), ("get", "catime async get DBR_DOUBLE"),
+                          ("put", "catime async put DBR_DOUBLE"), ("cpu", "  server CPU over the catime run")):
+            unit = "s" if key == "cpu" else "us"
+            report(what, best["ours"][key], best["softIoc"][key], unit, "softIoc", 3)
+        ev = {}
+        for _ in range(rounds):
+            for name, port, pid in servers:
+                e = event_rate(port, pid)
+                b = ev.setdefault(name, e)
+                ev[name] = (min(b[0], e[0]), max(b[1], e[1]), min(b[2], e[2]))
+        report("caEventRate 20,000 subs: subscribe + initial", ev["ours"][0], ev["softIoc"][0], "s", "softIoc", 3)
+        report("caEventRate 20,000 subs at 10 Hz: events/s", ev["ours"][1], ev["softIoc"][1], "events/s", "softIoc", 3)
+        report("  server CPU per second", ev["ours"][2], ev["softIoc"][2], "s/s", "softIoc", 3)
+        print(f"   (load average {os.getloadavg()[0]:.2f} at the end; ratio = ours / softIoc: above 1 is better for "
+              "updates/s and events/s, below 1 for times)")
+    finally:
+        ours.stop()
+        peer.stop()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--softioc-only"]:
+        versus_softioc()
+    else:
+        main()
+        versus_softioc()

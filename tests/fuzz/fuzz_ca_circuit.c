@@ -63,8 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = size - off < step ? size - off : step;
         if (ca_client_input(c, data + off, n) < 0)
             break;
-        pthread_mutex_lock(&c->lock);               /* a reader that keeps up */
-        ca_client_refill_locked(c);
+        ca_client_refill(c);                        /* a reader that keeps up */
+        pthread_mutex_lock(&c->lock);
         ca_bytes_consume(&c->out, c->out.len);
         pthread_mutex_unlock(&c->lock);
     }

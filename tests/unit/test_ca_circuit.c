@@ -19,8 +19,8 @@ typedef struct msg {
 static int drain(ca_client *c, msg *out, int max)
 {
     int n = 0;
+    ca_client_refill(c);
     pthread_mutex_lock(&c->lock);
-    ca_client_refill_locked(c);
     size_t off = c->out.head, end = c->out.head + c->out.len;
     while (off < end) {
         ca_hdr h;

@@ -80,6 +80,10 @@ typedef struct ca_bytes {
 
 /* Returns a zeroed area of n bytes at the tail; call ca_bytes_commit(q, n) once it is written. */
 uint8_t *ca_bytes_reserve(ca_bytes *q, size_t n);
+/* The same area, not cleared (the caller writes every byte of it). */
+uint8_t *ca_bytes_room(ca_bytes *q, size_t n);
+/* Capacity an emptied queue keeps (larger buffers are freed once empty). */
+#define CA_BYTES_KEEP ((size_t)32 << 20)
 void ca_bytes_commit(ca_bytes *q, size_t n);
 void ca_bytes_append(ca_bytes *q, const void *src, size_t n);
 void ca_bytes_consume(ca_bytes *q, size_t n);
@@ -110,8 +114,9 @@ dbr_value_type ca_native_type(dbf_type type);
 /* Fills the metadata part of a DBR structure (big-endian) and byte-swaps `count` host-order elements
  * already stored at out + value_off. */
 void ca_dbr_encode(uint8_t *out, unsigned type, const db_meta *meta, uint32_t count);
-/* [locked] Reads a channel into out (zeroed, ca_dbr_bytes(type, count) long): values through db_get, the
- * metadata through db_get_meta. Returns ECA_NORMAL or ECA_GETFAIL / ECA_BADTYPE. */
+/* [locked] Reads a channel into out (ca_dbr_bytes(type, count) long, every byte written: metadata and elements
+ * past the channel's current count are zero): values through db_get, the metadata through db_get_meta.
+ * Returns ECA_NORMAL or ECA_GETFAIL / ECA_BADTYPE (out then undefined). */
 int ca_dbr_read(const db_addr *addr, unsigned type, uint32_t count, uint8_t *out);
 /* Converts the value part of a client's DBR payload (any type 0..36) into host order in place and returns a
  * pointer to the first element; NULL if the payload is too short for count elements. A single string sent
@@ -161,8 +166,7 @@ struct ca_sub {                     /* one EVENT_ADD */
     uint32_t count;
     uint16_t mask;
     db_subscription *dbsub;
-    /* Guarded by the client's lock: the newest update not yet queued (coalesced), or len 0. */
-    ca_bytes pending;
+    /* Guarded by the client's lock: an update waits for room in the queue (encoded when it is queued). */
     int on_pending_list;
     ca_sub *next_pending;
     ca_sub *next;                   /* in chan->subs; loop thread only */
@@ -219,6 +223,10 @@ ca_client *ca_client_new(const char *peer, int fd, ca_wake_fn wake);
 /* Feeds bytes received on the circuit; processes every complete message. Returns 0, or -1 when the circuit
  * must be closed (malformed or oversized input; already logged with the peer). */
 int ca_client_input(ca_client *c, const uint8_t *data, size_t len);
+/* Where the next bytes received should go (*room bytes): the tail of the input queue, sized to the rest of a
+ * large message being received so that it arrives in place and leaves the queue empty once executed. Bytes
+ * received there are then passed to ca_client_input with that pointer (taken, not copied). */
+uint8_t *ca_client_input_room(ca_client *c, size_t *room);
 /* Queues SERVER_DISCONN for every channel (server shutdown). */
 void ca_client_disconnect_all(ca_client *c);
 /* Recomputes access rights of every channel and pushes ACCESS_RIGHTS for those that changed. */
@@ -231,11 +239,17 @@ void ca_client_queue_locked(ca_client *c, const ca_hdr *h, const void *payload, 
 /* monitor.c */
 int ca_sub_start(ca_client *c, ca_channel *ch, const ca_hdr *h, uint16_t mask);
 void ca_sub_free(ca_sub *s);
-/* [client lock] After output was flushed: moves coalesced updates into the queue while there is room. */
-void ca_client_refill_locked(ca_client *c);
+/* After output was flushed or events were turned on (takes the db lock, then the client's): encodes the
+ * pending subscriptions' current values into the queue while there is room. */
+void ca_client_refill(ca_client *c);
 
-/* Scratch buffer for encoding replies. Guarded by the db lock (every user holds it). */
+/* Scratch buffer for encoding replies, not cleared. Guarded by the db lock (every user holds it). */
 uint8_t *ca_scratch_locked(size_t n);
+/* [db locked, q's lock] Queues the message msg (n bytes) encoded in the scratch buffer: a large one into an
+ * empty queue by exchanging the two buffers (no copy of a camera frame; the scratch buffer takes the queue's
+ * old one and the shared update is gone), otherwise by copying. */
+void ca_scratch_queue_locked(ca_bytes *q, const uint8_t *msg, size_t n);
+#define CA_SCRATCH_HANDOVER ((size_t)64 << 10)
 /* [db locked] The scratch buffer is about to be overwritten: a monitor update kept there is gone. */
 void ca_scratch_reused_locked(void);
 /* [db locked] Encodes a READ_NOTIFY reply or EVENT_ADD update (cmd) of the channel into the scratch buffer:

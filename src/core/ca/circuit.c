@@ -75,7 +75,24 @@ uint8_t *ca_scratch_locked(size_t n)
     ca_scratch_reused_locked();
     scratch.len = 0;
     scratch.head = 0;
-    return ca_bytes_reserve(&scratch, n);
+    return ca_bytes_room(&scratch, n);
+}
+
+void ca_scratch_queue_locked(ca_bytes *q, const uint8_t *msg, size_t n)
+{
+    uintptr_t at = (uintptr_t)msg, base = (uintptr_t)scratch.data;
+    if (q->len != 0 || n < CA_SCRATCH_HANDOVER || at < base || at + n > base + scratch.cap) {
+        ca_bytes_append(q, msg, n);
+        return;
+    }
+    ca_bytes old = *q;
+    q->data = scratch.data;
+    q->cap = scratch.cap;
+    q->head = (size_t)(msg - scratch.data);
+    q->len = n;
+    scratch = old;
+    scratch.len = scratch.head = 0;
+    ca_scratch_reused_locked();
 }
 
 size_t ca_encode_value_locked(ca_channel *ch, uint16_t cmd, uint16_t dtype, uint32_t count, uint32_t p2,
@@ -107,11 +124,12 @@ size_t ca_encode_value_locked(ca_channel *ch, uint16_t cmd, uint16_t dtype, uint
     uint8_t *out = ca_scratch_locked(hs + h.payload);
     if (status == ECA_NORMAL && !(ch->rights & ACCESS_READ))
         status = ECA_NORDACCESS;
-    if (status == ECA_NORMAL) {
+    if (status == ECA_NORMAL)
         status = ca_dbr_read(&ch->addr, dtype, count, out + hs);
-        if (status != ECA_NORMAL)
-            memset(out + hs, 0, h.payload);
-    }
+    if (status == ECA_NORMAL)
+        memset(out + hs + bytes, 0, h.payload - bytes);     /* the padding */
+    else
+        memset(out + hs, 0, h.payload);
     h.p1 = (uint32_t)status;
     ca_hdr_encode(out, &h);
     *msg = out;
@@ -270,7 +288,7 @@ static void read_notify(ca_client *c, const ca_hdr *h, ca_channel *ch)
         ca_put32(msg + 8, ch->cid);     /* the obsolete READ carries the CID where READ_NOTIFY has the status */
     pthread_mutex_lock(&c->lock);
     int was_empty = c->out.len == 0;
-    ca_bytes_append(&c->out, msg, n);
+    ca_scratch_queue_locked(&c->out, msg, n);
     if (was_empty && c->wake)
         c->wake(c);
     pthread_mutex_unlock(&c->lock);
@@ -431,13 +449,9 @@ static int dispatch(ca_client *c, const ca_hdr *h, uint8_t *payload)
     case CA_PROTO_EVENTS_ON:
         pthread_mutex_lock(&c->lock);
         c->events_off = h->cmd == CA_PROTO_EVENTS_OFF;
-        if (!c->events_off) {
-            int was_empty = c->out.len == 0;
-            ca_client_refill_locked(c);
-            if (was_empty && c->out.len && c->wake)
-                c->wake(c);
-        }
         pthread_mutex_unlock(&c->lock);
+        if (h->cmd == CA_PROTO_EVENTS_ON)
+            ca_client_refill(c);
         return 0;
     case CA_PROTO_READ:
     case CA_PROTO_READ_NOTIFY:
@@ -513,9 +527,25 @@ ca_client *ca_client_new(const char *peer, int fd, ca_wake_fn wake)
     return c;
 }
 
+uint8_t *ca_client_input_room(ca_client *c, size_t *room)
+{
+    size_t want = 65536;
+    ca_hdr h;
+    int hs = c->in.len >= CA_HDR_SIZE ? ca_hdr_decode(c->in.data + c->in.head, c->in.len, 1, &h) : 0;
+    if (hs > 0 && h.payload <= ca_server_limits.max_message_bytes) {
+        size_t rest = (size_t)hs + h.payload > c->in.len ? (size_t)hs + h.payload - c->in.len : 0;
+        if (rest > want)            /* the rest of a large message, nothing of the next one after it; in */
+            want = rest < ((size_t)4 << 20) ? rest : (size_t)4 << 20;   /* steps: a header alone reserves little */
+    }
+    *room = want;
+    return ca_bytes_room(&c->in, want);
+}
+
 int ca_client_input(ca_client *c, const uint8_t *data, size_t len)
 {
-    if (len)
+    if (len && data == c->in.data + c->in.head + c->in.len)
+        ca_bytes_commit(&c->in, len);           /* received in place (ca_client_input_room) */
+    else if (len)
         ca_bytes_append(&c->in, data, len);
     while (!c->closing && c->in.len >= CA_HDR_SIZE) {
         pthread_mutex_lock(&c->lock);

@@ -69,6 +69,8 @@ dbr_value_type ca_native_type(dbf_type type)
         memcpy(p + sizeof v * i, &v, sizeof v);                     \
     }
 
+/* Built for AVX2 as well (chosen at load time): byte shuffles of 4- and 8-byte elements need it to vectorise. */
+__attribute__((target_clones("avx2", "default")))
 static void swap_elements(uint8_t *p, size_t size, size_t n)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -179,19 +181,29 @@ int ca_dbr_read(const db_addr *addr, unsigned type, uint32_t count, uint8_t *out
     } else if (cls != CLS_PLAIN) {
         db_get_meta(addr, &meta);
     }
+    /* Every byte but the numbers db_get writes is cleared: metadata, strings (str_copy stops at the NUL) and
+     * the elements past the channel's current count. A frame's elements are written once, not cleared first. */
+    size_t vs = ca_dbr_value_size(l->base);
+    memset(out, 0, l->base == DBR_STRING ? ca_dbr_bytes(type, count) : l->value_off);
     if (type == DBR_CLASS_NAME) {
         str_copy((char *)out, meta.class_name ? meta.class_name : "", DB_STRING_SIZE);
         return ECA_NORMAL;
     }
+    uint32_t host_order = count;    /* elements ca_dbr_encode must put into network order */
     if (count > 0) {
         long n = (long)count;
-        if (db_get(addr, (dbr_value_type)l->base, out + l->value_off, &n) != DB_OK)
+        int swapped = db_get_wire(addr, (dbr_value_type)l->base, out + l->value_off, &n);
+        if (swapped < 0)
             return ECA_GETFAIL;
+        if (swapped)
+            host_order = 0;         /* converted straight into network order */
         if (l->base == DBR_STRING)
             for (uint32_t i = 0; i < count; i++)
                 out[l->value_off + i * DB_STRING_SIZE + DB_STRING_SIZE - 1] = 0;
+        else if ((uint32_t)n < count)
+            memset(out + l->value_off + (size_t)n * vs, 0, (count - (size_t)n) * vs);
     }
-    ca_dbr_encode(out, type, &meta, count);
+    ca_dbr_encode(out, type, &meta, host_order);
     return ECA_NORMAL;
 }
 

@@ -2,12 +2,12 @@
  * per-client flow control that keeps a slow client from costing memory or delaying anybody else.
  *
  * An update goes straight into the client's output queue while the queue is below the per-client limit
- * (ca_server_limits.max_queue_bytes) and events are on. Otherwise it is kept in the subscription's
- * `pending` slot, replacing the value kept there before: a slow client keeps only the newest value per
- * subscription (as EPICS IOCs do) and the callback -- running under the db lock on a scan thread --
- * never waits for the network. Once a subscription has a pending value, later updates also go there so
- * that a client never sees values out of order. The loop refills the queue from the pending slots after
- * each flush (ca_client_refill_locked). */
+ * (ca_server_limits.max_queue_bytes) and events are on. Otherwise the subscription is marked pending and
+ * nothing is encoded: a slow client gets only the newest value per subscription (as EPICS IOCs do), encoded
+ * when its queue has room again, so a camera frame posted faster than a client reads costs no conversion, and
+ * the callback -- running under the db lock on a scan thread -- never waits for the network. Once a
+ * subscription is pending, later updates wait too, so that a client never sees values out of order. The loop
+ * refills the queue from the pending subscriptions after each flush (ca_client_refill). */
 #include "core/ca/ca_internal.h"
 
 #include <stdlib.h>
@@ -16,12 +16,9 @@
 #include "core/access/access.h"
 #include "core/base/base.h"
 
-/* [client lock] */
-static void keep_newest_locked(ca_client *c, ca_sub *s, const uint8_t *msg, size_t n)
+/* [client lock] The subscription's newest value is to be sent once the queue has room. */
+static void mark_pending_locked(ca_client *c, ca_sub *s)
 {
-    s->pending.len = 0;
-    s->pending.head = 0;
-    ca_bytes_append(&s->pending, msg, n);
     c->updates_coalesced++;
     if (s->on_pending_list)
         return;
@@ -32,6 +29,18 @@ static void keep_newest_locked(ca_client *c, ca_sub *s, const uint8_t *msg, size
     else
         c->pending_head = s;
     c->pending_tail = s;
+}
+
+/* [client lock] Whether an update of s fits in the queue now (an empty queue takes anything). The size is
+ * bounded before encoding (a count of 0 means at most the channel's capacity), so a full queue costs no
+ * conversion. */
+static int has_room_locked(const ca_client *c, const ca_sub *s)
+{
+    if (c->out.len == 0)
+        return 1;
+    uint32_t count = s->count ? s->count : (uint32_t)s->chan->addr.max_elements;
+    size_t bytes = CA_EXT_HDR_SIZE + ca_pad8(ca_dbr_bytes(s->dtype, count));
+    return c->out.len + bytes <= ca_server_limits.max_queue_bytes;
 }
 
 /* The update just encoded into the scratch buffer, while it is still there: every subscriber of the same
@@ -86,23 +95,27 @@ void ca_scratch_reused_locked(void)
     last_update.valid = 0;
 }
 
+/* [db locked, client lock] Encodes the update and queues it. */
+static void queue_update_locked(ca_client *c, ca_sub *s, int from_post)
+{
+    uint8_t *msg;
+    size_t n = encode_update_locked(s, from_post, &msg);
+    int was_empty = c->out.len == 0;
+    ca_scratch_queue_locked(&c->out, msg, n);
+    c->updates_sent++;
+    if (was_empty && c->wake)
+        c->wake(c);
+}
+
 /* [db locked] from_post: called by a record post (not a subscription's first value). */
 static void post_update_locked(ca_sub *s, int from_post)
 {
     ca_client *c = s->chan->client;
-    uint8_t *msg;
-    size_t n = encode_update_locked(s, from_post, &msg);
     pthread_mutex_lock(&c->lock);
-    int room = c->out.len == 0 || c->out.len + n <= ca_server_limits.max_queue_bytes;
-    if (s->on_pending_list || c->events_off || !room) {
-        keep_newest_locked(c, s, msg, n);
-    } else {
-        int was_empty = c->out.len == 0;
-        ca_bytes_append(&c->out, msg, n);
-        c->updates_sent++;
-        if (was_empty && c->wake)
-            c->wake(c);
-    }
+    if (s->on_pending_list || c->events_off || !has_room_locked(c, s))
+        mark_pending_locked(c, s);
+    else
+        queue_update_locked(c, s, from_post);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -113,21 +126,26 @@ static void sub_event(void *user, const db_addr *addr, unsigned mask)
     post_update_locked(user, 1);
 }
 
-void ca_client_refill_locked(ca_client *c)
+void ca_client_refill(ca_client *c)
 {
-    while (!c->events_off && c->pending_head) {
+    pthread_mutex_lock(&c->lock);
+    int waiting = !c->events_off && c->pending_head;
+    pthread_mutex_unlock(&c->lock);
+    if (!waiting)
+        return;                             /* the common case, after every flush: no db lock */
+    db_lock();
+    pthread_mutex_lock(&c->lock);
+    while (!c->events_off && c->pending_head && has_room_locked(c, c->pending_head)) {
         ca_sub *s = c->pending_head;
-        if (c->out.len && c->out.len + s->pending.len > ca_server_limits.max_queue_bytes)
-            break;
-        ca_bytes_append(&c->out, s->pending.data + s->pending.head, s->pending.len);
-        c->updates_sent++;
-        ca_bytes_free(&s->pending);
         c->pending_head = s->next_pending;
         if (!c->pending_head)
             c->pending_tail = NULL;
         s->on_pending_list = 0;
         s->next_pending = NULL;
+        queue_update_locked(c, s, 0);       /* the value now: the newest */
     }
+    pthread_mutex_unlock(&c->lock);
+    db_unlock();
 }
 
 int ca_sub_start(ca_client *c, ca_channel *ch, const ca_hdr *h, uint16_t mask)
@@ -168,6 +186,5 @@ void ca_sub_free(ca_sub *s)
             c->pending_tail = prev;
     }
     pthread_mutex_unlock(&c->lock);
-    ca_bytes_free(&s->pending);
     free(s);
 }

@@ -94,6 +94,11 @@ uint8_t *ca_bytes_reserve(ca_bytes *q, size_t n)
     return p;
 }
 
+uint8_t *ca_bytes_room(ca_bytes *q, size_t n)
+{
+    return grow(q, n);
+}
+
 void ca_bytes_commit(ca_bytes *q, size_t n) { q->len += n; }
 
 void ca_bytes_append(ca_bytes *q, const void *src, size_t n)
@@ -108,8 +113,10 @@ void ca_bytes_consume(ca_bytes *q, size_t n)
     q->len -= n;
     if (q->len == 0)
         q->head = 0;
-    /* A queue that once held a 4 MiB waveform should not pin that memory for ever. */
-    if (q->len == 0 && q->cap > (1u << 20)) {
+    /* A queue that once held a huge array should not pin that memory for ever; one that carries camera frames
+     * (up to 4 Mi elements of 4 bytes, as rsrv keeps its EPICS_CA_MAX_ARRAY_BYTES buffers) keeps its buffer
+     * rather than mapping and faulting in megabytes again for every frame. */
+    if (q->len == 0 && q->cap > CA_BYTES_KEEP) {
         free(q->data);
         q->data = NULL;
         q->cap = 0;

@@ -65,19 +65,14 @@ static void *conn_open(netloop *loop, const char *peer, const char *ip, int fd)
 }
 
 static int conn_input(void *c, const uint8_t *data, size_t len) { return ca_client_input(c, data, len); }
+static uint8_t *conn_input_room(void *c, size_t *room) { return ca_client_input_room(c, room); }
 static int conn_pending_input(void *c) { return ((ca_client *)c)->in.len > 0; }
 static int conn_closing(void *c) { return ((ca_client *)c)->closing; }
 static pthread_mutex_t *conn_lock(void *c) { return &((ca_client *)c)->lock; }
 static void conn_close(void *c) { ca_client_free(c); }
 static void conn_shutdown(void *c) { ca_client_disconnect_all(c); }
 
-static void conn_refill(void *conn)
-{
-    ca_client *c = conn;
-    pthread_mutex_lock(&c->lock);
-    ca_client_refill_locked(c);
-    pthread_mutex_unlock(&c->lock);
-}
+static void conn_refill(void *conn) { ca_client_refill(conn); }
 
 static const uint8_t *conn_peek(void *conn, size_t *len)
 {
@@ -222,7 +217,8 @@ static void build_report(netloop *loop, netloop_text *t, int level, void *const 
  */
 static const netloop_ops ca_ops = {
     .module = "ca", .what = "CA",
-    .open = conn_open, .input = conn_input, .pending_input = conn_pending_input, .closing = conn_closing,
+    .open = conn_open, .input = conn_input, .input_room = conn_input_room,
+    .pending_input = conn_pending_input, .closing = conn_closing,
     .refill = conn_refill, .out_lock = conn_lock, .out_peek = conn_peek, .out_consume = conn_consume,
     .shutdown = conn_shutdown, .describe = conn_describe, .close = conn_close,
     .datagrams = serve_udp, .periodic = periodic, .report = build_report,

@@ -320,6 +320,10 @@ long db_current_elements(const db_addr *addr);
 /* [locked] Converts up to *nelem elements (0: the current length) into buf as `type` (host byte order;
  * DBR_STRING elements are DB_STRING_SIZE bytes); sets *nelem to the count converted. */
 int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem);
+/* [locked] As db_get, for a network protocol: numbers are converted straight into big-endian order (one pass over a
+ * camera frame) and 1 is returned; 0 when the elements were left in host order (strings, enums with states,
+ * 64-bit types: the caller orders them). */
+int db_get_wire(const db_addr *addr, dbr_value_type type, void *buf, long *nelem);
 /* [locked] Metadata of the field (db_meta above). */
 void db_get_meta(const db_addr *addr, db_meta *meta);
 /* [locked] Converts and stores nelem elements (no processing); runs special(), posts the field's monitors. */

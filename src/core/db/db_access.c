@@ -47,7 +47,9 @@ static int valid_dbr(dbr_value_type type)
     return (int)type >= DBR_STRING && type <= DBR_DOUBLE;
 }
 
-int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
+/* db_get and db_get_wire: the elements of addr as type, in host order or (wire) big-endian when the bulk number
+ * path takes them (returns 1 then; 0 when they are in host order). */
+static int get_elements(const db_addr *addr, dbr_value_type type, void *buf, long *nelem, int wire)
 {
     if (!valid_dbr(type)) return DB_ERR_BAD_TYPE;
     db_storage st;
@@ -57,14 +59,27 @@ int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
     if (*nelem > 0 && *nelem < n) n = *nelem;
     db_span src = {st.type, st.data, st.elem_size, addr};
     db_span dst = {dbr_storage_type(type), buf, db_dbr_value_size(type), NULL};
-    status = db_convert(&dst, &src, n);
+    int swapped = wire && db_convert_is_bulk(&dst, &src);
+    status = swapped ? db_convert_wire(&dst, &src, n) : db_convert(&dst, &src, n);
     *nelem = status == DB_OK ? n : 0;
-    return status;
+    return status == DB_OK ? swapped : status;
 }
 
-static const char *field_name(const db_addr *addr)
+int db_get(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
 {
-    return addr->field->name;
+    int status = get_elements(addr, type, buf, nelem, 0);
+    return status > 0 ? DB_OK : status;
+}
+
+int db_get_wire(const db_addr *addr, dbr_value_type type, void *buf, long *nelem)
+{
+    return get_elements(addr, type, buf, nelem, 1);
+}
+
+/* VAL, without a strcmp call on every put. */
+static int is_val(const db_field_desc *f)
+{
+    return f->name[0] == 'V' && f->name[1] == 'A' && f->name[2] == 'L' && f->name[3] == 0;
 }
 
 /* Fields of db_common whose change moves the record between scan lists. */
@@ -96,6 +111,11 @@ static int store_elements(const db_addr *addr, const db_storage *st, const db_sp
     db_span dst = {st->type, st->data, st->elem_size, addr};
     if ((addr->field->flags & DBFLD_ARRAY) && addr->field->type != DBF_STRING) {
         long count = n < st->capacity ? n : st->capacity;
+        if (db_convert_is_bulk(&dst, src)) {       /* fails untouched or completes: no staging copy */
+            int status = db_convert(&dst, src, count);
+            if (status == DB_OK) addr->rec->rtype->put_array(addr, count);
+            return status;
+        }
         void *tmp = xmalloc((size_t)count * st->elem_size + 1);
         db_span staged = dst;
         staged.data = tmp;
@@ -180,9 +200,9 @@ int db_put_span(const db_addr *addr, const db_span *src, long nelem)
         memcpy(st.data, before, st.elem_size);
         return DB_ERR_FAILED;
     }
-    if (strcmp(f->name, "VAL") == 0) rec->udf = 0;     /* as EPICS dbPut: a written value is defined */
+    if (is_val(f)) rec->udf = 0;     /* as EPICS dbPut: a written value is defined */
     if (is_common_field(f) && is_scan_field(f)) db_scan_record_changed(rec, old_scan);
-    int value_put_processes = (f->flags & DBFLD_PROCESS) && strcmp(field_name(addr), "VAL") == 0;
+    int value_put_processes = (f->flags & DBFLD_PROCESS) && is_val(f);
     if (!value_put_processes) db_post_events(rec, db_field_ptr(rec, f), DBE_VALUE | DBE_LOG);
     /* units, limits, precision, state strings describe every field of the record: as in EPICS, a property
      * monitor on any of them (REC, REC.VAL) hears of the change */

@@ -39,6 +39,12 @@ typedef struct db_span {
     const db_addr *ctx;
 } db_span;
 int db_convert(const db_span *dst, const db_span *src, long n);
+/* Whether db_convert(dst, src, n) takes the bulk number path: it then either fails before writing anything or
+ * converts every element, so it may write straight into a field's storage. */
+int db_convert_is_bulk(const db_span *dst, const db_span *src);
+/* The bulk path with dst in network byte order (big-endian), converted and swapped in one pass; DB_ERR_BAD_TYPE
+ * (nothing written) for spans it does not take. */
+int db_convert_wire(const db_span *dst, const db_span *src, long n);
 size_t dbf_value_size(dbf_type type);
 dbf_type dbr_storage_type(dbr_value_type type);
 size_t db_dbr_value_size(dbr_value_type type);

@@ -1,7 +1,8 @@
 /* db_monitor.c -- monitors: subscriptions on record fields and posting events to them.
  *
- * Each record owns a list of its subscriptions (rec->subs); lists change and are walked only with the
- * database lock held, and callbacks run with it held (see db.h).
+ * Each record owns a list of its subscriptions (rec->subs), doubly linked with a tail so that subscribing and
+ * unsubscribing cost the same with 20,000 monitors on one record as with one; lists change and are walked only
+ * with the database lock held, and callbacks run with it held (see db.h).
  */
 #include "core/db/db_internal.h"
 #include "core/base/base.h"
@@ -13,11 +14,11 @@ struct db_subscription {
     unsigned mask;
     db_event_fn fn;
     void *user;
-    struct db_subscription *next;
+    struct db_subscription *next, *prev;
 };
 
 struct db_subscription_list {
-    db_subscription *head;
+    db_subscription *head, *tail;
 };
 
 db_subscription *db_subscribe_locked(const db_addr *addr, unsigned mask, db_event_fn fn, void *user)
@@ -30,22 +31,21 @@ db_subscription *db_subscribe_locked(const db_addr *addr, unsigned mask, db_even
     sub->fn = fn;
     sub->user = user;
     sub->next = NULL;
-    db_subscription **tail = &rec->subs->head;    /* keep subscription order: first come, first told */
-    while (*tail) tail = &(*tail)->next;
-    *tail = sub;
+    sub->prev = rec->subs->tail;                  /* keep subscription order: first come, first told */
+    if (sub->prev) sub->prev->next = sub;
+    else rec->subs->head = sub;
+    rec->subs->tail = sub;
     return sub;
 }
 
 void db_unsubscribe_locked(db_subscription *sub)
 {
-    db_record *rec = sub->addr.rec;
-    for (db_subscription **p = rec->subs ? &rec->subs->head : NULL; p && *p; p = &(*p)->next) {
-        if (*p == sub) {
-            *p = sub->next;
-            free(sub);
-            return;
-        }
-    }
+    struct db_subscription_list *list = sub->addr.rec->subs;
+    if (sub->prev) sub->prev->next = sub->next;
+    else list->head = sub->next;
+    if (sub->next) sub->next->prev = sub->prev;
+    else list->tail = sub->prev;
+    free(sub);
 }
 
 db_subscription *db_subscribe(const db_addr *addr, unsigned mask, db_event_fn fn, void *user)

@@ -16,14 +16,39 @@ typedef struct soft_fields {
     int output;
 } soft_fields;
 
+/* The link and VAL fields of each record type, looked up by name once (a type never changes once registered):
+ * every processing of a soft record needs them, and three name searches cost more than the rest of an ao's
+ * put. Guarded by the db lock (device support runs with it held). */
+typedef struct soft_type {
+    const db_record_type *rtype;
+    const db_field_desc *link, *value;
+    int output;                             /* link is OUT */
+} soft_type;
+enum { SOFT_TYPES = 64 };
+static soft_type soft_types[SOFT_TYPES];
+static int n_soft_types;
+
+static soft_type *type_fields(const db_record *rec)
+{
+    static soft_type beyond;                /* more types than the table holds: looked up every time */
+    for (int i = 0; i < n_soft_types; i++)
+        if (soft_types[i].rtype == rec->rtype) return &soft_types[i];
+    soft_type *t = n_soft_types < SOFT_TYPES ? &soft_types[n_soft_types++] : &beyond;
+    t->rtype = rec->rtype;
+    t->link = db_find_field(rec, "INP");
+    t->output = !t->link;
+    if (!t->link) t->link = db_find_field(rec, "OUT");
+    t->value = db_find_field(rec, "VAL");
+    return t;
+}
+
 static int find_fields(db_record *rec, soft_fields *sf)
 {
-    const db_field_desc *inp = db_find_field(rec, "INP");
-    const db_field_desc *out = inp ? NULL : db_find_field(rec, "OUT");
-    if (!inp && !out) return -1;
-    sf->output = out != NULL;
-    sf->link = db_field_ptr(rec, inp ? inp : out);
-    return recsup_field_addr(rec, "VAL", &sf->value);
+    const soft_type *t = type_fields(rec);
+    if (!t->link || !t->value) return -1;
+    sf->output = t->output;
+    sf->link = db_field_ptr(rec, t->link);
+    return db_addr_for_field(rec, t->value, 0, &sf->value);
 }
 
 static int soft_init(db_record *rec)

@@ -231,13 +231,23 @@ static int flush_conn(netloop *l, void *c, int fd)
 static int read_conn(netloop *l, void *c, int fd)
 {
     uint8_t buf[65536];
-    for (int rounds = 0; rounds < 16; rounds++) {
-        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    size_t budget = 16 * sizeof buf;        /* per round of the loop: a fast writer does not starve the others */
+    while (budget > 0) {
+        size_t room = sizeof buf;
+        uint8_t *into = l->ops->input_room ? l->ops->input_room(c, &room) : buf;
+        if (room > budget)
+            room = budget;
+        ssize_t n = recv(fd, into, room, MSG_DONTWAIT);
         if (n == 0)
             return -1;
         if (n < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
-        if (l->ops->input(c, buf, (size_t)n) < 0)
+        budget -= (size_t)n;
+        if (l->ops->input(c, into, (size_t)n) < 0)
+            return -1;
+        /* Replies to a pipelined batch leave while the rest is read: the client works on them meanwhile
+         * instead of waiting for the whole batch. */
+        if (queued_bytes(l, c) >= sizeof buf && flush_conn(l, c, fd) < 0)
             return -1;
         if (queued_bytes(l, c) >= *l->cfg.max_queue_bytes)
             return 0;

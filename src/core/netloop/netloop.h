@@ -36,6 +36,10 @@ typedef struct netloop_ops {
     void *(*open)(netloop *loop, const char *peer, const char *ip, int fd);
     /* Bytes received (NULL, 0: run what is buffered); -1 when the connection must close. */
     int (*input)(void *conn, const uint8_t *data, size_t len);
+    /* Optional: where the protocol wants the next bytes received (*room bytes at most); the loop receives
+     * straight into it and passes that pointer to input, so a large message is not copied out of a bounce
+     * buffer. NULL: the loop's own buffer. */
+    uint8_t *(*input_room)(void *conn, size_t *room);
     int (*pending_input)(void *conn);                   /* bytes received and not yet executed */
     int (*closing)(void *conn);                         /* closing because of a protocol error */
     void (*refill)(void *conn);                         /* encode pending updates (takes its own locks) */
