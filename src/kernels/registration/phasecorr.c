@@ -299,6 +299,13 @@ void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, p
     pc_refine(pc, upsample, out);
 }
 
+void pc_refine_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out)
+{
+    out->norm = cross_power(pc, ref);
+    out->level = 1;
+    pc_refine(pc, upsample, out);
+}
+
 void pc_refine(pc_core *pc, int upsample, pc_peak *out)
 {
     double y = out->dy, x = out->dx, value = out->value;

@@ -95,6 +95,9 @@ void pc_correlate(pc_core *pc, pc_peak *out);
  * at the peak found. */
 void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out);
 void pc_refine(pc_core *pc, int upsample, pc_peak *out);
+/* Refines a peak known to a quarter pixel (out->dx, dy) against another reference spectrum ref, from the cross
+ * spectrum alone (no inverse FFT); psr is left as it was. */
+void pc_refine_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out);
 void pc_match_quality(pc_core *pc, const fftwf_complex *ref, double ref_energy, pc_peak *out);
 
 /* Weighted frame spectrum: columns 0 and w/2 (w even) appear once in the full spectrum, the others twice. */
@@ -132,6 +135,7 @@ struct reg_ctx {
     float *placed;               /* similarity: the moving ROI in the frame, unwindowed */
     fftwf_complex *spec_alt;     /* the reference's spectrum under another window (overlap, disc) */
     double alt_energy;
+    placement alt_key;           /* the overlap part spec_alt was made for (w == 0: none, or the disc's) */
     int similarity;              /* the members below exist only when set */
     reg_params lp_params;        /* log-polar correlation: plain phase correlation, no window or band */
     logpolar lp;
