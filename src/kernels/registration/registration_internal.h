@@ -66,6 +66,7 @@ typedef struct pc_core {
     fftwf_complex *scratch;      /* c2r input (FFTW destroys it), then the unwhitened product */
     float *band;                 /* spectral filter over the half spectrum, or NULL */
     int band_rows, band_cols;    /* its support: |centred row frequency| < band_rows, column < band_cols */
+    int *row_cols;               /* per row (h): its columns inside the band are below row_cols[k] */
     fftwf_plan fwd, inv;
     double ref_energy;           /* sum over the full spectrum of |F|^2 */
     float complex *ey, *ex;      /* subpixel refinement: h*REFINE_MAX, REFINE_MAX*hw */
@@ -82,7 +83,7 @@ typedef struct pc_peak {
 
 int pc_init(pc_core *pc, int w, int h, const reg_params *p, int use_band, char *err, size_t errlen);
 void pc_free(pc_core *pc);
-/* Sets band_rows/band_cols from a band filter (NULL: the whole spectrum); call after replacing pc->band. */
+/* Sets band_rows/band_cols/row_cols from a band filter (NULL: the whole spectrum); call after replacing pc->band. */
 void band_support(pc_core *pc, const float *band);
 /* Transforms pc->real into spec_ref (reference != 0) or spec. */
 void pc_transform(pc_core *pc, int reference);
@@ -95,8 +96,8 @@ void pc_correlate(pc_core *pc, pc_peak *out);
  * at the peak found. */
 void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out);
 void pc_refine(pc_core *pc, int upsample, pc_peak *out);
-/* Refines a peak known to a quarter pixel (out->dx, dy) against another reference spectrum ref, from the cross
- * spectrum alone (no inverse FFT); psr is left as it was. */
+/* Refines a peak known to 1 / out->level pixel (out->dx, dy) against another reference spectrum ref, from the
+ * cross spectrum alone (no inverse FFT); psr is left as it was. */
 void pc_refine_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out);
 void pc_match_quality(pc_core *pc, const fftwf_complex *ref, double ref_energy, pc_peak *out);
 
