@@ -393,6 +393,10 @@ void pc_refine_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_p
     out->norm = cross_power(pc, ref);
     /* Continue from the level the first pass reached, or start again when it already reached upsample. */
     if (out->level >= upsample) out->level = 1;
+    if (upsample <= 1) {   /* no level runs: the peak's height from this cross spectrum, at the integer peak */
+        dft_region(pc, pc->cross, out->dy, out->dx, 1, 0, 1);
+        out->value = pc->region[0];
+    }
     pc_refine(pc, upsample, out);
 }
 
