@@ -1,6 +1,8 @@
 """reloc-register finds translations to 1/20 pixel, rotation to 0.1 degree and scale to 0.2 % on scenes moved by
 known amounts, agrees with scikit-image's phase_cross_correlation on the same inputs, reports stage units, handles
 partial coverage and different pixel sizes, and flags unrelated images instead of reporting them as matches."""
+import json
+
 import numpy as np
 import pytest
 
@@ -129,6 +131,13 @@ def test_options_wisdom_and_timing(tmp_path):
     assert r1["timing"]["repeat"] == 3 and r1["timing"]["seconds_per_registration"] > 0
     r2 = register(a, b, "--wisdom", wisdom, "--effort", "measure")
     assert (r2["shift_x"], r2["shift_y"]) == pytest.approx((1.5, 2.25), abs=0.05)
+    # a corrupt wisdom file is said in the log, plans are measured anew and the file rewritten: nothing fails
+    wisdom.write_text("(fftw-3.3.10 fftwf_wisdom #x0 truncated")
+    run = register(a, b, "--wisdom", wisdom, "--effort", "measure", check=False)
+    assert run.returncode == 0 and "corrupt" in run.stderr, run.stderr
+    r3 = json.loads(run.stdout)
+    assert (r3["shift_x"], r3["shift_y"]) == (r2["shift_x"], r2["shift_y"])
+    assert wisdom.read_text().startswith("(fftw") and "truncated" not in wisdom.read_text()
     for extra in (["--window", "tukey"], ["--whitening", "0.5"], ["--band-low", "0.01", "--band-high", "0.2"],
                   ["--upsample", "20"], ["--band-high", "0"]):
         r = register(a, b, *extra)

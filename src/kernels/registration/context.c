@@ -78,6 +78,7 @@ int reg_set_reference(reg_ctx *ctx, const reg_view *ref, char *err, size_t errle
     pc_transform(&ctx->pc, 1);
     ctx->ref_pl = pl;
     ctx->have_ref = 1;
+    ctx->alt_key.w = 0;
     verify_forget_reference(ctx);
     if (ctx->similarity) similarity_set_reference(ctx);
     return 0;
@@ -145,11 +146,19 @@ void translate_view(reg_ctx *ctx, const reg_view *v, const placement *pl, int ov
     placement ref_part = {x0, y0, x1 - x0, y1 - y0, x0, y0};
     placement mov_part = {x0 + sx - pl->at_x + pl->roi_x, y0 + sy - pl->at_y + pl->roi_y, x1 - x0, y1 - y0,
                           x0 + sx, y0 + sy};
-    reg_view rv = {.data = ctx->ref_placed, .width = ctx->w, .height = ctx->h};
-    frame_load(&rv, &ref_part, &ctx->p, 0, 0, pc->real, ctx->w, ctx->h, ctx->wx, ctx->wy);
-    pc_transform_into(pc, ctx->spec_alt, &ctx->alt_energy);
+    /* The reference's part is transformed again only when it changed (a new reference, a new integer shift or a
+     * similarity round that used spec_alt): a live stream with a steady shift reuses it. */
+    if (memcmp(&ref_part, &ctx->alt_key, sizeof ref_part) != 0) {
+        reg_view rv = {.data = ctx->ref_placed, .width = ctx->w, .height = ctx->h};
+        frame_load(&rv, &ref_part, &ctx->p, 0, 0, pc->real, ctx->w, ctx->h, ctx->wx, ctx->wy);
+        pc_transform_into(pc, ctx->spec_alt, &ctx->alt_energy);
+        ctx->alt_key = ref_part;
+    }
     load_moving(ctx, v, &mov_part, out->dx - sx, out->dy - sy);
-    pc_correlate_against(pc, ctx->spec_alt, upsample, out);
+    /* The first pass found the peak to a quarter pixel; the windows moved by less than that, so the refinement
+     * continues around it from the new cross spectrum, without another inverse FFT and peak search. The peak-to-
+     * side-lobe ratio stays the first pass's. */
+    pc_refine_against(pc, ctx->spec_alt, upsample, out);
     pc_match_quality(pc, ctx->spec_alt, ctx->alt_energy, out);
 }
 

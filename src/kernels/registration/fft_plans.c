@@ -7,7 +7,8 @@
  * process, and written back (to a temporary file renamed over it, so concurrent processes never see half a
  * file) whenever a plan had to be measured. The file: $RELOC_FFTW_WISDOM, else $XDG_CACHE_HOME/reloc/fftw-wisdom,
  * else $HOME/.cache/reloc/fftw-wisdom (directories made as needed). When it cannot be read or written, plans
- * are measured anew each start and nothing else changes. reg_wisdom_load() names another file instead. */
+ * are measured anew each start and nothing else changes: a missing file (the first start) is said by an info
+ * line, an unreadable or corrupt one by a warning, and neither fails. reg_wisdom_load() names another file. */
 #include "kernels/registration/registration_internal.h"
 
 #include <errno.h>
@@ -64,6 +65,23 @@ static void default_wisdom_path(void)
     snprintf(wisdom_path, sizeof wisdom_path, "%s/fftw-wisdom", dir);
 }
 
+/* [planner_lock] Imports the wisdom in path; says in the log why it could not (missing: nothing measured yet;
+ * unreadable or not FFTW wisdom: plans are measured anew and the file rewritten). Returns 1 when imported. */
+static int wisdom_import(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            log_info("registration", "no FFTW wisdom in %s yet: plans are measured and kept there", path);
+        else log_warn("registration", "FFTW wisdom %s unreadable (%s): plans are measured anew", path, strerror(errno));
+        return 0;
+    }
+    int ok = fftwf_import_wisdom_from_file(f);
+    fclose(f);
+    if (!ok) log_warn("registration", "FFTW wisdom %s is corrupt or from another FFTW: plans are measured anew", path);
+    return ok;
+}
+
 /* [planner_lock] Writes the process's wisdom to the wisdom file through a temporary file renamed over it. */
 static int wisdom_write(const char *path)
 {
@@ -86,7 +104,8 @@ int plans_make(int w, int h, const reg_params *p, float *real, fftwf_complex *sp
     int measured = p->effort != REG_PLAN_ESTIMATE;
     if (measured && !wisdom_read) {
         default_wisdom_path();
-        if (wisdom_path[0]) fftwf_import_wisdom_from_filename(wisdom_path);   /* missing: nothing measured yet */
+        if (wisdom_path[0]) wisdom_import(wisdom_path);
+        else log_info("registration", "no cache directory for FFTW wisdom: plans are measured at every start");
         wisdom_read = 1;
     }
     unsigned flags = effort_flags(p->effort) | FFTW_DESTROY_INPUT;
@@ -101,7 +120,8 @@ int plans_make(int w, int h, const reg_params *p, float *real, fftwf_complex *sp
     }
     *fwd = fftwf_plan_dft_r2c_2d(h, w, real, spec, flags);
     *inv = fftwf_plan_dft_c2r_2d(h, w, spec, real, flags);
-    if (measured && !known && wisdom_path[0]) wisdom_write(wisdom_path);
+    if (measured && !known && wisdom_path[0] && wisdom_write(wisdom_path) != 0)
+        log_warn("registration", "cannot write FFTW wisdom to %s: plans are measured again next start", wisdom_path);
     plans_unlock();
     if (*fwd && *inv) return 0;
     plans_destroy(*fwd);
@@ -123,7 +143,7 @@ int reg_wisdom_load(const char *path)
     plans_lock();
     str_copy(wisdom_path, path, sizeof wisdom_path);
     wisdom_read = 1;
-    int ok = fftwf_import_wisdom_from_filename(path);
+    int ok = wisdom_import(path);
     plans_unlock();
     return ok ? 0 : -1;
 }

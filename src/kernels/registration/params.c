@@ -69,7 +69,7 @@ int reg_params_set(reg_params *p, const char *name, const char *value, char *err
         return 0;
     }
     if (strcmp(name, "effort") == 0) {
-        if (strcasecmp(value, "estimate") == 0) p->effort = REG_PLAN_MEASURE;
+        if (strcasecmp(value, "estimate") == 0) p->effort = REG_PLAN_ESTIMATE;
         else if (strcasecmp(value, "measure") == 0) p->effort = REG_PLAN_MEASURE;
         else if (strcasecmp(value, "patient") == 0) p->effort = REG_PLAN_PATIENT;
         else goto bad;

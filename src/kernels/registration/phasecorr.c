@@ -3,18 +3,25 @@
  * matrix-multiply DFT of Guizar-Sicairos et al. (2008) evaluated only around the peak.
  *
  * The refinement climbs in levels: each level evaluates a (2r+1)^2 grid at step 1/f around the previous level's
- * maximum, with f growing by REFINE_RATIO up to the requested upsampling factor, instead of one 1.5-pixel grid at
- * the final step. Every level costs O(N * (2r+1)) for an N-pixel frame, so upsample 100 costs about 4 x 9 rows
- * instead of 150. The final grid is the same 1/upsample lattice that the single-level method searches. Rows and
- * columns outside the band filter's support (zero in the cross spectrum) are skipped. */
+ * maximum (r/f a little over half the previous step), with f growing by REFINE_RATIO up to the requested upsampling
+ * factor, instead of one 1.5-pixel grid at the final step. Every level costs O(N * (2r+1)) for an N-pixel frame,
+ * so upsample 100 costs about 4 x 7 rows instead of 150. The final grid is the same 1/upsample lattice that the
+ * single-level method searches. Rows and columns outside the band filter's support (zero in the cross spectrum)
+ * are skipped. */
 #include "kernels/registration/registration_internal.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/base/base.h"
+
+/* Floats of each refinement sum handled together in stage 1 of dft_region: 2 REFINE_MAX of them fit in L1. */
+#define REFINE_CHUNK 256
 
 /* Half-width of the box around the peak left out of the side-lobe statistics. */
 #define PSR_EXCLUDE 5
@@ -37,6 +44,7 @@ int pc_init(pc_core *pc, int w, int h, const reg_params *p, int use_band, char *
     pc->ex = xmalloc(sizeof(float complex) * (size_t)pc->hw * REFINE_MAX);
     pc->acc = xmalloc(sizeof(float) * 4 * (size_t)pc->hw * REFINE_MAX);
     pc->region = xmalloc(sizeof(double) * REFINE_MAX * REFINE_MAX);
+    pc->row_cols = xmalloc(sizeof(int) * (size_t)h);
     if (!pc->real || !pc->spec_ref || !pc->spec || !pc->cross || !pc->scratch) {
         snprintf(err, errlen, "out of memory for %dx%d FFT buffers", w, h);
         pc_free(pc);
@@ -63,14 +71,17 @@ void band_support(pc_core *pc, const float *band)
 {
     pc->band_rows = pc->h;
     pc->band_cols = pc->hw;
+    for (int k = 0; k < pc->h; k++) pc->row_cols[k] = pc->hw;
     if (!band) return;
     int rows = 0, cols = 0;
     for (int k = 0; k < pc->h; k++) {
         int kk = k < (pc->h + 1) / 2 ? k : k - pc->h;
+        pc->row_cols[k] = 0;
         for (int l = 0; l < pc->hw; l++) {
             if (band[(size_t)k * pc->hw + l] == 0) continue;
             if (abs(kk) + 1 > rows) rows = abs(kk) + 1;
             if (l + 1 > cols) cols = l + 1;
+            pc->row_cols[k] = l + 1;
         }
     }
     pc->band_rows = rows;
@@ -91,18 +102,32 @@ void pc_free(pc_core *pc)
     free(pc->ex);
     free(pc->acc);
     free(pc->region);
+    free(pc->row_cols);
     memset(pc, 0, sizeof *pc);
 }
 
+/* Sum of the squares of v[0..n-1]: float running sums in eight lanes (vectorized), added up in double. */
+static double sum_squares(const float *restrict v, size_t n)
+{
+    float lanes[8] = {0};
+    double sum = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lanes[j] += v[i + j] * v[i + j];
+    for (; i < n; i++) sum += (double)v[i] * v[i];
+    for (int j = 0; j < 8; j++) sum += lanes[j];
+    return sum;
+}
+
+/* Energy over the full spectrum from the half spectrum: every column twice, less once column 0 and, for even w,
+ * column w/2 (they appear once; see half_weight). */
 static double spectrum_energy(const pc_core *pc, const fftwf_complex *s)
 {
     double e = 0;
     for (int k = 0; k < pc->h; k++) {
         const float *row = (const float *)(s + (size_t)k * pc->hw);
-        double re = 0;
-        for (int l = 0; l < pc->hw; l++)
-            re += half_weight(l, pc->w) * (row[2 * l] * row[2 * l] + row[2 * l + 1] * row[2 * l + 1]);
-        e += re;
+        e += 2 * sum_squares(row, 2 * (size_t)pc->hw) - sum_squares(row, 2);
+        if (pc->w % 2 == 0) e -= sum_squares(row + 2 * (pc->hw - 1), 2);
     }
     return e;
 }
@@ -119,33 +144,78 @@ void pc_transform_into(pc_core *pc, fftwf_complex *out, double *energy)
     *energy = spectrum_energy(pc, out);
 }
 
+/* One element of the cross spectrum: c = band * g conj(f) / |g f|^p (0 where the product vanishes). Returns its
+ * share of the perfect peak's height, |c|. Real arithmetic: C's complex multiply carries a NaN-recovery branch. */
+static inline float cross_element(const float *g, const float *f, float *c, float p, float band)
+{
+    float re = g[0] * f[0] + g[1] * f[1], im = g[1] * f[0] - g[0] * f[1];
+    float mag2 = re * re + im * im, scale;
+    if (p == 0) scale = 1;
+    else if (!(mag2 > 1e-30f)) scale = 0;
+    else if (p == 1) scale = 1 / sqrtf(mag2);
+    else if (p == 0.5f) scale = 1 / sqrtf(sqrtf(mag2));
+    else scale = powf(mag2, -p / 2);
+    scale *= band;
+    c[0] = re * scale;
+    c[1] = im * scale;
+    return scale * sqrtf(mag2);
+}
+
+#ifdef __SSE2__
+/* cross_element on four elements at a time from column l while l + 4 <= end, for p = 1 or 0.5 (the same IEEE
+ * operations in the same order, so the same values). Adds sum |c| to *norm; returns the first column left. */
+static int cross_run_sse(const float *g, const float *f, float *c, const float *band, float p, int l, int end,
+                         double *norm)
+{
+    const __m128 tiny = _mm_set1_ps(1e-30f), one = _mm_set1_ps(1.0f);
+    __m128 acc = _mm_setzero_ps();
+    for (; l + 4 <= end; l += 4) {
+        __m128 g0 = _mm_loadu_ps(g + 2 * l), g1 = _mm_loadu_ps(g + 2 * l + 4);
+        __m128 f0 = _mm_loadu_ps(f + 2 * l), f1 = _mm_loadu_ps(f + 2 * l + 4);
+        __m128 gr = _mm_shuffle_ps(g0, g1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m128 gi = _mm_shuffle_ps(g0, g1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m128 fr = _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m128 fi = _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m128 re = _mm_add_ps(_mm_mul_ps(gr, fr), _mm_mul_ps(gi, fi));
+        __m128 im = _mm_sub_ps(_mm_mul_ps(gi, fr), _mm_mul_ps(gr, fi));
+        __m128 mag2 = _mm_add_ps(_mm_mul_ps(re, re), _mm_mul_ps(im, im)), mag = _mm_sqrt_ps(mag2);
+        __m128 scale = _mm_div_ps(one, p == 1 ? mag : _mm_sqrt_ps(mag));
+        scale = _mm_and_ps(_mm_cmpgt_ps(mag2, tiny), scale);
+        if (band) scale = _mm_mul_ps(scale, _mm_loadu_ps(band + l));
+        __m128 cr = _mm_mul_ps(re, scale), ci = _mm_mul_ps(im, scale);
+        _mm_storeu_ps(c + 2 * l, _mm_unpacklo_ps(cr, ci));
+        _mm_storeu_ps(c + 2 * l + 4, _mm_unpackhi_ps(cr, ci));
+        acc = _mm_add_ps(acc, _mm_mul_ps(scale, mag));
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, acc);
+    *norm += (double)lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    return l;
+}
+#endif
+
 /* cross = band * G conj(F) / |G F|^whitening, so that the correlation peaks at the moving image's displacement.
- * Returns the sum of |cross| over the full spectrum, the height of a perfect correlation peak. */
+ * Returns the sum of |cross| over the full spectrum, the height of a perfect correlation peak. Columns 0 and w/2
+ * (w even) count once, the others twice (half_weight): the middle ones run four at a time where SSE2 is there. */
 static double cross_power(pc_core *pc, const fftwf_complex *ref)
 {
     const float *f = (const float *)ref, *g = (const float *)pc->spec;
     float *c = (float *)pc->cross, p = (float)pc->p->whitening;
+    int hw = pc->hw, inner_end = pc->w % 2 == 0 ? hw - 1 : hw;
     double norm = 0;
     for (int k = 0; k < pc->h; k++) {
-        const float *band = pc->band ? pc->band + (size_t)k * pc->hw : NULL;
-        size_t row = (size_t)k * pc->hw;
-        float row_norm = 0;
-        /* Real arithmetic: C's complex multiply carries a NaN-recovery branch that stops vectorization. */
-        for (int l = 0; l < pc->hw; l++) {
-            size_t i = 2 * (row + l);
-            float re = g[i] * f[i] + g[i + 1] * f[i + 1], im = g[i + 1] * f[i] - g[i] * f[i + 1];
-            float mag2 = re * re + im * im, scale;
-            if (p == 0) scale = 1;
-            else if (!(mag2 > 1e-30f)) scale = 0;
-            else if (p == 1) scale = 1 / sqrtf(mag2);
-            else if (p == 0.5f) scale = 1 / sqrtf(sqrtf(mag2));
-            else scale = powf(mag2, -p / 2);
-            if (band) scale *= band[l];
-            c[i] = re * scale;
-            c[i + 1] = im * scale;
-            row_norm += half_weight(l, pc->w) * scale * sqrtf(mag2);
+        const float *band = pc->band ? pc->band + (size_t)k * hw : NULL;
+        size_t at = 2 * (size_t)k * hw;
+        double inner = 0;
+        int l = 1;
+#ifdef __SSE2__
+        if (p == 1 || p == 0.5f) l = cross_run_sse(g + at, f + at, c + at, band, p, l, inner_end, &inner);
+#endif
+        for (; l < hw; l++) {
+            float share = cross_element(g + at + 2 * l, f + at + 2 * l, c + at + 2 * l, p, band ? band[l] : 1);
+            inner += l < inner_end ? share : share / 2;   /* column w/2 counts once */
         }
-        norm += row_norm;
+        norm += 2 * inner + cross_element(g + at, f + at, c + at, p, band ? band[0] : 1);
     }
     return norm;
 }
@@ -189,17 +259,24 @@ static void dft_region(pc_core *pc, const fftwf_complex *s, double y0, double x0
     for (int j = 0; j < n; j++) twiddles(pc->ex + (size_t)j * hw, 1, cols, x0 + (j - r) / f, w, 1, 1, w);
     /* Stage 1 (the O(N n) part): sum over the rows of the spectrum for each wanted y. The complex product
      * e * row is kept as two real sums, re(e) * row and im(e) * row over the interleaved floats, recombined in
-     * stage 2: plain multiply-adds over contiguous floats, which the compiler vectorizes. */
+     * stage 2: plain multiply-adds over contiguous floats, which the compiler vectorizes. The columns go in
+     * chunks whose 2n sums stay in the L1 cache while every row adds to them; each row only up to its last
+     * column inside the band (a disc, not the rectangle around it). */
     size_t len = 2 * (size_t)cols;
     float *acc_re = pc->acc, *acc_im = pc->acc + (size_t)n * len;
     memset(pc->acc, 0, sizeof(float) * 2 * n * len);
-    for (int kk = -neg; kk < pos; kk++) {
-        int k = kk < 0 ? kk + h : kk;
-        const float *row = (const float *)(s + (size_t)k * hw);
-        for (int i = 0; i < n; i++) {
-            float complex e = pc->ey[(size_t)k * n + i];
-            axpy(acc_re + i * len, crealf(e), row, len);
-            axpy(acc_im + i * len, cimagf(e), row, len);
+    for (size_t c0 = 0; c0 < len; c0 += REFINE_CHUNK) {
+        for (int kk = -neg; kk < pos; kk++) {
+            int k = kk < 0 ? kk + h : kk;
+            size_t row_len = band ? 2 * (size_t)pc->row_cols[k] : len;
+            if (row_len <= c0) continue;
+            size_t chunk = row_len - c0 < REFINE_CHUNK ? row_len - c0 : REFINE_CHUNK;
+            const float *row = (const float *)(s + (size_t)k * hw) + c0;
+            for (int i = 0; i < n; i++) {
+                float complex e = pc->ey[(size_t)k * n + i];
+                axpy(acc_re + i * len + c0, crealf(e), row, chunk);
+                axpy(acc_im + i * len + c0, cimagf(e), row, chunk);
+            }
         }
     }
     /* Stage 2: a = sum_k e_k row_k = (acc_re[2l] - acc_im[2l+1]) + i (acc_re[2l+1] + acc_im[2l]); the real part of
@@ -218,42 +295,54 @@ static void dft_region(pc_core *pc, const fftwf_complex *s, double y0, double x0
 
 static double peak_score(const pc_core *pc, double v) { return pc->p->contrast_invariant ? fabs(v) : v; }
 
-/* Integer-pixel peak of the correlation surface in pc->real and its peak-to-side-lobe ratio. */
-/* Sum and sum of squares of v[0..n-1]: float running sums in eight lanes (vectorized) over blocks short enough
- * for float, added up in double. */
-static void sums(const float *restrict v, size_t n, double *sum, double *sum2)
+/* One pass over v[0..n-1]: the first index of the largest score (v, or |v| when absolute), and the sum and sum of
+ * squares of v. Float running maxima and sums in eight lanes (vectorized) over blocks short enough for float,
+ * added up in double; the block holding the maximum is scanned again for its first index. */
+static size_t peak_and_sums(const float *restrict v, size_t n, int absolute, double *sum, double *sum2)
 {
+    const size_t block = 4096;
+    const float flip = absolute ? -1.0f : 1.0f;   /* max(x, flip x) is |x| or x */
+    float best = -INFINITY;
+    size_t best_start = 0;
     *sum = *sum2 = 0;
-    for (size_t start = 0; start < n; start += 4096) {
-        size_t end = start + 4096 < n ? start + 4096 : n, i = start;
-        float s[8] = {0}, q[8] = {0};
+    for (size_t start = 0; start < n; start += block) {
+        size_t end = start + block < n ? start + block : n, i = start;
+        float s[8] = {0}, q[8] = {0}, m[8];
+        for (int j = 0; j < 8; j++) m[j] = -INFINITY;
         for (; i + 8 <= end; i += 8)
             for (int j = 0; j < 8; j++) {
-                s[j] += v[i + j];
-                q[j] += v[i + j] * v[i + j];
+                float x = v[i + j], y = flip * x, score = y > x ? y : x;
+                m[j] = score > m[j] ? score : m[j];
+                s[j] += x;
+                q[j] += x * x;
             }
         for (; i < end; i++) {
-            *sum += v[i];
-            *sum2 += (double)v[i] * v[i];
+            float x = v[i], y = flip * x;
+            m[0] = fmaxf(m[0], fmaxf(x, y));
+            *sum += x;
+            *sum2 += (double)x * x;
         }
+        float block_best = m[0];
         for (int j = 0; j < 8; j++) {
             *sum += s[j];
             *sum2 += q[j];
+            block_best = m[j] > block_best ? m[j] : block_best;
+        }
+        if (block_best > best) {
+            best = block_best;
+            best_start = start;
         }
     }
+    size_t at = best_start;
+    while (at + 1 < n && (absolute ? fabsf(v[at]) : v[at]) != best) at++;
+    return at;
 }
 
+/* Integer-pixel peak of the correlation surface in pc->real and its peak-to-side-lobe ratio. */
 static void coarse_peak(pc_core *pc, int *py, int *px, double *value, double *psr)
 {
-    size_t best = 0;
     double sum, sum2;
-    float best_score = -INFINITY;
-    int absolute = pc->p->contrast_invariant;
-    for (size_t i = 0; i < pc->n; i++) {
-        float score = absolute ? fabsf(pc->real[i]) : pc->real[i];
-        if (score > best_score) { best_score = score; best = i; }
-    }
-    sums(pc->real, pc->n, &sum, &sum2);
+    size_t best = peak_and_sums(pc->real, pc->n, pc->p->contrast_invariant, &sum, &sum2);
     *py = (int)(best / pc->w);
     *px = (int)(best % pc->w);
     *value = pc->real[best];
@@ -299,12 +388,26 @@ void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, p
     pc_refine(pc, upsample, out);
 }
 
+void pc_refine_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out)
+{
+    out->norm = cross_power(pc, ref);
+    /* Continue from the level the first pass reached, or start again when it already reached upsample. */
+    if (out->level >= upsample) out->level = 1;
+    if (upsample <= 1) {   /* no level runs: the peak's height from this cross spectrum, at the integer peak */
+        dft_region(pc, pc->cross, out->dy, out->dx, 1, 0, 1);
+        out->value = pc->region[0];
+    }
+    pc_refine(pc, upsample, out);
+}
+
 void pc_refine(pc_core *pc, int upsample, pc_peak *out)
 {
     double y = out->dy, x = out->dx, value = out->value;
     for (int f_prev = out->level, f = f_prev; f < upsample; f_prev = f) {
         f = f * REFINE_RATIO < upsample ? f * REFINE_RATIO : upsample;
-        int r = (f + f_prev - 1) / f_prev, n = 2 * r + 1;
+        /* The previous maximum is within half its step of the peak: the grid spans a bit more than that (the
+         * re-centring below catches a peak beyond it). */
+        int r = (f + 2 * f_prev - 1) / (2 * f_prev) + 1, n = 2 * r + 1;
         y = round(y * f) / f;
         x = round(x * f) / f;
         /* Re-centre (a few times at most) while the maximum sits on the edge of the evaluated grid. */

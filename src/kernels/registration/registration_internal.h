@@ -66,6 +66,7 @@ typedef struct pc_core {
     fftwf_complex *scratch;      /* c2r input (FFTW destroys it), then the unwhitened product */
     float *band;                 /* spectral filter over the half spectrum, or NULL */
     int band_rows, band_cols;    /* its support: |centred row frequency| < band_rows, column < band_cols */
+    int *row_cols;               /* per row (h): its columns inside the band are below row_cols[k] */
     fftwf_plan fwd, inv;
     double ref_energy;           /* sum over the full spectrum of |F|^2 */
     float complex *ey, *ex;      /* subpixel refinement: h*REFINE_MAX, REFINE_MAX*hw */
@@ -82,7 +83,7 @@ typedef struct pc_peak {
 
 int pc_init(pc_core *pc, int w, int h, const reg_params *p, int use_band, char *err, size_t errlen);
 void pc_free(pc_core *pc);
-/* Sets band_rows/band_cols from a band filter (NULL: the whole spectrum); call after replacing pc->band. */
+/* Sets band_rows/band_cols/row_cols from a band filter (NULL: the whole spectrum); call after replacing pc->band. */
 void band_support(pc_core *pc, const float *band);
 /* Transforms pc->real into spec_ref (reference != 0) or spec. */
 void pc_transform(pc_core *pc, int reference);
@@ -95,6 +96,9 @@ void pc_correlate(pc_core *pc, pc_peak *out);
  * at the peak found. */
 void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out);
 void pc_refine(pc_core *pc, int upsample, pc_peak *out);
+/* Refines a peak known to 1 / out->level pixel (out->dx, dy) against another reference spectrum ref, from the
+ * cross spectrum alone (no inverse FFT); psr is left as it was. */
+void pc_refine_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out);
 void pc_match_quality(pc_core *pc, const fftwf_complex *ref, double ref_energy, pc_peak *out);
 
 /* Weighted frame spectrum: columns 0 and w/2 (w even) appear once in the full spectrum, the others twice. */
@@ -132,6 +136,7 @@ struct reg_ctx {
     float *placed;               /* similarity: the moving ROI in the frame, unwindowed */
     fftwf_complex *spec_alt;     /* the reference's spectrum under another window (overlap, disc) */
     double alt_energy;
+    placement alt_key;           /* the overlap part spec_alt was made for (w == 0: none, or the disc's) */
     int similarity;              /* the members below exist only when set */
     reg_params lp_params;        /* log-polar correlation: plain phase correlation, no window or band */
     logpolar lp;

@@ -108,6 +108,7 @@ static double prepare_disc(reg_ctx *ctx, const placement *pl, double angle_deg, 
     if (radius < 8) return 0;
     frame_load_disc(ctx->ref_placed, ctx->w, ctx->h, dx, dy, radius, ctx->pc.real);
     pc_transform_into(&ctx->pc, ctx->spec_alt, &ctx->alt_energy);
+    ctx->alt_key.w = 0;
     return radius;
 }
 

@@ -98,9 +98,26 @@ static float windowed_row(float *restrict out, const float *restrict row, const 
     return sum;
 }
 
+/* out -= a wx, in blocks of 8 that the compiler turns into vector instructions at -O2. */
 static void subtract_scaled(float *restrict out, float a, const float *restrict wx, int n)
 {
-    for (int x = 0; x < n; x++) out[x] -= a * wx[x];
+    int x = 0;
+    for (; x + 8 <= n; x += 8)
+        for (int j = 0; j < 8; j++) out[x + j] -= a * wx[x + j];
+    for (; x < n; x++) out[x] -= a * wx[x];
+}
+
+/* Zeroes the frame (frame_w x frame_h) outside the rectangle pl places, which the caller then fills. */
+static void zero_outside(const placement *pl, float *frame, int frame_w, int frame_h)
+{
+    memset(frame, 0, sizeof(float) * (size_t)pl->at_y * frame_w);
+    for (int y = pl->at_y; y < pl->at_y + pl->h; y++) {
+        float *row = frame + (size_t)y * frame_w;
+        memset(row, 0, sizeof(float) * pl->at_x);
+        memset(row + pl->at_x + pl->w, 0, sizeof(float) * (frame_w - pl->at_x - pl->w));
+    }
+    memset(frame + (size_t)(pl->at_y + pl->h) * frame_w, 0,
+           sizeof(float) * (size_t)(frame_h - pl->at_y - pl->h) * frame_w);
 }
 
 static const float *roi_row(const reg_view *v, const placement *pl, int y)
@@ -119,7 +136,7 @@ void frame_load(const reg_view *v, const placement *pl, const reg_params *p, dou
     double sum = 0, wx_sum = 0, wy_sum = 0;
     for (int x = 0; x < pl->w; x++) wx_sum += wx[x];
     for (int y = 0; y < pl->h; y++) wy_sum += wy[y];
-    memset(frame, 0, sizeof(float) * (size_t)frame_w * frame_h);
+    zero_outside(pl, frame, frame_w, frame_h);
     for (int y = 0; y < pl->h; y++)
         sum += windowed_row(frame + (size_t)(pl->at_y + y) * frame_w + pl->at_x, roi_row(v, pl, y), wx, wy[y], pl->w);
     float mean = wx_sum * wy_sum > 0 ? (float)(sum / (wx_sum * wy_sum)) : 0.0f;
