@@ -31,7 +31,8 @@ void team_free(locate_team *t);
 /* Scratch space of one worker thread. */
 typedef struct locate_scratch {
     double *line;             /* one row, with room for the Gaussian's zero padding; or column sums */
-    double *sums, *column, *background;   /* a row each: the boxcar's column sums, means, and its result */
+    double *sums, *column, *background;   /* a row each: the boxcar's column sums, means (with room for the
+                                           * smoothing_size - 1 edge values), and its result */
     uint32_t *dilation;       /* one row's running maxima for the grey dilation (w + size) */
     uint32_t *hist;           /* histogram of the non-zero values of the worker's rows */
     size_t nonzero;           /* their number */
@@ -98,6 +99,7 @@ struct locate_ctx {
     int w, h;                 /* ROI size; ROI origin is p.roi_x, p.roi_y */
     int integer_samples;      /* the file's samples are integers */
     int int32_samples;        /* ... that fit 32-bit signed integers (most types: fast paths) */
+    int small_sums;           /* ... whose boxcar sums stay within 2^24 in magnitude (means divided in float) */
     double sample_max;        /* largest value of the integer sample type (0 for floats) */
     double int_max;           /* the integer range trackpy rescales to: sample_max, or 255 for floats */
     double threshold;         /* band-pass clip level after defaults */

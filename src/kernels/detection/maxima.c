@@ -125,6 +125,7 @@ static void add_peak(locate_peaks *list, int y, int x)
 /* The local maxima of one band of rows, in raster order, into the band's list. A pixel is one when it is
  * at least `least` (the smallest integer above the percentile), equals its row maximum and is not below
  * the row maxima of the rows around it; four pixels at a time (most blocks have no candidate at all). */
+__attribute__((target_clones("avx2", "default")))
 static void maxima_band(void *arg, int band, int worker)
 {
     locate_ctx *ctx = arg;

@@ -141,6 +141,7 @@ typedef uint8_t bytes16 __attribute__((vector_size(16)));
 typedef int8_t signed16 __attribute__((vector_size(16)));
 typedef int32_t int16x32 __attribute__((vector_size(64)));
 
+__attribute__((target_clones("avx2", "default")))
 void locate_row_distance(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
 {
     int w = ctx->w, cap = ctx->radius + 1;     /* distances above every half width of the mask are all alike */
