@@ -40,8 +40,8 @@ typedef struct locate_scratch {
     uint8_t *nonzero_row;     /* non-zero flags of one row, LOCATE_DISTANCE_PAD zeros on either side */
 } locate_scratch;
 
-/* Padding of nonzero_row: more than the largest radius (diameter <= 251) plus one vector. */
-#define LOCATE_DISTANCE_PAD 144
+/* Padding of nonzero_row: more than the largest radius (diameter <= 251) plus one 32-byte vector. */
+#define LOCATE_DISTANCE_PAD 160
 
 /* The rows y0 <= y < y1 of band `band` of a frame of h rows (or the columns of block `band`, given w). */
 static inline void locate_band(int band, int h, int *y0, int *y1)

@@ -17,6 +17,7 @@
 #include "kernels/detection/detection_internal.h"
 
 typedef uint32_t u32x4 __attribute__((vector_size(16)));
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
 
 /* m[t] = max(m[t], m[t + step]) for t < n, in place and in increasing t (so m[t + step] is still the old
  * value when it is read). */
@@ -24,12 +25,12 @@ __attribute__((target_clones("avx2", "default")))
 static void max_with_shifted(uint32_t *m, int n, int step)
 {
     int t = 0;
-    for (; t + 4 <= n; t += 4) {
-        u32x4 a, b;
+    for (; t + 8 <= n; t += 8) {
+        u32x8 a, b;
         memcpy(&a, m + t, sizeof a);
         memcpy(&b, m + t + step, sizeof b);
-        u32x4 greater = (u32x4)(b > a);
-        a = (a & ~greater) | (b & greater);
+        u32x8 greater = (u32x8)(b > a);
+        a ^= (a ^ b) & greater;
         memcpy(m + t, &a, sizeof a);
     }
     for (; t < n; t++) m[t] = m[t + step] > m[t] ? m[t + step] : m[t];
