@@ -20,6 +20,7 @@ typedef double double4 __attribute__((vector_size(32)));
  * bring FMA with it, so no multiply-add is fused and the results stay those of the scalar code. */
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 typedef float float4 __attribute__((vector_size(16)));
+typedef float float8 __attribute__((vector_size(32)));
 typedef int32_t int4 __attribute__((vector_size(16)));
 typedef int64_t long4 __attribute__((vector_size(32)));
 
@@ -178,6 +179,34 @@ VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, i
     for (int j = -half; j <= half; j++)
         rows[j + half] = y + j >= 0 && y + j < h ? src + (size_t)(y + j) * stride : zero_row;
     int x = 0;
+    for (; x + 8 <= w; x += 8) {    /* eight pixels: one pass over the row pointers and taps for two vectors */
+        double4 acc[2], up, down;
+        for (int k = 0; k < 2; k++) {
+            load_floats(&acc[k], rows[half] + x + 4 * k);
+            acc[k] *= taps[0];
+        }
+        if (float_pairs) {
+            for (int j = half; j >= 1; j--) {
+                float8 above, below;
+                float4 pair[2];
+                memcpy(&above, rows[half - j] + x, sizeof above);
+                memcpy(&below, rows[half + j] + x, sizeof below);
+                above += below;
+                memcpy(pair, &above, sizeof pair);
+                acc[0] += __builtin_convertvector(pair[0], double4) * taps[j];
+                acc[1] += __builtin_convertvector(pair[1], double4) * taps[j];
+            }
+        } else {
+            for (int j = half; j >= 1; j--) {
+                for (int k = 0; k < 2; k++) {
+                    load_floats(&up, rows[half - j] + x + 4 * k);
+                    load_floats(&down, rows[half + j] + x + 4 * k);
+                    acc[k] += (up + down) * taps[j];
+                }
+            }
+        }
+        memcpy(d + x, acc, sizeof acc);
+    }
     for (; x + 4 <= w; x += 4) {
         double4 acc, up, down;
         load_floats(&acc, rows[half] + x);
@@ -212,6 +241,20 @@ VECTOR_CLONES static void gauss_row(double *row, int n, const double *taps, int 
     memcpy(line + half, row, (size_t)n * sizeof *line);
     memset(line + half + n, 0, (size_t)half * sizeof *line);
     int i = 0;
+    for (; i + 8 <= n; i += 8) {    /* eight pixels: one pass over the taps for two vectors */
+        const double *c = line + half + i;
+        double4 acc[2], left, right;
+        memcpy(acc, c, sizeof acc);
+        for (int k = 0; k < 2; k++) acc[k] *= taps[0];
+        for (int j = half; j >= 1; j--) {
+            for (int k = 0; k < 2; k++) {
+                memcpy(&left, c + 4 * k - j, sizeof left);
+                memcpy(&right, c + 4 * k + j, sizeof right);
+                acc[k] += (left + right) * taps[j];
+            }
+        }
+        memcpy(row + i, acc, sizeof acc);
+    }
     for (; i + 4 <= n; i += 4) {
         const double *c = line + half + i;
         double4 acc, left, right;
