@@ -20,15 +20,19 @@ typedef double double4 __attribute__((vector_size(32)));
  * bring FMA with it, so no multiply-add is fused and the results stay those of the scalar code. */
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 typedef float float4 __attribute__((vector_size(16)));
-typedef float float8 __attribute__((vector_size(32)));
 typedef int32_t int4 __attribute__((vector_size(16)));
 typedef int64_t long4 __attribute__((vector_size(32)));
+
+/* Four floats or int32s widened to doubles. Spelled element by element because GCC 12 compiles
+ * __builtin_convertvector to double4 as two 2-lane conversions and a lane insert even with AVX2; this
+ * form becomes one 4-lane vcvtps2pd/vcvtdq2pd (profiled: the Gaussian along y spent most of its time there). */
+#define WIDEN4(v) ((double4){(v)[0], (v)[1], (v)[2], (v)[3]})
 
 static inline void load_floats(double4 *v, const float *p)
 {
     float4 f;
     memcpy(&f, p, sizeof f);
-    *v = __builtin_convertvector(f, double4);
+    *v = WIDEN4(f);
 }
 
 /* The band pass writes each boxcar pass back into the image's own sample type, as trackpy does. */
@@ -52,7 +56,8 @@ VECTOR_CLONES static void finish_means(double *v, int n, int size, const locate_
             double4 q;
             memcpy(&q, v + i, sizeof q);
             float4 f = __builtin_convertvector(q, float4) / divisors;
-            q = __builtin_convertvector(__builtin_convertvector(f, int4), double4);
+            int4 quotient = __builtin_convertvector(f, int4);
+            q = WIDEN4(quotient);
             memcpy(v + i, &q, sizeof q);
         }
     }
@@ -61,8 +66,13 @@ VECTOR_CLONES static void finish_means(double *v, int n, int size, const locate_
             double4 q;
             memcpy(&q, v + i, sizeof q);
             q /= divisor;
-            if (ctx->integer_samples) q = __builtin_convertvector(__builtin_convertvector(q, int4), double4);
-            else q = __builtin_convertvector(__builtin_convertvector(q, float4), double4);
+            if (ctx->integer_samples) {
+                int4 mean = __builtin_convertvector(q, int4);
+                q = WIDEN4(mean);
+            } else {
+                float4 f = __builtin_convertvector(q, float4);
+                q = WIDEN4(f);
+            }
             memcpy(v + i, &q, sizeof q);
         }
     }
@@ -179,34 +189,6 @@ VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, i
     for (int j = -half; j <= half; j++)
         rows[j + half] = y + j >= 0 && y + j < h ? src + (size_t)(y + j) * stride : zero_row;
     int x = 0;
-    for (; x + 8 <= w; x += 8) {    /* eight pixels: one pass over the row pointers and taps for two vectors */
-        double4 acc[2], up, down;
-        for (int k = 0; k < 2; k++) {
-            load_floats(&acc[k], rows[half] + x + 4 * k);
-            acc[k] *= taps[0];
-        }
-        if (float_pairs) {
-            for (int j = half; j >= 1; j--) {
-                float8 above, below;
-                float4 pair[2];
-                memcpy(&above, rows[half - j] + x, sizeof above);
-                memcpy(&below, rows[half + j] + x, sizeof below);
-                above += below;
-                memcpy(pair, &above, sizeof pair);
-                acc[0] += __builtin_convertvector(pair[0], double4) * taps[j];
-                acc[1] += __builtin_convertvector(pair[1], double4) * taps[j];
-            }
-        } else {
-            for (int j = half; j >= 1; j--) {
-                for (int k = 0; k < 2; k++) {
-                    load_floats(&up, rows[half - j] + x + 4 * k);
-                    load_floats(&down, rows[half + j] + x + 4 * k);
-                    acc[k] += (up + down) * taps[j];
-                }
-            }
-        }
-        memcpy(d + x, acc, sizeof acc);
-    }
     for (; x + 4 <= w; x += 4) {
         double4 acc, up, down;
         load_floats(&acc, rows[half] + x);
@@ -216,7 +198,8 @@ VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, i
                 float4 above, below;
                 memcpy(&above, rows[half - j] + x, sizeof above);
                 memcpy(&below, rows[half + j] + x, sizeof below);
-                acc += __builtin_convertvector(above + below, double4) * taps[j];
+                above += below;
+                acc += WIDEN4(above) * taps[j];
             }
         } else {
             for (int j = half; j >= 1; j--) {
@@ -241,20 +224,6 @@ VECTOR_CLONES static void gauss_row(double *row, int n, const double *taps, int 
     memcpy(line + half, row, (size_t)n * sizeof *line);
     memset(line + half + n, 0, (size_t)half * sizeof *line);
     int i = 0;
-    for (; i + 8 <= n; i += 8) {    /* eight pixels: one pass over the taps for two vectors */
-        const double *c = line + half + i;
-        double4 acc[2], left, right;
-        memcpy(acc, c, sizeof acc);
-        for (int k = 0; k < 2; k++) acc[k] *= taps[0];
-        for (int j = half; j >= 1; j--) {
-            for (int k = 0; k < 2; k++) {
-                memcpy(&left, c + 4 * k - j, sizeof left);
-                memcpy(&right, c + 4 * k + j, sizeof right);
-                acc[k] += (left + right) * taps[j];
-            }
-        }
-        memcpy(row + i, acc, sizeof acc);
-    }
     for (; i + 4 <= n; i += 4) {
         const double *c = line + half + i;
         double4 acc, left, right;

@@ -13,6 +13,7 @@
 #include "kernels/detection/detection.h"
 
 #define LOCATE_HIST_BINS 65536
+#define LOCATE_HIST_ZERO_SLOTS 8     /* a worker's histogram has these past its bins (a power of two) */
 #define LOCATE_MAX_THREADS 16
 #define LOCATE_MAX_GAUSS_HALF 256   /* Gaussian taps on each side: int(4 noise_size + 0.5), noise_size <= 64 */
 /* A frame is split into this many row bands (or column blocks) whatever the number of threads, so that sums
@@ -34,7 +35,7 @@ typedef struct locate_scratch {
     double *sums, *column, *background;   /* a row each: the boxcar's column sums, means (with room for the
                                            * smoothing_size - 1 edge values), and its result */
     uint32_t *dilation;       /* one row's running maxima for the grey dilation (w + size) */
-    uint32_t *hist;           /* histogram of the non-zero values of the worker's rows */
+    uint32_t *hist;           /* histogram of the non-zero values of the worker's rows, then the zero slots */
     size_t nonzero;           /* their number */
     uint8_t *background_row;  /* background flags of one row (w) */
     uint8_t *nonzero_row;     /* non-zero flags of one row, LOCATE_DISTANCE_PAD zeros on either side */

@@ -271,7 +271,7 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
         s->column = s->sums + w;
         s->background = s->column + w + boxcar_pad;
         s->dilation = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
-        s->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
+        s->hist = xmalloc((LOCATE_HIST_BINS + LOCATE_HIST_ZERO_SLOTS) * sizeof(uint32_t));
         s->background_row = xmalloc((size_t)w);
         s->nonzero_row = xcalloc((size_t)w + 2 * LOCATE_DISTANCE_PAD, 1);
     }

@@ -75,17 +75,22 @@ static uint32_t order_statistic(const locate_ctx *ctx, size_t k, uint32_t *fine)
 void locate_prepare_maxima_rows(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
 {
     int w = ctx->w, size = ctx->dilate_size, lo = -((size - 1) / 2), shift = ctx->hist_shift;
-    size_t nonzero = 0;
+    /* Zeros (most pixels) are counted in LOCATE_HIST_ZERO_SLOTS spare slots past the bins, in turn: adding
+     * them all to one slot would chain every update to the previous one through memory. No branch on the
+     * value either (it is 0 or not at random): the slot comes from a mask. */
+    uint32_t *hist = s->hist, *zeros = hist + LOCATE_HIST_BINS;
+    size_t zeros_before = 0, zeros_after = 0;
+    for (int k = 0; k < LOCATE_HIST_ZERO_SLOTS; k++) zeros_before += zeros[k];
     for (int y = y0; y < y1; y++) {
         const uint32_t *row = ctx->img + (size_t)y * w;
         for (int x = 0; x < w; x++) {
-            uint32_t v = row[x];
-            s->hist[v >> shift] += v != 0;
-            nonzero += v != 0;
+            uint32_t v = row[x], zero = -(uint32_t)(v == 0);
+            hist[(v >> shift) | (zero & (uint32_t)(LOCATE_HIST_BINS + (x & (LOCATE_HIST_ZERO_SLOTS - 1))))]++;
         }
         dilate_row(row, ctx->dil + (size_t)y * w, w, size, lo, s->dilation);
     }
-    s->nonzero += nonzero;
+    for (int k = 0; k < LOCATE_HIST_ZERO_SLOTS; k++) zeros_after += zeros[k];
+    s->nonzero += (size_t)w * (size_t)(y1 - y0) - (zeros_after - zeros_before);
 }
 
 /* numpy's percentile ("linear"): virtual index (n-1) q between two order statistics, numpy's lerp; from the
