@@ -23,11 +23,16 @@ typedef float float4 __attribute__((vector_size(16)));
 typedef int32_t int4 __attribute__((vector_size(16)));
 typedef int64_t long4 __attribute__((vector_size(32)));
 
+/* Four floats or int32s widened to doubles. Spelled element by element because GCC 12 compiles
+ * __builtin_convertvector to double4 as two 2-lane conversions and a lane insert even with AVX2; this
+ * form becomes one 4-lane vcvtps2pd/vcvtdq2pd (profiled: the Gaussian along y spent most of its time there). */
+#define WIDEN4(v) ((double4){(v)[0], (v)[1], (v)[2], (v)[3]})
+
 static inline void load_floats(double4 *v, const float *p)
 {
     float4 f;
     memcpy(&f, p, sizeof f);
-    *v = __builtin_convertvector(f, double4);
+    *v = WIDEN4(f);
 }
 
 /* The band pass writes each boxcar pass back into the image's own sample type, as trackpy does. */
@@ -36,18 +41,38 @@ static double round_to_samples(double mean, int integer_samples)
     return integer_samples ? (double)(int64_t)mean : (double)(float)mean;
 }
 
-/* v[i] = round_to_samples(v[i] / size) for a row; integers that fit 32 bits go four at a time. */
+/* v[i] = round_to_samples(v[i] / size) for a row; integers that fit 32 bits go four at a time. Integer
+ * sums below 2^24 in magnitude (ctx->small_sums) are divided in float, a few times faster than in double
+ * and with the same truncated quotient: the sum converts exactly, and a quotient k - d (k an integer, d at
+ * least 1/size) lies more than half a float spacing below k, since 1/size = (k - d)/|sum| > (k - d)/2^24;
+ * so the float quotient truncates to k - 1 as the exact one does. */
 VECTOR_CLONES static void finish_means(double *v, int n, int size, const locate_ctx *ctx)
 {
     double divisor = size;
     int i = 0;
+    if (ctx->small_sums) {
+        const float4 divisors = (float4){0} + (float)size;
+        for (; i + 4 <= n; i += 4) {
+            double4 q;
+            memcpy(&q, v + i, sizeof q);
+            float4 f = __builtin_convertvector(q, float4) / divisors;
+            int4 quotient = __builtin_convertvector(f, int4);
+            q = WIDEN4(quotient);
+            memcpy(v + i, &q, sizeof q);
+        }
+    }
     if (!ctx->integer_samples || ctx->int32_samples) {
         for (; i + 4 <= n; i += 4) {
             double4 q;
             memcpy(&q, v + i, sizeof q);
             q /= divisor;
-            if (ctx->integer_samples) q = __builtin_convertvector(__builtin_convertvector(q, int4), double4);
-            else q = __builtin_convertvector(__builtin_convertvector(q, float4), double4);
+            if (ctx->integer_samples) {
+                int4 mean = __builtin_convertvector(q, int4);
+                q = WIDEN4(mean);
+            } else {
+                float4 f = __builtin_convertvector(q, float4);
+                q = WIDEN4(f);
+            }
             memcpy(v + i, &q, sizeof q);
         }
     }
@@ -65,6 +90,51 @@ static void boxcar_row(const double *src, double *dst, int n, int size, const lo
         int in = i + size - 1 - half, out = i - 1 - half;
         sum += src[in >= n ? n - 1 : in] - src[out < 0 ? 0 : out];
         dst[i] = sum;
+    }
+    finish_means(dst, n, size, ctx);
+}
+
+/* Boxcar along x of one row of integer samples: the row at padded[half..half+n-1] (half = size / 2, room
+ * for half values on either side; padded is overwritten) into dst, nearest edges. Sums of integers below
+ * 2^53 do not depend on the order of the additions, so instead of boxcar_row's running sum (one add after
+ * another) each window is built from power-of-two partial sums, four windows per vector operation: the
+ * same values. */
+VECTOR_CLONES static void boxcar_row_integers(double *padded, double *dst, int n, int size, const locate_ctx *ctx)
+{
+    int half = size / 2, len = n + size - 1;
+    for (int k = 0; k < half; k++) {
+        padded[k] = padded[half];
+        padded[half + n + k] = padded[half + n - 1];
+    }
+    int span = 1, offset = 0, started = 0;
+    for (int rest = size;; span *= 2) {
+        if (rest & span) {          /* dst[i] += sum of padded[i + offset .. i + offset + span - 1] */
+            int i = 0;
+            for (; i + 4 <= n; i += 4) {
+                double4 part, acc;
+                memcpy(&part, padded + i + offset, sizeof part);
+                if (started) {
+                    memcpy(&acc, dst + i, sizeof acc);
+                    part += acc;
+                }
+                memcpy(dst + i, &part, sizeof part);
+            }
+            for (; i < n; i++) dst[i] = started ? dst[i] + padded[i + offset] : padded[i + offset];
+            started = 1;
+            offset += span;
+            rest -= span;
+        }
+        if (!rest) break;
+        /* padded[t] becomes the sum of the 2 span values from t (in increasing t: t + span is still old) */
+        int count = len - 2 * span + 1, t = 0;
+        for (; t + 4 <= count; t += 4) {
+            double4 a, b;
+            memcpy(&a, padded + t, sizeof a);
+            memcpy(&b, padded + t + span, sizeof b);
+            a += b;
+            memcpy(padded + t, &a, sizeof a);
+        }
+        for (; t < count; t++) padded[t] += padded[t + span];
     }
     finish_means(dst, n, size, ctx);
 }
@@ -128,7 +198,8 @@ VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, i
                 float4 above, below;
                 memcpy(&above, rows[half - j] + x, sizeof above);
                 memcpy(&below, rows[half + j] + x, sizeof below);
-                acc += __builtin_convertvector(above + below, double4) * taps[j];
+                above += below;
+                acc += WIDEN4(above) * taps[j];
             }
         } else {
             for (int j = half; j >= 1; j--) {
@@ -261,9 +332,9 @@ static void bandpass_band(void *arg, int band, int worker)
             const float *b = ctx->raw + (size_t)(out < 0 ? 0 : out) * w;
             slide_sums(sums, a, b, w);
         }
-        memcpy(column, sums, (size_t)w * sizeof *column);
-        finish_means(column, w, size, ctx);
-        boxcar_row(column, background, w, size, ctx);
+        memcpy(column + half, sums, (size_t)w * sizeof *column);
+        finish_means(column + half, w, size, ctx);
+        boxcar_row_integers(column, background, w, size, ctx);
         double *bp = ctx->bp + (size_t)y * w;
         gauss_column_row(ctx->raw, bp, w, w, h, y, ctx->gauss, ctx->gauss_half, ctx->zero_row,
                          ctx->sample_max < 8388608.0);

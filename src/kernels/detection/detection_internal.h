@@ -13,6 +13,7 @@
 #include "kernels/detection/detection.h"
 
 #define LOCATE_HIST_BINS 65536
+#define LOCATE_HIST_ZERO_SLOTS 8     /* a worker's histogram has these past its bins (a power of two) */
 #define LOCATE_MAX_THREADS 16
 #define LOCATE_MAX_GAUSS_HALF 256   /* Gaussian taps on each side: int(4 noise_size + 0.5), noise_size <= 64 */
 /* A frame is split into this many row bands (or column blocks) whatever the number of threads, so that sums
@@ -31,16 +32,17 @@ void team_free(locate_team *t);
 /* Scratch space of one worker thread. */
 typedef struct locate_scratch {
     double *line;             /* one row, with room for the Gaussian's zero padding; or column sums */
-    double *sums, *column, *background;   /* a row each: the boxcar's column sums, means, and its result */
+    double *sums, *column, *background;   /* a row each: the boxcar's column sums, means (with room for the
+                                           * smoothing_size - 1 edge values), and its result */
     uint32_t *dilation;       /* one row's running maxima for the grey dilation (w + size) */
-    uint32_t *hist;           /* histogram of the non-zero values of the worker's rows */
+    uint32_t *hist;           /* histogram of the non-zero values of the worker's rows, then the zero slots */
     size_t nonzero;           /* their number */
     uint8_t *background_row;  /* background flags of one row (w) */
     uint8_t *nonzero_row;     /* non-zero flags of one row, LOCATE_DISTANCE_PAD zeros on either side */
 } locate_scratch;
 
-/* Padding of nonzero_row: more than the largest radius (diameter <= 251) plus one vector. */
-#define LOCATE_DISTANCE_PAD 144
+/* Padding of nonzero_row: more than the largest radius (diameter <= 251) plus one 32-byte vector. */
+#define LOCATE_DISTANCE_PAD 160
 
 /* The rows y0 <= y < y1 of band `band` of a frame of h rows (or the columns of block `band`, given w). */
 static inline void locate_band(int band, int h, int *y0, int *y1)
@@ -98,6 +100,7 @@ struct locate_ctx {
     int w, h;                 /* ROI size; ROI origin is p.roi_x, p.roi_y */
     int integer_samples;      /* the file's samples are integers */
     int int32_samples;        /* ... that fit 32-bit signed integers (most types: fast paths) */
+    int small_sums;           /* ... whose boxcar sums stay within 2^24 in magnitude (means divided in float) */
     double sample_max;        /* largest value of the integer sample type (0 for floats) */
     double int_max;           /* the integer range trackpy rescales to: sample_max, or 255 for floats */
     double threshold;         /* band-pass clip level after defaults */

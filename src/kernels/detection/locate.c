@@ -227,6 +227,7 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
     ctx->h = h;
     ctx->integer_samples = sample_max > 0;
     ctx->int32_samples = ctx->integer_samples && sample_max <= 2147483647.0;
+    ctx->small_sums = ctx->integer_samples && (sample_max + 1) * p->smoothing_size <= 16777216.0;
     ctx->sample_max = sample_max;
     ctx->int_max = ctx->integer_samples ? sample_max : 255.0;
     ctx->threshold = p->threshold >= 0 ? p->threshold : (ctx->integer_samples ? 1.0 : 1.0 / 255.0);
@@ -265,11 +266,12 @@ locate_ctx *locate_ctx_create(const locate_params *p, int width, int height, dou
     for (int k = 0; k < workers; k++) {
         locate_scratch *s = &ctx->scratch[k];
         s->line = xmalloc(((size_t)w + 2 * (size_t)ctx->gauss_half) * sizeof(double));
-        s->sums = xmalloc(3 * (size_t)w * sizeof(double));
+        size_t boxcar_pad = p->smoothing_size > 0 ? (size_t)p->smoothing_size : 0;   /* size - 1 edge values */
+        s->sums = xmalloc((3 * (size_t)w + boxcar_pad) * sizeof(double));
         s->column = s->sums + w;
-        s->background = s->column + w;
+        s->background = s->column + w + boxcar_pad;
         s->dilation = xmalloc((size_t)(w + ctx->dilate_size) * sizeof(uint32_t));
-        s->hist = xmalloc(LOCATE_HIST_BINS * sizeof(uint32_t));
+        s->hist = xmalloc((LOCATE_HIST_BINS + LOCATE_HIST_ZERO_SLOTS) * sizeof(uint32_t));
         s->background_row = xmalloc((size_t)w);
         s->nonzero_row = xcalloc((size_t)w + 2 * LOCATE_DISTANCE_PAD, 1);
     }

@@ -17,6 +17,7 @@
 #include "kernels/detection/detection_internal.h"
 
 typedef uint32_t u32x4 __attribute__((vector_size(16)));
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
 
 /* m[t] = max(m[t], m[t + step]) for t < n, in place and in increasing t (so m[t + step] is still the old
  * value when it is read). */
@@ -24,12 +25,12 @@ __attribute__((target_clones("avx2", "default")))
 static void max_with_shifted(uint32_t *m, int n, int step)
 {
     int t = 0;
-    for (; t + 4 <= n; t += 4) {
-        u32x4 a, b;
+    for (; t + 8 <= n; t += 8) {
+        u32x8 a, b;
         memcpy(&a, m + t, sizeof a);
         memcpy(&b, m + t + step, sizeof b);
-        u32x4 greater = (u32x4)(b > a);
-        a = (a & ~greater) | (b & greater);
+        u32x8 greater = (u32x8)(b > a);
+        a ^= (a ^ b) & greater;
         memcpy(m + t, &a, sizeof a);
     }
     for (; t < n; t++) m[t] = m[t + step] > m[t] ? m[t + step] : m[t];
@@ -74,17 +75,22 @@ static uint32_t order_statistic(const locate_ctx *ctx, size_t k, uint32_t *fine)
 void locate_prepare_maxima_rows(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
 {
     int w = ctx->w, size = ctx->dilate_size, lo = -((size - 1) / 2), shift = ctx->hist_shift;
-    size_t nonzero = 0;
+    /* Zeros (most pixels) are counted in LOCATE_HIST_ZERO_SLOTS spare slots past the bins, in turn: adding
+     * them all to one slot would chain every update to the previous one through memory. No branch on the
+     * value either (it is 0 or not at random): the slot comes from a mask. */
+    uint32_t *hist = s->hist, *zeros = hist + LOCATE_HIST_BINS;
+    size_t zeros_before = 0, zeros_after = 0;
+    for (int k = 0; k < LOCATE_HIST_ZERO_SLOTS; k++) zeros_before += zeros[k];
     for (int y = y0; y < y1; y++) {
         const uint32_t *row = ctx->img + (size_t)y * w;
         for (int x = 0; x < w; x++) {
-            uint32_t v = row[x];
-            s->hist[v >> shift] += v != 0;
-            nonzero += v != 0;
+            uint32_t v = row[x], zero = -(uint32_t)(v == 0);
+            hist[(v >> shift) | (zero & (uint32_t)(LOCATE_HIST_BINS + (x & (LOCATE_HIST_ZERO_SLOTS - 1))))]++;
         }
         dilate_row(row, ctx->dil + (size_t)y * w, w, size, lo, s->dilation);
     }
-    s->nonzero += nonzero;
+    for (int k = 0; k < LOCATE_HIST_ZERO_SLOTS; k++) zeros_after += zeros[k];
+    s->nonzero += (size_t)w * (size_t)(y1 - y0) - (zeros_after - zeros_before);
 }
 
 /* numpy's percentile ("linear"): virtual index (n-1) q between two order statistics, numpy's lerp; from the
@@ -125,6 +131,7 @@ static void add_peak(locate_peaks *list, int y, int x)
 /* The local maxima of one band of rows, in raster order, into the band's list. A pixel is one when it is
  * at least `least` (the smallest integer above the percentile), equals its row maximum and is not below
  * the row maxima of the rows around it; four pixels at a time (most blocks have no candidate at all). */
+__attribute__((target_clones("avx2", "default")))
 static void maxima_band(void *arg, int band, int worker)
 {
     locate_ctx *ctx = arg;
