@@ -10,8 +10,9 @@ SECONDS. Printed per phase: frames/s the camera produced meanwhile, frames/s rec
 share of the produced frames delivered, latency from the frame's read-out to receipt
 (median and 95th percentile over all subscribers), frames missed (produced while subscribed but never received:
 the servers send the newest frame to a slow client, never a backlog), then PVA/CA ratios. If upstream pvxs's
-pvxmonitor is at /tmp/upstream/pvxs (built by hand, never part of the build), one pvxmonitor subscriber is added
-as a peer client (rate and frames missed; it prints no receipt times).
+pvxmonitor is found (RELOC_PVXS_BIN, default /tmp/upstream/pvxs/bin/linux-x86_64; built by hand, never part of
+the build), one pvxmonitor subscriber is added as a peer client (rate and frames missed; it prints no receipt
+times).
 
 Latency reference: PVA carries the frame's read-out stamp (dataTimeStamp) and uniqueId. The CA waveform's own
 time stamp is set when its record finishes processing (after the copy of the frame), so the CA subscriber also
@@ -33,7 +34,7 @@ import ioc as ioc_module  # noqa: E402
 SIZE = 2048
 SECONDS = 8.0
 P = "B:"
-PVXMONITOR = Path("/tmp/upstream/pvxs/bin/linux-x86_64/pvxmonitor")
+PVXMONITOR = Path(os.environ.get("RELOC_PVXS_BIN", "/tmp/upstream/pvxs/bin/linux-x86_64")) / "pvxmonitor"
 
 
 # ---------------------------------------------------------------------------------------------- subscribers

@@ -157,8 +157,10 @@ void pva_ndarray_post(pva_source *s, const pva_ndarray *a)
  */
 pva_source *pva_table_source_add(const char *name, int ncols, const char *const *labels, char *err, size_t errlen)
 {
-    if (ncols < 1 || ncols > PVA_MAX_NODES - 16) {     /* the tree's other fields take 12 nodes */
-        error_set(err, errlen, "'%s': %d columns (1 to %d)", name, ncols, PVA_MAX_NODES - 16);
+    /* Besides the columns the tree holds 12 nodes: itself, labels, value, descriptor, alarm (4), timeStamp (4). */
+    enum { TABLE_OTHER_NODES = 12 };
+    if (ncols < 1 || ncols > PVA_MAX_NODES - TABLE_OTHER_NODES) {
+        error_set(err, errlen, "'%s': %d columns (1 to %d)", name, ncols, PVA_MAX_NODES - TABLE_OTHER_NODES);
         return NULL;
     }
     pva_source *s = pva_source_new(name, err, errlen);
