@@ -189,7 +189,7 @@ def raw_monitor_rate(name, seconds, payload_fn, dtype, count):
     c.sock.settimeout(2)
     updates = nbytes = 0
     buf = bytearray(1 << 24)
-    pending = b""
+    pending = c.buf                  # what the circuit read past the subscription's reply: the stream goes on there
     start = time.monotonic()
     while time.monotonic() - start < seconds:
         n = c.sock.recv_into(buf)
