@@ -330,5 +330,5 @@ def test_truncated_stack_is_reported_not_crashed_on(tmp_path):
         f.truncate(size)
     result = xs.run_xanes([path, "-o", tmp_path / "o.h5"], check=False)
     assert result.returncode == 1, result.stderr
-    assert "runs past the end of the file" in result.stderr and "s.h5:/data: read failed" in result.stderr
+    assert "s.h5:/data runs past the end of the file" in result.stderr.splitlines()[-1]
     assert "Sanitizer" not in result.stderr
