@@ -28,7 +28,7 @@ void h5array_quiet(void);
 int h5array_split(const char *location, const char *default_dset, char *file, size_t filelen, char *dset,
                   size_t dsetlen);
 /* Reads a whole numeric dataset. Returns 0, or -1 with a message (missing file or dataset, not numeric,
- * rank above H5ARRAY_MAX_RANK). */
+ * rank above H5ARRAY_MAX_RANK, stored past the end of a truncated or corrupt file). */
 int h5array_read(const char *file, const char *dset, h5array *out, char *err, size_t errlen);
 /* Reads a whole numeric dataset as float in one call (no double copy: image stacks are large). Returns the
  * samples (free()) with the shape in *shape (shape->data stays NULL), or NULL with a message, which names values
