@@ -1,10 +1,14 @@
 /* test_h5array.c -- unit tests of src/formats/h5array: locations split into file and dataset, datasets written
  * and read back with their shape and type, attributes, adding to an existing file (replacing a group, leaving a
  * file that is not HDF5 alone), empty datasets, errors reported as text, and float32 datasets mapped from the file
- * (the same samples as read; other types refused so that the caller reads them). */
+ * (the same samples as read; other types, unaligned offsets and datasets past the end of a truncated file refused so
+ * that the caller reads them). */
 #include "unit.h"
 
 #include "formats/h5array/h5array.h"
+
+#include <hdf5.h>
+#include <unistd.h>
 
 static char err[512];
 
@@ -174,6 +178,75 @@ static void float_datasets_mapped_from_the_file(void **state)
     assert_non_null(strstr(err, "no dataset"));
 }
 
+/* Writes f (n floats) as /stack, after a 1-byte /flag when `flag`; returns the stack's file offset. */
+static haddr_t write_stack_after(const char *path, int flag, const float *f, hsize_t n)
+{
+    const unsigned char one = 1;
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), scalar = H5Screate(H5S_SCALAR);
+    hid_t line = H5Screate_simple(1, &n, NULL);
+    if (flag) {
+        hid_t d = H5Dcreate2(file, "/flag", H5T_NATIVE_UCHAR, scalar, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, &one) >= 0);
+        H5Dclose(d);
+    }
+    hid_t d = H5Dcreate2(file, "/stack", H5T_NATIVE_FLOAT, line, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, f) >= 0);
+    haddr_t offset = H5Dget_offset(d);
+    H5Dclose(d);
+    H5Sclose(line);
+    H5Sclose(scalar);
+    assert_true(H5Fclose(file) >= 0);
+    return offset;
+}
+
+/* A stack at an odd file offset (a 1-byte dataset written before it) would give misaligned floats, and one that
+ * runs past the end of a truncated file would fault when touched: neither is mapped. The first reads as usual;
+ * the read of the second fails with a message (HDF5 would fill a small one's missing part with zeros). */
+static void unaligned_or_truncated_datasets_are_not_mapped(void **state)
+{
+    (void)state;
+    char path[256];
+    enum { N = 4096 };
+    static float f[N];
+    for (int k = 0; k < N; k++) f[k] = (float)k - 0.5f;
+    h5array shape;
+    h5array_mapping mapping;
+    unit_path(path, sizeof path, "unaligned.h5");
+    assert_true(write_stack_after(path, 1, f, N) % 4 != 0);
+    assert_null(h5array_map_float(path, "/stack", &shape, &mapping, err, sizeof err));
+    assert_non_null(strstr(err, "not aligned for float"));
+    assert_null(mapping.base);
+    float *read = h5array_read_float(path, "/stack", &shape, err, sizeof err);
+    assert_non_null(read);
+    assert_memory_equal(read, f, sizeof f);
+    free(read);
+
+    unit_path(path, sizeof path, "truncated.h5");
+    haddr_t offset = write_stack_after(path, 0, f, N);
+    assert_non_null(h5array_map_float(path, "/stack", &shape, &mapping, err, sizeof err));   /* intact: mapped */
+    h5array_unmap(&mapping);
+    /* The stack ends the file; cut 8 KiB off it and rewrite the end-of-file address of the superblock (version 0,
+     * at byte 40) to match, as a corrupt copy may have it, so that HDF5 still opens the file. */
+    FILE *io = fopen(path, "r+b");
+    assert_non_null(io);
+    assert_int_equal(fseek(io, 0, SEEK_END), 0);
+    long size = ftell(io) - 8192;
+    assert_true(size > (long)offset && (unsigned long)ftell(io) == offset + sizeof f);
+    unsigned char eof[8];
+    for (int i = 0; i < 8; i++) eof[i] = (unsigned char)((unsigned long)size >> (8 * i));
+    assert_int_equal(fseek(io, 40, SEEK_SET), 0);
+    assert_int_equal(fwrite(eof, 1, 8, io), 8);
+    fclose(io);
+    assert_int_equal(truncate(path, size), 0);
+    assert_null(h5array_map_float(path, "/stack", &shape, &mapping, err, sizeof err));
+    assert_non_null(strstr(err, "runs past the end of the file"));
+    assert_null(mapping.base);
+    assert_null(h5array_read_float(path, "/stack", &shape, err, sizeof err));
+    char expected[96];
+    snprintf(expected, sizeof expected, "/stack runs past the end of the file (%ld bytes): truncated or corrupt", size);
+    assert_non_null(strstr(err, expected));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +255,7 @@ int main(void)
         cmocka_unit_test(adding_to_a_file_replaces_a_group_and_keeps_the_rest),
         cmocka_unit_test(errors_are_reported_as_text),
         cmocka_unit_test(float_datasets_mapped_from_the_file),
+        cmocka_unit_test(unaligned_or_truncated_datasets_are_not_mapped),
     };
     return cmocka_run_group_tests(tests, unit_scratch_setup, unit_scratch_teardown);
 }

@@ -1,6 +1,7 @@
-/* test_tomo.c -- unit tests of src/kernels/tomo: the back-projector is the projector's transpose, response ratios and
- * weight fractions are exact on exact data, the edge-spread-function threshold sits halfway up a blurred edge,
- * and the metrics behave as their definitions say. */
+/* test_tomo.c -- unit tests of src/kernels/tomo: the back-projector is the projector's transpose, batches of slices
+ * (within the scratch budget) project and reconstruct each slice as it is alone, stopping rule included, response
+ * ratios and weight fractions are exact on exact data, the edge-spread-function threshold sits halfway up a blurred
+ * edge, and the metrics behave as their definitions say. */
 #include "unit.h"
 #include <math.h>
 #include <string.h>
@@ -79,6 +80,122 @@ static void batches_equal_single_slices(void **state)
         for (size_t i = 0; i < np * used; i++) assert_true(wty[i] == x[i]);
         free(x), free(y), free(xb), free(yb), free(wx), free(wty), free(one_s), free(one_p);
     }
+}
+
+/* The batch shrinks so that all workers' scratch stays within TOMO_SCRATCH_BUDGET: at n = 1024 (~17 MB a slice
+ * for two elements) 16-slice batches would take 0.27 GB a worker; small slices still get the largest batch, and a
+ * slice larger than the budget is reconstructed alone. */
+static void batches_stay_within_the_scratch_budget(void **state)
+{
+    (void)state;
+    double angles[180];
+    for (int a = 0; a < 180; a++) angles[a] = a;
+    tomo_geometry big = {.n = 1024, .n_det = 1024, .n_angles = 180, .angles_deg = angles};
+    tomo_geometry small = {.n = 64, .n_det = 64, .n_angles = 180, .angles_deg = angles};
+    size_t slice = tomo_reconstruct_slice_bytes(&big, 2);
+    assert_true(slice > ((size_t)16 << 20));
+    assert_int_equal(tomo_batch_size(1024, 1, tomo_reconstruct_slice_bytes(&small, 2)), TOMO_BATCH_MAX);
+    int workers[] = {1, 2, 4, 8, 64};
+    for (size_t w = 0; w < sizeof workers / sizeof workers[0]; w++) {
+        int B = tomo_batch_size(1024, workers[w], slice);
+        assert_true(B >= 1 && B < TOMO_BATCH_MAX);
+        assert_true((size_t)B * workers[w] * slice <= TOMO_SCRATCH_BUDGET || B == 1);
+    }
+    assert_int_equal(tomo_batch_size(1024, 1, slice), 8);                  /* 8 x 17 MB fit, 16 do not */
+    assert_int_equal(tomo_batch_size(1024, 2, slice), 4);                  /* nor 2 workers x 8 */
+    assert_int_equal(tomo_batch_size(1024, 1, TOMO_SCRATCH_BUDGET + 1), 1);
+}
+
+/* Records the pass on which each slice stopped. */
+static void record_stop(void *user, int slice, int n_slices, int iteration, int iterations, double residual, int done)
+{
+    (void)n_slices, (void)iterations, (void)residual;
+    if (done) ((int *)user)[slice] = iteration;
+}
+
+/* n_slices slices reconstructed together (one worker, so one batch of `batch` slices) give each slice the values
+ * and the stopping pass it gets reconstructed alone; stop[] receives the passes. */
+static void assert_batch_equals_slices_alone(const tomo_geometry *g, int n_slices, int batch, const float *sinos,
+                                             tomo_params *p, int *stop)
+{
+    const size_t np = (size_t)g->n * g->n, ns = (size_t)g->n_angles * g->n_det;
+    assert_int_equal(tomo_batch_size(n_slices, 1, tomo_reconstruct_slice_bytes(g, 1)), batch);
+    float *all = malloc(np * n_slices * sizeof(float)), *one = malloc(np * sizeof(float));
+    char err[128];
+    p->threads = 1;
+    p->progress = record_stop;
+    p->progress_user = stop;
+    assert_int_equal(tomo_reconstruct(g, n_slices, 1, &sinos, NULL, NULL, p, &all, err, sizeof err), 0);
+    for (int z = 0; z < n_slices; z++) {
+        const float *sino = sinos + z * ns;
+        int alone = 0;
+        p->progress_user = &alone;
+        assert_int_equal(tomo_reconstruct(g, 1, 1, &sino, NULL, NULL, p, &one, err, sizeof err), 0);
+        assert_int_equal(alone, stop[z]);
+        for (size_t i = 0; i < np; i++) assert_true(fabsf(all[z * np + i] - one[i]) <= 1e-5f * (1 + fabsf(one[i])));
+    }
+    free(all);
+    free(one);
+}
+
+/* Slices of n x n: z % 3 == 0 a disc (consistent data: the residual keeps falling), 1 the same disc with noise
+ * added to its sinogram (the residual levels off at the noise: an early stop), 2 nothing (stops on its first
+ * pass, residual 0); scaled by slice so that no two are alike. */
+static float *mixed_sinograms(const tomo_geometry *g, int n_slices, unsigned seed)
+{
+    const size_t np = (size_t)g->n * g->n, ns = (size_t)g->n_angles * g->n_det;
+    float *slice = malloc(np * sizeof(float)), *sinos = malloc(ns * n_slices * sizeof(float));
+    for (int z = 0; z < n_slices; z++) {
+        double r = g->n * (0.2 + 0.015 * z);
+        for (int i = 0; i < g->n; i++)
+            for (int j = 0; j < g->n; j++)
+                slice[i * g->n + j] = hypot(i - g->n / 2, j - g->n / 3) < r ? 1.0f + 0.1f * z : 0.0f;
+        tomo_project(g, slice, sinos + z * ns);
+        for (size_t i = 0; i < ns; i++) {
+            if (z % 3 == 1) sinos[z * ns + i] += (float)(3 * (uniform(&seed) - 0.5));
+            if (z % 3 == 2) sinos[z * ns + i] = 0;
+        }
+    }
+    free(slice);
+    return sinos;
+}
+
+/* The stopping rule holds slice by slice within a batch: a slice that stops early is frozen while the others go
+ * on, and every slice ends as it would alone. */
+static void slices_of_a_batch_stop_on_their_own_passes(void **state)
+{
+    (void)state;
+    double angles[24];
+    for (int a = 0; a < 24; a++) angles[a] = a * 7.5;
+    tomo_geometry g = {.n = 32, .n_det = 40, .n_angles = 24, .angles_deg = angles};
+    float *sinos = mixed_sinograms(&g, 3, 5);
+    tomo_params p;
+    tomo_params_default(&p);
+    p.iterations = 300;
+    p.tolerance = 0.01;
+    int stop[3];
+    assert_batch_equals_slices_alone(&g, 3, 4, sinos, &p, stop);
+    assert_true(stop[2] == 1 && stop[1] > 1 && stop[1] < stop[0] && stop[0] < p.iterations);
+    free(sinos);
+}
+
+/* A full batch of TOMO_BATCH_MAX slices (OS-SART, slices stopping on different passes) equals one at a time. */
+static void full_batch_equals_one_slice_at_a_time(void **state)
+{
+    (void)state;
+    double angles[30];
+    for (int a = 0; a < 30; a++) angles[a] = -60 + a * 4.1;
+    tomo_geometry g = {.n = 24, .n_det = 31, .n_angles = 30, .angles_deg = angles, .centre_offset = 0.4};
+    float *sinos = mixed_sinograms(&g, TOMO_BATCH_MAX, 9);
+    tomo_params p;
+    tomo_params_default(&p);
+    p.iterations = 60;
+    p.subsets = 3;
+    p.tolerance = 0.002;
+    int stop[TOMO_BATCH_MAX];
+    assert_batch_equals_slices_alone(&g, TOMO_BATCH_MAX, TOMO_BATCH_MAX, sinos, &p, stop);
+    assert_true(stop[2] == 1 && stop[1] != stop[0]);
+    free(sinos);
 }
 
 static void projection_of_a_constant_is_the_chord_length(void **state)
@@ -220,6 +337,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backprojector_is_the_transpose),
         cmocka_unit_test(batches_equal_single_slices),
+        cmocka_unit_test(batches_stay_within_the_scratch_budget),
+        cmocka_unit_test(slices_of_a_batch_stop_on_their_own_passes),
+        cmocka_unit_test(full_batch_equals_one_slice_at_a_time),
         cmocka_unit_test(projection_of_a_constant_is_the_chord_length),
         cmocka_unit_test(response_ratios_exact_and_non_negative),
         cmocka_unit_test(weight_fractions_follow_eq12),

@@ -279,7 +279,8 @@ def test_stack_without_energy_axis_is_reported(tmp_path):
 def test_mapped_and_copied_stacks_give_the_same_maps(tmp_path):
     """A contiguous float32 stack is mapped from the file, any other stored form (chunked and compressed here) is
     read into memory: both give the same maps, bit for bit, with NaN samples, a stack not a multiple of the voxel
-    block, and a file that starts with a user block."""
+    block, and a file that starts with a user block. A contiguous stack at a file offset that is not a multiple of 4
+    (a 1-byte dataset written before it) would give misaligned floats if mapped: it is read instead."""
     rng = np.random.default_rng(5)
     peaks = 8348.0 + rng.uniform(-2.0, 2.0, (13, 29))
     stack = xs.edge_spectrum(ENERGY[:, None, None], peaks, rng.uniform(0.5, 2.0, peaks.shape))
@@ -292,12 +293,42 @@ def test_mapped_and_copied_stacks_give_the_same_maps(tmp_path):
     with h5py.File(tmp_path / "userblock.h5", "w", userblock_size=512) as f:   # dataset offsets past a user block
         f["data"] = stack
         f["energy"] = ENERGY
+    with h5py.File(tmp_path / "unaligned.h5", "w") as f:
+        f["flag"] = np.uint8(1)
+        f["data"] = stack
+        f["energy"] = ENERGY
+        assert f["data"].id.get_offset() % 4 != 0
     outs = {}
-    for name, how in (("mapped", "mapped from the file"), ("copied", "copied"), ("userblock", "mapped from the file")):
+    for name, how in (("mapped", "mapped from the file"), ("copied", "copied"), ("userblock", "mapped from the file"),
+                      ("unaligned", "copied")):
         result = xs.run_xanes([tmp_path / f"{name}.h5", "--window", "8343:8353", "-o", tmp_path / f"{name}_o.h5"])
         assert how in result.stderr, result.stderr
+        assert "runtime error" not in result.stderr and "Sanitizer" not in result.stderr, result.stderr
         outs[name] = xs.read_result(tmp_path / f"{name}_o.h5")
+    assert "not aligned for float" in xs.run_xanes([tmp_path / "unaligned.h5", "-o", tmp_path / "u.h5"]).stderr
     assert outs["mapped"]["status"][3, 4] == 3 and (np.delete(outs["mapped"]["status"].ravel(), 3 * 29 + 4) == 0).all()
     for key in ("peak_energy", "r2", "rmse", "mean_absorption", "status"):
-        np.testing.assert_array_equal(outs["mapped"][key], outs["copied"][key], err_msg=key)
-        np.testing.assert_array_equal(outs["userblock"][key], outs["copied"][key], err_msg=key)
+        for name in ("mapped", "userblock", "unaligned"):
+            np.testing.assert_array_equal(outs[name][key], outs["copied"][key], err_msg=f"{name} {key}")
+
+
+def test_truncated_stack_is_reported_not_crashed_on(tmp_path):
+    """A file cut short (its superblock's end-of-file address rewritten to match, as a corrupt copy may have, so
+    that HDF5 opens it) whose stack runs past the end: mapping it would fault on the missing pages (SIGBUS); it is
+    refused, and the read reports the file as broken."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f["energy"] = ENERGY
+        f["data"] = xs.edge_spectrum(ENERGY[:, None, None], np.full((20, 20), 8348.0), 1.0).astype(np.float32)
+        end = f["data"].id.get_offset() + f["data"].id.get_storage_size()
+    assert path.stat().st_size == end     # the stack ends the file: cutting it off cuts the stack only
+    size = end - 8192
+    with open(path, "r+b") as f:
+        assert f.read(9)[8] == 0          # superblock version 0: end-of-file address at byte 40
+        f.seek(40)
+        f.write(size.to_bytes(8, "little"))
+        f.truncate(size)
+    result = xs.run_xanes([path, "-o", tmp_path / "o.h5"], check=False)
+    assert result.returncode == 1, result.stderr
+    assert "s.h5:/data runs past the end of the file" in result.stderr.splitlines()[-1]
+    assert "Sanitizer" not in result.stderr

@@ -105,6 +105,17 @@ static int read_dataset(const char *file, const char *dset, hid_t mem_type, size
     shape->rank = rank;
     for (int i = 0; i < rank; i++) shape->dims[i] = (size_t)dims[i];
     size_t n = h5array_count(shape);
+    /* A contiguous dataset of a truncated or corrupt file may run past its end: HDF5 fills what is missing of a
+     * small one with zeros instead of failing, so it is refused here. */
+    haddr_t at = H5Dget_offset(d);
+    hsize_t file_size;
+    if (at != HADDR_UNDEF && H5Fget_filesize(f, &file_size) >= 0 &&
+        (at > file_size || H5Dget_storage_size(d) > file_size - at)) {
+        set_err(err, errlen, "%s:%s runs past the end of the file (%llu bytes): truncated or corrupt", file, dset,
+                (unsigned long long)file_size);
+        shape->rank = 0;
+        goto done;
+    }
     *data = xmalloc((n ? n : 1) * elem_size);
     xfer = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_type_conv_cb(xfer, refuse_out_of_range, &out_of_range);

@@ -28,7 +28,7 @@ void h5array_quiet(void);
 int h5array_split(const char *location, const char *default_dset, char *file, size_t filelen, char *dset,
                   size_t dsetlen);
 /* Reads a whole numeric dataset. Returns 0, or -1 with a message (missing file or dataset, not numeric,
- * rank above H5ARRAY_MAX_RANK). */
+ * rank above H5ARRAY_MAX_RANK, stored past the end of a truncated or corrupt file). */
 int h5array_read(const char *file, const char *dset, h5array *out, char *err, size_t errlen);
 /* Reads a whole numeric dataset as float in one call (no double copy: image stacks are large). Returns the
  * samples (free()) with the shape in *shape (shape->data stays NULL), or NULL with a message, which names values
@@ -43,8 +43,9 @@ typedef struct h5array_mapping {
  * default) from its file without copying: the pages come straight from the page cache, all mapped in one call, where
  * reading would copy them into fresh memory page by page. Returns the samples with the shape in *shape
  * (shape->data stays NULL) and the mapping in *mapping (h5array_unmap releases it), or NULL when the dataset is
- * stored otherwise or cannot be mapped (read it with h5array_read_float then; err says why). The file must not be
- * truncated while it is mapped. */
+ * stored otherwise, starts at a file offset not aligned for float, runs past the end of the file (truncated or
+ * corrupt: touching such pages would fault) or cannot be mapped (read it with h5array_read_float then, which reports
+ * a broken file; err says why). The file must not be truncated while it is mapped. */
 const float *h5array_map_float(const char *file, const char *dset, h5array *shape, h5array_mapping *mapping,
                                char *err, size_t errlen);
 void h5array_unmap(h5array_mapping *mapping);

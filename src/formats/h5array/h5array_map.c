@@ -1,5 +1,6 @@
 /* h5array_map.c -- float32 datasets mapped read-only from their HDF5 file (see h5array.h): where the dataset's bytes
- * are in the file (contiguous layout, native float), and the mapping of those pages. */
+ * are in the file (contiguous layout, native float), whether they can be mapped (aligned for float, inside the
+ * file), and the mapping of those pages. */
 #include "formats/h5array/h5array.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* File offset and shape of a contiguous native-float dataset holding all its samples; 0, or -1 with a message. */
@@ -42,6 +44,10 @@ static int locate(const char *file, const char *dset, h5array *shape, uint64_t *
     for (int i = 0; i < rank; i++) shape->dims[i] = (size_t)dims[i];
     haddr_t at = H5Dget_offset(d);
     size_t n = h5array_count(shape);
+    if (n > SIZE_MAX / sizeof(float)) {
+        snprintf(err, errlen, "%s:%s is too large to map", file, dset);
+        goto done;
+    }
     if (n == 0 || at == HADDR_UNDEF || H5Dget_storage_size(d) != n * sizeof(float)) {
         snprintf(err, errlen, "%s:%s has no samples stored in the file", file, dset);
         goto done;
@@ -63,13 +69,35 @@ const float *h5array_map_float(const char *file, const char *dset, h5array *shap
     memset(mapping, 0, sizeof *mapping);
     uint64_t offset;
     if (locate(file, dset, shape, &offset, err, errlen) != 0) return NULL;
+    /* The mapping starts on a page, so the samples are as aligned as their offset in the file: HDF5 packs raw data
+     * byte by byte (a 1-byte dataset written before the stack puts it at an odd offset). */
+    if (offset % _Alignof(float) != 0) {
+        snprintf(err, errlen, "%s:%s starts at file offset %llu, not aligned for float", file, dset,
+                 (unsigned long long)offset);
+        return NULL;
+    }
+    size_t bytes = h5array_count(shape) * sizeof(float);   /* no overflow: locate checked */
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open '%s': %s", file, strerror(errno));
         return NULL;
     }
+    /* Pages of the mapping past the end of the file fault (SIGBUS) when touched: a truncated or corrupt file whose
+     * dataset runs past its end is left to the read, which reports it. */
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot stat '%s': %s", file, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (offset > (uint64_t)st.st_size || bytes > (uint64_t)st.st_size - offset) {
+        snprintf(err, errlen, "%s:%s runs past the end of the file (%lld bytes): truncated or corrupt", file, dset,
+                 (long long)st.st_size);
+        close(fd);
+        return NULL;
+    }
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), start = offset - offset % page;
-    size_t length = (size_t)(offset - start) + h5array_count(shape) * sizeof(float);
+    size_t length = (size_t)(offset - start) + bytes;
     void *base = mmap(NULL, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, (off_t)start);
     close(fd);
     if (base == MAP_FAILED) {

@@ -184,6 +184,14 @@ static void reconstruct_batch(void *ctx, int item, int worker)
     for (int e = 0; e < n_el; e++) tomo_deinterleave(x + (size_t)e * npb, np, used, B, rc->out[e] + (size_t)z0 * np);
 }
 
+/* What reconstruct_batch lays out in its scratch, per slice: n_el estimates (n x n each), n_el + 1 data sinograms
+ * and n_el projected ones, the HAADF residual and the weighted rows (a sinogram each), the gradient (n x n). */
+size_t tomo_reconstruct_slice_bytes(const tomo_geometry *g, int n_el)
+{
+    const size_t ns = sino_size(g), np = (size_t)g->n * g->n;
+    return ((size_t)n_el * np + (size_t)(n_el + 1) * ns + (size_t)n_el * ns + 2 * ns + np) * sizeof(float);
+}
+
 /* Angle folded into [0, 180): parallel projections 180 degrees apart hold the same line integrals. */
 static double folded(double deg)
 {
@@ -276,12 +284,12 @@ int tomo_reconstruct(const tomo_geometry *g, int n_slices, int n_el, const float
     for (size_t i = 0; i < (size_t)rc.n_sub * np; i++) rc.inv_col[i] = rc.inv_col[i] > 0 ? 1.0f / rc.inv_col[i] : 0.0f;
     free(ones);
     int workers = parallel_workers(n_slices, p->threads);
-    rc.batch = tomo_batch_size(n_slices, workers);
+    size_t slice_bytes = tomo_reconstruct_slice_bytes(g, n_el);
+    rc.batch = tomo_batch_size(n_slices, workers, slice_bytes);
     int batches = (n_slices + rc.batch - 1) / rc.batch;
     workers = parallel_workers(batches, p->threads);
-    size_t per_worker = (size_t)rc.batch * ((size_t)n_el * np + (size_t)(n_el + 1) * ns + (size_t)n_el * ns + 2 * ns + np);
     rc.scratch = xcalloc((size_t)workers, sizeof(float *));
-    for (int w = 0; w < workers; w++) rc.scratch[w] = xmalloc(per_worker * sizeof(float));
+    for (int w = 0; w < workers; w++) rc.scratch[w] = xmalloc((size_t)rc.batch * slice_bytes);
     parallel_for(batches, workers, reconstruct_batch, &rc);
     for (int w = 0; w < workers; w++) free(rc.scratch[w]);
     free(rc.scratch);

@@ -120,9 +120,14 @@ void tomo_backproject(const tomo_geometry *g, const float *sino, float *slice);
 #else
 #define TOMO_VECTOR_CLONES
 #endif
+/* The most memory the scratch of all workers' batches may take together (256 MiB): at n = 1024 (180 angles, two
+ * elements) a slice of a reconstruction batch needs ~17 MB, so 16-slice batches on two workers would take 0.55 GB. */
+#define TOMO_SCRATCH_BUDGET ((size_t)256 << 20)
 /* The batch (1, 4, 8 or TOMO_BATCH_MAX) for n_slices slices on `workers` workers that ends soonest: large batches
- * cost less per slice, but must not leave workers idle or be mostly padding. */
-int tomo_batch_size(int n_slices, int workers);
+ * cost less per slice, but must not leave workers idle or be mostly padding. slice_bytes is the scratch a worker
+ * needs per slice of its batch: a batch whose workers' scratch would exceed TOMO_SCRATCH_BUDGET is not chosen
+ * (batch 1 always may be: it is what one slice needs). The batch changes no result (tomo_reconstruct). */
+int tomo_batch_size(int n_slices, int workers, size_t slice_bytes);
 void tomo_project_batch(const tomo_geometry *g, int batch, const float *slices, float *sino);
 void tomo_backproject_batch(const tomo_geometry *g, int batch, const float *sino, float *slices);
 /* slices (used slices of count values, one after the other) into block (count x batch, slice innermost), the
@@ -133,6 +138,8 @@ void tomo_deinterleave(const float *block, size_t count, int used, int batch, fl
  * workers (0: one per online CPU). */
 void tomo_project_slices(const tomo_geometry *g, int n_slices, const float *slices, float *sinos, int threads);
 
+/* Scratch a worker of tomo_reconstruct needs per slice of its batch, in bytes (n_el elements). */
+size_t tomo_reconstruct_slice_bytes(const tomo_geometry *g, int n_el);
 /* Reconstructs n_slices slices of n_el elements. eds[e] holds element e's sinograms, slice after slice
  * (n_slices x n_angles x n_det). With haadf (same layout) and p->alpha > 0 the joint HEBT system is solved with
  * the factors r (n_el); otherwise each element alone (haadf and r may be NULL). out[e] receives n_slices x n x n

@@ -93,7 +93,10 @@ static int load_hdf5_stack(const char *location, const char *energy_dset, xanes_
     h5array shape, energy;
     char why[256];
     float *data = (float *)h5array_map_float(file, dset, &shape, mapping, why, sizeof why);
-    if (!data && !(data = h5array_read_float(file, dset, &shape, err, errlen))) return -1;
+    if (!data) {
+        log_info("xanes", "stack read into memory, not mapped: %s", why);
+        if (!(data = h5array_read_float(file, dset, &shape, err, errlen))) return -1;
+    }
     if (h5array_read(file, energy_dset, &energy, err, errlen) != 0) {
         release_stack_data(data, mapping);
         return -1;
