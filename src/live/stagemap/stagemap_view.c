@@ -151,8 +151,7 @@ static int take_from_worker(stagemap *m, const stagemap_view_request *rq, stagem
             last_id = a[VIEW_UNIQUE_ID];
             view_parsed p;
             int usable = view_check(m, rq, a, n, &p, why, sizeof why);
-            if (usable < 0) {                   /* as for a worker away: the run fails with the reason */
-                log_warn("stagemap", "%s: view from %sView_RBV refused: %s", m->port_name, m->worker, why);
+            if (usable < 0) {                   /* as for a worker away: the run fails (logged) with the reason */
                 error_set(err, errlen, "relocalization's worker: %sView_RBV: %s", m->worker, why);
                 goto out;
             }
@@ -192,11 +191,13 @@ void stagemap_view_free(stagemap_view *v)
     memset(v, 0, sizeof *v);
 }
 
+/* The worker's records (after its prefix), in the order of worker_view, worker_diameter, worker_mass_factor. */
+static const char *const worker_channel[3] = {"View_RBV", "Diameter", "MassFactor"};
+
 /* The worker's channels that are not connected (or cannot be read), by name with the reason: 0 when none. */
 static int worker_missing(stagemap *m, char *err, size_t errlen)
 {
     db_ca_channel *channels[] = {m->worker_view, m->worker_diameter, m->worker_mass_factor};
-    static const char *names[] = {"View_RBV", "Diameter", "MassFactor"};
     size_t len = 0;
     err[0] = 0;
     for (int i = 0; i < 3; i++) {
@@ -204,7 +205,7 @@ static int worker_missing(stagemap *m, char *err, size_t errlen)
         long n;
         double ignored;
         int missing = 1;
-        if (!channels[i]) snprintf(why, sizeof why, "%s%s: no channel", m->worker, names[i]);
+        if (!channels[i]) snprintf(why, sizeof why, "%s%s: no channel", m->worker, worker_channel[i]);
         else if (i == 0) missing = db_ca_channel_get_array(channels[i], &ignored, 1, &n, why, sizeof why) < 0;
         else missing = db_ca_channel_get(channels[i], &ignored, NULL, 0, why, sizeof why) < 0;
         if (missing && len < errlen)
@@ -250,10 +251,9 @@ void stagemap_view_bind(stagemap *m)
 {
     if (!m->worker[0]) return;
     db_ca_channel **channels[] = {&m->worker_view, &m->worker_diameter, &m->worker_mass_factor};
-    static const char *names[] = {"View_RBV", "Diameter", "MassFactor"};
     for (int i = 0; i < 3; i++) {
         char name[DB_NAME_SIZE + 16];
-        snprintf(name, sizeof name, "%s%s", m->worker, names[i]);
+        snprintf(name, sizeof name, "%s%s", m->worker, worker_channel[i]);
         *channels[i] = db_ca_channel_open(name, m->port_name);
         if (!*channels[i]) log_error("stagemap", "%s: cannot open the worker's channel %s", m->port_name, name);
     }
