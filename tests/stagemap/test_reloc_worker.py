@@ -1,9 +1,11 @@
 """Relocalization on two IOCs, as on a beamline with the analysis on another host: camera IOC A (simulated motors
 and camera on the sample, frames published over ZeroMQ, the stage map with `stagemapWorker`) takes every view from
 worker IOC B (a `zmq` camera source on A's frames, the features stage), frame-synchronised: only views of frames
-exposed after a move, at the stage position of the move, with A's detection settings. B killed during a run -> the
-run fails naming the worker's channel, A's link record to B goes LINK/INVALID and Reloc:Start is refused with the
-reason; B restarted -> views resume and relocalization works again. Two IOCs on loopback."""
+exposed after a move, at the stage position of the move, with the detection settings A had when the run started
+(written to B with completion; a refused write fails the start). A view B serves of another frame size than A's
+camera makes refuses the start with the reason. B killed during a run -> the run fails naming
+the worker's channel, A's link record to B goes LINK/INVALID and Reloc:Start is refused naming every channel away;
+B restarted -> views resume and relocalization works again. Two IOCs on loopback."""
 import signal
 
 import epics
@@ -21,7 +23,7 @@ def camera_ioc(scene, workdir):
     """A's st.cmd: the scene's IOC publishing its frames, its views from W, and a record linked to W."""
     (workdir / "worker_links.db").write_text(
         f'record(longin, "{A}w:Count") {{ field(INP, "{W}feat1:Count_RBV CP MS") }}\n')
-    return st_cmd(scene, A, views=f'stagemapWorker "MAP" "{W}feat1:"',
+    return st_cmd(scene, A, views=f'stagemapWorker "MAP" "{W}feat1:" "CAM"',
                   extra=f'framePublishConfigure("ZMQ1", "CAM", "tcp://127.0.0.1:*", 2)\n'
                         f'dbLoadRecords("framepub.db", "P={A},R=ZMQ1:,PORT=ZMQ1")\n'
                         f'dbLoadRecords("{workdir / "worker_links.db"}")')
@@ -44,6 +46,14 @@ def run_to_end(run):
     return status, found
 
 
+def start_refused(*words):
+    """Reloc:Start's put-callback fails (refused at once, or the run fails at its first view) with all words in
+    Map:Message."""
+    assert put_status(A + "Reloc:Start", 1, timeout=60) == ECA_PUTFAIL, text(A + "Map:Message_RBV")
+    message = text(A + "Map:Message_RBV")
+    assert all(word in message for word in words), message
+
+
 @pytest.fixture
 def two_iocs(start_ioc, second_ioc_env, tmp_path):
     scene = make_scene(tmp_path)
@@ -52,6 +62,9 @@ def two_iocs(start_ioc, second_ioc_env, tmp_path):
     camera = start_ioc(camera_ioc(scene, tmp_path))
     endpoint = text(A + "ZMQ1:Endpoint_RBV")
     worker = start_worker(start_ioc, second_ioc_env, endpoint)
+    # the worker's settings by default are the stage map's (one definition: detection.h VIEW_DEFAULT_*)
+    assert pv(W + "feat1:Diameter_RBV").get() == pv(A + "Reloc:LiveDiameter_RBV").get() == 15
+    assert pv(W + "feat1:MassFactor_RBV").get() == pv(A + "Reloc:MassFactor_RBV").get() == 10
     prepare_run(run, A)
     return camera, worker, run, endpoint
 
@@ -59,7 +72,13 @@ def two_iocs(start_ioc, second_ioc_env, tmp_path):
 def test_relocalization_takes_its_views_from_a_worker_ioc(two_iocs, start_ioc, second_ioc_env):
     camera, worker, run, endpoint = two_iocs
     camera.wait_for_log(rf"relocalization takes its views from the worker {W}feat1:")
-    status, found = run_to_end(run)
+    # Reloc:LiveDiameter changed once the run is under way: the run keeps its starting 17 for every view
+    epics.caput(A + "Reloc:Start", 1)
+    wait_for(lambda: any(word in text(A + "Reloc:State_RBV") for word in ("looking for the sample", "particle")),
+             what="the first run under way")
+    assert put_status(A + "Reloc:LiveDiameter", 19) == ECA_NORMAL
+    wait_for(lambda: epics.caget(A + "Move:Busy_RBV") == 0, 120, what="the first run to end")
+    status, found, _ = results(A, len(KEEP))
     report = f"{text(A + 'Reloc:State_RBV')}: {status} {found}"
     assert RESULT[epics.caget(A + "Reloc:Result_RBV")] == "Done", report
     assert score(run, status, found) == dict(found=2, removed_not_found=True, wrong=0,
@@ -71,12 +90,30 @@ def test_relocalization_takes_its_views_from_a_worker_ioc(two_iocs, start_ioc, s
     assert view[6] == 17                                               # VIEW_DIAMETER
     assert view[2] == pytest.approx(pv(A + "samx_um").get(), abs=0.01)  # VIEW_STAGE_X, Y: where A's stage stands
     assert view[3] == pytest.approx(pv(A + "samy_um").get(), abs=0.01)
+    assert put_status(A + "Reloc:LiveDiameter", 17) == ECA_NORMAL
+
+    # the worker refuses the settings (its Diameter disabled): the start fails naming the channel
+    assert put_status(W + "feat1:Diameter.DISP", 1) == ECA_NORMAL
+    start_refused("relocalization's worker refused its settings", f"{W}feat1:Diameter")
+    assert put_status(W + "feat1:Diameter.DISP", 0) == ECA_NORMAL
+
+    # the worker binning A's frames: its views are of frames of another size than A's camera makes, refused with
+    # the reason (malformed views: tests/unit/test_view_parse.c, the same check)
+    for binning, width in ((2, 256), (1, 512)):
+        assert put_status(W + "cam1:BinX", binning) == ECA_NORMAL and put_status(W + "cam1:BinY", binning) == ECA_NORMAL
+        wait_for(lambda: list(pv(W + "feat1:View_RBV").get(use_monitor=False)[4:6]) == [width, width],
+                 what=f"views of {width}x{width} frames")
+        if binning == 2:
+            start_refused(f"{W}feat1:View_RBV: a view of a 256x256 frame, but CAM makes 512x512 frames")
+    first = pv(W + "feat1:View_RBV").get(use_monitor=False)[0]
+    wait_for(lambda: pv(W + "feat1:View_RBV").get(use_monitor=False)[0] > first, what="a second view unbinned")
 
     # the worker killed during a run: the run fails with the reason
     assert put_status(A + "Move:Enable", 1) == ECA_NORMAL
     epics.caput(A + "Reloc:Start", 1)
     wait_for(lambda: any(word in text(A + "Reloc:State_RBV") for word in ("looking for the sample", "particle")),
-             what="the second run under way")
+             what=lambda: "the second run under way: " + text(A + "Reloc:State_RBV") + " / " +
+             text(A + "Map:Message_RBV"))
     worker.stop(sig=signal.SIGKILL)
     wait_for(lambda: epics.caget(A + "Move:Busy_RBV") == 0, 30, what="the run to end")
     assert RESULT[epics.caget(A + "Reloc:Result_RBV")] == "Failed"
@@ -84,8 +121,7 @@ def test_relocalization_takes_its_views_from_a_worker_ioc(two_iocs, start_ioc, s
 
     # away: A's link record in LINK/INVALID, Reloc:Start refused with the reason
     wait_for(lambda: alarm(A + "w:Count") == (14, 3), what="LINK/INVALID on A's link to the worker")
-    assert put_status(A + "Reloc:Start", 1) == ECA_PUTFAIL
-    assert f"{W}feat1:View_RBV: not connected" in text(A + "Map:Message_RBV")
+    start_refused(*(f"{W}feat1:{name}: not connected" for name in ("View_RBV", "Diameter", "MassFactor")))
 
     # back: the views resume and relocalization works again
     start_worker(start_ioc, second_ioc_env, endpoint)

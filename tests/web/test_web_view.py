@@ -54,13 +54,30 @@ def frame_size(base):
         return 0
 
 
-def post_move(base, x, y):
-    request = urllib.request.Request(base + "move", data=f"x={x}&y={y}".encode(), method="POST")
+def post(base, path, form=""):
+    """POST form to the page's path: (status, the JSON verdict)."""
+    request = urllib.request.Request(base + path, data=form.encode(), method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
+        with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+def post_move(base, x, y):
+    return post(base, "move", f"x={x}&y={y}")
+
+
+def start_web_ioc(start_ioc, lines, db_file=None):
+    """An IOC with the web view on a 64x64 simulated camera, the given st.cmd lines and records: (its log, the
+    page's URL)."""
+    script = (f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n'
+              f'webServerConfigure("127.0.0.1:0", "CAM1", "{TOP / "web"}", "{P}web:")\n' + "".join(
+                  line + "\n" for line in lines) +
+              (f'dbLoadRecords("{db_file}")\n' if db_file else "") +
+              f'dbLoadRecords("{TOP / "db" / "web.db"}", "P={P}")\niocInit\n')
+    server = start_ioc(script)
+    return server, re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
 
 
 @pytest.fixture(scope="module")
@@ -187,13 +204,8 @@ def test_st_cmd_errors_stop_startup(refuses_to_start, lines, message):
 def test_missing_channels_are_logged_and_shown_invalid(start_ioc):
     """A channel no record here has is looked for on other IOCs (logged); while none serves it, the page shows it
     in INVALID with no value."""
-    script = (f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n'
-              f'webServerConfigure("127.0.0.1:0", "CAM1", "{TOP / "web"}", "{P}web:")\n'
-              f'webServerShow("Nothing", "{P}no:such:record")\n'
-              f'dbLoadRecords("{TOP / "db" / "web.db"}", "P={P}")\niocInit\n')
-    server = start_ioc(script)
+    server, url = start_web_ioc(start_ioc, [f'webServerShow("Nothing", "{P}no:such:record")'])
     server.wait_for_log(r"WEB:no:such:record is no record of this IOC: read through Channel Access")
-    url = re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
     state = state_events(url, lambda s: s["show"])
     assert state["show"] == [{"label": "Nothing", "channel": f"{P}no:such:record", "value": "", "severity": 3}]
     status, reply = post_move(url, 1, 2)   # no stage, no enable configured: refused
@@ -206,14 +218,8 @@ def test_the_web_view_moves_the_motors_of_another_ioc(start_ioc, second_ioc_env,
     b = "WEBB:"
     start_ioc(ioc_module.st_cmd(ioc_module.sample_stage(b)), env=second_ioc_env)
     (tmp_path / "enable.db").write_text(f'record(bo, "{P}enable") {{ field(VAL, "1") field(PINI, "YES") }}\n')
-    script = (f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n'
-              f'webServerConfigure("127.0.0.1:0", "CAM1", "{TOP / "web"}", "{P}web:")\n'
-              f'webServerStage("{b}samx", "{b}samy")\n'
-              f'webServerMoveEnable("{P}enable")\n'
-              f'dbLoadRecords("{tmp_path / "enable.db"}")\n'
-              f'dbLoadRecords("{TOP / "db" / "web.db"}", "P={P}")\niocInit\n')
-    server = start_ioc(script)
-    url = re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
+    _, url = start_web_ioc(start_ioc, [f'webServerStage("{b}samx", "{b}samy")', f'webServerMoveEnable("{P}enable")'],
+                           tmp_path / "enable.db")
     wait_for(lambda: post_move(url, 400, -250)[0] == 200, what="a move once the channels to the motor IOC connected")
     remote = pv_under(b)
     wait_for(lambda: remote("samx.RBV").get(use_monitor=False) == pytest.approx(0.4, abs=0.001) and
@@ -256,17 +262,11 @@ def test_the_web_view_shows_and_stops_through_pvs_of_another_ioc(start_ioc, seco
     other = start_ioc(ioc_module.st_cmd(f'dbLoadRecords("{tmp_path / "b.db"}")'), env=second_ioc_env)
     remote = pv_under(b)
     assert remote("px").put([10.0, -5.5], wait=True) and remote("py").put([2.0, 4.25], wait=True)
-    script = (f'cameraConfigure("CAM1", "sim", "{SAMPLE}", 64, 64)\n'
-              f'webServerConfigure("127.0.0.1:0", "CAM1", "{TOP / "web"}", "{P}web:")\n'
-              f'webServerBeam("{b}beamx", "{b}beamy")\n'
-              f'webServerParticles("{b}px", "{b}py")\n'
-              f'webServerShow("Registration", "{b}status")\n'
-              f'webServerShow("Particles", "{b}count")\n'
-              f'webServerStopAll("{b}allstop")\n'
-              f'webServerMoveEnable("{b}enable")\n'
-              f'dbLoadRecords("{TOP / "db" / "web.db"}", "P={P}")\niocInit\n')
-    server = start_ioc(script)
-    url = re.search(r"web live view at (http://\S+)", server.wait_for_log(r"web live view at http")).group(1)
+    _, url = start_web_ioc(start_ioc, [f'webServerBeam("{b}beamx", "{b}beamy")',
+                                       f'webServerParticles("{b}px", "{b}py")',
+                                       f'webServerShow("Registration", "{b}status")',
+                                       f'webServerShow("Particles", "{b}count")', f'webServerStopAll("{b}allstop")',
+                                       f'webServerMoveEnable("{b}enable")'])
     state = state_events(url, lambda s: s.get("beam") and s.get("particles") and s["show"][0]["value"])
     assert state["beam"] == [31.5, 20.25] and state["move_enable"] is True
     assert state["particles"] == [[10.0, 2.0], [-5.5, 4.25]]
@@ -275,11 +275,14 @@ def test_the_web_view_shows_and_stops_through_pvs_of_another_ioc(start_ioc, seco
     # the other IOC's updates reach the page
     assert remote("status").put("lost", wait=True)
     state_events(url, lambda s: s["show"][0]["value"] == "lost")
-    # the stop button writes the other IOC's all-stop
-    request = urllib.request.Request(url + "stop", data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=5) as reply:
-        assert reply.status == 200
-    wait_for(lambda: remote("allstop").get(use_monitor=False) == 1, what="the other IOC's all-stop written")
+    # the stop button writes the other IOC's all-stop, with completion: done when that IOC has taken it ...
+    assert post(url, "stop") == (200, {"ok": True, "message": "stopped"})
+    assert remote("allstop").get(use_monitor=False) == 1
+    # ... and a stop that IOC refuses (its all-stop disabled) is reported as failed, with the reason
+    assert remote("allstop").put(0, wait=True) and remote("allstop.DISP").put(1, wait=True)
+    status, reply = post(url, "stop")
+    assert status == 409 and f"{b}allstop refused" in reply["message"], reply
+    assert remote("allstop").get(use_monitor=False) == 0
     # the other IOC gone: its values show INVALID, moves are refused (no enable)
     other.stop()
     state = state_events(url, lambda s: s["show"] and s["show"][0]["severity"] == 3)

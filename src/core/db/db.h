@@ -399,6 +399,10 @@ typedef void (*db_ca_done_fn)(void *user, int ok, const char *why);
  * with err when it cannot be sent (not connected, no write access, a put with completion under way); done
  * is then not called. */
 int db_ca_channel_put(db_ca_channel *c, double value, db_ca_done_fn done, void *user, char *err, size_t errlen);
+/* Not under the db lock (the completion needs it): a put with completion of value, waiting up to timeout_s for
+ * the other IOC's verdict. 0 when it completed; -1 with err when it could not be sent, was refused or failed,
+ * or no verdict came in time (err names the PV and says which). */
+int db_ca_channel_put_wait(db_ca_channel *c, double value, double timeout_s, char *err, size_t errlen);
 
 /* A number st.cmd names by channel (db_number.c): a field of this IOC's records or, when no record here has the
  * name, a PV of another IOC (db_ca_channel, with its record's EGU). Resolve at iocInit or on the user's thread:

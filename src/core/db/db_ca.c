@@ -445,6 +445,62 @@ int db_ca_channel_put(db_ca_channel *c, double value, db_ca_done_fn done, void *
     return error_set(err, errlen, "%s: %s", c->pv, why);
 }
 
+/* One db_ca_channel_put_wait: shared by the waiting thread and the completion, freed by the last of the two. */
+typedef struct put_waiter {
+    pthread_mutex_t lock;              /* guards the rest */
+    pthread_cond_t finished_cond;
+    int refs, finished, ok;
+    char why[DB_LINK_SIZE + 96];
+} put_waiter;
+
+static void put_waiter_release(put_waiter *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&w->lock);
+    if (!last) return;
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->finished_cond);
+    free(w);
+}
+
+/* db_ca's completion thread (db lock held): only hands the verdict over. */
+static void put_waited(void *user, int ok, const char *why)
+{
+    put_waiter *w = user;
+    pthread_mutex_lock(&w->lock);
+    w->finished = 1, w->ok = ok;
+    str_copy(w->why, why, sizeof w->why);
+    pthread_cond_broadcast(&w->finished_cond);
+    pthread_mutex_unlock(&w->lock);
+    put_waiter_release(w);
+}
+
+int db_ca_channel_put_wait(db_ca_channel *c, double value, double timeout_s, char *err, size_t errlen)
+{
+    put_waiter *w = xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->finished_cond, NULL);
+    w->refs = 2;
+    if (db_ca_channel_put(c, value, put_waited, w, err, errlen)) {
+        w->refs = 1;                                 /* never sent: no completion will come */
+        put_waiter_release(w);
+        return -1;
+    }
+    struct timespec until = time_add(time_wall(), timeout_s);
+    pthread_mutex_lock(&w->lock);
+    while (!w->finished)
+        if (pthread_cond_timedwait(&w->finished_cond, &w->lock, &until)) break;
+    int finished = w->finished, ok = w->ok;
+    char why[sizeof w->why];
+    str_copy(why, w->why, sizeof why);
+    pthread_mutex_unlock(&w->lock);
+    put_waiter_release(w);
+    if (!finished) return error_set(err, errlen, "%s: no completion within %.0f s", c->pv, timeout_s);
+    if (!ok) return error_set(err, errlen, "%s", why);   /* "PV: reason" */
+    return 0;
+}
+
 int db_ca_link_read(db_ca_link *l, const db_span *dst, long *nelem, uint16_t *stat, uint16_t *sevr)
 {
     pthread_mutex_lock(&l->lock);

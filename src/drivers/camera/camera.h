@@ -45,6 +45,8 @@ void camera_register(void);
 camera *camera_find(const char *port);
 /* The camera's frame ring, for the consumers above. */
 frame_ring *camera_ring(camera *cam);
+/* The size of the camera's newest frame (ArraySizeX/Y_RBV): 0, or -1 before its first frame. Any thread. */
+int camera_frame_size(camera *cam, int *width, int *height);
 /* Attaches an analysis result (JSON text) under key to the following JPEG previews (preview_set_result;
  * NULL removes it). Does nothing when the camera has no preview running. Any thread. */
 void camera_post_result(camera *cam, const char *key, const char *json_value);

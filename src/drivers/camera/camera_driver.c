@@ -23,6 +23,13 @@ camera *camera_find(const char *port)
 
 frame_ring *camera_ring(camera *cam) { return cam->ring; }
 
+int camera_frame_size(camera *cam, int *width, int *height)
+{
+    *width = (int)param_get_int(cam->port, P_ARRAY_SIZE_X);
+    *height = (int)param_get_int(cam->port, P_ARRAY_SIZE_Y);
+    return *width > 0 && *height > 0 ? 0 : -1;
+}
+
 void camera_post_result(camera *cam, const char *key, const char *json_value)
 {
     pthread_mutex_lock(&cam->lock);

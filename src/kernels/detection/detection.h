@@ -22,6 +22,11 @@
 #include <stdio.h>
 
 #define LOCATE_MAX_DIAMETER 251
+/* Whether locate accepts a feature diameter: odd, 3..LOCATE_MAX_DIAMETER. */
+static inline int locate_diameter_valid(long diameter)
+{
+    return diameter >= 3 && diameter <= LOCATE_MAX_DIAMETER && diameter % 2 == 1;
+}
 
 typedef struct locate_params {
     int diameter;         /* odd feature diameter in pixels (3..251); the mask has radius diameter/2 */
@@ -151,5 +156,29 @@ double view_sharpness(const float *img, int w, int h);
  * the features were detected with. */
 enum { VIEW_UNIQUE_ID, VIEW_STAMP, VIEW_STAGE_X, VIEW_STAGE_Y, VIEW_WIDTH, VIEW_HEIGHT, VIEW_DIAMETER,
        VIEW_MASS_FACTOR, VIEW_SHARPNESS, VIEW_COUNT, VIEW_HEAD };
+/* Relocalization's detection settings by default: a worker's Diameter and MassFactor (live/stages/features.c);
+ * the stage map's Reloc:LiveDiameter and Reloc:MassFactor (db/stagemap.db, whose persisted settings take their
+ * defaults from the records) start equal to them. */
+#define VIEW_DEFAULT_DIAMETER 15
+#define VIEW_DEFAULT_MASS_FACTOR 10.0
+#define VIEW_MAX_SIDE 65536      /* a view's frame is at most this wide and high */
+/* One view array as read from another IOC (untrusted): every head element checked -- finite, integers where
+ * integers are meant, in range (the diameter one locate accepts, mass factor > 0, stage position and
+ * sharpness finite or NaN) -- and the array's length equal to VIEW_HEAD + 2 count, every feature inside the
+ * frame. xy points into the array. */
+typedef struct view_parsed {
+    double unique_id, stamp;     /* integer 0..2^53; POSIX seconds >= 0 */
+    double stage_x, stage_y;     /* um, NaN: unknown */
+    int width, height, diameter; /* 1..VIEW_MAX_SIDE; locate_diameter_valid */
+    double mass_factor, sharpness;
+    int count;
+    const double (*xy)[2];
+} view_parsed;
+enum { VIEW_OK = 0, VIEW_MALFORMED = -1, VIEW_TOO_MANY = -2 };
+/* VIEW_OK; VIEW_TOO_MANY when its head is well-formed but says more than max_features features (out then holds
+ * the head, xy NULL); VIEW_MALFORMED otherwise; why says which ("too many features (N > max)", or what is wrong,
+ * e.g. "width 0 is not a whole number 1..65536"). n may be less than the array's length when it was cut at
+ * VIEW_HEAD + 2 max_features (then it has too many). */
+int view_parse(const double *a, long n, int max_features, view_parsed *out, char *why, size_t whylen);
 
 #endif

@@ -7,6 +7,7 @@
 #include "core/base/base.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,58 @@ void view_features_free(view_features *f)
 {
     free(f->xy);
     memset(f, 0, sizeof *f);
+}
+
+/* ---- A view array from another IOC: checked element by element before anything is cast or allocated
+ * (error_set returns -1, VIEW_MALFORMED). */
+#define VIEW_MAX_EXACT 9007199254740992.0     /* 2^53: doubles hold every integer up to this */
+
+static int integer_in(double v, double lo, double hi)
+{
+    return v >= lo && v <= hi && v == floor(v);     /* false for NaN */
+}
+
+int view_parse(const double *a, long n, int max_features, view_parsed *out, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    if (n < VIEW_HEAD) return error_set(why, whylen, "%ld elements, fewer than the head's %d", n, VIEW_HEAD);
+    if (!integer_in(a[VIEW_UNIQUE_ID], 0, VIEW_MAX_EXACT))
+        return error_set(why, whylen, "uniqueId %g is not a whole number >= 0", a[VIEW_UNIQUE_ID]);
+    if (!(a[VIEW_STAMP] >= 0 && a[VIEW_STAMP] < VIEW_MAX_EXACT))
+        return error_set(why, whylen, "time stamp %g is not a number of seconds >= 0", a[VIEW_STAMP]);
+    for (int i = VIEW_STAGE_X; i <= VIEW_STAGE_Y; i++)
+        if (isinf(a[i])) return error_set(why, whylen, "stage %c %g is not finite", "xy"[i - VIEW_STAGE_X], a[i]);
+    for (int i = VIEW_WIDTH; i <= VIEW_HEIGHT; i++)
+        if (!integer_in(a[i], 1, VIEW_MAX_SIDE))
+            return error_set(why, whylen, "%s %g is not a whole number 1..%d", i == VIEW_WIDTH ? "width" : "height",
+                             a[i], VIEW_MAX_SIDE);
+    if (!integer_in(a[VIEW_DIAMETER], 3, LOCATE_MAX_DIAMETER) || !locate_diameter_valid((long)a[VIEW_DIAMETER]))
+        return error_set(why, whylen, "diameter %g is not odd, 3..%d", a[VIEW_DIAMETER], LOCATE_MAX_DIAMETER);
+    if (!(a[VIEW_MASS_FACTOR] > 0) || !isfinite(a[VIEW_MASS_FACTOR]))
+        return error_set(why, whylen, "mass factor %g is not a number > 0", a[VIEW_MASS_FACTOR]);
+    if (isinf(a[VIEW_SHARPNESS]) || a[VIEW_SHARPNESS] < 0)
+        return error_set(why, whylen, "sharpness %g is neither >= 0 nor NaN (no structure)", a[VIEW_SHARPNESS]);
+    int w = (int)a[VIEW_WIDTH], h = (int)a[VIEW_HEIGHT];
+    *out = (view_parsed){.unique_id = a[VIEW_UNIQUE_ID], .stamp = a[VIEW_STAMP], .stage_x = a[VIEW_STAGE_X],
+                         .stage_y = a[VIEW_STAGE_Y], .width = w, .height = h, .diameter = (int)a[VIEW_DIAMETER],
+                         .mass_factor = a[VIEW_MASS_FACTOR], .sharpness = a[VIEW_SHARPNESS]};
+    double count = a[VIEW_COUNT];
+    if (!integer_in(count, 0, VIEW_MAX_EXACT))
+        return error_set(why, whylen, "feature count %g is not a whole number >= 0", count);
+    if (count > max_features) {
+        snprintf(why, whylen, "too many features (%.0f > %d)", count, max_features);
+        return VIEW_TOO_MANY;
+    }
+    if (n != VIEW_HEAD + 2 * (long)count)
+        return error_set(why, whylen, "%ld elements for %.0f features (%ld expected)", n, count,
+                         VIEW_HEAD + 2 * (long)count);
+    const double (*xy)[2] = (const double (*)[2])(a + VIEW_HEAD);
+    for (long i = 0; i < (long)count; i++)
+        if (!(xy[i][0] >= -0.5 && xy[i][0] <= w - 0.5 && xy[i][1] >= -0.5 && xy[i][1] <= h - 0.5))
+            return error_set(why, whylen, "feature %ld at (%g, %g) is outside the %dx%d frame", i, xy[i][0], xy[i][1],
+                             w, h);
+    out->count = (int)count, out->xy = xy;
+    return VIEW_OK;
 }
 
 /* Mean of the (2r+1)^2 box around (x, y) from the integral image I ((w + 1) columns). */

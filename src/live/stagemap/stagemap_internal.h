@@ -183,6 +183,7 @@ typedef struct stagemap {
     char camera_port[40];
     frame_consumer *frames;        /* stagemapCamera */
     char worker[DB_NAME_SIZE];     /* stagemapWorker: the worker's features prefix */
+    struct camera *worker_camera;  /* stagemapWorker: the camera whose frames the worker analyses (its size) */
     db_ca_channel *worker_view, *worker_diameter, *worker_mass_factor;
     pthread_mutex_t view_lock;     /* guards view_updates (bumped by the worker_view channel's callback) */
     pthread_cond_t view_changed;
@@ -240,7 +241,8 @@ int stagemap_view_take(stagemap *m, const stagemap_view_request *rq, stagemap_vi
 void stagemap_view_free(stagemap_view *v);
 /* Whether views can be had now (a camera is configured, the worker is connected): 0, or -1 with err. */
 int stagemap_view_available(stagemap *m, char *err, size_t errlen);
-/* At a run's start: a worker is given the run's detection settings (plain puts): 0, or -1 with err. */
+/* Worker thread, at a run's start: a worker is given the run's detection settings (puts with completion,
+ * waited for): 0, or -1 with err (not sent, refused, failed, no verdict in time). */
 int stagemap_view_settings(stagemap *m, int diameter, double mass_factor, char *err, size_t errlen);
 void stagemap_view_bind(stagemap *m);        /* iocInit: opens the worker's channels */
 void stagemap_view_register(void);

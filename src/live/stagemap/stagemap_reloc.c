@@ -82,15 +82,23 @@ typedef struct live_view {
     double sharpness;            /* view_sharpness(); NaN: no structure */
 } live_view;
 
+/* The settings of one run, read once at its start: a change during the run applies to the next one. */
+typedef struct reloc_settings {
+    double tolerance, capture_radius, match_tolerance, search_radius, max_scale_error, min_sharpness;
+    int max_iter, detect_flip;
+    int live_diameter;           /* every view of the run is detected with these (a worker's: checked) */
+    double mass_factor;
+    double started;              /* time_monotonic() at the start */
+} reloc_settings;
+
 /* A view of the stage where it stands now (stagemap_view.c: from this IOC's camera or a worker IOC). */
-static int take_view(stagemap *m, live_view *v, stagemap_view *sv, char *err, size_t errlen)
+static int take_view(stagemap *m, live_view *v, stagemap_view *sv, const reloc_settings *s, char *err, size_t errlen)
 {
-    stagemap_view_request rq = {.after = time_add(time_wall(), FRAME_SETTLE_S)};
+    stagemap_view_request rq = {.after = time_add(time_wall(), FRAME_SETTLE_S), .diameter = s->live_diameter,
+                                .mass_factor = s->mass_factor};
     db_lock();
     affine2d t;
     int rc = stagemap_layer_transform(m, LAYER_LIVE, &t, err, errlen);
-    rq.diameter = (int)param_get_int(m->port, P_RELOC_LIVE_DIAMETER);
-    rq.mass_factor = param_get_double(m->port, P_RELOC_MASS_FACTOR);
     for (int axis = 0; axis < 2; axis++)
         if (stagemap_axis_position(m, axis, &rq.stage[axis])) rq.stage[axis] = NAN;
     db_unlock();
@@ -172,13 +180,6 @@ static int hold(stagemap *m)
     if (waited && !stop) state(m, "resumed");
     return stop;
 }
-
-/* The settings of one run, read once at its start. */
-typedef struct reloc_settings {
-    double tolerance, capture_radius, match_tolerance, search_radius, max_scale_error, min_sharpness;
-    int max_iter, detect_flip;
-    double started;              /* time_monotonic() at the start */
-} reloc_settings;
 
 typedef struct search_view {
     double x, y, distance, angle;
@@ -295,7 +296,7 @@ static int coarse_match(stagemap *m, const point_list *ref_px, const point_list 
         snprintf(what, sizeof what, "looking for the sample: view %d of %d", k + 1, views);
         state(m, what);
         publish_search(m, k + 1, views, match, s);
-        if (hold(m) || reloc_move(m, here, err, errlen) || take_view(m, &v, sv, err, errlen)) {
+        if (hold(m) || reloc_move(m, here, err, errlen) || take_view(m, &v, sv, s, err, errlen)) {
             if (stagemap_aborting(m)) *result = RESULT_ABORTED, error_set(err, errlen, "aborted while looking for the sample");
             goto out;
         }
@@ -443,7 +444,7 @@ static int visit(stagemap *m, const double target[2], const point_list *ref_px, 
             r->status = RELOC_ABORTED;
             break;
         }
-        if (reloc_move(m, goal, err, errlen) || take_view(m, &v, sv, err, errlen)) {
+        if (reloc_move(m, goal, err, errlen) || take_view(m, &v, sv, s, err, errlen)) {
             int aborted = stagemap_aborting(m);
             r->status = aborted ? RELOC_ABORTED : RELOC_NOT_FOUND;
             rc = aborted ? 0 : -1;
@@ -549,8 +550,8 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
     for (int i = 0; i < m->nparticles; i++) points_add(&chosen, m->particle[i][0], m->particle[i][1]);
     param_port *port = m->port;
     int ref_diameter = (int)param_get_int(port, P_RELOC_REF_DIAMETER);
-    int live_diameter = (int)param_get_int(port, P_RELOC_LIVE_DIAMETER);
-    double factor = param_get_double(port, P_RELOC_MASS_FACTOR);
+    s.live_diameter = (int)param_get_int(port, P_RELOC_LIVE_DIAMETER);
+    s.mass_factor = param_get_double(port, P_RELOC_MASS_FACTOR);
     s.tolerance = param_get_double(port, P_RELOC_TOLERANCE);
     s.capture_radius = param_get_double(port, P_RELOC_CAPTURE_RADIUS);
     s.match_tolerance = param_get_double(port, P_RELOC_MATCH_TOLERANCE);
@@ -572,10 +573,10 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
         error_set(err, errlen, "no particles: write their reference pixels to Particles");
         goto out;
     }
-    if (stagemap_view_settings(m, live_diameter, factor, err, errlen)) goto out;
+    if (stagemap_view_settings(m, s.live_diameter, s.mass_factor, err, errlen)) goto out;
     if (image_read(path, &ref, err, errlen) ||
-        detect(ref.data, ref.width, ref.height, ref_diameter, factor, ref.type == PIX_F32 || ref.type == PIX_F64 ? 0 :
-               pixel_type_max(ref.type), &ref_px, err, errlen))
+        detect(ref.data, ref.width, ref.height, ref_diameter, s.mass_factor,
+               ref.type == PIX_F32 || ref.type == PIX_F64 ? 0 : pixel_type_max(ref.type), &ref_px, err, errlen))
         goto out;
     double centre[2] = {0, 0};
     for (int i = 0; i < ref_px.n; i++) {
@@ -677,7 +678,7 @@ int stagemap_reloc_write(stagemap *m, const param_write *w, char *err, size_t er
         if (!(w->dval >= 0) || w->dval > 1000) rc = error_set(err, errlen, "%s must be 0 (off) .. 1000", w->name);
         break;
     case P_RELOC_REF_DIAMETER: case P_RELOC_LIVE_DIAMETER:
-        if (w->ival < 3 || w->ival > LOCATE_MAX_DIAMETER || w->ival % 2 == 0)
+        if (!locate_diameter_valid(w->ival))
             rc = error_set(err, errlen, "%s must be odd, 3..%d", w->name, LOCATE_MAX_DIAMETER);
         break;
     case P_RELOC_MAX_ITER:

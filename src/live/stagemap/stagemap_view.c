@@ -1,16 +1,19 @@
 /* stagemap_view.c -- where relocalization's views come from, chosen in st.cmd:
  *   stagemapCamera(PORT, CAMERA_PORT)  this IOC's camera: frames from its ring, features and sharpness computed
  *                                      here (kernels/detection view_features_detect, view_sharpness);
- *   stagemapWorker(PORT, PREFIX)       a worker IOC (its featuresConfigure stage, records db/features.db at
- *                                      PREFIX, e.g. "W:feat1:") that runs the same code on the frames this IOC
- *                                      publishes (framePublishConfigure): its View_RBV read over Channel Access
- *                                      (db_ca_channel, the links' libca client).
+ *   stagemapWorker(PORT, PREFIX, CAMERA_PORT)  a worker IOC (its featuresConfigure stage, records
+ *                                      db/features.db at PREFIX, e.g. "W:feat1:") that runs the same code on the
+ *                                      frames CAMERA_PORT makes and this IOC publishes (framePublishConfigure):
+ *                                      its View_RBV read over Channel Access (db_ca_channel, the links' libca
+ *                                      client), every view checked (kernels/detection view_parse, and of
+ *                                      CAMERA_PORT's frame size) before it is used.
  * Either way a view counts only when it comes from a frame exposed after the stage settled: the first frame
  * stamped after the settle time may have been begun before it (the camera reads the stage, then exposes), so
  * the one after it is taken; and when the frame carries the stage position of its exposure, that must be the
  * stage's position now (within one live pixel). A worker's view must also have been detected with this run's
- * settings (written to the worker when the run starts). A worker that is away refuses Reloc:Start and fails a
- * run waiting for its view, with the channel's reason.
+ * settings (written to the worker with completion when the run starts). A worker that is away (naming each
+ * channel that is), or whose view is malformed, has too many features or is of another frame size, refuses
+ * Reloc:Start and fails a run waiting for its view, with the reason.
  *
  * Threads: configuration and stagemap_view_bind on the iocInit thread; everything else on the stage map's
  * worker thread. view_lock guards view_updates, which the channel's libca callback bumps.
@@ -28,6 +31,7 @@
 
 #define FRAME_TIMEOUT_S 5.0
 #define MAX_VIEW_FEATURES 20000
+#define SETTINGS_TIMEOUT_S 5.0    /* the worker confirms a setting within this */
 
 static int stamped_after(struct timespec stamp, struct timespec after)
 {
@@ -100,14 +104,41 @@ static void on_view_update(void *user)
     pthread_mutex_unlock(&m->view_lock);
 }
 
+/* Whether a view array of the worker is one this run (rq; NULL: any run) can use: 1 yes (p holds it); 0 not this
+ * run's (detected with other settings: a view from before the run's settings arrived), why says so; -1 never
+ * usable, with why: a malformed view (view_parse), one with too many features, or of frames of another size
+ * than the camera's. */
+static int view_check(stagemap *m, const stagemap_view_request *rq, const double *a, long n, view_parsed *p,
+                      char *why, size_t len)
+{
+    char what[200];
+    int parsed = view_parse(a, n, MAX_VIEW_FEATURES, p, what, sizeof what);
+    if (parsed == VIEW_MALFORMED) return error_set(why, len, "malformed view: %s", what);
+    if (rq && (p->diameter != rq->diameter || p->mass_factor != rq->mass_factor))
+        return snprintf(why, len, "views detected with diameter %d, mass factor %g (asked %d, %g)", p->diameter,
+                        p->mass_factor, rq->diameter, rq->mass_factor), 0;
+    if (parsed == VIEW_TOO_MANY && !rq) return 0;      /* whether too many depends on the settings */
+    if (parsed == VIEW_TOO_MANY)
+        return error_set(why, len, "a view with %s: raise Reloc:MassFactor or Reloc:LiveDiameter", what);
+    int w, h;
+    if (camera_frame_size(m->worker_camera, &w, &h))
+        return error_set(why, len, "a view of a %dx%d frame, but %s has made no frame", p->width, p->height,
+                         m->camera_port);
+    if (p->width != w || p->height != h)
+        return error_set(why, len, "a view of a %dx%d frame, but %s makes %dx%d frames", p->width, p->height,
+                         m->camera_port, w, h);
+    return 1;
+}
+
 static int take_from_worker(stagemap *m, const stagemap_view_request *rq, stagemap_view *v, char *err, size_t errlen)
 {
+    if (!m->worker_view) return error_set(err, errlen, "relocalization's worker: %sView_RBV: no channel", m->worker);
     double deadline = time_monotonic() + FRAME_TIMEOUT_S, last_id = -1;
     int seen_after = 0;
     long cap = VIEW_HEAD + 2L * MAX_VIEW_FEATURES, n = 0;
     double *a = xmalloc((size_t)cap * sizeof *a);
     int rc = -1;
-    char why[160] = "no view yet";
+    char why[256] = "no view yet";
     while (time_monotonic() < deadline && !stagemap_aborting(m)) {
         unsigned long seen = view_updates(m);
         char away[DB_NAME_SIZE + 64];
@@ -116,29 +147,27 @@ static int take_from_worker(stagemap *m, const stagemap_view_request *rq, stagem
             error_set(err, errlen, "relocalization's worker: %s", away);
             goto out;
         }
-        if (got == 0 && n >= VIEW_HEAD && a[VIEW_UNIQUE_ID] != last_id) {
+        if (got == 0 && n >= 1 && a[VIEW_UNIQUE_ID] != last_id) {
             last_id = a[VIEW_UNIQUE_ID];
-            int count = (int)a[VIEW_COUNT];
-            struct timespec stamp = {(time_t)a[VIEW_STAMP], (long)((a[VIEW_STAMP] - floor(a[VIEW_STAMP])) * 1e9)};
-            int same_settings = a[VIEW_DIAMETER] == rq->diameter && a[VIEW_MASS_FACTOR] == rq->mass_factor;
-            if (count < 0 || n < VIEW_HEAD + 2L * count) {
-                snprintf(why, sizeof why, "a malformed view (%ld elements for %d features)", n, count);
-            } else if (!same_settings) {
-                snprintf(why, sizeof why, "views detected with diameter %g, mass factor %g (asked %d, %g)",
-                         a[VIEW_DIAMETER], a[VIEW_MASS_FACTOR], rq->diameter, rq->mass_factor);
-            } else if (frame_fits(rq, stamp, a[VIEW_STAGE_X], a[VIEW_STAGE_Y], &seen_after)) {
-                v->width = (int)a[VIEW_WIDTH], v->height = (int)a[VIEW_HEIGHT];
-                v->sharpness = a[VIEW_SHARPNESS];
-                v->unique_id = (uint64_t)a[VIEW_UNIQUE_ID];
+            view_parsed p;
+            int usable = view_check(m, rq, a, n, &p, why, sizeof why);
+            if (usable < 0) {                   /* as for a worker away: the run fails (logged) with the reason */
+                error_set(err, errlen, "relocalization's worker: %sView_RBV: %s", m->worker, why);
+                goto out;
+            }
+            struct timespec stamp = {(time_t)p.stamp, (long)((p.stamp - floor(p.stamp)) * 1e9)};
+            if (usable && frame_fits(rq, stamp, p.stage_x, p.stage_y, &seen_after)) {
+                v->width = p.width, v->height = p.height;
+                v->sharpness = p.sharpness;
+                v->unique_id = (uint64_t)p.unique_id;
                 v->features.n = 0;
-                for (const double *xy = a + VIEW_HEAD; xy < a + VIEW_HEAD + 2 * count; xy += 2)
-                    view_features_add(&v->features, xy[0], xy[1]);
+                for (int i = 0; i < p.count; i++) view_features_add(&v->features, p.xy[i][0], p.xy[i][1]);
                 rc = 0;
                 goto out;
-            } else {
-                snprintf(why, sizeof why, "views of frames exposed before the move or elsewhere (last: frame %.0f "
-                         "at (%.2f, %.2f) um)", a[VIEW_UNIQUE_ID], a[VIEW_STAGE_X], a[VIEW_STAGE_Y]);
             }
+            if (usable)
+                snprintf(why, sizeof why, "views of frames exposed before the move or elsewhere (last: frame %.0f "
+                         "at (%.2f, %.2f) um)", p.unique_id, p.stage_x, p.stage_y);
         }
         wait_update(m, seen, fmin(0.5, fmax(0, deadline - time_monotonic())));
     }
@@ -152,7 +181,7 @@ out:
 
 int stagemap_view_take(stagemap *m, const stagemap_view_request *rq, stagemap_view *v, char *err, size_t errlen)
 {
-    return m->worker_view ? take_from_worker(m, rq, v, err, errlen) : take_local(m, rq, v, err, errlen);
+    return m->worker[0] ? take_from_worker(m, rq, v, err, errlen) : take_local(m, rq, v, err, errlen);
 }
 
 void stagemap_view_free(stagemap_view *v)
@@ -162,17 +191,47 @@ void stagemap_view_free(stagemap_view *v)
     memset(v, 0, sizeof *v);
 }
 
+/* The worker's records (after its prefix), in the order of worker_view, worker_diameter, worker_mass_factor. */
+static const char *const worker_channel[3] = {"View_RBV", "Diameter", "MassFactor"};
+
+/* The worker's channels that are not connected (or cannot be read), by name with the reason: 0 when none. */
+static int worker_missing(stagemap *m, char *err, size_t errlen)
+{
+    db_ca_channel *channels[] = {m->worker_view, m->worker_diameter, m->worker_mass_factor};
+    size_t len = 0;
+    err[0] = 0;
+    for (int i = 0; i < 3; i++) {
+        char why[DB_NAME_SIZE + 64];
+        long n;
+        double ignored;
+        int missing = 1;
+        if (!channels[i]) snprintf(why, sizeof why, "%s%s: no channel", m->worker, worker_channel[i]);
+        else if (i == 0) missing = db_ca_channel_get_array(channels[i], &ignored, 1, &n, why, sizeof why) < 0;
+        else missing = db_ca_channel_get(channels[i], &ignored, NULL, 0, why, sizeof why) < 0;
+        if (missing && len < errlen)
+            len += (size_t)snprintf(err + len, errlen - len, "%s%s", len ? "; " : "relocalization's worker: ", why);
+    }
+    return len ? -1 : 0;
+}
+
+/* Whether the worker's newest view (if any) could ever be used: not malformed, of the camera's frame size. */
+static int worker_view_sound(stagemap *m, char *err, size_t errlen)
+{
+    long cap = VIEW_HEAD + 2L * MAX_VIEW_FEATURES, n = 0;
+    double *a = xmalloc((size_t)cap * sizeof *a);
+    char away[DB_NAME_SIZE + 64], why[256];
+    view_parsed p;
+    int rc = 0;
+    if (db_ca_channel_get_array(m->worker_view, a, cap, &n, away, sizeof away) == 0 && n > 0 &&
+        view_check(m, NULL, a, n, &p, why, sizeof why) < 0)
+        rc = error_set(err, errlen, "relocalization's worker: %sView_RBV: %s", m->worker, why);
+    free(a);
+    return rc;
+}
+
 int stagemap_view_available(stagemap *m, char *err, size_t errlen)
 {
-    if (m->worker[0]) {
-        double ignored;
-        long n;
-        char away[DB_NAME_SIZE + 64];
-        if (!m->worker_view) return error_set(err, errlen, "relocalization's worker %s: no channel", m->worker);
-        if (db_ca_channel_get_array(m->worker_view, &ignored, 1, &n, away, sizeof away) < 0)
-            return error_set(err, errlen, "relocalization's worker: %s", away);
-        return 0;
-    }
+    if (m->worker[0]) return worker_missing(m, err, errlen) || worker_view_sound(m, err, errlen) ? -1 : 0;
     if (!m->frames)
         return error_set(err, errlen, "no camera for relocalization (stagemapCamera or stagemapWorker in st.cmd)");
     return 0;
@@ -180,10 +239,10 @@ int stagemap_view_available(stagemap *m, char *err, size_t errlen)
 
 int stagemap_view_settings(stagemap *m, int diameter, double mass_factor, char *err, size_t errlen)
 {
-    if (!m->worker_view) return 0;
+    if (!m->worker[0]) return 0;
     char why[256];
-    if (db_ca_channel_put(m->worker_diameter, diameter, NULL, NULL, why, sizeof why) ||
-        db_ca_channel_put(m->worker_mass_factor, mass_factor, NULL, NULL, why, sizeof why))
+    if (db_ca_channel_put_wait(m->worker_diameter, diameter, SETTINGS_TIMEOUT_S, why, sizeof why) ||
+        db_ca_channel_put_wait(m->worker_mass_factor, mass_factor, SETTINGS_TIMEOUT_S, why, sizeof why))
         return error_set(err, errlen, "relocalization's worker refused its settings: %s", why);
     return 0;
 }
@@ -191,19 +250,14 @@ int stagemap_view_settings(stagemap *m, int diameter, double mass_factor, char *
 void stagemap_view_bind(stagemap *m)
 {
     if (!m->worker[0]) return;
-    char name[DB_NAME_SIZE + 16];
-    snprintf(name, sizeof name, "%sView_RBV", m->worker);
-    m->worker_view = db_ca_channel_open(name, m->port_name);
-    snprintf(name, sizeof name, "%sDiameter", m->worker);
-    m->worker_diameter = db_ca_channel_open(name, m->port_name);
-    snprintf(name, sizeof name, "%sMassFactor", m->worker);
-    m->worker_mass_factor = db_ca_channel_open(name, m->port_name);
-    if (!m->worker_view || !m->worker_diameter || !m->worker_mass_factor) {
-        log_error("stagemap", "%s: cannot open the channels of the worker %s", m->port_name, m->worker);
-        m->worker_view = NULL;
-        return;
+    db_ca_channel **channels[] = {&m->worker_view, &m->worker_diameter, &m->worker_mass_factor};
+    for (int i = 0; i < 3; i++) {
+        char name[DB_NAME_SIZE + 16];
+        snprintf(name, sizeof name, "%s%s", m->worker, worker_channel[i]);
+        *channels[i] = db_ca_channel_open(name, m->port_name);
+        if (!*channels[i]) log_error("stagemap", "%s: cannot open the worker's channel %s", m->port_name, name);
     }
-    db_ca_channel_watch(m->worker_view, on_view_update, m);
+    if (m->worker_view) db_ca_channel_watch(m->worker_view, on_view_update, m);
     log_info("stagemap", "%s: relocalization takes its views from the worker %s", m->port_name, m->worker);
 }
 
@@ -230,18 +284,24 @@ static int camera_cmd(int argc, char **argv, char *err, size_t errlen)
     return 0;
 }
 
-/* stagemapWorker(PORT, PREFIX) */
+/* stagemapWorker(PORT, PREFIX, CAMERA_PORT) */
 static int worker_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     (void)argc;
     stagemap *m = stagemap_find(argv[1]);
     if (!m) return error_set(err, errlen, "no stage map port %s (stagemapConfigure first)", argv[1]);
+    camera *cam = camera_find(argv[3]);
+    if (!cam)
+        return error_set(err, errlen, "no camera port %s (cameraConfigure first: the camera whose frames the worker "
+                         "analyses)", argv[3]);
     if (has_source(m, argv[1], err, errlen)) return -1;
     size_t len = strlen(argv[2]);
     if (len == 0 || len + sizeof "MassFactor" > DB_NAME_SIZE)
         return error_set(err, errlen, "PREFIX must name the worker's features records, e.g. W:feat1: (at most %zu "
                          "characters)", DB_NAME_SIZE - sizeof "MassFactor");
     str_copy(m->worker, argv[2], sizeof m->worker);
+    str_copy(m->camera_port, argv[3], sizeof m->camera_port);
+    m->worker_camera = cam;
     return 0;
 }
 
@@ -249,6 +309,6 @@ void stagemap_view_register(void)
 {
     shell_register("stagemapCamera", "stagemapCamera(PORT, CAMERA_PORT)  relocalization on this IOC's frames", 2, 2,
                    camera_cmd);
-    shell_register("stagemapWorker", "stagemapWorker(PORT, PREFIX)  relocalization's views from a worker IOC", 2, 2,
-                   worker_cmd);
+    shell_register("stagemapWorker", "stagemapWorker(PORT, PREFIX, CAMERA_PORT)  relocalization's views from a "
+                   "worker IOC, of CAMERA_PORT's frames", 3, 3, worker_cmd);
 }

@@ -36,7 +36,7 @@ typedef struct features {
 static int features_write(analysis_stage *s, const param_write *w, char *err, size_t errlen)
 {
     features *f = s->impl;
-    if (w->index == P_DIAMETER && (w->ival < 3 || w->ival > LOCATE_MAX_DIAMETER || w->ival % 2 == 0))
+    if (w->index == P_DIAMETER && !locate_diameter_valid(w->ival))
         return error_set(err, errlen, "Diameter must be odd, 3..%d", LOCATE_MAX_DIAMETER);
     if (w->index == P_MASS_FACTOR && (!(w->dval > 0) || !isfinite(w->dval)))
         return error_set(err, errlen, "MassFactor must be a number > 0");
@@ -82,8 +82,8 @@ static void features_create(analysis_stage *s, int max_features)
 {
     features *f = xcalloc(1, sizeof *f);
     f->max_features = max_features;
-    f->diameter = 15;              /* Reloc:LiveDiameter's and Reloc:MassFactor's defaults (db/stagemap.db) */
-    f->mass_factor = 10;
+    f->diameter = VIEW_DEFAULT_DIAMETER;
+    f->mass_factor = VIEW_DEFAULT_MASS_FACTOR;
     f->view = xcalloc(VIEW_HEAD + 2 * (size_t)max_features, sizeof *f->view);
     s->impl = f;
     param_create_array(s->port, "View", DBR_DOUBLE, VIEW_HEAD + 2L * max_features);

@@ -7,7 +7,8 @@
  *
  * Threads: everything here runs on the server thread, except the subscription callback (any thread that
  * posts a monitor, db lock held), which only sets `changed` and writes the wake eventfd, and the move's
- * completion (motion.h), which the caller of web_state_move handles.
+ * completion (motion.h), which the caller of web_state_move handles. A stop to another IOC's all-stop waits on
+ * the server thread (at most STOP_TIMEOUT_S) for that IOC's verdict, so that a refused stop is reported.
  */
 #include "live/web/web_internal.h"
 
@@ -25,6 +26,7 @@
 #define WEB_MAX_SHOWS 16
 #define WEB_MAX_PARTICLES 4096
 #define WEB_SHOW_TEXT 16384   /* a macro queue as text */
+#define STOP_TIMEOUT_S 2.0    /* another IOC's all-stop answers within this (the server thread waits) */
 #define WEB_SUBS_PER_STATE (2 * MOTION_MOTORS + 5 + WEB_MAX_SHOWS)
 
 typedef struct web_channel {
@@ -327,21 +329,24 @@ int web_state_move(web_state *st, double x_um, double y_um, int relative, motion
 
 int web_state_stop_motors(web_state *st, char *msg, size_t msglen)
 {
-    char err[256] = "";
-    int failed = 0;
-    if (st->stop_all.remote) {   /* every motor of another IOC */
+    char all_err[DB_LINK_SIZE + 300] = "", stage_err[256] = "";
+    if (st->stop_all.remote) {   /* every motor of another IOC: its verdict awaited (a refused put is a failure) */
         char why[256];
-        if (db_ca_channel_put(st->stop_all.remote, 1, NULL, NULL, why, sizeof why))
-            failed = snprintf(err, sizeof err, "%s refused: %s", st->stop_all.name, why) > 0;
+        if (db_ca_channel_put_wait(st->stop_all.remote, 1, STOP_TIMEOUT_S, why, sizeof why))
+            snprintf(all_err, sizeof all_err, "%s refused: %s", st->stop_all.name, why);
     } else if (st->stop_all.ok) {   /* every motor of the IOC (motor_util.db's allstop) */
         const short stop = 1;
         int rc = db_put_field(&st->stop_all.addr, DBR_SHORT, &stop, 1);
-        if (rc != DB_OK) failed = snprintf(err, sizeof err, "%s refused: %s", st->stop_all.name, db_strerror(rc)) > 0;
+        if (rc != DB_OK) snprintf(all_err, sizeof all_err, "%s refused: %s", st->stop_all.name, db_strerror(rc));
     }
-    if (st->stage && motion_stage_ready(st->stage) && motion_stage_stop(st->stage, err, sizeof err)) failed = 1;
+    if (st->stage && motion_stage_ready(st->stage)) motion_stage_stop(st->stage, stage_err, sizeof stage_err);
     if (!st->stop_all.ok && !(st->stage && motion_stage_ready(st->stage)))
         return snprintf(msg, msglen, "no motors configured"), 503;
-    if (failed) return snprintf(msg, msglen, "%s", err), 409;
+    if (all_err[0] || stage_err[0]) {   /* both reasons when both failed */
+        snprintf(msg, msglen, "%s%s%s", all_err, all_err[0] && stage_err[0] ? "; " : "", stage_err);
+        log_warn("web", "stop from the web view failed: %s", msg);
+        return 409;
+    }
     log_info("web", "stop requested from the web view");
     return snprintf(msg, msglen, "stopped"), 0;
 }
