@@ -29,6 +29,10 @@ void plans_destroy(fftwf_plan plan);
 /* resample.c: reg_warp on up to threads threads (bands of rows). */
 void warp_threads(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
                   double cx, double cy, double tx, double ty, float fill, int threads);
+/* The same, writing only the pixels of dst within clip_r of (clip_x, clip_y) (all when clip_r <= 0). */
+void warp_clipped(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
+                  double cx, double cy, double tx, double ty, float fill, int threads, double clip_x,
+                  double clip_y, double clip_r);
 
 /* window.c */
 /* The window over n samples, its centre moved by shift samples (zero where it leaves 0..n-1). */
