@@ -11,6 +11,9 @@
 
 #include "core/base/base.h"
 
+/* Pixels warped beyond a disc's radius: room for the second pass to move the disc (see refine_translation). */
+#define DISC_MARGIN 4
+
 int similarity_init(reg_ctx *ctx, char *err, size_t errlen)
 {
     ctx->similarity = 1;
@@ -65,16 +68,20 @@ static void refine_translation(reg_ctx *ctx, double angle_deg, double scale, dou
                                double disc, pc_peak *peak)
 {
     double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
-    warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill,
-                 ctx->p.threads);
+    const placement *r = &ctx->ref_pl;
+    double dx = r->at_x + (r->w - 1) / 2.0, dy = r->at_y + (r->h - 1) / 2.0;
+    /* With a disc only the pixels it can read are warped: the disc moved by up to DISC_MARGIN - 1 pixels. */
+    warp_clipped(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill,
+                 ctx->p.threads, dx, dy, disc > 0 ? disc + DISC_MARGIN : 0);
     if (disc > 0) {
         /* Twice: the second time with the moving disc moved onto the content the reference's disc holds, since
          * two windows at one place pull the shift toward zero. */
-        const placement *r = &ctx->ref_pl;
         peak->dx = peak->dy = 0;
         for (int pass = 0; pass < 2; pass++) {
-            frame_load_disc(ctx->warped, ctx->w, ctx->h, r->at_x + (r->w - 1) / 2.0 + peak->dx,
-                            r->at_y + (r->h - 1) / 2.0 + peak->dy, disc, ctx->pc.real);
+            if (pass == 1 && hypot(peak->dx, peak->dy) > DISC_MARGIN - 1)
+                warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx,
+                             *ty, fill, ctx->p.threads);
+            frame_load_disc(ctx->warped, ctx->w, ctx->h, dx + peak->dx, dy + peak->dy, disc, ctx->pc.real);
             pc_transform(&ctx->pc, 0);
             pc_correlate_against(&ctx->pc, ctx->spec_alt, pass ? ctx->p.upsample : REFINE_RATIO, peak);
         }
@@ -140,12 +147,14 @@ static double verify_similarity(reg_ctx *ctx, double angle_deg, double scale, do
 {
     const placement *r = &ctx->ref_pl;
     double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
-    warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, tx, ty, fill,
-                 ctx->p.threads);
+    double dx = r->at_x + (r->w - 1) / 2.0, dy = r->at_y + (r->h - 1) / 2.0;
+    /* The quarters read the disc's inscribed square only. */
+    warp_clipped(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, tx, ty, fill,
+                 ctx->p.threads, dx, dy, disc > 0 ? disc + 1 : 0);
     reg_view v = {.data = ctx->warped, .width = ctx->w, .height = ctx->h};
     int x0 = r->at_x, y0 = r->at_y, x1 = r->at_x + r->w, y1 = r->at_y + r->h;
     if (disc > 0) {
-        double dx = r->at_x + (r->w - 1) / 2.0, dy = r->at_y + (r->h - 1) / 2.0, half = disc / sqrt(2);
+        double half = disc / sqrt(2);
         x0 = (int)ceil(dx - half);
         y0 = (int)ceil(dy - half);
         x1 = (int)floor(dx + half) + 1;
