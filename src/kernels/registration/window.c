@@ -161,22 +161,30 @@ void frame_load_disc(const float *data, int w, int h, double cx, double cy, doub
     float r2 = (float)(r * r), per = DISC_TABLE / r2;
     for (int y = y0; y <= y1; y++) {
         float dy2 = (float)((y - cy) * (y - cy)), rs = 0, ws = 0;
-        for (int x = x0; x <= x1; x++) {
+        /* The row's chord, a pixel wider than the exact one on each side (the test below decides). */
+        double half = sqrt(fmax(0, r * r - (y - cy) * (y - cy)));
+        int xa = (int)fmax(x0, floor(cx - half) - 1), xb = (int)fmin(x1, ceil(cx + half) + 1);
+        float *out = frame + (size_t)y * w;
+        const float *in = data + (size_t)y * w;
+        for (int x = xa; x <= xb; x++) {
             float dx = (float)(x - cx), d2 = dx * dx + dy2;
             if (d2 >= r2) continue;
             float u = d2 * per;
             int i = (int)u;
             float wt = table[i] + (u - i) * (table[i + 1] - table[i]);
-            frame[(size_t)y * w + x] = wt;
-            rs += wt * data[(size_t)y * w + x];
+            out[x] = wt;
+            rs += wt * in[x];
             ws += wt;
         }
         sum += rs;
         wsum += ws;
     }
     float mean = wsum > 0 ? (float)(sum / wsum) : 0.0f;
-    for (int y = y0; y <= y1; y++)
-        for (int x = x0; x <= x1; x++) frame[(size_t)y * w + x] *= data[(size_t)y * w + x] - mean;
+    for (int y = y0; y <= y1; y++) {
+        double half = sqrt(fmax(0, r * r - (y - cy) * (y - cy)));
+        int xa = (int)fmax(x0, floor(cx - half) - 1), xb = (int)fmin(x1, ceil(cx + half) + 1);
+        for (int x = xa; x <= xb; x++) frame[(size_t)y * w + x] *= data[(size_t)y * w + x] - mean;
+    }
 }
 
 float frame_place(const reg_view *v, const placement *pl, float *frame, int frame_w, int frame_h)
