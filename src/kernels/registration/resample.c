@@ -9,15 +9,17 @@
 #include "core/parallel/parallel.h"
 
 /* Keys' cubic convolution weights for a sample at fraction t (0 <= t < 1) past the second of four taps. */
-static void cubic_weights(float t, float w[4])
+static inline void keys_weights(float t, float *w0, float *w1, float *w2, float *w3)
 {
     const float a = -0.5f;
     float t2 = t * t, t3 = t2 * t;
-    w[0] = a * (t3 - 2 * t2 + t);
-    w[1] = (a + 2) * t3 - (a + 3) * t2 + 1;
-    w[2] = -(a + 2) * t3 + (2 * a + 3) * t2 - a * t;
-    w[3] = -a * (t3 - t2);
+    *w0 = a * (t3 - 2 * t2 + t);
+    *w1 = (a + 2) * t3 - (a + 3) * t2 + 1;
+    *w2 = -(a + 2) * t3 + (2 * a + 3) * t2 - a * t;
+    *w3 = -a * (t3 - t2);
 }
+
+static void cubic_weights(float t, float w[4]) { keys_weights(t, &w[0], &w[1], &w[2], &w[3]); }
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
@@ -78,7 +80,6 @@ static void narrow_span(double a, double b, double low, double high, int *lo, in
  * order, so the same values. */
 static void warp_interior(const warp_job *j, double bx, double by, int a, int b, float *out)
 {
-    const float k = -0.5f;   /* Keys' a, as in cubic_weights */
     for (int first = a; first < b; first += WARP_BLOCK) {
         int n = b - first < WARP_BLOCK ? b - first : WARP_BLOCK;
         float wx[4][WARP_BLOCK], wy[4][WARP_BLOCK];
@@ -87,16 +88,8 @@ static void warp_interior(const warp_job *j, double bx, double by, int a, int b,
             double x = j->c * (first + i - j->cx) + bx, y = -j->s * (first + i - j->cx) + by;
             float fx = (float)x, fy = (float)y;
             int ix = (int)fx, iy = (int)fy;   /* positive here: truncation is floor */
-            float t = fx - ix, t2 = t * t, t3 = t2 * t;
-            wx[0][i] = k * (t3 - 2 * t2 + t);
-            wx[1][i] = (k + 2) * t3 - (k + 3) * t2 + 1;
-            wx[2][i] = -(k + 2) * t3 + (2 * k + 3) * t2 - k * t;
-            wx[3][i] = -k * (t3 - t2);
-            float u = fy - iy, u2 = u * u, u3 = u2 * u;
-            wy[0][i] = k * (u3 - 2 * u2 + u);
-            wy[1][i] = (k + 2) * u3 - (k + 3) * u2 + 1;
-            wy[2][i] = -(k + 2) * u3 + (2 * k + 3) * u2 - k * u;
-            wy[3][i] = -k * (u3 - u2);
+            keys_weights(fx - ix, &wx[0][i], &wx[1][i], &wx[2][i], &wx[3][i]);
+            keys_weights(fy - iy, &wy[0][i], &wy[1][i], &wy[2][i], &wy[3][i]);
             at[i] = (iy - 1) * j->w + (ix - 1);
         }
         for (int i = 0; i < n; i++) {
