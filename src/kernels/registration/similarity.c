@@ -25,6 +25,7 @@ int similarity_init(reg_ctx *ctx, char *err, size_t errlen)
     ctx->lp_params.contrast_invariant = 0;
     ctx->placed = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
     ctx->warped = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
+    ctx->disc_win = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
     ctx->warped_band = xmalloc(sizeof(float) * ctx->pc.nspec);
     double high = ctx->p.band_high > 0 && ctx->p.band_high < WARPED_BAND_HIGH ? ctx->p.band_high : WARPED_BAND_HIGH;
     band_filter(ctx->w, ctx->h, ctx->p.band_low, high, ctx->warped_band);
@@ -38,6 +39,7 @@ void similarity_free(reg_ctx *ctx)
     pc_free(&ctx->lpc);
     free(ctx->placed);
     free(ctx->warped);
+    free(ctx->disc_win);
     free(ctx->warped_band);
     ctx->similarity = 0;
 }
@@ -81,7 +83,8 @@ static void refine_translation(reg_ctx *ctx, double angle_deg, double scale, dou
             if (pass == 1 && hypot(peak->dx, peak->dy) > DISC_MARGIN - 1)
                 warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx,
                              *ty, fill, ctx->p.threads);
-            frame_load_disc(ctx->warped, ctx->w, ctx->h, dx + peak->dx, dy + peak->dy, disc, ctx->pc.real);
+            if (pass == 0) frame_apply_disc(ctx->warped, ctx->w, ctx->h, dx, dy, disc, ctx->disc_win, ctx->pc.real);
+            else frame_load_disc(ctx->warped, ctx->w, ctx->h, dx + peak->dx, dy + peak->dy, disc, ctx->pc.real);
             pc_transform(&ctx->pc, 0);
             pc_correlate_against(&ctx->pc, ctx->spec_alt, pass ? ctx->p.upsample : REFINE_RATIO, peak);
         }
@@ -113,7 +116,8 @@ static double prepare_disc(reg_ctx *ctx, const placement *pl, double angle_deg, 
     double off = hypot(mx - (pl->at_x + (pl->w - 1) / 2.0), my - (pl->at_y + (pl->h - 1) / 2.0));
     double radius = fmin(fmin(r->w, r->h) / 2.0, (fmin(pl->w, pl->h) / 2.0 - off) / scale) - 1;
     if (radius < 8) return 0;
-    frame_load_disc(ctx->ref_placed, ctx->w, ctx->h, dx, dy, radius, ctx->pc.real);
+    disc_window(ctx->w, ctx->h, dx, dy, radius, ctx->disc_win);
+    frame_apply_disc(ctx->ref_placed, ctx->w, ctx->h, dx, dy, radius, ctx->disc_win, ctx->pc.real);
     pc_transform_into(&ctx->pc, ctx->spec_alt, &ctx->alt_energy);
     ctx->alt_key.w = 0;
     return radius;
