@@ -78,6 +78,8 @@ $(OBJDIR)/src/kernels/xanes/xanes.o: CFLAGS += -fno-math-errno
 # The per-element loops of array conversion and CA byte order (a camera frame is millions of elements) are
 # vectorised whatever the level: -O2 alone keeps them scalar.
 $(OBJDIR)/src/core/db/db_convert.o $(OBJDIR)/src/core/ca/dbr.o: CFLAGS += -ftree-vectorize -fvect-cost-model=dynamic
+# The warp's per-block coordinate and weight loop (similarity registration warps a frame per probe): the same.
+$(OBJDIR)/src/kernels/registration/resample.o: CFLAGS += -ftree-vectorize -fvect-cost-model=dynamic
 
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -29,6 +29,10 @@ void plans_destroy(fftwf_plan plan);
 /* resample.c: reg_warp on up to threads threads (bands of rows). */
 void warp_threads(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
                   double cx, double cy, double tx, double ty, float fill, int threads);
+/* The same, writing only the pixels of dst within clip_r of (clip_x, clip_y) (all when clip_r <= 0). */
+void warp_clipped(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
+                  double cx, double cy, double tx, double ty, float fill, int threads, double clip_x,
+                  double clip_y, double clip_r);
 
 /* window.c */
 /* The window over n samples, its centre moved by shift samples (zero where it leaves 0..n-1). */
@@ -51,6 +55,11 @@ void frame_load(const reg_view *v, const placement *pl, const reg_params *p, dou
 /* Writes (data - weighted mean) * disc window into frame (w x h): a radial Hann window of radius r about
  * (cx, cy), for rotated content, whose valid region is a rotated rectangle that always contains such a disc. */
 void frame_load_disc(const float *data, int w, int h, double cx, double cy, double r, float *frame);
+/* Its parts, for many images under one disc: the window alone (zero outside), and data under a window made so
+ * (frame may be win itself). */
+void disc_window(int w, int h, double cx, double cy, double r, float *win);
+void frame_apply_disc(const float *data, int w, int h, double cx, double cy, double r, const float *win,
+                      float *frame);
 /* Copies the ROI into frame unwindowed, padding with the ROI mean; returns that mean. */
 float frame_place(const reg_view *v, const placement *pl, float *frame, int frame_w, int frame_h);
 
@@ -143,6 +152,7 @@ struct reg_ctx {
     pc_core lpc;                 /* correlation of log-polar images */
     float *warped;               /* the moving image warped by the current estimate */
     float *warped_band;          /* the band filter of translations on warped images */
+    float *disc_win;             /* the reference's disc window (prepare_disc), for the first pass of each probe */
     /* verify.c: the quarter-frame correlator and the reference's quarter spectra, with the regions they were
      * made for (w == 0: none) */
     pc_core qpc;

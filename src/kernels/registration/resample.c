@@ -9,15 +9,17 @@
 #include "core/parallel/parallel.h"
 
 /* Keys' cubic convolution weights for a sample at fraction t (0 <= t < 1) past the second of four taps. */
-static void cubic_weights(float t, float w[4])
+static inline void keys_weights(float t, float *w0, float *w1, float *w2, float *w3)
 {
     const float a = -0.5f;
     float t2 = t * t, t3 = t2 * t;
-    w[0] = a * (t3 - 2 * t2 + t);
-    w[1] = (a + 2) * t3 - (a + 3) * t2 + 1;
-    w[2] = -(a + 2) * t3 + (2 * a + 3) * t2 - a * t;
-    w[3] = -a * (t3 - t2);
+    *w0 = a * (t3 - 2 * t2 + t);
+    *w1 = (a + 2) * t3 - (a + 3) * t2 + 1;
+    *w2 = -(a + 2) * t3 + (2 * a + 3) * t2 - a * t;
+    *w3 = -a * (t3 - t2);
 }
+
+static void cubic_weights(float t, float w[4]) { keys_weights(t, &w[0], &w[1], &w[2], &w[3]); }
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
@@ -43,17 +45,84 @@ static float bicubic(const float *src, int w, int h, float x, float y)
     return sum;
 }
 
-/* A warp split into bands of rows, one work item each (disjoint rows of dst). */
+/* A warp split into bands of rows, one work item each (disjoint rows of dst). When clip_r > 0 only the pixels
+ * within clip_r of (clip_x, clip_y) are written (the others keep what dst held). */
 typedef struct warp_job {
     const float *src;
     int w, h;
     float *dst;
     int dw, dh, rows;
     double c, s, cx, cy, tx, ty;
+    double clip_x, clip_y, clip_r;
     float fill;
 } warp_job;
 
 #define WARP_BAND_ROWS 32
+
+/* Narrows [*lo, *hi) to the integers p with a + b p within [low, high]. */
+static void narrow_span(double a, double b, double low, double high, int *lo, int *hi)
+{
+    if (fabs(b) < 1e-12) {
+        if (a < low || a > high) *hi = *lo;
+        return;
+    }
+    double p0 = (low - a) / b, p1 = (high - a) / b;
+    double first = ceil(fmin(p0, p1)), last = floor(fmax(p0, p1));
+    if (first > *lo) *lo = first < *hi ? (int)first : *hi;
+    if (last + 1 < *hi) *hi = last + 1 > *lo ? (int)last + 1 : *lo;
+}
+
+/* Pixels per block of warp_interior: their coordinates and tap weights first (a loop without memory gathers,
+ * which the compiler vectorizes), then the taps. */
+#define WARP_BLOCK 32
+
+/* Pixels [a, b) of a row whose taps all lie inside the source; the same arithmetic as bicubic() in the same
+ * order, so the same values. */
+static void warp_interior(const warp_job *j, double bx, double by, int a, int b, float *out)
+{
+    for (int first = a; first < b; first += WARP_BLOCK) {
+        int n = b - first < WARP_BLOCK ? b - first : WARP_BLOCK;
+        float wx[4][WARP_BLOCK], wy[4][WARP_BLOCK];
+        int at[WARP_BLOCK];
+        for (int i = 0; i < n; i++) {
+            double x = j->c * (first + i - j->cx) + bx, y = -j->s * (first + i - j->cx) + by;
+            float fx = (float)x, fy = (float)y;
+            int ix = (int)fx, iy = (int)fy;   /* positive here: truncation is floor */
+            keys_weights(fx - ix, &wx[0][i], &wx[1][i], &wx[2][i], &wx[3][i]);
+            keys_weights(fy - iy, &wy[0][i], &wy[1][i], &wy[2][i], &wy[3][i]);
+            at[i] = (iy - 1) * j->w + (ix - 1);
+        }
+        for (int i = 0; i < n; i++) {
+            const float *p = j->src + at[i];
+            float sum = 0;
+            for (int r = 0; r < 4; r++, p += j->w)
+                sum += wy[r][i] * (wx[0][i] * p[0] + wx[1][i] * p[1] + wx[2][i] * p[2] + wx[3][i] * p[3]);
+            out[first + i] = sum;
+        }
+    }
+}
+
+static void warp_row(const warp_job *j, int py, int x0, int x1)
+{
+    /* A = scale * [[cos, sin], [-sin, cos]] on (x, y); see register.h. */
+    double bx = j->s * (py - j->cy) + j->cx + j->tx, by = j->c * (py - j->cy) + j->cy + j->ty;
+    float *out = j->dst + (size_t)py * j->dw;
+    /* Where all four taps of both axes lie inside the source (with a margin for rounding to float): no
+     * clamping and no fill test per pixel there. */
+    int in0 = x0, in1 = x1;
+    narrow_span(bx - j->c * j->cx, j->c, 1.001, j->w - 2.001, &in0, &in1);
+    narrow_span(by + j->s * j->cx, -j->s, 1.001, j->h - 2.001, &in0, &in1);
+    for (int px = x0; px < x1; px++) {
+        if (px == in0 && in0 < in1) {
+            warp_interior(j, bx, by, in0, in1, out);
+            px = in1;
+            if (px >= x1) break;
+        }
+        double x = j->c * (px - j->cx) + bx, y = -j->s * (px - j->cx) + by;
+        out[px] = (x < -0.5 || y < -0.5 || x > j->w - 0.5 || y > j->h - 0.5)
+                      ? j->fill : bicubic(j->src, j->w, j->h, (float)x, (float)y);
+    }
+}
 
 static void warp_band(void *arg, int item, int worker)
 {
@@ -61,23 +130,32 @@ static void warp_band(void *arg, int item, int worker)
     const warp_job *j = arg;
     int last = (item + 1) * WARP_BAND_ROWS < j->dh ? (item + 1) * WARP_BAND_ROWS : j->dh;
     for (int py = item * WARP_BAND_ROWS; py < last; py++) {
-        /* A = scale * [[cos, sin], [-sin, cos]] on (x, y); see register.h. */
-        double bx = j->s * (py - j->cy) + j->cx + j->tx, by = j->c * (py - j->cy) + j->cy + j->ty;
-        float *out = j->dst + (size_t)py * j->dw;
-        for (int px = 0; px < j->dw; px++) {
-            double x = j->c * (px - j->cx) + bx, y = -j->s * (px - j->cx) + by;
-            out[px] = (x < -0.5 || y < -0.5 || x > j->w - 0.5 || y > j->h - 0.5)
-                          ? j->fill : bicubic(j->src, j->w, j->h, (float)x, (float)y);
+        int x0 = 0, x1 = j->dw;
+        if (j->clip_r > 0) {
+            double dy = py - j->clip_y, half2 = j->clip_r * j->clip_r - dy * dy;
+            if (half2 < 0) continue;
+            double half = sqrt(half2);
+            x0 = (int)fmax(0, floor(j->clip_x - half));
+            x1 = (int)fmin(j->dw, ceil(j->clip_x + half) + 1);
         }
+        warp_row(j, py, x0, x1);
     }
 }
 
 void warp_threads(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
                   double cx, double cy, double tx, double ty, float fill, int threads)
 {
+    warp_clipped(src, w, h, dst, dw, dh, angle_deg, scale, cx, cy, tx, ty, fill, threads, 0, 0, 0);
+}
+
+void warp_clipped(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
+                  double cx, double cy, double tx, double ty, float fill, int threads, double clip_x,
+                  double clip_y, double clip_r)
+{
     double th = angle_deg * M_PI / 180;
     warp_job j = {.src = src, .w = w, .h = h, .dst = dst, .dw = dw, .dh = dh, .c = scale * cos(th),
-                  .s = scale * sin(th), .cx = cx, .cy = cy, .tx = tx, .ty = ty, .fill = fill};
+                  .s = scale * sin(th), .cx = cx, .cy = cy, .tx = tx, .ty = ty, .clip_x = clip_x,
+                  .clip_y = clip_y, .clip_r = clip_r, .fill = fill};
     int bands = (dh + WARP_BAND_ROWS - 1) / WARP_BAND_ROWS;
     if (threads > 1) parallel_for(bands, threads, warp_band, &j);
     else

@@ -11,6 +11,9 @@
 
 #include "core/base/base.h"
 
+/* Pixels warped beyond a disc's radius: room for the second pass to move the disc (see refine_translation). */
+#define DISC_MARGIN 4
+
 int similarity_init(reg_ctx *ctx, char *err, size_t errlen)
 {
     ctx->similarity = 1;
@@ -22,6 +25,7 @@ int similarity_init(reg_ctx *ctx, char *err, size_t errlen)
     ctx->lp_params.contrast_invariant = 0;
     ctx->placed = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
     ctx->warped = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
+    ctx->disc_win = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
     ctx->warped_band = xmalloc(sizeof(float) * ctx->pc.nspec);
     double high = ctx->p.band_high > 0 && ctx->p.band_high < WARPED_BAND_HIGH ? ctx->p.band_high : WARPED_BAND_HIGH;
     band_filter(ctx->w, ctx->h, ctx->p.band_low, high, ctx->warped_band);
@@ -35,6 +39,7 @@ void similarity_free(reg_ctx *ctx)
     pc_free(&ctx->lpc);
     free(ctx->placed);
     free(ctx->warped);
+    free(ctx->disc_win);
     free(ctx->warped_band);
     ctx->similarity = 0;
 }
@@ -65,16 +70,21 @@ static void refine_translation(reg_ctx *ctx, double angle_deg, double scale, dou
                                double disc, pc_peak *peak)
 {
     double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
-    warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill,
-                 ctx->p.threads);
+    const placement *r = &ctx->ref_pl;
+    double dx = r->at_x + (r->w - 1) / 2.0, dy = r->at_y + (r->h - 1) / 2.0;
+    /* With a disc only the pixels it can read are warped: the disc moved by up to DISC_MARGIN - 1 pixels. */
+    warp_clipped(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx, *ty, fill,
+                 ctx->p.threads, dx, dy, disc > 0 ? disc + DISC_MARGIN : 0);
     if (disc > 0) {
         /* Twice: the second time with the moving disc moved onto the content the reference's disc holds, since
          * two windows at one place pull the shift toward zero. */
-        const placement *r = &ctx->ref_pl;
         peak->dx = peak->dy = 0;
         for (int pass = 0; pass < 2; pass++) {
-            frame_load_disc(ctx->warped, ctx->w, ctx->h, r->at_x + (r->w - 1) / 2.0 + peak->dx,
-                            r->at_y + (r->h - 1) / 2.0 + peak->dy, disc, ctx->pc.real);
+            if (pass == 1 && hypot(peak->dx, peak->dy) > DISC_MARGIN - 1)
+                warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, *tx,
+                             *ty, fill, ctx->p.threads);
+            if (pass == 0) frame_apply_disc(ctx->warped, ctx->w, ctx->h, dx, dy, disc, ctx->disc_win, ctx->pc.real);
+            else frame_load_disc(ctx->warped, ctx->w, ctx->h, dx + peak->dx, dy + peak->dy, disc, ctx->pc.real);
             pc_transform(&ctx->pc, 0);
             pc_correlate_against(&ctx->pc, ctx->spec_alt, pass ? ctx->p.upsample : REFINE_RATIO, peak);
         }
@@ -106,7 +116,8 @@ static double prepare_disc(reg_ctx *ctx, const placement *pl, double angle_deg, 
     double off = hypot(mx - (pl->at_x + (pl->w - 1) / 2.0), my - (pl->at_y + (pl->h - 1) / 2.0));
     double radius = fmin(fmin(r->w, r->h) / 2.0, (fmin(pl->w, pl->h) / 2.0 - off) / scale) - 1;
     if (radius < 8) return 0;
-    frame_load_disc(ctx->ref_placed, ctx->w, ctx->h, dx, dy, radius, ctx->pc.real);
+    disc_window(ctx->w, ctx->h, dx, dy, radius, ctx->disc_win);
+    frame_apply_disc(ctx->ref_placed, ctx->w, ctx->h, dx, dy, radius, ctx->disc_win, ctx->pc.real);
     pc_transform_into(&ctx->pc, ctx->spec_alt, &ctx->alt_energy);
     ctx->alt_key.w = 0;
     return radius;
@@ -140,12 +151,14 @@ static double verify_similarity(reg_ctx *ctx, double angle_deg, double scale, do
 {
     const placement *r = &ctx->ref_pl;
     double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
-    warp_threads(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, tx, ty, fill,
-                 ctx->p.threads);
+    double dx = r->at_x + (r->w - 1) / 2.0, dy = r->at_y + (r->h - 1) / 2.0;
+    /* The quarters read the disc's inscribed square only. */
+    warp_clipped(ctx->placed, ctx->w, ctx->h, ctx->warped, ctx->w, ctx->h, angle_deg, scale, cx, cy, tx, ty, fill,
+                 ctx->p.threads, dx, dy, disc > 0 ? disc + 1 : 0);
     reg_view v = {.data = ctx->warped, .width = ctx->w, .height = ctx->h};
     int x0 = r->at_x, y0 = r->at_y, x1 = r->at_x + r->w, y1 = r->at_y + r->h;
     if (disc > 0) {
-        double dx = r->at_x + (r->w - 1) / 2.0, dy = r->at_y + (r->h - 1) / 2.0, half = disc / sqrt(2);
+        double half = disc / sqrt(2);
         x0 = (int)ceil(dx - half);
         y0 = (int)ceil(dy - half);
         x1 = (int)floor(dx + half) + 1;

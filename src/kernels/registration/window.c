@@ -148,35 +148,81 @@ void frame_load(const reg_view *v, const placement *pl, const reg_params *p, dou
  * of the window, and the reference and moving discs use the same table. */
 #define DISC_TABLE 2048
 
-void frame_load_disc(const float *data, int w, int h, double cx, double cy, double r, float *frame)
+/* The rows [*y0, *y1] and columns [*x0, *x1] of the disc's bounding box inside the frame. */
+static void disc_box(int w, int h, double cx, double cy, double r, int *x0, int *y0, int *x1, int *y1)
+{
+    *y0 = (int)fmax(0, floor(cy - r));
+    *y1 = (int)fmin(h - 1, ceil(cy + r));
+    *x0 = (int)fmax(0, floor(cx - r));
+    *x1 = (int)fmin(w - 1, ceil(cx + r));
+}
+
+/* Row y's chord [*xa, *xb] of the disc, a pixel wider than the exact one on each side (weights there are 0). */
+static void disc_chord(double cx, double cy, double r, int y, int x0, int x1, int *xa, int *xb)
+{
+    double half = sqrt(fmax(0, r * r - (y - cy) * (y - cy)));
+    *xa = (int)fmax(x0, floor(cx - half) - 1);
+    *xb = (int)fmin(x1, ceil(cx + half) + 1);
+}
+
+void disc_window(int w, int h, double cx, double cy, double r, float *win)
 {
     /* The radial Hann window 0.5 (1 + cos(pi d / r)) tabulated over d^2 in [0, r^2]: no cos or sqrt per pixel. */
     float table[DISC_TABLE + 2];
     for (int i = 0; i <= DISC_TABLE; i++) table[i] = (float)(0.5 * (1 + cos(M_PI * sqrt((double)i / DISC_TABLE))));
     table[DISC_TABLE + 1] = 0;
-    memset(frame, 0, sizeof(float) * (size_t)w * h);
-    int y0 = (int)fmax(0, floor(cy - r)), y1 = (int)fmin(h - 1, ceil(cy + r));
-    int x0 = (int)fmax(0, floor(cx - r)), x1 = (int)fmin(w - 1, ceil(cx + r));
-    double sum = 0, wsum = 0;
+    memset(win, 0, sizeof(float) * (size_t)w * h);
+    int x0, y0, x1, y1;
+    disc_box(w, h, cx, cy, r, &x0, &y0, &x1, &y1);
     float r2 = (float)(r * r), per = DISC_TABLE / r2;
     for (int y = y0; y <= y1; y++) {
-        float dy2 = (float)((y - cy) * (y - cy)), rs = 0, ws = 0;
-        for (int x = x0; x <= x1; x++) {
+        float dy2 = (float)((y - cy) * (y - cy));
+        int xa, xb;
+        disc_chord(cx, cy, r, y, x0, x1, &xa, &xb);
+        float *out = win + (size_t)y * w;
+        for (int x = xa; x <= xb; x++) {
             float dx = (float)(x - cx), d2 = dx * dx + dy2;
             if (d2 >= r2) continue;
             float u = d2 * per;
             int i = (int)u;
-            float wt = table[i] + (u - i) * (table[i + 1] - table[i]);
-            frame[(size_t)y * w + x] = wt;
-            rs += wt * data[(size_t)y * w + x];
-            ws += wt;
+            out[x] = table[i] + (u - i) * (table[i + 1] - table[i]);
+        }
+    }
+}
+
+void frame_apply_disc(const float *data, int w, int h, double cx, double cy, double r, const float *win,
+                      float *frame)
+{
+    if (frame != win) memset(frame, 0, sizeof(float) * (size_t)w * h);
+    int x0, y0, x1, y1;
+    disc_box(w, h, cx, cy, r, &x0, &y0, &x1, &y1);
+    double sum = 0, wsum = 0;
+    for (int y = y0; y <= y1; y++) {
+        int xa, xb;
+        disc_chord(cx, cy, r, y, x0, x1, &xa, &xb);
+        const float *in = data + (size_t)y * w, *wt = win + (size_t)y * w;
+        float rs = 0, ws = 0;
+        for (int x = xa; x <= xb; x++) {
+            rs += wt[x] * in[x];
+            ws += wt[x];
         }
         sum += rs;
         wsum += ws;
     }
     float mean = wsum > 0 ? (float)(sum / wsum) : 0.0f;
-    for (int y = y0; y <= y1; y++)
-        for (int x = x0; x <= x1; x++) frame[(size_t)y * w + x] *= data[(size_t)y * w + x] - mean;
+    for (int y = y0; y <= y1; y++) {
+        int xa, xb;
+        disc_chord(cx, cy, r, y, x0, x1, &xa, &xb);
+        const float *in = data + (size_t)y * w, *wt = win + (size_t)y * w;
+        float *out = frame + (size_t)y * w;
+        for (int x = xa; x <= xb; x++) out[x] = wt[x] * (in[x] - mean);
+    }
+}
+
+void frame_load_disc(const float *data, int w, int h, double cx, double cy, double r, float *frame)
+{
+    disc_window(w, h, cx, cy, r, frame);
+    frame_apply_disc(data, w, h, cx, cy, r, frame, frame);
 }
 
 float frame_place(const reg_view *v, const placement *pl, float *frame, int frame_w, int frame_h)
