@@ -145,7 +145,8 @@ static void reconstruct_batch(void *ctx, int item, int worker)
     const size_t ns = sino_size(g), np = (size_t)g->n * g->n, nsb = ns * B, npb = np * B;
     const int n_el = rc->n_el, joint = rc->haadf != NULL, n_det = g->n_det;
     const double alpha = rc->alpha;
-    /* the exact residual after every pass when a rule needs it, else every residual_every passes and the last */
+    /* the exact residual after every pass when a rule needs it, else (for progress only) every residual_every
+     * passes and the last */
     const int rule = p->tolerance > 0 || p->counts_per_unit > 0;
     float *x = rc->scratch[worker];                     /* n_el batches of slices: the estimates x_A */
     float *data = x + (size_t)n_el * npb;               /* n_el batches of sinograms b_A, then the HAADF one */
@@ -215,7 +216,8 @@ static void reconstruct_batch(void *ctx, int item, int worker)
                 update(x + (size_t)e * npb, grad, inv_col, np, B, lambda, weight, p->nonneg);
             }
         }
-        int measure = rule || it == p->iterations || (p->residual_every > 0 && it % p->residual_every == 0);
+        int measure = rule || (p->progress && (it == p->iterations ||
+                                               (p->residual_every > 0 && it % p->residual_every == 0)));
         if (measure) {
             residual_norms(rc, x, data, joint ? hdata : NULL, proj, rnorm);
             fresh = 1;

@@ -24,8 +24,8 @@
  * SIRT iteration does, but updates S times. Non-negativity is optional; lambda is the relaxation (default 1).
  * Residual: |b - A x| / |b| of the estimate after a pass, exact: all angles projected once more (in the order
  * the subsets visit them, so the next pass's first subset reuses its part; with one subset, SIRT, it costs
- * nothing). It is measured after every pass when a stopping rule is on, else only every residual_every passes and
- * after the last (tomoalign's fixed passes pay nothing). Stopping rules (either ends a slice's passes; both may be
+ * nothing). It is measured after every pass when a stopping rule is on, else, when progress is set, only every
+ * residual_every passes and after the last (tomoalign's fixed passes pay nothing). Stopping rules (either ends a slice's passes; both may be
  * on): the discrepancy rule, when the data are Poisson counts of known scale (value b = counts / counts_per_unit):
  * stop after the first pass whose residual is at or below the noise level sqrt(sum max(b, 0) / counts_per_unit)
  * / |b| (the expected |noise| / |b|: fitting further fits the noise); the drop rule: stop after a pass (the second
