@@ -248,7 +248,7 @@ def reconstruct(tmp_path, sino, angles, *options):
                          + list(options))
     with h5py.File(tmp_path / "o.h5", "r") as f:
         return f["reconstruction/X"][()], {"passes": f["passes"][()], "residual": f["residual"][()],
-                                           "stderr": result.stderr}
+                                           "converged": f["converged"][()], "stderr": result.stderr}
 
 
 def rmse(a, b):
@@ -314,13 +314,27 @@ def test_residual_stopping_rule_ends_near_the_best_pass_on_noisy_data(tmp_path):
     assert 3 <= info["passes"][0] < 60
     assert rmse(rec, ph) < 1.2 * min(fixed), (rmse(rec, ph), fixed)
     assert 0 < info["residual"][0] < 0.05
-    assert "done (residual stopped falling)" in info["stderr"]
+    assert "done (residual stopped falling)" in info["stderr"] and info["converged"][0] == 1
+    # The discrepancy rule, given the counts: stops once the residual reaches the Poisson noise level, which it
+    # works out from the data (sqrt(sum b / counts) / |b|), at no more error; the residual is at or below it.
+    noise = np.sqrt(np.clip(noisy, 0, None).sum() / scale) / np.linalg.norm(noisy)
+    rec, info = reconstruct(tmp_path, noisy, angles, "--subsets", 20, "--iterations", 200, "--counts-per-unit", scale)
+    assert 1 <= info["passes"][0] < 60 and info["residual"][0] <= noise < 1.5 * info["residual"][0], (info, noise)
+    assert rmse(rec, ph) < 1.2 * min(fixed), (rmse(rec, ph), fixed)
+    assert "done (residual at the noise level)" in info["stderr"] and info["converged"][0] == 1
+    # A pass limit reached before the rule holds is no convergence, and the run says so.
+    _, info = reconstruct(tmp_path, noisy, angles, "--subsets", 20, "--iterations", 2, "--tolerance", 0.001)
+    assert info["passes"][0] == 2 and info["converged"][0] == 0
+    assert "NOT converged" in info["stderr"] and "1 of 1 slice(s) did not converge" in info["stderr"]
+    _, info = reconstruct(tmp_path, noisy, angles, "--subsets", 20, "--iterations", 2)
+    assert info["converged"][0] == -1 and "converge" not in info["stderr"]
 
 
 @pytest.mark.parametrize("args, message", [
     (["--subsets", "0"], "bad value '0' for --subsets"),
     (["--subsets", "1000"], "subsets must lie in 1..number of angles"),
     (["--tolerance", "1.5"], "bad value '1.5' for --tolerance"),
+    (["--counts-per-unit", "0"], "bad value '0' for --counts-per-unit"),
 ])
 def test_bad_subset_options_are_reported(runs, args, message):
     result = tp.run_tomo([runs["series"], "--element", "Au=/eds/Au", "-o", runs["tmp"] / "bad.h5"] + args,

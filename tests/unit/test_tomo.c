@@ -1,7 +1,8 @@
 /* test_tomo.c -- unit tests of src/kernels/tomo: the back-projector is the projector's transpose, batches of slices
  * (within the scratch budget) project and reconstruct each slice as it is alone, stopping rule included, response
  * ratios and weight fractions are exact on exact data, the edge-spread-function threshold sits halfway up a blurred
- * edge, and the metrics behave as their definitions say. */
+ * edge, the metrics behave as their definitions say, and the stopping rules stop when they say and report the
+ * residual of what they return. */
 #include "unit.h"
 #include <math.h>
 #include <string.h>
@@ -307,6 +308,120 @@ static void metrics_follow_their_definitions(void **state)
     assert_true(fabs(m.ssim - 1) < 1e-9);
 }
 
+/* The stopping rules on one 40 x 40 slice of a two-disc object with 30 angles, OS-SART with one angle per subset. */
+enum { SN = 40, SA = 30, SMAX = 64 };
+typedef struct pass_log {
+    int calls, last, stop;
+    double residual[SMAX + 1];
+} pass_log;
+
+static void log_pass(void *user, int slice, int n_slices, int iteration, int iterations, double residual, int stop)
+{
+    pass_log *l = user;
+    assert_int_equal(slice, 0);
+    assert_int_equal(n_slices, 1);
+    assert_true(iteration == l->last + 1 && iteration <= iterations && iteration <= SMAX);
+    l->calls++;
+    l->last = iteration;
+    l->stop = stop;
+    l->residual[iteration] = residual;
+}
+
+/* Reconstructs sino with p (its progress set here); returns |b - W x| / |b| of the result, worked out here. */
+static double run_logged(const tomo_geometry *g, const float *sino, tomo_params *p, pass_log *l, float *x)
+{
+    char err[128];
+    const float *eds[1] = {sino};
+    float *outs[1] = {x}, *wx = malloc(SA * SN * sizeof(float));
+    memset(l, 0, sizeof *l);
+    p->subsets = SA;
+    p->threads = 1;
+    p->progress = log_pass;
+    p->progress_user = l;
+    assert_int_equal(tomo_reconstruct(g, 1, 1, eds, NULL, NULL, p, outs, err, sizeof err), 0);
+    tomo_project(g, x, wx);
+    double r = 0, b = 0;
+    for (int i = 0; i < SA * SN; i++) {
+        r += ((double)sino[i] - wx[i]) * ((double)sino[i] - wx[i]);
+        b += (double)sino[i] * sino[i];
+    }
+    free(wx);
+    return sqrt(r / b);
+}
+
+static void stopping_rules_stop_when_they_say(void **state)
+{
+    (void)state;
+    double angles[SA];
+    for (int a = 0; a < SA; a++) angles[a] = a * 6.0;
+    tomo_geometry g = {.n = SN, .n_det = SN, .n_angles = SA, .angles_deg = angles};
+    float *obj = calloc(SN * SN, sizeof(float)), *sino = malloc(SA * SN * sizeof(float));
+    float *noisy = malloc(SA * SN * sizeof(float)), *x = malloc(SN * SN * sizeof(float));
+    for (int i = 0; i < SN; i++)
+        for (int j = 0; j < SN; j++) {
+            double u = j - 20, v = 20 - i;
+            obj[i * SN + j] = (float)((u * u + v * v < 15 * 15) + 2.0 * ((u - 4) * (u - 4) + v * v < 5 * 5));
+        }
+    tomo_project(&g, obj, sino);   /* consistent data: the residual can go to 0 */
+    tomo_params p;
+    pass_log l;
+
+    /* drop rule on consistent data: stops before the limit, after the first pass whose exact residual fell by less
+     * than the tolerance, and the residual it reports is that of the slice it returns */
+    tomo_params_default(&p);
+    p.iterations = SMAX;
+    p.tolerance = 0.2;
+    double r = run_logged(&g, sino, &p, &l, x);
+    assert_int_equal(l.stop, TOMO_STOP_FALLING);
+    assert_true(l.last >= 3 && l.last < SMAX && l.calls == l.last);
+    assert_true(fabs(l.residual[l.last] - r) <= 1e-4 * r + 1e-7);
+    for (int it = 2; it <= l.last; it++) {
+        double drop = l.residual[it - 1] - l.residual[it];
+        assert_true(drop > 0);
+        if (it < l.last) assert_true(drop >= p.tolerance * l.residual[it - 1]);
+        else assert_true(drop < p.tolerance * l.residual[it - 1]);
+    }
+
+    /* the pass limit before the rule holds: the last call says not converged */
+    p.iterations = 2;
+    p.tolerance = 0.01;
+    run_logged(&g, sino, &p, &l, x);
+    assert_int_equal(l.stop, TOMO_STOP_LIMIT);
+    assert_true(l.last == 2 && l.calls == 2);
+
+    /* no rule: the residual is measured after the last pass only (residual_every 0) */
+    p.iterations = 4;
+    p.tolerance = 0;
+    r = run_logged(&g, sino, &p, &l, x);
+    assert_int_equal(l.stop, TOMO_STOP_PASSES);
+    assert_true(l.last == 4 && isnan(l.residual[1]) && isnan(l.residual[3]));
+    assert_true(fabs(l.residual[4] - r) <= 1e-4 * r + 1e-7);
+
+    /* discrepancy rule: data of C counts per unit with Gaussian noise of Poisson variance b / C; stops after the
+     * first pass at or below the noise level sqrt(sum b / C) / |b| */
+    const double C = 50;
+    unsigned seed = 7;
+    double sum_b = 0, norm_b = 0;
+    for (int i = 0; i < SA * SN; i++) {
+        double u1 = uniform(&seed) + 1e-12, u2 = uniform(&seed);
+        double v = sino[i] + sqrt(sino[i] / C) * sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+        noisy[i] = (float)v;
+        sum_b += v > 0 ? v : 0;
+        norm_b += v * v;
+    }
+    double noise = sqrt(sum_b / C / norm_b);
+    p.iterations = SMAX;
+    p.counts_per_unit = C;
+    r = run_logged(&g, noisy, &p, &l, x);
+    assert_int_equal(l.stop, TOMO_STOP_NOISE);
+    assert_true(l.last < SMAX && l.residual[l.last] <= noise && fabs(l.residual[l.last] - r) <= 1e-4 * r);
+    for (int it = 1; it < l.last; it++) assert_true(l.residual[it] > noise);
+    free(obj);
+    free(sino);
+    free(noisy);
+    free(x);
+}
+
 static void bad_reconstruction_requests_are_rejected(void **state)
 {
     (void)state;
@@ -327,6 +442,11 @@ static void bad_reconstruction_requests_are_rejected(void **state)
     p.alpha = 0;
     p.iterations = 0;
     assert_int_equal(tomo_reconstruct(&g, 1, 1, eds, NULL, NULL, &p, outs, err, sizeof err), -1);
+    p.iterations = 5;
+    p.counts_per_unit = -1;
+    assert_int_equal(tomo_reconstruct(&g, 1, 1, eds, NULL, NULL, &p, outs, err, sizeof err), -1);
+    assert_non_null(strstr(err, "counts per unit"));
+    p.counts_per_unit = 0;
     angles[1] = NAN;
     p.iterations = 5;
     assert_int_equal(tomo_reconstruct(&g, 1, 1, eds, NULL, NULL, &p, outs, err, sizeof err), -1);
@@ -345,6 +465,7 @@ int main(void)
         cmocka_unit_test(weight_fractions_follow_eq12),
         cmocka_unit_test(esf_threshold_sits_halfway_up_the_edge),
         cmocka_unit_test(metrics_follow_their_definitions),
+        cmocka_unit_test(stopping_rules_stop_when_they_say),
         cmocka_unit_test(bad_reconstruction_requests_are_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,6 +38,7 @@ typedef struct recon {
     int *sub_start;            /* subset s holds order[sub_start[s] .. sub_start[s + 1]) */
     double *sub_angles;        /* angles in `order` order */
     tomo_geometry *sub_geom;   /* one geometry per subset, over its angles */
+    tomo_geometry all_geom;    /* all angles, in `order` order (the exact residual) */
     float *inv_col;            /* n_sub x (n x n): 1 / (W_s^T 1), 0 for pixels no ray of the subset meets */
     int batch;                 /* slices reconstructed together (tomo.h) */
     float **scratch;           /* one block per worker */
@@ -90,6 +91,47 @@ TOMO_VECTOR_CLONES static void update(float *x, const float *grad, const float *
     }
 }
 
+/* |b - A x|^2 of each slice of a batch, exact (the residual of the stopping rule, tomo.h): every element's
+ * batch projected over all angles in the order the subsets visit them (rc->all_geom) into proj (element e at
+ * e * ns * B), where the next pass's first subset finds its own projection (its angles come first). */
+static void residual_norms(const recon *rc, const float *x, const float *data, const float *hdata, float *proj,
+                           double *rnorm)
+{
+    const tomo_geometry *g = rc->g;
+    const int B = rc->batch, n_el = rc->n_el, n_det = g->n_det;
+    const size_t nsb = sino_size(g) * B, npb = (size_t)g->n * g->n * B;
+    const double alpha = rc->alpha, wh = alpha * alpha, we = (1 - alpha) * (1 - alpha);
+    for (int e = 0; e < n_el; e++) tomo_project_batch(&rc->all_geom, B, x + (size_t)e * npb, proj + (size_t)e * nsb);
+    for (int z = 0; z < B; z++) rnorm[z] = 0;
+    for (int a = 0; a < g->n_angles; a++)
+        for (int k = 0; k < n_det; k++) {
+            size_t i = ((size_t)a * n_det + k) * B, ray = ((size_t)rc->order[a] * n_det + k) * B;
+            for (int z = 0; z < B; z++) {
+                double sum = 0, model = 0;
+                for (int e = 0; e < n_el; e++) {
+                    double d = data[(size_t)e * nsb + ray + z] - proj[(size_t)e * nsb + i + z];
+                    sum += we * d * d;
+                    model += rc->rn[e] * proj[(size_t)e * nsb + i + z];
+                }
+                if (hdata) {
+                    double d = hdata[ray + z] / rc->r_sum - model;
+                    sum += wh * d * d;
+                }
+                rnorm[z] += sum;
+            }
+        }
+}
+
+/* Whether pass `it` is a slice's last (tomo.h, stopping rule): its exact residual against the previous pass's and
+ * the noise level (0: unknown). */
+static int stop_reason(const tomo_params *p, int it, double residual, double previous, double noise)
+{
+    if (residual == 0) return TOMO_STOP_FALLING;
+    if (noise > 0 && residual <= noise) return TOMO_STOP_NOISE;
+    if (p->tolerance > 0 && previous - residual < p->tolerance * previous) return TOMO_STOP_FALLING;
+    return it == p->iterations ? TOMO_STOP_LIMIT : TOMO_STOP_NONE;
+}
+
 /* One batch of B slices (rc->batch; the last batch may hold fewer, `used`, the rest zero and idle): passes of the
  * joint update over the subsets (see tomo.h), on the batch's slices interleaved slice-innermost (tomo.h), so that
  * each ray's weights are worked out once for B slices. Each slice keeps its own residual and stopping rule: a
@@ -98,24 +140,28 @@ static void reconstruct_batch(void *ctx, int item, int worker)
 {
     const recon *rc = ctx;
     const tomo_geometry *g = rc->g;
+    const tomo_params *p = rc->p;
     const int B = rc->batch, z0 = item * B, used = rc->n_slices - z0 < B ? rc->n_slices - z0 : B;
     const size_t ns = sino_size(g), np = (size_t)g->n * g->n, nsb = ns * B, npb = np * B;
     const int n_el = rc->n_el, joint = rc->haadf != NULL, n_det = g->n_det;
-    const double alpha = rc->alpha, tol = rc->p->tolerance;
+    const double alpha = rc->alpha;
+    /* the exact residual after every pass when a rule needs it, else (for progress only) every residual_every
+     * passes and the last */
+    const int rule = p->tolerance > 0 || p->counts_per_unit > 0;
     float *x = rc->scratch[worker];                     /* n_el batches of slices: the estimates x_A */
     float *data = x + (size_t)n_el * npb;               /* n_el batches of sinograms b_A, then the HAADF one */
-    float *proj = data + (size_t)(n_el + 1) * nsb;      /* n_el sinograms of a subset: W_s x_A */
+    float *proj = data + (size_t)(n_el + 1) * nsb;      /* n_el sinograms (element e at e nsb): W_s x_A */
     float *hres = proj + (size_t)n_el * nsb;            /* R-weighted HAADF residual */
     float *rows = hres + nsb;                            /* weighted residual of one element's rows */
     float *grad = rows + nsb;                            /* W_s^T rows */
     float *hdata = data + (size_t)n_el * nsb;
-    double bnorm[TOMO_BATCH_MAX], rnorm[TOMO_BATCH_MAX], previous[TOMO_BATCH_MAX];
+    double bnorm[TOMO_BATCH_MAX], rnorm[TOMO_BATCH_MAX], previous[TOMO_BATCH_MAX], noise[TOMO_BATCH_MAX];
     float lambda[TOMO_BATCH_MAX];
     int active = used;
     for (int z = 0; z < B; z++) {
-        bnorm[z] = 0;
+        bnorm[z] = noise[z] = 0;
         previous[z] = INFINITY;
-        lambda[z] = z < used ? (float)rc->p->relaxation : 0.0f;
+        lambda[z] = z < used ? (float)p->relaxation : 0.0f;
     }
     if (joint) tomo_interleave(rc->haadf + (size_t)z0 * ns, ns, used, B, hdata);
     for (size_t i = 0; joint && i < ns; i++)
@@ -127,55 +173,63 @@ static void reconstruct_batch(void *ctx, int item, int worker)
         const float *pe = data + (size_t)e * nsb;
         tomo_interleave(rc->eds[e] + (size_t)z0 * ns, ns, used, B, data + (size_t)e * nsb);
         for (size_t i = 0; i < ns; i++)
-            for (int z = 0; z < B; z++) bnorm[z] += (1 - alpha) * (1 - alpha) * pe[i * B + z] * pe[i * B + z];
+            for (int z = 0; z < B; z++) {
+                bnorm[z] += (1 - alpha) * (1 - alpha) * pe[i * B + z] * pe[i * B + z];
+                /* Poisson: the variance of a value b is b / counts_per_unit (HAADF noise left out: a lower bound) */
+                noise[z] += (1 - alpha) * (1 - alpha) * (pe[i * B + z] > 0 ? pe[i * B + z] : 0);
+            }
         memset(x + (size_t)e * npb, 0, npb * sizeof(float));
     }
-    for (int it = 1; it <= rc->p->iterations && active > 0; it++) {
-        for (int z = 0; z < B; z++) rnorm[z] = 0;
+    for (int z = 0; z < B; z++)
+        noise[z] = p->counts_per_unit > 0 && bnorm[z] > 0 ? sqrt(noise[z] / p->counts_per_unit / bnorm[z]) : 0;
+    int fresh = 0;   /* proj holds the projections of x over all angles (residual_norms) */
+    for (int it = 1; it <= p->iterations && active > 0; it++) {
         for (int sub = 0; sub < rc->n_sub; sub++) {
             const tomo_geometry *gs = &rc->sub_geom[sub];
             const int *angle = rc->order + rc->sub_start[sub];
-            const size_t nss = sino_size(gs) * B;
             const float *inv_col = rc->inv_col + (size_t)sub * np;
-            for (int e = 0; e < n_el; e++) tomo_project_batch(gs, B, x + (size_t)e * npb, proj + (size_t)e * nss);
+            if (!(sub == 0 && fresh))
+                for (int e = 0; e < n_el; e++) tomo_project_batch(gs, B, x + (size_t)e * npb, proj + (size_t)e * nsb);
+            fresh = 0;
             for (int a = 0; joint && a < gs->n_angles; a++)
                 for (int k = 0; k < n_det; k++) {
                     size_t i = ((size_t)a * n_det + k) * B, ray = (size_t)angle[a] * n_det + k;
                     for (int z = 0; z < B; z++) {
                         double model = 0;
-                        for (int e = 0; e < n_el; e++) model += rc->rn[e] * proj[(size_t)e * nss + i + z];
-                        double d = hdata[ray * B + z] / rc->r_sum - model;
-                        rnorm[z] += alpha * alpha * d * d;
-                        hres[i + z] = (float)(d * rc->inv_row[ray]);
+                        for (int e = 0; e < n_el; e++) model += rc->rn[e] * proj[(size_t)e * nsb + i + z];
+                        hres[i + z] = (float)((hdata[ray * B + z] / rc->r_sum - model) * rc->inv_row[ray]);
                     }
                 }
             for (int e = 0; e < n_el; e++) {
-                const float *pe = data + (size_t)e * nsb, *pr = proj + (size_t)e * nss;
+                const float *pe = data + (size_t)e * nsb, *pr = proj + (size_t)e * nsb;
                 for (int a = 0; a < gs->n_angles; a++)
                     for (int k = 0; k < n_det; k++) {
                         size_t i = ((size_t)a * n_det + k) * B, ray = (size_t)angle[a] * n_det + k;
                         for (int z = 0; z < B; z++) {
-                            double d = pe[ray * B + z] - pr[i + z];
-                            rnorm[z] += (1 - alpha) * (1 - alpha) * d * d;
-                            double v = (1 - alpha) * d * rc->inv_row[ray];
+                            double v = (1 - alpha) * (pe[ray * B + z] - pr[i + z]) * rc->inv_row[ray];
                             if (joint) v += alpha * rc->rn[e] * hres[i + z];
                             rows[i + z] = (float)v;
                         }
                     }
                 tomo_backproject_batch(gs, B, rows, grad);
                 float weight = (float)(joint ? alpha * rc->rn[e] + (1 - alpha) : 1.0);
-                update(x + (size_t)e * npb, grad, inv_col, np, B, lambda, weight, rc->p->nonneg);
+                update(x + (size_t)e * npb, grad, inv_col, np, B, lambda, weight, p->nonneg);
             }
+        }
+        int measure = rule || (p->progress && (it == p->iterations ||
+                                               (p->residual_every > 0 && it % p->residual_every == 0)));
+        if (measure) {
+            residual_norms(rc, x, data, joint ? hdata : NULL, proj, rnorm);
+            fresh = 1;
         }
         for (int z = 0; z < used; z++) {
             if (lambda[z] == 0) continue;
-            double residual = bnorm[z] > 0 ? sqrt(rnorm[z] / bnorm[z]) : 0;
-            int done = it == rc->p->iterations || residual == 0 ||
-                       (tol > 0 && previous[z] - residual < tol * previous[z]);
-            if (rc->p->progress)
-                rc->p->progress(rc->p->progress_user, z0 + z, rc->n_slices, it, rc->p->iterations, residual, done);
+            double residual = !measure ? NAN : bnorm[z] > 0 ? sqrt(rnorm[z] / bnorm[z]) : 0;
+            int why = measure ? stop_reason(p, it, residual, previous[z], noise[z]) : TOMO_STOP_NONE;
+            if (!rule && why == TOMO_STOP_LIMIT) why = TOMO_STOP_PASSES;   /* the pass count asked for */
+            if (p->progress) p->progress(p->progress_user, z0 + z, rc->n_slices, it, p->iterations, residual, why);
             previous[z] = residual;
-            if (done) {
+            if (why != TOMO_STOP_NONE) {
                 lambda[z] = 0;
                 active--;
             }
@@ -239,6 +293,8 @@ static void plan_subsets(recon *rc)
         rc->sub_geom[i].angles_deg = rc->sub_angles + rc->sub_start[i];
     }
     rc->sub_start[S] = pos;
+    rc->all_geom = *g;
+    rc->all_geom.angles_deg = rc->sub_angles;
     free(used);
     free(sorted);
 }
@@ -258,6 +314,8 @@ int tomo_reconstruct(const tomo_geometry *g, int n_slices, int n_el, const float
     else if (p->subsets < 1 || p->subsets > g->n_angles) why = "subsets must lie in 1..number of angles";
     else if ((size_t)p->subsets * np > MAX_COLSUM_VALUES) why = "too many subsets for this slice size";
     else if (!(p->tolerance >= 0 && p->tolerance < 1)) why = "residual tolerance must lie in [0, 1)";
+    else if (!(p->counts_per_unit >= 0) || !isfinite(p->counts_per_unit)) why = "counts per unit must be >= 0";
+    else if (p->residual_every < 0) why = "residual_every must be >= 0";
     double r_sum = 0;
     for (int e = 0; !why && joint && e < n_el; e++) {
         if (!(r[e] >= 0) || !isfinite(r[e])) why = "response-ratio factors must be finite and >= 0";

@@ -22,11 +22,17 @@
  * subset's rows of the system matrix A (rows or columns with zero sum are left out), x starting at 0. One pass
  * (iteration) visits every subset once, so it costs one projection and one back-projection of the data, as a
  * SIRT iteration does, but updates S times. Non-negativity is optional; lambda is the relaxation (default 1).
- * Residual: |b - A x| / |b| per pass, summed over the subsets, each measured just before its own update (so it
- * costs nothing extra; with one subset it is the exact residual of the estimate before the pass). Stopping
- * rule: after a pass whose residual fell by less than tolerance times the previous pass's (the data are
- * explained as well as this method can: noise or inconsistency remains), or when the residual is 0, or after
- * `iterations` passes.
+ * Residual: |b - A x| / |b| of the estimate after a pass, exact: all angles projected once more (in the order
+ * the subsets visit them, so the next pass's first subset reuses its part; with one subset, SIRT, it costs
+ * nothing). It is measured after every pass when a stopping rule is on, else, when progress is set, only every
+ * residual_every passes and after the last (tomoalign's fixed passes pay nothing). Stopping rules (either ends a slice's passes; both may be
+ * on): the discrepancy rule, when the data are Poisson counts of known scale (value b = counts / counts_per_unit):
+ * stop after the first pass whose residual is at or below the noise level sqrt(sum max(b, 0) / counts_per_unit)
+ * / |b| (the expected |noise| / |b|: fitting further fits the noise); the drop rule: stop after a pass (the second
+ * or later) whose residual fell by less than tolerance times the previous pass's (the data are explained as well
+ * as this method can: noise or inconsistency remains); and a residual of 0 ends it. A slice that reaches
+ * `iterations` passes with a rule on and none met has not converged, which its last progress call says
+ * (TOMO_STOP_LIMIT).
  *
  * EDS-STEM tomography: every element's sinogram is reconstructed on its own (A = W); quantification (Eq. 12):
  * C_A = (X_A / f_A) / sum_B (X_B / f_B), with f_A the user's sensitivity factors.
@@ -77,15 +83,25 @@ typedef struct tomo_geometry {
     double centre_offset;      /* position of the rotation axis on the detector, in pixels */
 } tomo_geometry;
 
-/* Called after every pass of every slice, from worker threads; residual = |b - A x| / |b| (see above); done is 1
- * on the slice's last pass (the stopping rule may end it before `iterations`). */
+/* Why a slice's passes ended (the progress call of its last pass), or TOMO_STOP_NONE (more passes follow). */
+enum {
+    TOMO_STOP_NONE = 0,
+    TOMO_STOP_FALLING,         /* the drop rule held (or the residual is 0): converged */
+    TOMO_STOP_NOISE,           /* the residual reached the noise level (discrepancy rule): converged */
+    TOMO_STOP_LIMIT,           /* `iterations` passes with a rule on and none met: not converged */
+    TOMO_STOP_PASSES,          /* `iterations` passes, no rule asked for */
+};
+/* Called after every pass of every slice, from worker threads; residual = |b - A x| / |b| (see above; NaN when
+ * not measured after this pass); stop is TOMO_STOP_NONE, or on the slice's last pass why it ended. */
 typedef void (*tomo_progress_fn)(void *user, int slice, int n_slices, int iteration, int iterations,
-                                 double residual, int done);
+                                 double residual, int stop);
 
 typedef struct tomo_params {
     int iterations;            /* passes at most; default 100 */
     int subsets;               /* ordered subsets, 1..n_angles; 1 (default): SIRT */
-    double tolerance;          /* stop when a pass lowers the residual by less than this fraction; 0: never */
+    double tolerance;          /* drop rule: stop when a pass lowers the residual by less than this fraction; 0: off */
+    double counts_per_unit;    /* discrepancy rule: the data are Poisson counts / this; 0 (default): off */
+    int residual_every;        /* without a rule, measure the residual every this many passes too; 0: last only */
     double relaxation;         /* default 1 */
     int nonneg;                /* default 1 */
     double alpha;              /* HAADF weight of HEBT; 0: EDS-only */

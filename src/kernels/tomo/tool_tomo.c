@@ -45,20 +45,27 @@ typedef struct progress {
     int every;                 /* print every this many passes */
     int *passes;               /* per slice: passes run */
     double *residual;          /* per slice: residual of the last pass */
+    int *stop;                 /* per slice: why its passes ended (TOMO_STOP_*) */
 } progress;
 
 static void on_progress(void *user, int slice, int n_slices, int iteration, int iterations, double residual,
-                        int done)
+                        int stop)
 {
+    static const char *const why[] = {
+        [TOMO_STOP_NONE] = "", [TOMO_STOP_FALLING] = " done (residual stopped falling)",
+        [TOMO_STOP_NOISE] = " done (residual at the noise level)",
+        [TOMO_STOP_LIMIT] = " done, NOT converged (pass limit reached before the stopping rule held)",
+        [TOMO_STOP_PASSES] = " done"};
     progress *p = user;
     pthread_mutex_lock(&p->lock);
     p->passes[slice] = iteration;
     p->residual[slice] = residual;
-    if (done) p->slices_done++;
-    if (iteration % p->every == 0 || done)
+    p->stop[slice] = stop;
+    if (stop) p->slices_done++;
+    if ((iteration % p->every == 0 && !isnan(residual)) || stop)
         fprintf(stderr, "slice %d/%d iteration %d/%d residual %.5f%s\n", slice + 1, n_slices, iteration, iterations,
-                residual, done ? iteration < iterations ? " done (residual stopped falling)" : " done" : "");
-    if (done) fprintf(stderr, "progress: %d/%d slices reconstructed\n", p->slices_done, n_slices);
+                residual, why[stop]);
+    if (stop) fprintf(stderr, "progress: %d/%d slices reconstructed\n", p->slices_done, n_slices);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -74,6 +81,7 @@ static void usage(FILE *f)
             "  --iterations N       passes at most (default 100)\n"
             "  --subsets S          ordered subsets (OS-SART); 1 (default): SIRT\n"
             "  --tolerance T        stop when a pass lowers the residual by less than T (e.g. 0.01); default 0: never\n"
+            "  --counts-per-unit C  the sinograms are Poisson counts / C: stop when the residual reaches the noise\n"
             "  --relaxation L       relaxation, 0..2 (default 1)\n"
             "  --allow-negative     no non-negativity constraint\n"
             "  --size N             reconstruct N x N slices (default: beam positions)\n"
@@ -229,7 +237,8 @@ static int parse_options(int argc, char **argv, tomo_options *o)
         {"png", required_argument, 0, 'p'}, {"project", required_argument, 0, 'P'},
         {"detector", required_argument, 0, 'D'}, {"beam-spacing", required_argument, 0, 'S'},
         {"centre-offset", required_argument, 0, 'C'}, {"subsets", required_argument, 0, 'O'},
-        {"tolerance", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"tolerance", required_argument, 0, 'T'}, {"counts-per-unit", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     tomo_params *p = &o->p;
     tomo_params_default(p);
@@ -289,6 +298,7 @@ static int parse_options(int argc, char **argv, tomo_options *o)
         case 'C': bad = toolargs_double(optarg, &o->offset); break;
         case 'O': bad = toolargs_int(optarg, 1, 65536, &p->subsets); break;
         case 'T': bad = toolargs_double(optarg, &p->tolerance) || !(p->tolerance >= 0 && p->tolerance < 1); break;
+        case 'c': bad = toolargs_double(optarg, &p->counts_per_unit) || !(p->counts_per_unit > 0); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -317,6 +327,7 @@ typedef struct tomo_job {
     unsigned char *mask;               /* voxels inside the particle */
     int *passes;                       /* per slice */
     double *residual;                  /* per slice */
+    int *stop;                         /* per slice: TOMO_STOP_* */
     double r[MAX_ELEMENTS], r2;        /* response ratios (HEBT) and the R^2 of their fit (NAN when given) */
     double threshold;
     const char *method;                /* how the threshold was found */
@@ -334,6 +345,7 @@ static void job_free(tomo_job *j, int n_el)
     free(j->signal);
     free(j->passes);
     free(j->residual);
+    free(j->stop);
     free(j->mask);
 }
 
@@ -380,7 +392,7 @@ static int reconstruct(tomo_options *o, const h5array *angles, tomo_job *j, char
     if (j->hebt && response_ratios(o, j, err, errlen) != 0) return -1;
     log_info("tomo", "%s reconstruction: %d slice(s) of %d x %d, %d tilts, %s, at most %d passes%s",
              j->hebt ? "HEBT" : "EDS-only", n_slices, g->n, g->n, n_angles, p->subsets > 1 ? "OS-SART" : "SIRT",
-             p->iterations, p->tolerance > 0 ? ", stopping when the residual stops falling" : "");
+             p->iterations, p->tolerance > 0 || p->counts_per_unit > 0 ? ", with a stopping rule on the residual" : "");
     for (int e = 0; e < n_el; e++) {
         j->rec[e] = xmalloc(j->nvox * sizeof(float));
         j->frac[e] = xmalloc(j->nvox * sizeof(float));
@@ -388,6 +400,8 @@ static int reconstruct(tomo_options *o, const h5array *angles, tomo_job *j, char
     progress prog = {.every = p->iterations >= 10 ? p->iterations / 10 : 1};
     prog.passes = j->passes = xcalloc((size_t)n_slices, sizeof(int));
     prog.residual = j->residual = xcalloc((size_t)n_slices, sizeof(double));
+    prog.stop = j->stop = xcalloc((size_t)n_slices, sizeof(int));
+    p->residual_every = prog.every;
     pthread_mutex_init(&prog.lock, NULL);
     p->progress = on_progress;
     p->progress_user = &prog;
@@ -396,10 +410,16 @@ static int reconstruct(tomo_options *o, const h5array *angles, tomo_job *j, char
                                     errlen);
     pthread_mutex_destroy(&prog.lock);
     if (recon_rc != 0) return -1;
-    int most = 0;
-    for (int i = 0; i < n_slices; i++) most = j->passes[i] > most ? j->passes[i] : most;
+    int most = 0, unconverged = 0;
+    for (int i = 0; i < n_slices; i++) {
+        most = j->passes[i] > most ? j->passes[i] : most;
+        unconverged += j->stop[i] == TOMO_STOP_LIMIT;
+    }
     log_info("tomo", "reconstructed %d slice(s) x %d element(s) x %d iterations in %.4f s", n_slices, n_el, most,
              time_monotonic() - t0);
+    if (unconverged)
+        log_warn("tomo", "%d of %d slice(s) did not converge: %d passes without the stopping rule holding", unconverged,
+                 n_slices, p->iterations);
 
     /* HEBT maps in HAADF units y_A = r_A x_A, quantified with z_A = r_A f_A (Eq. 18). */
     double z[MAX_ELEMENTS];
@@ -501,6 +521,13 @@ static int write_outputs(const tomo_options *o, const tomo_job *j, char *err, si
     size_t n_z = (size_t)n_slices;
     h5out_write_int(out, "/passes", j->passes, 1, &n_z);
     h5out_write_double(out, "/residual", j->residual, 1, &n_z);
+    /* 1: a stopping rule held, 0: the pass limit came first (not converged), -1: no rule asked for */
+    int *converged = xmalloc(n_z * sizeof(int));
+    for (size_t z = 0; z < n_z; z++)
+        converged[z] = j->stop[z] == TOMO_STOP_PASSES ? -1 : j->stop[z] != TOMO_STOP_LIMIT;
+    h5out_write_int(out, "/converged", converged, 1, &n_z);
+    free(converged);
+    h5out_attr_double(out, "/", "counts_per_unit", p->counts_per_unit);
     h5out_attr_double(out, "/", "threshold", j->threshold);
     h5out_attr_string(out, "/", "threshold_method", j->method);
     if (j->hebt) h5out_attr_double(out, "/", "r_fit_r2", j->r2);
