@@ -1,6 +1,7 @@
-"""tests/fake_gv_camera.py -- Aravis' simulated GigE Vision camera (arv-fake-gv-camera-0.8, from aravis-tools-cli)
-for tests and benchmarks: bound to its own loopback address, so that parallel runs do not share the GVCP port
-(3956), and reached by that address (unicast; nothing here discovers cameras by broadcast).
+"""tests/fake_gv_camera.py -- Aravis' simulated GigE Vision camera (arv-fake-gv-camera-0.8, Debian aravis-tools; read
+back with arv-tool-0.8, aravis-tools-cli) for tests and benchmarks: bound to its own loopback address, so that
+parallel runs do not share the GVCP port (3956), and reached by that address (unicast; nothing here discovers cameras
+by broadcast).
 
 The own address is a random 127.0.x.y added to `lo` (only root may), removed again by close(). Without root the
 camera cannot have its own address: callers skip with skip_reason()."""
@@ -18,7 +19,7 @@ TOOL = "arv-tool-0.8"
 def skip_reason():
     """Why the fake GigE camera cannot run here, or None."""
     if not shutil.which(FAKE_CAMERA):
-        return f"{FAKE_CAMERA} not installed (Debian package aravis-tools-cli)"
+        return f"{FAKE_CAMERA} not installed (Debian package aravis-tools)"
     if os.geteuid() != 0:
         return "the fake GigE camera needs its own loopback address (ip addr add ... dev lo), which needs root"
     if not shutil.which("ip"):
