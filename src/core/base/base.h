@@ -31,6 +31,19 @@ struct timespec time_wall(void);
 /* Adds seconds (may be fractional) to a timespec, normalizing nanoseconds. */
 struct timespec time_add(struct timespec t, double seconds);
 
+/* Before a function whose loops are worth an AVX2 build besides the baseline x86-64 one; the loader picks the one
+ * the CPU runs. GCC only: clang 14 (the fuzz build) names an exported clone's resolver "f.ifunc", which other files
+ * cannot link to, so there the baseline build alone is made. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RELOC_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+/* Loops that also gain from AVX-512 and from FMA (results may differ in the last bit from the baseline build, but
+ * every caller on one machine runs the same clone). */
+#define RELOC_AVX512_AVX2_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RELOC_AVX2_CLONES
+#define RELOC_AVX512_AVX2_CLONES
+#endif
+
 /* Allocation that never returns NULL: out of memory logs and aborts, since no caller can recover. */
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);

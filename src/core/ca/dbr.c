@@ -70,7 +70,7 @@ dbr_value_type ca_native_type(dbf_type type)
     }
 
 /* Built for AVX2 as well (chosen at load time): byte shuffles of 4- and 8-byte elements need it to vectorise. */
-__attribute__((target_clones("avx2", "default")))
+RELOC_AVX2_CLONES
 static void swap_elements(uint8_t *p, size_t size, size_t n)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

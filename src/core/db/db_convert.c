@@ -299,7 +299,7 @@ static inline double nan_to_zero(double x)
 
 /* Built for AVX2 as well (chosen at load time): twice the elements per instruction on a camera frame, and
  * byte shuffles of 4- and 8-byte elements need it to vectorise. wire: d in network byte order. */
-__attribute__((target_clones("avx2", "default")))
+RELOC_AVX2_CLONES
 static void convert_kinds(number_kind dk, char *d, number_kind sk, const char *s, long n, int wire)
 {
     switch (sk) {

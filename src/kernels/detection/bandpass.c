@@ -10,15 +10,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/base/base.h"
 #include "kernels/detection/detection_internal.h"
 
 /* Four doubles side by side (two SSE2 registers without AVX). Every vector loop below does per element
  * exactly the scalar operations, in the same order, so the results are bit-identical to the scalar code;
  * vectors are only moved through memcpy and pointers (no vector arguments or returns: no ABI question). */
 typedef double double4 __attribute__((vector_size(32)));
-/* The hot loops are also compiled for AVX2 and picked at load time on CPUs that have it. AVX2 does not
- * bring FMA with it, so no multiply-add is fused and the results stay those of the scalar code. */
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+/* The hot loops are also compiled for AVX2 (RELOC_AVX2_CLONES). AVX2 does not bring FMA with it, so no
+ * multiply-add is fused and the results stay those of the scalar code. */
 typedef float float4 __attribute__((vector_size(16)));
 typedef int32_t int4 __attribute__((vector_size(16)));
 typedef int64_t long4 __attribute__((vector_size(32)));
@@ -46,7 +46,7 @@ static double round_to_samples(double mean, int integer_samples)
  * and with the same truncated quotient: the sum converts exactly, and a quotient k - d (k an integer, d at
  * least 1/size) lies more than half a float spacing below k, since 1/size = (k - d)/|sum| > (k - d)/2^24;
  * so the float quotient truncates to k - 1 as the exact one does. */
-VECTOR_CLONES static void finish_means(double *v, int n, int size, const locate_ctx *ctx)
+RELOC_AVX2_CLONES static void finish_means(double *v, int n, int size, const locate_ctx *ctx)
 {
     double divisor = size;
     int i = 0;
@@ -99,7 +99,7 @@ static void boxcar_row(const double *src, double *dst, int n, int size, const lo
  * 2^53 do not depend on the order of the additions, so instead of boxcar_row's running sum (one add after
  * another) each window is built from power-of-two partial sums, four windows per vector operation: the
  * same values. */
-VECTOR_CLONES static void boxcar_row_integers(double *padded, double *dst, int n, int size, const locate_ctx *ctx)
+RELOC_AVX2_CLONES static void boxcar_row_integers(double *padded, double *dst, int n, int size, const locate_ctx *ctx)
 {
     int half = size / 2, len = n + size - 1;
     for (int k = 0; k < half; k++) {
@@ -140,7 +140,7 @@ VECTOR_CLONES static void boxcar_row_integers(double *padded, double *dst, int n
 }
 
 /* Moves running column sums down a row: sums[x] += entering[x] - leaving[x]. */
-VECTOR_CLONES static void slide_sums(double *sums, const float *entering, const float *leaving, int w)
+RELOC_AVX2_CLONES static void slide_sums(double *sums, const float *entering, const float *leaving, int w)
 {
     int x = 0;
     for (; x + 4 <= w; x += 4) {
@@ -182,7 +182,7 @@ static void boxcar_columns(const float *src, double *dst, int w, int stride, int
  * first, then symmetric pairs from the outermost in; rows outside the image read zero_row. With float_pairs
  * (integer samples below 2^23 in magnitude) a pair is added in float, where its sum is exact: the same
  * value as in double, for half the conversions. */
-VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y,
+RELOC_AVX2_CLONES static void gauss_column_row(const float *src, double *d, int w, int stride, int h, int y,
                                          const double *taps, int half, const float *zero_row, int float_pairs)
 {
     const float *rows[2 * LOCATE_MAX_GAUSS_HALF + 1];
@@ -218,7 +218,7 @@ VECTOR_CLONES static void gauss_column_row(const float *src, double *d, int w, i
 }
 
 /* Gaussian along x of one row in place, through a zero-padded copy in line. */
-VECTOR_CLONES static void gauss_row(double *row, int n, const double *taps, int half, double *line)
+RELOC_AVX2_CLONES static void gauss_row(double *row, int n, const double *taps, int half, double *line)
 {
     memset(line, 0, (size_t)half * sizeof *line);
     memcpy(line + half, row, (size_t)n * sizeof *line);
@@ -246,7 +246,7 @@ VECTOR_CLONES static void gauss_row(double *row, int n, const double *taps, int 
 
 /* The difference of the two filtered rows, clipped below the threshold, into bp; returns the largest of
  * its values and top. */
-VECTOR_CLONES static double difference_row(double *bp, const double *background, int w, double threshold, double top)
+RELOC_AVX2_CLONES static double difference_row(double *bp, const double *background, int w, double threshold, double top)
 {
     int x = 0;
     if (w >= 4) {
@@ -358,7 +358,7 @@ void locate_bandpass(locate_ctx *ctx)
 }
 
 /* trackpy's convert_to_int of the pixels from..to-1 of ctx->bp into ctx->img. */
-VECTOR_CLONES static void rescale_pixels(locate_ctx *ctx, size_t from, size_t to)
+RELOC_AVX2_CLONES static void rescale_pixels(locate_ctx *ctx, size_t from, size_t to)
 {
     if (!ctx->p.preprocess && ctx->integer_samples) {
         /* Already integers: trackpy leaves them as they are (negative samples cannot be maxima here). */

@@ -21,7 +21,7 @@ typedef uint32_t u32x8 __attribute__((vector_size(32)));
 
 /* m[t] = max(m[t], m[t + step]) for t < n, in place and in increasing t (so m[t + step] is still the old
  * value when it is read). */
-__attribute__((target_clones("avx2", "default")))
+RELOC_AVX2_CLONES
 static void max_with_shifted(uint32_t *m, int n, int step)
 {
     int t = 0;
@@ -131,7 +131,7 @@ static void add_peak(locate_peaks *list, int y, int x)
 /* The local maxima of one band of rows, in raster order, into the band's list. A pixel is one when it is
  * at least `least` (the smallest integer above the percentile), equals its row maximum and is not below
  * the row maxima of the rows around it; four pixels at a time (most blocks have no candidate at all). */
-__attribute__((target_clones("avx2", "default")))
+RELOC_AVX2_CLONES
 static void maxima_band(void *arg, int band, int worker)
 {
     locate_ctx *ctx = arg;

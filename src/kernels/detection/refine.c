@@ -145,7 +145,7 @@ static void keep_if_farther(uint8_t *background, const uint8_t *distance, int w,
 typedef int8_t signed32 __attribute__((vector_size(32)));
 typedef int32_t int32x32 __attribute__((vector_size(128)));
 
-__attribute__((target_clones("avx2", "default")))
+RELOC_AVX2_CLONES
 void locate_row_distance(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
 {
     int w = ctx->w, cap = ctx->radius + 1;     /* distances above every half width of the mask are all alike */
@@ -178,7 +178,7 @@ void locate_row_distance(locate_ctx *ctx, int y0, int y1, locate_scratch *s)
 }
 
 /* The background pixels of one band of rows, summed about ctx->noise_shift into the band's slots. */
-__attribute__((target_clones("avx2", "default")))
+RELOC_AVX2_CLONES
 static void noise_band(void *arg, int band, int worker)
 {
     locate_ctx *ctx = arg;

@@ -99,7 +99,7 @@ static inline __attribute__((always_inline)) void joseph_batch(const tomo_geomet
     }
 }
 
-TOMO_VECTOR_CLONES static void joseph(const tomo_geometry *g, int batch, const float *src, float *dst, int adjoint)
+RELOC_AVX2_CLONES static void joseph(const tomo_geometry *g, int batch, const float *src, float *dst, int adjoint)
 {
     switch (batch * 2 + adjoint) {
     case 2: joseph_batch(g, src, dst, 0, 1); break;

@@ -78,7 +78,7 @@ static inline __attribute__((always_inline)) void update_batch(float *x, const f
     update_run(x + j * B, grad + j * B, inv_col + j, np - j, B, lam, nonneg);
 }
 
-TOMO_VECTOR_CLONES static void update(float *x, const float *grad, const float *inv_col, size_t np, int B,
+RELOC_AVX2_CLONES static void update(float *x, const float *grad, const float *inv_col, size_t np, int B,
                                       const float *lambda, float weight, int nonneg)
 {
     float scale = weight > 0 ? 1 / weight : 0;

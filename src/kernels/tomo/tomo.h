@@ -129,13 +129,6 @@ void tomo_backproject(const tomo_geometry *g, const float *sino, float *slice);
  * (i, j) at [(i n + j) B + z], of ray (a, k) at [(a n_det + k) B + z]); each ray's samples and weights are worked
  * out once for the B slices. Any B >= 1 works; 1, 4, 8 and 16 have loops of their own (vectorized). */
 #define TOMO_BATCH_MAX 16
-/* The kernels' batch loops are compiled for baseline x86-64 and for AVX2 (8 floats a vector); the loader picks the
- * one the CPU runs. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define TOMO_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define TOMO_VECTOR_CLONES
-#endif
 /* The most memory the scratch of all workers' batches may take together (256 MiB): at n = 1024 (180 angles, two
  * elements) a slice of a reconstruction batch needs ~17 MB, so 16-slice batches on two workers would take 0.55 GB. */
 #define TOMO_SCRATCH_BUDGET ((size_t)256 << 20)

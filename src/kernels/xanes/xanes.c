@@ -328,9 +328,6 @@ enum { BLOCK = 128 };
  * CPU runs (the release build targets baseline x86-64, whose 2-wide vectors halve the speed of these loops). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3", "no-trapping-math")
-#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VECTOR_CLONES
 #endif
 
 typedef struct block_sums {
@@ -365,7 +362,7 @@ static inline __attribute__((always_inline)) void add_window_row(block_sums *s, 
 }
 
 /* RMSE, R^2, adjusted R^2, the peak and the status of nb columns from their fit sums. */
-VECTOR_CLONES static void finish_block(const fit_plan *p, block_sums *s, int nb)
+RELOC_AVX512_AVX2_CLONES static void finish_block(const fit_plan *p, block_sums *s, int nb)
 {
     const int m = p->m, nc = p->ncoef;
     const double dof = m - nc, t_lo = p->t_lo, t_hi = p->t_hi, centre = p->centre, scale = p->scale;
@@ -522,7 +519,7 @@ static void finite_stats(const job *j, size_t v, int kept, double *spectrum, dou
 }
 
 /* Reads the block's samples once: the mask sums over all energies (mask pass) and the fit sums over the window's. */
-VECTOR_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums *restrict s)
+RELOC_AVX512_AVX2_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums *restrict s)
 {
     const xanes_params *p = j->params;
     const fit_plan *plan = j->plan;
@@ -573,7 +570,7 @@ VECTOR_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums 
  * of the summed spectrum (spectrum: count sums, added over the block in a fixed order, so the result does not
  * depend on the threads). A voxel whose total is not finite holds a non-finite sample and is redone on its finite
  * ones. */
-VECTOR_CLONES static void mask_block(job *j, size_t v0, int nb, const block_sums *restrict s, double *spectrum)
+RELOC_AVX512_AVX2_CLONES static void mask_block(job *j, size_t v0, int nb, const block_sums *restrict s, double *spectrum)
 {
     const xanes_params *p = j->params;
     xanes_result *r = j->r;
@@ -628,7 +625,7 @@ VECTOR_CLONES static void mask_block(job *j, size_t v0, int nb, const block_sums
 }
 
 /* Writes the fit maps of the block's voxels: their fits where the mask kept them (status XANES_OK), NaN elsewhere. */
-VECTOR_CLONES static void store_fits(job *j, size_t v0, int nb, const block_sums *s)
+RELOC_AVX512_AVX2_CLONES static void store_fits(job *j, size_t v0, int nb, const block_sums *s)
 {
     xanes_result *r = j->r;
     unsigned char *restrict status = r->status + v0;

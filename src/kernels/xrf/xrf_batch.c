@@ -218,7 +218,7 @@ static int jacobi(const xrf_config *cfg, int width, int height, const double *co
 
 /* Values that are not finite and above `low` (NaN and infinities included): one pass over a contiguous array
  * without branches, so that validating the input costs little beside the correction. */
-XRF_VECTOR_CLONES
+RELOC_AVX512_AVX2_CLONES
 static size_t count_outside(const double *v, size_t n, double low)
 {
     size_t outside = 0;

@@ -134,7 +134,7 @@ static inline double positive_part(double v) { return v > 0 ? v : 0; }
 /* tau[(c * n_theta + t) * width + x] for x in [x0, x1): optical depth (unit path weight) along direction t from the
  * top edge of pixel (x, y) to where the ray leaves the map, at the line of element c, from the state of row y + 1
  * (NULL: row y is at the detector edge). `clip` is scratch of width doubles. */
-XRF_VECTOR_CLONES
+RELOC_AVX512_AVX2_CLONES
 static void exit_depths(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *exit_next,
                         double *tau, double *clip)
 {
@@ -164,7 +164,7 @@ static void exit_depths(const xrf_config *cfg, int width, int height, int y, int
  * (depth_row[c][x], x in [0, width)) and the state of row y + 1 (NULL: nothing toward the detector). Per line: A the
  * depth from this row on, E the depth where the line ends. A line whose step to the next row leaves the ghost
  * margin (|slope| + 2 columns) left the map rows ago; inside the map no step does. */
-XRF_VECTOR_CLONES
+RELOC_AVX512_AVX2_CLONES
 static void store_row_state(const xrf_config *cfg, int width, int height, int y, int j0, int j1,
                             const double *const *depth_row, const double *exit_next, double *exit_out)
 {
@@ -327,7 +327,7 @@ static void planar_factor(const void *ctx, const double *depth, double *factor)
 /* Source voxel excluded: a pixel's exit factors do not depend on its own composition and its beam factor is common
  * to all its elements, so the fractions follow from the yields divided by the exit factors in one step; the row
  * is solved in passes over contiguous arrays. scratch: (n_elements + 2) * width doubles. */
-XRF_VECTOR_CLONES
+RELOC_AVX512_AVX2_CLONES
 static void solve_row_excluded(const xrf_config *cfg, int width, int x0, int x1, const double *tau,
                                const double *const *counts_row, const double *i0_row, double *scratch,
                                double *const *corrected_row, double *const *fractions_row, double *const *depth_row)
