@@ -51,6 +51,7 @@ dbLoadRecords "camera.db" "P=$(P),PORT=CAM1,NELM=$(RELOC_CAMERA_PIXELS=327680),X
 detectionConfigure("DET1", "CAM1", 4096)
 detectionPvaTable("DET1", "$(P)det1:Table")
 registrationConfigure("REG1", "CAM1")
+registrationPvaResult("REG1", "$(P)reg1:Result")
 dbLoadRecords "detection.db" "P=$(P),R=det1:,PORT=DET1,NMAX=4096"
 dbLoadRecords "registration.db" "P=$(P),R=reg1:,PORT=REG1"
 

@@ -180,6 +180,42 @@ def test_particle_table_is_an_nttable_with_the_columns_of_the_ca_waveforms(clien
     assert all(len(table["value"][c]) == len(table["value.x"]) for c in list(columns) + ["signal"])
 
 
+def test_registration_result_is_one_structure_of_one_frame(client):
+    """A scan script reads a frame's shift and verdict in one update (over CA they are separate PVs that can tear
+    between frames): without a reference the result says why in an INVALID alarm, with one it carries the shift of
+    the stage move, in px and um, with the CA PVs' values and the frame's uniqueId."""
+    def result_of(uid):
+        seen = {}
+
+        def arrived():
+            seen["r"] = client.get(P + "reg1:Result")
+            return seen["r"]["uniqueId"] == uid
+        wait_for(arrived, 10, lambda: f"the result of frame {uid}: {seen['r'].value}")
+        return seen["r"]
+    info = client.get_field(P + "reg1:Result")
+    assert {"uniqueId", "shiftX", "shiftY", "shiftXUm", "shiftYUm", "confidence", "matchOk", "alarm",
+            "timeStamp"} <= set(info.names())
+    unregistered = result_of(single_frame())
+    assert unregistered["alarm.severity"] == 3 and "reference" in unregistered["alarm.message"]
+    assert math.isnan(unregistered["shiftX"]) and not unregistered["matchOk"]
+
+    take = pv("reg1:TakeReference")
+    take.put(1, use_complete=True)
+    single_frame()
+    wait_for(lambda: take.put_complete, 10, "the reference taken")
+    x = pv("samx.RBV").get()
+    assert client.put(P + "samx", {"value": x + 0.002}, "record[block=true]").ok      # 2 um
+    uid = single_frame()
+    r = result_of(uid)
+    assert r["matchOk"] and r["alarm.severity"] == 0, r.value
+    assert r["shiftXUm"] == pytest.approx(-2.0, abs=0.2) and abs(r["shiftYUm"]) < 0.2   # content moves against the stage
+    for member, record in (("shiftX", "ShiftX_RBV"), ("shiftY", "ShiftY_RBV"), ("confidence", "Confidence_RBV"),
+                           ("errorPx", "ErrorPx_RBV")):
+        wait_for(lambda: r[member] == pytest.approx(pv("reg1:" + record).get(), rel=1e-6, abs=1e-9), 10,
+                 f"CA's {record} to equal the structure's {member}")
+    assert client.put(P + "samx", {"value": x}, "record[block=true]").ok
+
+
 def test_block_true_put_to_a_motor_replies_when_the_motor_has_arrived(client):
     start = pv("samx.RBV").get()
     target = round(start + 1.0, 3)

@@ -1,11 +1,12 @@
-/* ndarray.c -- the structured PVs' Normative Types: NTNDArray (member order of normativeTypesCPP with the
- * descriptor, alarm, timeStamp and display options areaDetector's NDPluginPva enables) and NTTable of double
- * columns. Writes their type descriptors once at creation and encodes each posted value once (pva.h); the
- * encoding runs on the posting thread, outside every lock. */
+/* ndarray.c -- the structured PVs' types: NTNDArray (member order of normativeTypesCPP with the descriptor, alarm,
+ * timeStamp and display options areaDetector's NDPluginPva enables), NTTable of double columns, and structures of
+ * named scalars with alarm and timeStamp. Writes their type descriptors once at creation and encodes each posted
+ * value once (pva.h); the encoding runs on the posting thread, outside every lock. */
 #include "core/pva/pva.h"
 #include "core/pva/pva_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/base/base.h"
@@ -48,11 +49,12 @@ static void put_time(pva_buf *b, struct timespec t)
     pva_put32(b, 0);
 }
 
-static void put_no_alarm(pva_buf *b)
+/* alarm_t: severity, status (RECORD when there is an alarm, as a record's own alarm), message. */
+static void put_alarm(pva_buf *b, int severity, const char *message)
 {
-    pva_put32(b, 0);
-    pva_put32(b, 0);
-    pva_put_string(b, "");
+    pva_put32(b, (uint32_t)severity);
+    pva_put32(b, severity ? 3 : 0);
+    pva_put_string(b, message ? message : "");
 }
 
 /* ---------------------------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ void pva_ndarray_post(pva_source *s, const pva_ndarray *a)
         pva_put_string(&b, "");
     }
     pva_put_string(&b, "");                 /* descriptor */
-    put_no_alarm(&b);
+    put_alarm(&b, 0, NULL);
     put_time(&b, a->stamp);
     pva_put_double(&b, 0);                  /* display */
     pva_put_double(&b, 0);
@@ -200,7 +202,69 @@ void pva_table_post(pva_source *s, const double *const *columns, long nrows, str
             pva_put_double(&b, columns[i] ? columns[i][r] : NAN);     /* a column the source lacks */
     }
     pva_put_string(&b, "");
-    put_no_alarm(&b);
+    put_alarm(&b, 0, NULL);
+    put_time(&b, stamp);
+    pva_source_publish(s, &b);
+    pva_buf_free(&b);
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Structure of named scalars
+ */
+pva_source *pva_struct_source_add(const char *name, const char *type_id, int nmembers, const pva_member_def *members,
+                                  char *err, size_t errlen)
+{
+    /* Besides the members the tree holds 9 nodes: itself, alarm (4), timeStamp (4). */
+    enum { STRUCT_OTHER_NODES = 9 };
+    if (nmembers < 1 || nmembers > PVA_MAX_NODES - STRUCT_OTHER_NODES) {
+        error_set(err, errlen, "'%s': %d members (1 to %d)", name, nmembers, PVA_MAX_NODES - STRUCT_OTHER_NODES);
+        return NULL;
+    }
+    pva_source *s = pva_source_new(name, err, errlen);
+    if (!s)
+        return NULL;
+    static const uint8_t codes[] = { [PVA_MEMBER_DOUBLE] = PVA_DOUBLE, [PVA_MEMBER_INT] = PVA_INT32,
+                                     [PVA_MEMBER_BOOL] = PVA_BOOL };
+    s->nmembers = nmembers;
+    s->member_codes = xcalloc((size_t)nmembers, sizeof *s->member_codes);
+    pva_nt tree = { 0 };
+    pva_builder b = { .nt = &tree };
+    pva_build_open(&b, NULL, type_id, PVA_STRUCT);
+    for (int i = 0; i < nmembers; i++) {
+        s->member_codes[i] = codes[members[i].kind];
+        leaf(&b, members[i].name, s->member_codes[i]);
+    }
+    pva_build_alarm(&b);
+    pva_build_time(&b, "timeStamp");
+    pva_build_close(&b);
+    type_done(s, &tree);
+    /* Until the first result: every member NaN or 0, in INVALID alarm ("no result yet"). */
+    double *none = xcalloc((size_t)nmembers, sizeof *none);
+    for (int i = 0; i < nmembers; i++)
+        none[i] = members[i].kind == PVA_MEMBER_DOUBLE ? NAN : 0;
+    pva_struct_post(s, none, 3, "no result yet", (struct timespec){ 0 });
+    free(none);
+    return s;
+}
+
+void pva_struct_post(pva_source *s, const double *values, int severity, const char *message, struct timespec stamp)
+{
+    pva_buf b = { 0 };
+    for (int i = 0; i < s->nmembers; i++) {
+        double v = values[i];
+        switch (s->member_codes[i]) {
+        case PVA_INT32:
+            pva_put32(&b, (uint32_t)(isfinite(v) && fabs(v) <= INT32_MAX ? (int32_t)lround(v) : 0));
+            break;
+        case PVA_BOOL:
+            pva_put8(&b, v != 0);
+            break;
+        default:
+            pva_put_double(&b, v);
+            break;
+        }
+    }
+    put_alarm(&b, severity < 0 ? 0 : severity > 3 ? 3 : severity, message);
     put_time(&b, stamp);
     pva_source_publish(s, &b);
     pva_buf_free(&b);

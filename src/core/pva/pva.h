@@ -42,4 +42,18 @@ pva_source *pva_table_source_add(const char *name, int ncols, const char *const 
 /* columns[ncols] arrays of nrows doubles each (a NULL column reads NaN), with the time stamp of the data. */
 void pva_table_post(pva_source *s, const double *const *columns, long nrows, struct timespec stamp);
 
+/* A structure of named scalars with alarm and timeStamp (e.g. one frame's registration result), so that a client
+ * gets every member of one result in one update; CA's separate PVs can tear between results. */
+typedef enum { PVA_MEMBER_DOUBLE, PVA_MEMBER_INT, PVA_MEMBER_BOOL } pva_member_kind;
+typedef struct pva_member_def {
+    const char *name;
+    pva_member_kind kind;
+} pva_member_def;
+/* type_id: the structure's type name (e.g. "reloc:registration:1.0"); at most 50 members. */
+pva_source *pva_struct_source_add(const char *name, const char *type_id, int nmembers, const pva_member_def *members,
+                                  char *err, size_t errlen);
+/* values[nmembers] in the members' order (an int member takes the value rounded, a bool member value != 0); the
+ * alarm severity 0-3 (NO_ALARM, MINOR, MAJOR, INVALID) and its message describe the whole result. */
+void pva_struct_post(pva_source *s, const double *values, int severity, const char *message, struct timespec stamp);
+
 #endif

@@ -235,6 +235,8 @@ struct pva_source {
     uint64_t leaf_bits;                 /* BitSet of its leaves (updates mark leaves only, as pvxs does) */
     int ncols;                          /* NTTable: column count and labels */
     char **labels;
+    int nmembers;                       /* structure of scalars: its members' type codes */
+    uint8_t *member_codes;
     pthread_mutex_t lock;               /* guards latest and seq */
     pva_value *latest;
     uint64_t seq;                       /* values posted */

@@ -83,6 +83,7 @@ void pva_sources_free(void *user)
         for (int i = 0; i < s->ncols; i++)
             free(s->labels[i]);
         free(s->labels);
+        free(s->member_codes);
         pthread_mutex_destroy(&s->lock);
         free(s);
     }

@@ -4,6 +4,7 @@
 #include "live/stages/stages_internal.h"
 
 #include "core/base/base.h"
+#include "core/pva/pva.h"
 #include "formats/imageio/imageio.h"
 #include "kernels/registration/registration.h"
 
@@ -76,6 +77,7 @@ typedef struct registration {
     reference ref;
     long ref_applied;              /* generation of the reference the context holds, -1 none */
     double file_center_x, file_center_y;   /* a file reference's centre, in its pixels as the context has them */
+    pva_source *result_pv;         /* registrationPvaResult: set before iocInit, NULL when not configured */
 } registration;
 
 static reg_params kernel_params(const registration_settings *s)
@@ -269,6 +271,48 @@ static void shift_from_frame_centre(const registration *r, const frame *f, reg_r
     res->shift_y = y - (f->height - 1) / 2.0;
 }
 
+/* The PVA structure's members, in the order result_values() fills them. */
+static const pva_member_def result_members[] = {
+    {"uniqueId", PVA_MEMBER_INT},      {"shiftX", PVA_MEMBER_DOUBLE},     {"shiftY", PVA_MEMBER_DOUBLE},
+    {"shiftXUm", PVA_MEMBER_DOUBLE},   {"shiftYUm", PVA_MEMBER_DOUBLE},   {"rotation", PVA_MEMBER_DOUBLE},
+    {"scale", PVA_MEMBER_DOUBLE},      {"error", PVA_MEMBER_DOUBLE},      {"confidence", PVA_MEMBER_DOUBLE},
+    {"correlation", PVA_MEMBER_DOUBLE}, {"errorPx", PVA_MEMBER_DOUBLE},   {"converged", PVA_MEMBER_BOOL},
+    {"matchOk", PVA_MEMBER_BOOL},
+};
+enum { RESULT_MEMBERS = sizeof result_members / sizeof result_members[0] };
+
+int registration_pva_result_cmd(int argc, char **argv, char *err, size_t errlen)
+{
+    (void)argc;
+    analysis_stage *s = analysis_find(argv[1]);
+    if (!s || s->kind != &registration_kind)
+        return error_set(err, errlen, "no registration stage '%s' (registrationConfigure first)", argv[1]);
+    registration *r = s->impl;
+    if (r->result_pv) return error_set(err, errlen, "%s has its result PV already", argv[1]);
+    r->result_pv = pva_struct_source_add(argv[2], "reloc:registration/Result:1.0", RESULT_MEMBERS, result_members,
+                                         err, errlen);
+    return r->result_pv ? 0 : -1;
+}
+
+/* One frame's result as one PVA update: a failed frame reads NaN in INVALID alarm with the reason, a result the
+ * kernel is not confident of is in MINOR alarm. */
+static void post_pva_result(registration *r, const frame *f, const reg_result *res, const char *failure)
+{
+    if (!r->result_pv) return;
+    double v[RESULT_MEMBERS];
+    v[0] = (double)(int32_t)f->id;            /* as the NTNDArray's and the CA image's UniqueId */
+    if (failure) {
+        for (int i = 1; i < RESULT_MEMBERS; i++) v[i] = result_members[i].kind == PVA_MEMBER_DOUBLE ? NAN : 0;
+        pva_struct_post(r->result_pv, v, 3, failure, f->stamp);
+        return;
+    }
+    const double values[RESULT_MEMBERS] = {
+        v[0], res->shift_x, res->shift_y, res->shift_x * f->pixel_size, res->shift_y * f->pixel_size,
+        res->angle_deg, res->scale, res->error, res->psr, res->correlation, res->error_px, res->converged,
+        res->confident};
+    pva_struct_post(r->result_pv, values, res->confident ? 0 : 1, res->confident ? "" : "not confident", f->stamp);
+}
+
 static void publish_result(analysis_stage *s, const reg_result *res, double pixel_size)
 {
     param_port *p = s->port;
@@ -316,10 +360,12 @@ static int registration_process(analysis_stage *s, const frame *f, const float *
     }
     if (failed) {
         param_set_int(s->port, P_MATCH_OK, 0);
+        post_pva_result(r, f, NULL, err);
         return -1;
     }
     if (!r->ref.from_frame) shift_from_frame_centre(r, f, &res);
     publish_result(s, &res, f->pixel_size);
+    post_pva_result(r, f, &res, NULL);
     snprintf(s->summary, sizeof s->summary,
              "{\"frame\": %llu, \"shift_px\": [%.4f, %.4f], \"shift_um\": [%.5g, %.5g], \"rotation_deg\": %.4f, "
              "\"scale\": %.6f, \"confidence\": %.4g, \"error_px\": %.3g, \"match\": %s}",

@@ -215,6 +215,8 @@ void analysis_register(void)
     shell_register("featuresConfigure", "featuresConfigure(PORT, CAMERA_PORT [, MAX_FEATURES])  relocalization's views",
                    2, 3, configure_cmd);
     shell_register("registrationConfigure", "registrationConfigure(PORT, CAMERA_PORT)", 2, 2, configure_cmd);
+    shell_register("registrationPvaResult", "registrationPvaResult(PORT, PV_NAME)  results as one PVA structure",
+                   2, 2, registration_pva_result_cmd);
     shell_register("xanesLiveConfigure", "xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS)", 4, 4,
                    xanes_configure_cmd);
     db_at_init(stages_start, NULL);

@@ -95,6 +95,10 @@ extern const analysis_kind detection_kind;
  * pvAccess (columns x, y, mass, size, ecc, signal, id), so a client gets one frame's results in one update. */
 int detection_pva_table_cmd(int argc, char **argv, char *err, size_t errlen);
 extern const analysis_kind registration_kind;
+/* registrationPvaResult(PORT, PV_NAME): each frame's registration result also as one structure over pvAccess
+ * (uniqueId, shifts in px and um, rotation, scale, error, confidence, correlation, errorPx, converged, matchOk,
+ * alarm, timeStamp), so a client never mixes the shift of one frame with the verdict of another. */
+int registration_pva_result_cmd(int argc, char **argv, char *err, size_t errlen);
 extern const analysis_kind features_kind;
 extern const analysis_kind xanes_kind;
 /* xanesLiveConfigure(PORT, CAMERA_PORT, ENERGY_CHANNEL, MAX_PIXELS) */
