@@ -253,9 +253,8 @@ static void publish_table(analysis_stage *s, detection *d, struct timespec stamp
 int detection_pva_table_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     (void)argc;
-    analysis_stage *s = analysis_find(argv[1]);
-    if (!s || s->kind != &detection_kind)
-        return error_set(err, errlen, "no detection stage '%s' (detectionConfigure first)", argv[1]);
+    analysis_stage *s = analysis_find(argv[1], &detection_kind, err, errlen);
+    if (!s) return -1;
     detection *d = s->impl;
     if (d->table_pv) return error_set(err, errlen, "%s has its table PV already", argv[1]);
     static const char *const labels[TABLE_COLUMNS] = {"x", "y", "mass", "size", "ecc", "signal", "id"};

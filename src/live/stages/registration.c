@@ -284,9 +284,8 @@ enum { RESULT_MEMBERS = sizeof result_members / sizeof result_members[0] };
 int registration_pva_result_cmd(int argc, char **argv, char *err, size_t errlen)
 {
     (void)argc;
-    analysis_stage *s = analysis_find(argv[1]);
-    if (!s || s->kind != &registration_kind)
-        return error_set(err, errlen, "no registration stage '%s' (registrationConfigure first)", argv[1]);
+    analysis_stage *s = analysis_find(argv[1], &registration_kind, err, errlen);
+    if (!s) return -1;
     registration *r = s->impl;
     if (r->result_pv) return error_set(err, errlen, "%s has its result PV already", argv[1]);
     r->result_pv = pva_struct_source_add(argv[2], "reloc:registration/Result:1.0", RESULT_MEMBERS, result_members,

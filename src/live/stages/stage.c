@@ -153,10 +153,11 @@ analysis_stage *analysis_configure(const analysis_kind *kind, const char *port, 
     return s;
 }
 
-analysis_stage *analysis_find(const char *port)
+analysis_stage *analysis_find(const char *port, const analysis_kind *kind, char *err, size_t errlen)
 {
     for (int i = 0; i < nstages; i++)
-        if (!strcmp(stages[i]->name, port)) return stages[i];
+        if (!strcmp(stages[i]->name, port) && stages[i]->kind == kind) return stages[i];
+    error_set(err, errlen, "no %s stage '%s' (%sConfigure first)", kind->name, port, kind->name);
     return NULL;
 }
 

@@ -87,8 +87,8 @@ void analysis_note(analysis_stage *s, const char *message);
 analysis_stage *analysis_configure(const analysis_kind *kind, const char *port, const char *camera_port,
                                    int max_items, char *err, size_t errlen);
 
-/* The stage configured on port (NULL if none). */
-analysis_stage *analysis_find(const char *port);
+/* The stage of this kind configured on port, or NULL with a message in err. */
+analysis_stage *analysis_find(const char *port, const analysis_kind *kind, char *err, size_t errlen);
 
 extern const analysis_kind detection_kind;
 /* detectionPvaTable(PORT, PV_NAME): the detection stage's features of each frame also as one NTTable over
