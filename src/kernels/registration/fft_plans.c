@@ -108,7 +108,7 @@ int plans_make(int w, int h, const reg_params *p, float *real, fftwf_complex *sp
         else log_info("registration", "no cache directory for FFTW wisdom: plans are measured at every start");
         wisdom_read = 1;
     }
-    unsigned flags = effort_flags(p->effort) | FFTW_DESTROY_INPUT;
+    unsigned flags = effort_flags(p->effort) | FFTW_DESTROY_INPUT | FFTW_NO_BUFFERING;
     /* Known plans come from wisdom at once; only a new size or thread count is measured (and then saved). */
     int known = 0;
     if (measured) {

@@ -411,22 +411,30 @@ typedef struct particle_result {
 
 /* Whether a frame agrees with the fit, apart from the particle looked for (within radius of target): a frame
  * in which the fit expects 3 or more reference features but shows fewer than 2 of them is not where the fit
- * says. Counts go to *predicted and *seen. */
+ * says. Counts go to *predicted and *seen; the mean offset of the seen features from where the fit puts them
+ * to local[] (0 when none is seen): the fit's error here, which the particle shares. */
 static int frame_agrees(const live_view *v, const point_list *ref_px, const affine2d *to_stage, const double target[2],
-                        double radius, double match_tolerance, int *predicted, int *seen)
+                        double radius, double match_tolerance, int *predicted, int *seen, double local[2])
 {
     *predicted = *seen = 0;
+    local[0] = local[1] = 0;
     for (int k = 0; k < ref_px->n; k++) {
         double at[2];
         affine_apply(to_stage, ref_px->p[k][0], ref_px->p[k][1], &at[0], &at[1]);
         if (!in_view(v, at, 0) || hypot(at[0] - target[0], at[1] - target[1]) < radius) continue;
         ++*predicted;
-        for (int i = 0; i < v->features.n; i++)
-            if (hypot(v->features.p[i][0] - at[0], v->features.p[i][1] - at[1]) <= match_tolerance) {
-                ++*seen;
-                break;
-            }
+        int nearest = -1;
+        double nearest_d = match_tolerance;
+        for (int i = 0; i < v->features.n; i++) {
+            double d = hypot(v->features.p[i][0] - at[0], v->features.p[i][1] - at[1]);
+            if (d <= nearest_d) nearest_d = d, nearest = i;
+        }
+        if (nearest < 0) continue;
+        ++*seen;
+        local[0] += v->features.p[nearest][0] - at[0];
+        local[1] += v->features.p[nearest][1] - at[1];
     }
+    if (*seen) local[0] /= *seen, local[1] /= *seen;
     return *predicted < 3 || *seen >= 2;
 }
 
@@ -455,13 +463,6 @@ static int visit(stagemap *m, const double target[2], const point_list *ref_px, 
         stagemap_axis_position(m, 0, &here[0]);
         stagemap_axis_position(m, 1, &here[1]);
         db_unlock();
-        int nearest = -1, within = 0;
-        double nearest_d = radius;
-        for (int i = 0; i < v.features.n; i++) {
-            double d = hypot(v.features.p[i][0] - goal[0], v.features.p[i][1] - goal[1]);
-            if (d < radius) within++;
-            if (d < nearest_d) nearest_d = d, nearest = i;
-        }
         if (v.sharpness < s->min_sharpness) {         /* NaN (nothing there) is a verdict; blur is not */
             log_warn("stagemap", "%s: the frame at (%.2f, %.2f) um is out of focus (sharpness %.3f): no verdict on the "
                      "particle", m->port_name, here[0], here[1], v.sharpness);
@@ -469,11 +470,24 @@ static int visit(stagemap *m, const double target[2], const point_list *ref_px, 
             break;
         }
         int predicted, seen;
-        if (!frame_agrees(&v, ref_px, to_stage, goal, s->capture_radius, s->match_tolerance, &predicted, &seen)) {
+        double local[2];
+        if (!frame_agrees(&v, ref_px, to_stage, goal, s->capture_radius, s->match_tolerance, &predicted, &seen, local)) {
             log_warn("stagemap", "%s: the frame at (%.2f, %.2f) um shows %d of the %d reference features the fit "
                      "expects there: no verdict on the particle", m->port_name, here[0], here[1], seen, predicted);
             r->status = RELOC_AMBIGUOUS;        /* not where the fit says: no verdict */
             break;
+        }
+        /* The first look expects the particle where the fit puts it, moved by the fit's error that the frame's
+         * other reference features show (the fit extrapolates from the views of the coarse match; its error
+         * near the particle is mostly an offset). Later looks expect it where the last frame saw it. */
+        double expect[2] = {goal[0], goal[1]};
+        if (iter == 0 && seen >= 3) expect[0] += local[0], expect[1] += local[1];
+        int nearest = -1, within = 0;
+        double nearest_d = radius;
+        for (int i = 0; i < v.features.n; i++) {
+            double d = hypot(v.features.p[i][0] - expect[0], v.features.p[i][1] - expect[1]);
+            if (d < radius) within++;
+            if (d < nearest_d) nearest_d = d, nearest = i;
         }
         if (nearest < 0) {
             r->status = RELOC_NOT_FOUND;
@@ -483,7 +497,7 @@ static int visit(stagemap *m, const double target[2], const point_list *ref_px, 
         r->residual = hypot(r->x - here[0], r->y - here[1]);
         if (within > 1 || (iter == 0 && nearest_d > s->match_tolerance)) {
             log_warn("stagemap", "%s: %d features within %.2f um of (%.2f, %.2f) um, the nearest %.2f um away: "
-                     "ambiguous", m->port_name, within, radius, goal[0], goal[1], nearest_d);
+                     "ambiguous", m->port_name, within, radius, expect[0], expect[1], nearest_d);
             r->status = RELOC_AMBIGUOUS;
             break;
         }
