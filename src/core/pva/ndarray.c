@@ -149,7 +149,6 @@ void pva_ndarray_post(pva_source *s, const pva_ndarray *a)
     pva_put_string(&b, "");
     pva_put_string(&b, "");
     pva_source_publish(s, &b);
-    pva_buf_free(&b);
 }
 
 /* ---------------------------------------------------------------------------------------------------
@@ -203,5 +202,4 @@ void pva_table_post(pva_source *s, const double *const *columns, long nrows, str
     put_no_alarm(&b);
     put_time(&b, stamp);
     pva_source_publish(s, &b);
-    pva_buf_free(&b);
 }
