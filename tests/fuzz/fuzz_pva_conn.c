@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         pva_conn_refill(c);
         pthread_mutex_lock(&c->lock);               /* a reader that keeps up */
-        pva_buf_consume(&c->out, c->out.len);
+        pva_conn_consume_locked(c, pva_conn_queued_locked(c));
         pthread_mutex_unlock(&c->lock);
     }
     pva_conn_free(c);

@@ -16,7 +16,6 @@ Values: structures are dicts, scalar arrays numpy arrays (string arrays lists), 
 or None, a variant ("any") is (Type, value) or None, structure/union arrays are lists (None for null elements).
 """
 import collections
-import copy
 import itertools
 import os
 import re
@@ -41,6 +40,7 @@ SCALARS = {0x00: "?", 0x20: "b", 0x21: "h", 0x22: "i", 0x23: "q", 0x24: "B", 0x2
            0x42: "f", 0x43: "d"}
 STRING, STRUCT, UNION, ANY = 0x60, 0x80, 0x81, 0x82
 ARRAY = 0x08
+LARGE_PAYLOAD = 65536        # bytes: a longer message payload is received into a buffer of its own
 NULL_TYPE, CACHE_DEFINE, CACHE_REUSE = 0xFF, 0xFD, 0xFE
 SCALAR_NAMES = {"boolean": 0x00, "byte": 0x20, "short": 0x21, "int": 0x22, "long": 0x23, "ubyte": 0x24,
                 "ushort": 0x25, "uint": 0x26, "ulong": 0x27, "float": 0x42, "double": 0x43, "string": STRING}
@@ -253,8 +253,14 @@ class Reader:
         if code == STRING | ARRAY:
             return [self.string() for _ in range(n)]
         if code & ~ARRAY in SCALARS:
+            # A view of the message (each message has its own buffer) when its order is the host's, a converted
+            # copy otherwise; read-only either way, so that the snapshots of a monitor can share it.
             dtype = np.dtype(SCALARS[code & ~ARRAY]).newbyteorder(self.order)
-            return np.frombuffer(self.take(n * dtype.itemsize), dtype).astype(dtype.newbyteorder("="))
+            array = np.frombuffer(self.take(n * dtype.itemsize), dtype)
+            if not dtype.isnative:
+                array = array.astype(dtype.newbyteorder("="))
+            array.flags.writeable = False
+            return array
         element = t.element if t.element is not None else Type(ANY)
         return [self.value(element) if self.u8() else None for _ in range(n)]
 
@@ -366,6 +372,16 @@ class Writer:
                 if item is not None:
                     self.value(element, item)
         return self
+
+
+def snapshot(value):
+    """A copy of a value's structure (dicts and lists) sharing its leaves: strings, numbers and the read-only
+    arrays are never changed in place, updates replace them."""
+    if isinstance(value, dict):
+        return {name: snapshot(v) for name, v in value.items()}
+    if isinstance(value, list):
+        return [snapshot(v) for v in value]
+    return value
 
 
 def get_path(value, path):
@@ -542,6 +558,8 @@ class Client:
         self.channels = {}
         self.ids = itertools.count(1)
         self._partial, self._segments = bytearray(), b""  # received bytes not yet framed; segments so far
+        self._header, self._large = None, None              # the message being received; a large payload's
+                                                            # [buffer, bytes received]
         self._echoes = 0                                     # our ECHO requests not yet answered
         command, order, payload = self._receive(lambda c, o, p: c == CMD_VALIDATION)
         r = Reader(payload, order)
@@ -593,12 +611,47 @@ class Client:
                 raise ConnectionError("the server closed the connection")
             self._partial += chunk
 
+    def _fill_payload(self, size, deadline):
+        """The payload of the message whose header starts the buffer. A large one (a camera frame) is received
+        straight into a buffer of its own: one copy from the kernel, none in Python, and decoded arrays may
+        keep pointing into it. That buffer is numpy's, not a bytearray: it is not zero-filled first and comes
+        in huge pages, so a frame costs no memset and few page faults. A timeout keeps what was received
+        (self._large) for the next call."""
+        if size <= LARGE_PAYLOAD:
+            self._fill(8 + size, deadline)
+            payload = bytes(self._partial[8:8 + size])
+            del self._partial[:8 + size]
+            return payload
+        if self._large is None:
+            self._large = [memoryview(np.empty(size, np.uint8)), min(size, len(self._partial) - 8)]
+            self._large[0][:self._large[1]] = self._partial[8:8 + self._large[1]]
+            del self._partial[:8 + self._large[1]]
+        payload, got = self._large
+        while got < size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._large[1] = got
+                raise TimeoutError("no reply from the server")
+            self.sock.settimeout(left)
+            try:
+                n = self.sock.recv_into(payload[got:])
+            except socket.timeout:
+                self._large[1] = got
+                raise TimeoutError("no reply from the server") from None
+            if not n:
+                raise ConnectionError("the server closed the connection")
+            got += n
+        self._large = None
+        return payload
+
     def _read_message(self, deadline):
         """The next application message (command, order, payload); control messages, echo requests and
         segments handled here. A timeout loses nothing: bytes stay buffered until a whole message is there."""
         while True:
-            self._fill(8, deadline)
-            flags, command, size, order = parse_header(self._partial[:8])
+            if self._large is None:
+                self._fill(8, deadline)
+                self._header = parse_header(self._partial[:8])
+            flags, command, size, order = self._header
             if not flags & FLAG_SERVER:
                 raise ProtocolError(f"message {command:#04x} without the server flag")
             if flags & FLAG_CONTROL:
@@ -606,12 +659,12 @@ class Client:
                 if command == CTRL_SET_BYTE_ORDER:
                     self.server_order = order
                 continue
-            self._fill(8 + size, deadline)
-            self._segments += bytes(self._partial[8:8 + size])
-            del self._partial[:8 + size]
+            payload = self._fill_payload(size, deadline)
             if flags & FLAG_SEGMENT not in (0, SEGMENT_LAST):
+                self._segments += payload
                 continue
-            payload, self._segments = self._segments, b""
+            if self._segments:
+                payload, self._segments = self._segments + payload, b""
             if command == CMD_ECHO and not self._echoes:       # the server checks that we are alive
                 self.send(CMD_ECHO, payload)
                 continue
@@ -842,7 +895,7 @@ class Monitor:
                 return None
             changed = r.bitset()
             r.partial(self.type, changed, self.value)
-            data = Data(self.type, copy.deepcopy(self.value), changed, r.bitset())
+            data = Data(self.type, snapshot(self.value), changed, r.bitset())
             r.end()
             return data
 

@@ -4,6 +4,7 @@ CA waveforms' columns, a blocking put to a motor that replies when the motor has
 report an error and keep the setting, and a slow image subscriber that gets the newest frame."""
 import math
 import re
+import socket
 from collections import Counter
 
 import numpy as np
@@ -155,6 +156,27 @@ def test_slow_image_subscriber_gets_the_newest_frame_not_a_backlog(client):
         seen.append(mon.next()["uniqueId"])
         mon.ack(1)
     assert len(seen) < 5 and seen[-1] == newest and seen == sorted(seen) and first < seen[0]
+    mon.destroy()
+
+
+def test_image_subscriber_that_stops_reading_gets_the_newest_frame_not_a_backlog(client):
+    """Without flow control the server cannot know when a viewer is ready; it must still not queue frames for
+    it: a frame is chosen only when everything before it has left and the kernel holds little unsent, so a
+    viewer that stopped reading for five frames gets the one it was being sent, at most one more that its
+    socket buffers held, then the newest. (What the viewer's own kernel takes is the viewer's business: its
+    receive buffer is fixed at 64 KiB, a tenth of a frame, as Linux would otherwise grow it to megabytes.)"""
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    assert pv("cam1:ImageMode").put(0, wait=True)
+    mon = client.monitor(P + "Pva1:Image", "field(value,uniqueId)")
+    mon.start()
+    first = mon.next()["uniqueId"]
+    for _ in range(5):                                     # the client reads nothing meanwhile
+        single_frame()
+    newest = pv("image1:UniqueId_RBV").get()
+    seen = []
+    while not seen or seen[-1] != newest:
+        seen.append(mon.next()["uniqueId"])
+    assert len(seen) <= 3 and first < seen[0], f"frames {seen} after {first}: a backlog, the newest is {newest}"
     mon.destroy()
 
 

@@ -74,11 +74,11 @@ static void conn_shutdown(void *c) { ca_client_disconnect_all(c); }
 
 static void conn_refill(void *conn) { ca_client_refill(conn); }
 
-static const uint8_t *conn_peek(void *conn, size_t *len)
+static int conn_peek(void *conn, struct iovec iov[NETLOOP_MAX_IOV])
 {
     ca_client *c = conn;
-    *len = c->out.len;
-    return c->out.data + c->out.head;
+    iov[0] = (struct iovec){ c->out.data + c->out.head, c->out.len };
+    return 1;
 }
 
 static void conn_consume(void *c, size_t n) { ca_bytes_consume(&((ca_client *)c)->out, n); }

@@ -24,6 +24,11 @@
 #include "core/shell/shell.h"
 
 #define MAX_INTF 8
+/* Bytes the kernel may hold not yet sent per connection (bytes in flight are not limited by it). The rest of the
+ * output waits in the protocol's queue, where a slow client's next camera frame is chosen only when the kernel
+ * can take it, instead of the kernel's send buffer (4 MB by default) holding a frame that is stale by the time
+ * the client reads it. Enough to keep a fast link busy between two rounds of the loop. */
+#define NOTSENT_LOWAT (256 * 1024)
 
 struct netloop {
     /* Written before the thread starts; read-only afterwards. */
@@ -165,9 +170,10 @@ static void accept_conns(netloop *l, int lfd)
             close(fd);
             continue;
         }
-        int one = 1;
+        int one = 1, lowat = NOTSENT_LOWAT;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
         if (l->nconns == l->cap) {
             l->cap = l->cap ? l->cap * 2 : 64;
             l->conns = xrealloc(l->conns, l->cap * sizeof *l->conns);
@@ -194,12 +200,23 @@ static void drop_conn(netloop *l, unsigned index, const char *why)
     l->fds[index] = l->fds[l->nconns];
 }
 
+/* [out_lock] The queued output as iov[*niov]; its length. */
+static size_t peek(netloop *l, void *c, struct iovec iov[NETLOOP_MAX_IOV], int *niov)
+{
+    *niov = l->ops->out_peek(c, iov);
+    size_t n = 0;
+    for (int i = 0; i < *niov; i++)
+        n += iov[i].iov_len;
+    return n;
+}
+
 static size_t queued_bytes(netloop *l, void *c)
 {
     pthread_mutex_t *m = l->ops->out_lock(c);
     pthread_mutex_lock(m);
-    size_t n;
-    l->ops->out_peek(c, &n);
+    struct iovec iov[NETLOOP_MAX_IOV];
+    int niov;
+    size_t n = peek(l, c, iov, &niov);
     pthread_mutex_unlock(m);
     return n;
 }
@@ -212,9 +229,11 @@ static int flush_conn(netloop *l, void *c, int fd)
             l->ops->refill(c);
         pthread_mutex_t *m = l->ops->out_lock(c);
         pthread_mutex_lock(m);
-        size_t len;
-        const uint8_t *p = l->ops->out_peek(c, &len);
-        ssize_t n = len ? send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+        struct iovec iov[NETLOOP_MAX_IOV];
+        int niov;
+        size_t len = peek(l, c, iov, &niov);
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
+        ssize_t n = len ? sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
         if (n > 0)
             l->ops->out_consume(c, (size_t)n);
         pthread_mutex_unlock(m);

@@ -19,6 +19,9 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
+
+#define NETLOOP_MAX_IOV 3
 
 typedef struct netloop netloop;
 
@@ -44,7 +47,9 @@ typedef struct netloop_ops {
     int (*closing)(void *conn);                         /* closing because of a protocol error */
     void (*refill)(void *conn);                         /* encode pending updates (takes its own locks) */
     pthread_mutex_t *(*out_lock)(void *conn);
-    const uint8_t *(*out_peek)(void *conn, size_t *len);  /* [out_lock] the queued output */
+    /* [out_lock] The queued output, in order, as at most NETLOOP_MAX_IOV pieces (a protocol may send a shared
+     * encoding from where it lies instead of copying it into the queue); their count. */
+    int (*out_peek)(void *conn, struct iovec iov[NETLOOP_MAX_IOV]);
     void (*out_consume)(void *conn, size_t n);            /* [out_lock] n bytes were sent */
     void (*shutdown)(void *conn);                       /* server stopping: queue the goodbyes (or NULL) */
     void (*describe)(void *conn, char *buf, size_t len);    /* "peer (user@host)" for log lines */

@@ -161,7 +161,12 @@ size_t pva_msg_begin(pva_buf *b, uint8_t cmd)
 
 void pva_msg_end(pva_buf *b, size_t start)
 {
-    uint32_t size = (uint32_t)(b->len - start - PVA_HDR_SIZE);
+    pva_msg_end_spliced(b, start, 0);
+}
+
+void pva_msg_end_spliced(pva_buf *b, size_t start, size_t spliced)
+{
+    uint32_t size = (uint32_t)(b->len - start - PVA_HDR_SIZE + spliced);
     uint8_t *p = b->data + b->head + start + 4;
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(size >> (8 * i));

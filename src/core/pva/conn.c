@@ -30,16 +30,78 @@ pva_limits pva_server_limits = {
 /* ---------------------------------------------------------------------------------------------------
  * Output: a reply is built straight into `out` with the connection's lock held.
  */
+size_t pva_conn_queued_locked(const pva_conn *c)
+{
+    size_t len = 0;
+    if (c->splice)
+        pva_value_bytes(c->splice, &len);
+    return c->out.len + len - c->splice_sent;
+}
+
 void pva_conn_wake_locked(pva_conn *c, size_t was)
 {
-    if (was == 0 && c->out.len && c->wake)
+    if (was == 0 && pva_conn_queued_locked(c) && c->wake)
         c->wake(c);
+}
+
+int pva_conn_peek_locked(const pva_conn *c, struct iovec iov[3])
+{
+    uint8_t *out = c->out.data + c->out.head;
+    if (!c->splice) {
+        iov[0] = (struct iovec){ out, c->out.len };
+        return 1;
+    }
+    size_t len;
+    const uint8_t *value = pva_value_bytes(c->splice, &len);
+    iov[0] = (struct iovec){ out, c->splice_at };
+    iov[1] = (struct iovec){ (void *)(value + c->splice_sent), len - c->splice_sent };
+    iov[2] = (struct iovec){ out + c->splice_at, c->out.len - c->splice_at };
+    return 3;
+}
+
+void pva_conn_consume_locked(pva_conn *c, size_t n)
+{
+    if (c->splice) {
+        size_t before = n < c->splice_at ? n : c->splice_at, len;
+        pva_buf_consume(&c->out, before);
+        c->splice_at -= before;
+        n -= before;
+        pva_value_bytes(c->splice, &len);
+        size_t part = n < len - c->splice_sent ? n : len - c->splice_sent;
+        c->splice_sent += part;
+        n -= part;
+        if (c->splice_sent == len) {
+            pva_value_unref(c->splice);
+            c->splice = NULL;
+            c->splice_at = c->splice_sent = 0;
+        }
+    }
+    pva_buf_consume(&c->out, n);
+}
+
+int pva_conn_splice_update_locked(pva_conn *c, pva_op *op, uint64_t *seq)
+{
+    pva_value *v = pva_source_latest(op->chan->src, seq);
+    if (!v)
+        return -1;
+    size_t len;
+    pva_value_bytes(v, &len);
+    size_t start = pva_msg_begin(&c->out, PVA_CMD_MONITOR);
+    pva_put32(&c->out, op->ioid);
+    pva_put8(&c->out, 0);
+    pva_put_bitset(&c->out, op->chan->src->leaf_bits);     /* every field, marked leaf by leaf as pvxs does */
+    c->splice = v;
+    c->splice_at = c->out.len;
+    c->splice_sent = 0;
+    pva_put_bitset(&c->out, 0);                             /* overrun: never, only the newest value is sent */
+    pva_msg_end_spliced(&c->out, start, len);
+    return 0;
 }
 
 static size_t reply_begin(pva_conn *c, uint8_t cmd)
 {
     pthread_mutex_lock(&c->lock);
-    c->reply_was = c->out.len;
+    c->reply_was = pva_conn_queued_locked(c);
     return pva_msg_begin(&c->out, cmd);
 }
 
@@ -650,7 +712,7 @@ int pva_conn_input(pva_conn *c, const uint8_t *data, size_t len)
     }
     while (!c->closing && c->in.len >= PVA_HDR_SIZE) {
         pthread_mutex_lock(&c->lock);
-        int backlog = c->out.len >= pva_server_limits.max_queue_bytes;
+        int backlog = pva_conn_queued_locked(c) >= pva_server_limits.max_queue_bytes;
         pthread_mutex_unlock(&c->lock);
         if (backlog)
             break;      /* resumed by the loop once the client has read its replies */
@@ -717,6 +779,7 @@ void pva_conn_free(pva_conn *c)
     pva_buf_free(&c->values);
     pva_buf_free(&c->seg);
     pva_buf_free(&c->out);
+    pva_value_unref(c->splice);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }

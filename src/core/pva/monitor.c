@@ -7,7 +7,9 @@
  * puts the monitor on the connection's pending list. The loop (pva_conn_refill, after every flush) encodes the *current* value of the
  * changed fields while the output queue is below the per-client limit and, for a pipelined monitor, while the
  * client's window (queueSize updates, credited back by acks) is open. So a slow client gets the newest value
- * with a BitSet delta, never a queue of stale ones, and a post never waits for the network or grows memory. */
+ * with a BitSet delta, never a queue of stale ones, and a post never waits for the network or grows memory.
+ * A structured PV's update (a camera frame) is chosen only when the queue is empty and is not copied: its
+ * shared encoding is spliced into the output (conn.c), so ten viewers of a frame cost no copy of it. */
 #include "core/pva/pva_internal.h"
 
 #include <stdlib.h>
@@ -85,7 +87,7 @@ int pva_mon_init(pva_conn *c, pva_op *op, const char *queue_size)
         if (*end || n < 1) {
             /* As pvxs: a warning MESSAGE, and the monitor goes on with the default. */
             pthread_mutex_lock(&c->lock);
-            size_t was = c->out.len;
+            size_t was = pva_conn_queued_locked(c);
             size_t m = pva_msg_begin(&c->out, PVA_CMD_MESSAGE);
             pva_put32(&c->out, op->ioid);
             pva_put8(&c->out, PVA_WARNING);
@@ -155,30 +157,38 @@ void pva_conn_refill(pva_conn *c)
         return;
     db_lock();
     pthread_mutex_lock(&c->lock);
-    size_t was = c->out.len;
+    size_t was = pva_conn_queued_locked(c);
     pva_op *prev = NULL;
-    for (pva_op *op = c->pending_head, *next; op && c->out.len < pva_server_limits.max_queue_bytes; op = next) {
+    for (pva_op *op = c->pending_head, *next; op && pva_conn_queued_locked(c) < pva_server_limits.max_queue_bytes;
+         op = next) {
         next = op->mon.next_pending;
         pva_mon *m = &op->mon;
-        if ((m->started && m->pipeline && m->window <= 0) || (op->chan->src && c->out.len > 0)) {
+        if ((m->started && m->pipeline && m->window <= 0) || (op->chan->src && pva_conn_queued_locked(c) > 0)) {
             /* Waits for the client's ack; or, a structured PV (a camera frame), until what is queued has gone
-             * to the kernel: the frame encoded then is the newest, not one that waited behind another. */
+             * to the kernel: the frame chosen then is the newest, not one that waited behind another. */
             prev = op;
             continue;
         }
         uint64_t bits = m->first_pending ? op->mask : m->changed & op->mask;
-        if (m->started && bits) {
+        int sent = 0;
+        if (m->started && bits && op->chan->src) {
+            /* The shared encoding itself goes out (no copy per subscriber); -1: no value posted yet. */
+            sent = pva_conn_splice_update_locked(c, op, &m->sent_seq) == 0;
+        } else if (m->started && bits) {
             size_t start = pva_msg_begin(&c->out, PVA_CMD_MONITOR);
             pva_put32(&c->out, op->ioid);
             pva_put8(&c->out, 0);
-            if (pva_chan_put_value_locked(&c->out, op->chan, bits, &m->sent_seq) < 0) {
-                c->out.len = start;     /* nothing to send (a structured PV without a value yet) */
-            } else {
+            sent = pva_nt_put_value_locked(&c->out, &op->chan->nt, &op->chan->addr, bits) == 0;
+            if (sent) {
                 pva_put_bitset(&c->out, m->first_pending ? 0 : m->overrun & op->mask);
                 pva_msg_end(&c->out, start);
-                m->window--;
-                c->updates_sent++;
+            } else {
+                c->out.len = start;     /* nothing to send (the record could not be read) */
             }
+        }
+        if (sent) {
+            m->window--;
+            c->updates_sent++;
         }
         m->first_pending = 0;
         m->changed = m->overrun = 0;

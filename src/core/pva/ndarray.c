@@ -151,7 +151,6 @@ void pva_ndarray_post(pva_source *s, const pva_ndarray *a)
     pva_put_string(&b, "");
     pva_put_string(&b, "");
     pva_source_publish(s, &b);
-    pva_buf_free(&b);
 }
 
 /* ---------------------------------------------------------------------------------------------------
@@ -267,5 +266,4 @@ void pva_struct_post(pva_source *s, const double *values, int severity, const ch
     put_alarm(&b, severity < 0 ? 0 : severity > 3 ? 3 : severity, message);
     put_time(&b, stamp);
     pva_source_publish(s, &b);
-    pva_buf_free(&b);
 }

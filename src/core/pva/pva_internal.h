@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "core/db/db.h"
 #include "core/pva/pva.h"
@@ -97,6 +98,8 @@ void pva_put_bitset(pva_buf *b, uint64_t mask);
 /* Starts a message (header with size 0); pva_msg_end fills the size. Returns the message's offset. */
 size_t pva_msg_begin(pva_buf *b, uint8_t cmd);
 void pva_msg_end(pva_buf *b, size_t start);
+/* The same for a message whose payload has `spliced` more bytes sent from elsewhere (conn.c). */
+void pva_msg_end_spliced(pva_buf *b, size_t start, size_t spliced);
 /* A control message (8 bytes, no payload). */
 void pva_put_control(pva_buf *b, uint8_t code, uint32_t data);
 
@@ -249,8 +252,9 @@ pva_source *pva_source_new(const char *name, char *err, size_t errlen);
 void pva_source_type_done(pva_source *s);
 /* db_at_exit: frees every source. */
 void pva_sources_free(void *user);
-/* Makes the encoded full value the source's newest one (copied once) and wakes the server. */
-void pva_source_publish(pva_source *s, const pva_buf *value);
+/* Makes the encoded full value the source's newest one and wakes the server. Takes value's bytes over (value
+ * is left empty): the encoding is the one every client is sent from. */
+void pva_source_publish(pva_source *s, pva_buf *value);
 /* The newest value with a reference taken (NULL before the first post), and its sequence number. */
 pva_value *pva_source_latest(pva_source *s, uint64_t *seq);
 uint64_t pva_source_seq(pva_source *s);
@@ -336,10 +340,15 @@ struct pva_conn {
     int closing;                /* fatal protocol error: flush, then close */
     double last_alive;          /* monotonic time it last sent us bytes or read some of ours */
 
-    /* Guarded by lock (taken after the db lock, never before it). */
+    /* Guarded by lock (taken after the db lock, never before it). The output queue is `out`, except that a
+     * structured PV's value (a camera frame) goes out of the shared encoding without a copy: the first
+     * splice_at bytes of out, then the value's bytes from splice_sent on, then the rest of out. At most one
+     * value is spliced at a time (monitor.c attaches one only to an empty queue). */
     pthread_mutex_t lock;
     pva_buf out;
-    size_t reply_was;           /* out.len when the reply being built began */
+    pva_value *splice;          /* a reference held until its last byte is sent; NULL: out alone */
+    size_t splice_at, splice_sent;
+    size_t reply_was;           /* queued bytes when the reply being built began */
     pva_op *pending_head, *pending_tail;   /* monitors with something to send */
     uint64_t updates_sent;
 };
@@ -355,10 +364,19 @@ void pva_conn_free(pva_conn *c);
 /* [db locked] BitSet and marked fields of the channel's value (a structured PV: its newest value whole, *seq
  * its number). 0, or -1 when there is nothing to send (unreadable record, no value posted yet). */
 int pva_chan_put_value_locked(pva_buf *b, pva_chan *ch, uint64_t mask, uint64_t *seq);
+/* [conn lock] A MONITOR update of a structured PV's newest value (*seq its number) spliced into the empty
+ * output queue. 0, or -1 when no value was posted yet. */
+int pva_conn_splice_update_locked(pva_conn *c, pva_op *op, uint64_t *seq);
 /* Ops of one connection. */
 void pva_op_free(pva_conn *c, pva_op *op);
-/* [conn lock] Queued output grew from empty: wake the loop. */
+/* [conn lock] Bytes queued for the client (out and the rest of a spliced value). */
+size_t pva_conn_queued_locked(const pva_conn *c);
+/* [conn lock] Queued output grew from empty (was: what was queued before): wake the loop. */
 void pva_conn_wake_locked(pva_conn *c, size_t was);
+/* [conn lock] Up to 3 pieces of the queued output in order (the loop sends them with one sendmsg); their count. */
+int pva_conn_peek_locked(const pva_conn *c, struct iovec iov[3]);
+/* [conn lock] n bytes of the queued output were sent. */
+void pva_conn_consume_locked(pva_conn *c, size_t n);
 
 /* monitor.c */
 /* INIT of a MONITOR: subscribes; returns 0 or -1 (status already queued). */

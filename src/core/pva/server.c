@@ -97,7 +97,7 @@ static void conn_close(void *c) { pva_conn_free(c); }
 static void conn_consume(void *conn, size_t n)
 {
     pva_conn *c = conn;
-    pva_buf_consume(&c->out, n);
+    pva_conn_consume_locked(c, n);
     c->last_alive = time_monotonic();
 }
 
@@ -106,11 +106,9 @@ static int conn_expired(void *conn, double now)
 {
     return now - ((pva_conn *)conn)->last_alive > pva_server_limits.idle_timeout;
 }
-static const uint8_t *conn_peek(void *conn, size_t *len)
+static int conn_peek(void *conn, struct iovec iov[NETLOOP_MAX_IOV])
 {
-    pva_conn *c = conn;
-    *len = c->out.len;
-    return c->out.data + c->out.head;
+    return pva_conn_peek_locked(conn, iov);
 }
 
 static void conn_describe(void *conn, char *buf, size_t len)
@@ -178,7 +176,7 @@ static void build_report(netloop *loop, netloop_text *t, int level, void *const 
     for (unsigned i = 0; i < n && level >= 1; i++) {
         pva_conn *c = conns[i];
         pthread_mutex_lock(&c->lock);
-        size_t queued = c->out.len;
+        size_t queued = pva_conn_queued_locked(c);
         uint64_t sent = c->updates_sent;
         pthread_mutex_unlock(&c->lock);
         netloop_printf(t, "  %s %s '%s'@%s: %u channel(s), %u operation(s), %zu bytes queued, %llu updates sent\n",

@@ -4,8 +4,8 @@
  * Ownership and locks: the registry is built before iocInit (st.cmd thread) and read-only afterwards, so the
  * loop looks names up without a lock. A source's `lock` guards its newest value and sequence number; posts
  * (a driver's thread) encode outside the lock and only swap the pointer under it. A value stays alive while a
- * connection is copying it (pva_source_latest / pva_value_unref). Lock order: db lock -> connection lock ->
- * source lock; posts take the source lock alone. */
+ * connection sends it (pva_source_latest / pva_value_unref; conn.c splices it into its output unchanged).
+ * Lock order: db lock -> connection lock -> source lock; posts take the source lock alone. */
 #include "core/pva/pva.h"
 #include "core/pva/pva_internal.h"
 
@@ -17,8 +17,7 @@
 
 struct pva_value {
     int refs;                   /* atomic */
-    size_t len;
-    uint8_t data[];
+    pva_buf bytes;              /* the poster's encoding, taken over (a frame is not copied) */
 };
 
 static pva_source *sources;     /* before iocInit only; read-only afterwards */
@@ -89,12 +88,12 @@ void pva_sources_free(void *user)
     }
 }
 
-void pva_source_publish(pva_source *s, const pva_buf *value)
+void pva_source_publish(pva_source *s, pva_buf *value)
 {
-    pva_value *v = xmalloc(sizeof *v + value->len);
+    pva_value *v = xmalloc(sizeof *v);
     v->refs = 1;
-    v->len = value->len;
-    memcpy(v->data, value->data + value->head, value->len);
+    v->bytes = *value;
+    *value = (pva_buf){ 0 };
     pthread_mutex_lock(&s->lock);
     pva_value *old = s->latest;
     s->latest = v;
@@ -125,12 +124,14 @@ uint64_t pva_source_seq(pva_source *s)
 
 void pva_value_unref(pva_value *v)
 {
-    if (v && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    if (v && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        pva_buf_free(&v->bytes);
         free(v);
+    }
 }
 
 const uint8_t *pva_value_bytes(const pva_value *v, size_t *len)
 {
-    *len = v->len;
-    return v->data;
+    *len = v->bytes.len;
+    return v->bytes.data + v->bytes.head;
 }
