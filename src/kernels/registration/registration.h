@@ -133,7 +133,9 @@ int reg_set_reference(reg_ctx *ctx, const reg_view *ref, char *err, size_t errle
 /* Registers a moving image against the reference by translation only. Returns 0 or -1 with a message. */
 int reg_translate(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen);
 /* Registers by rotation, scale and translation (context made with similarity != 0). Rotation is found modulo
- * 360 degrees; scale within about 0.5-2 (beyond that, resample first with reg_resample and known pixel sizes). */
+ * 360 degrees; scale within about 0.5-2 (beyond that, resample first with reg_resample and known pixel sizes).
+ * Frames of at least 512 x 512 find rotation and scale on both regions halved (2 x 2 means; a quarter of the
+ * work), then the translation and the verdict at full resolution. */
 int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen);
 
 /* Resamples src (w x h) by factor (> 0; output size round(w*factor) x round(h*factor) in *dw, *dh) so that

@@ -33,6 +33,9 @@ void warp_threads(const float *src, int w, int h, float *dst, int dw, int dh, do
 void warp_clipped(const float *src, int w, int h, float *dst, int dw, int dh, double angle_deg, double scale,
                   double cx, double cy, double tx, double ty, float fill, int threads, double clip_x,
                   double clip_y, double clip_r);
+/* dst (w/2 x h/2, rounded down) = the means of the 2 x 2 blocks of src (w x h, rows stride floats apart): output
+ * pixel q covers input pixels 2q and 2q + 1, its centre sits at input coordinate 2q + 1/2. */
+void decimate_half(const float *src, int w, int h, size_t stride, float *dst);
 
 /* window.c */
 /* The window over n samples, its centre moved by shift samples (zero where it leaves 0..n-1). */
@@ -147,6 +150,12 @@ struct reg_ctx {
     double alt_energy;
     placement alt_key;           /* the overlap part spec_alt was made for (w == 0: none, or the disc's) */
     int similarity;              /* the members below exist only when set */
+    /* Frames with both sides at least 2 * COARSE_MIN_SIDE find rotation and scale on both images halved, in
+     * coarse (its own context, which has no coarse one), and only the final translation and the verdict at full
+     * resolution; coarse_ref and coarse_moving hold the halved regions. Without coarse, the log-polar members
+     * below are this context's. */
+    reg_ctx *coarse;
+    float *coarse_ref, *coarse_moving;
     reg_params lp_params;        /* log-polar correlation: plain phase correlation, no window or band */
     logpolar lp;
     pc_core lpc;                 /* correlation of log-polar images */
@@ -184,10 +193,16 @@ double verify_quarters(reg_ctx *ctx, const reg_view *mv, int off_x, int off_y, d
  * integer shift (sx, sy), also covers. */
 void shared_region(const reg_ctx *ctx, const placement *pl, int sx, int sy, int *x0, int *y0, int *x1, int *y1);
 
-/* similarity.c: the log-polar members of a context. */
-int similarity_init(reg_ctx *ctx, char *err, size_t errlen);
+/* context.c: reg_create, with similarity's coarse stage allowed (may_halve != 0) or not (the coarse context
+ * itself). */
+reg_ctx *context_make(int width, int height, const reg_params *p, int similarity, int may_halve, char *err,
+                      size_t errlen);
+
+/* similarity.c: the log-polar members of a context, or its coarse context (may_halve, frame large enough). */
+int similarity_init(reg_ctx *ctx, int may_halve, char *err, size_t errlen);
 void similarity_free(reg_ctx *ctx);
-/* Computes the reference's log-polar spectrum from the frame spectrum in ctx->pc.spec_ref. */
-void similarity_set_reference(reg_ctx *ctx);
+/* Computes the reference's log-polar spectrum from the frame spectrum in ctx->pc.spec_ref, or hands the halved
+ * reference to the coarse context. Returns 0, or -1 with a message. */
+int similarity_set_reference(reg_ctx *ctx, char *err, size_t errlen);
 
 #endif

@@ -168,6 +168,16 @@ void reg_warp(const float *src, int w, int h, float *dst, int dw, int dh, double
     warp_threads(src, w, h, dst, dw, dh, angle_deg, scale, cx, cy, tx, ty, fill, 1);
 }
 
+void decimate_half(const float *src, int w, int h, size_t stride, float *dst)
+{
+    int dw = w / 2, dh = h / 2;
+    for (int q = 0; q < dh; q++) {
+        const float *a = src + 2 * (size_t)q * stride, *b = a + stride;
+        float *out = dst + (size_t)q * dw;
+        for (int x = 0; x < dw; x++) out[x] = 0.25f * ((a[2 * x] + a[2 * x + 1]) + (b[2 * x] + b[2 * x + 1]));
+    }
+}
+
 /* Weights of one axis: output q takes taps first[q] .. first[q] + count - 1 with weights wt[q * taps + i]. */
 typedef struct axis_map {
     int taps;

@@ -14,27 +14,52 @@
 /* Pixels warped beyond a disc's radius: room for the second pass to move the disc (see refine_translation). */
 #define DISC_MARGIN 4
 
-int similarity_init(reg_ctx *ctx, char *err, size_t errlen)
+/* Frames with both sides at least twice this find rotation and scale at half resolution (see reg_ctx). */
+#define COARSE_MIN_SIDE 256
+
+/* A similarity transform in a context's frame coordinates (see register.h), and how it was found. */
+typedef struct estimate {
+    double angle, scale, tx, ty;
+    double disc;                 /* radius of the disc windows of the last translation (0: rectangles) */
+    pc_peak peak;                /* that translation's peak */
+    int rounds, converged;
+} estimate;
+
+int similarity_init(reg_ctx *ctx, int may_halve, char *err, size_t errlen)
 {
     ctx->similarity = 1;
-    logpolar_init(&ctx->lp, ctx->w, ctx->h);
-    ctx->lp_params = ctx->p;
-    ctx->lp_params.window = REG_WINDOW_NONE;   /* log_polar_sample windows the radius; angle is periodic */
-    ctx->lp_params.whitening = 1;
-    ctx->lp_params.band_low = ctx->lp_params.band_high = 0;
-    ctx->lp_params.contrast_invariant = 0;
     ctx->placed = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
     ctx->warped = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
     ctx->disc_win = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
     ctx->warped_band = xmalloc(sizeof(float) * ctx->pc.nspec);
     double high = ctx->p.band_high > 0 && ctx->p.band_high < WARPED_BAND_HIGH ? ctx->p.band_high : WARPED_BAND_HIGH;
     band_filter(ctx->w, ctx->h, ctx->p.band_low, high, ctx->warped_band);
+    if (may_halve && ctx->w >= 2 * COARSE_MIN_SIDE && ctx->h >= 2 * COARSE_MIN_SIDE) {
+        /* A coarse pixel is two of ours: the same translation lattice and tolerance in our pixels. */
+        reg_params cp = ctx->p;
+        cp.upsample = 2 * ctx->p.upsample < 10000 ? 2 * ctx->p.upsample : 10000;
+        cp.tolerance = ctx->p.tolerance / 2;
+        size_t half = (size_t)(ctx->w / 2) * (ctx->h / 2);
+        ctx->coarse_ref = xmalloc(sizeof(float) * half);
+        ctx->coarse_moving = xmalloc(sizeof(float) * half);
+        ctx->coarse = context_make(ctx->w / 2, ctx->h / 2, &cp, 1, 0, err, errlen);
+        return ctx->coarse ? 0 : -1;
+    }
+    logpolar_init(&ctx->lp, ctx->w, ctx->h);
+    ctx->lp_params = ctx->p;
+    ctx->lp_params.window = REG_WINDOW_NONE;   /* log_polar_sample windows the radius; angle is periodic */
+    ctx->lp_params.whitening = 1;
+    ctx->lp_params.band_low = ctx->lp_params.band_high = 0;
+    ctx->lp_params.contrast_invariant = 0;
     return pc_init(&ctx->lpc, ctx->lp.radii, ctx->lp.angles, &ctx->lp_params, 0, err, errlen);
 }
 
 void similarity_free(reg_ctx *ctx)
 {
     if (!ctx->similarity) return;
+    reg_destroy(ctx->coarse);
+    free(ctx->coarse_ref);
+    free(ctx->coarse_moving);
     logpolar_free(&ctx->lp);
     pc_free(&ctx->lpc);
     free(ctx->placed);
@@ -44,10 +69,22 @@ void similarity_free(reg_ctx *ctx)
     ctx->similarity = 0;
 }
 
-void similarity_set_reference(reg_ctx *ctx)
+/* The region pl of a placed frame (ctx->placed or ref_placed) halved into out, as a view for the coarse context. */
+static reg_view halved_region(const reg_ctx *ctx, const float *placed, const placement *pl, float *out)
 {
+    decimate_half(placed + (size_t)pl->at_y * ctx->w + pl->at_x, pl->w, pl->h, (size_t)ctx->w, out);
+    return (reg_view){.data = out, .width = pl->w / 2, .height = pl->h / 2};
+}
+
+int similarity_set_reference(reg_ctx *ctx, char *err, size_t errlen)
+{
+    if (ctx->coarse) {
+        reg_view half = halved_region(ctx, ctx->ref_placed, &ctx->ref_pl, ctx->coarse_ref);
+        return reg_set_reference(ctx->coarse, &half, err, errlen);
+    }
     logpolar_sample(&ctx->lp, ctx->pc.spec_ref, ctx->w, ctx->h, ctx->lpc.real);
     pc_transform(&ctx->lpc, 1);
+    return 0;
 }
 
 /* Rotation and scale that remain between the moving spectrum in ctx->pc.spec and the reference. A rotation by
@@ -167,26 +204,28 @@ static double verify_similarity(reg_ctx *ctx, double angle_deg, double scale, do
     return verify_quarters(ctx, &v, 0, 0, 0, 0, x0, y0, x1, y1);
 }
 
-int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen)
+/* Switches the translations of ctx to the band of warped images (on != 0) or back to the parameters' band. */
+static void warped_band_use(reg_ctx *ctx, int on, float **saved)
 {
-    placement pl;
-    if (!ctx->similarity) {
-        snprintf(err, errlen, "context was made for translation only");
-        return -1;
+    if (on) {
+        *saved = ctx->pc.band;
+        ctx->pc.band = ctx->warped_band;
+    } else {
+        ctx->pc.band = *saved;
     }
-    if (!ctx->have_ref) {
-        snprintf(err, errlen, "no reference image set");
-        return -1;
-    }
-    if (placement_of(moving, ctx->w, ctx->h, &pl, err, errlen) != 0) return -1;
-    float fill = frame_place(moving, &pl, ctx->placed, ctx->w, ctx->h);
-    frame_load(moving, &pl, &ctx->p, 0, 0, ctx->pc.real, ctx->w, ctx->h, ctx->wx, ctx->wy);
+    band_support(&ctx->pc, ctx->pc.band);
+}
+
+/* The whole estimate at this context's resolution for the moving region pl, already placed in ctx->placed (mean
+ * fill): rotation and scale from the log-polar spectra, the 180-degree ambiguity, then rounds of refinement. */
+static void estimate_here(reg_ctx *ctx, const reg_view *moving, const placement *pl, float fill, estimate *e)
+{
+    frame_load(moving, pl, &ctx->p, 0, 0, ctx->pc.real, ctx->w, ctx->h, ctx->wx, ctx->wy);
     pc_transform(&ctx->pc, 0);
     double angle, scale;
     residual_rotation_scale(ctx, &angle, &scale);
-    float *band = ctx->pc.band;
-    ctx->pc.band = ctx->warped_band;
-    band_support(&ctx->pc, ctx->pc.band);
+    float *band;
+    warped_band_use(ctx, 1, &band);
     /* Magnitude spectra cannot tell theta from theta + 180: keep the one whose translation correlates better. */
     double tx = 0, ty = 0;
     pc_peak peak;
@@ -207,7 +246,7 @@ int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *
      * apart stay on the parabolic top of the curve. Both images are windowed by the same disc, which the
      * rotated moving region covers entirely: its missing corners would otherwise bias the translation. */
     double step_angle = 45.0 / ctx->lp.angles, step_log_scale = ctx->lp.log_step / 4;
-    double disc = ctx->p.iterations > 1 ? prepare_disc(ctx, &pl, angle, scale, tx, ty) : 0;
+    double disc = ctx->p.iterations > 1 ? prepare_disc(ctx, pl, angle, scale, tx, ty) : 0;
     /* A round's update: how far it moves a pixel at the frame's RMS radius (at most). The probe steps halve every
      * round, so on noisy images, whose correlation curves wobble at fine steps, the updates still shrink. */
     double radius = sqrt(((double)ctx->w * ctx->w + (double)ctx->h * ctx->h) / 12);
@@ -226,12 +265,63 @@ int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *
         step_angle /= 2;
         step_log_scale /= 2;
     }
-    double error_px = verify_similarity(ctx, angle, scale, tx, ty, fill, disc);
-    ctx->pc.band = band;
-    band_support(&ctx->pc, ctx->pc.band);
+    warped_band_use(ctx, 0, &band);
+    *e = (estimate){.angle = angle, .scale = scale, .tx = tx, .ty = ty, .disc = disc, .peak = peak,
+                    .rounds = rounds, .converged = converged};
+}
+
+/* Rotation and scale found by the coarse context on both regions halved, the transform brought into this
+ * context's frame, and the translation measured again here at full resolution. Returns 0 or -1 with a message. */
+static int estimate_coarse(reg_ctx *ctx, const placement *pl, float fill, estimate *e, char *err, size_t errlen)
+{
+    reg_ctx *coarse = ctx->coarse;
+    reg_view half = halved_region(ctx, ctx->placed, pl, ctx->coarse_moving);
+    placement cpl;
+    if (placement_of(&half, coarse->w, coarse->h, &cpl, err, errlen) != 0) return -1;
+    estimate c;
+    estimate_here(coarse, &half, &cpl, frame_place(&half, &cpl, coarse->placed, coarse->w, coarse->h), &c);
+    /* Coarse frame point P_c = (P - at - 1/2) / 2 + coarse at (its pixel q covers ours 2q, 2q + 1 of the region):
+     * moving M = A (P - C) + C + t with C our frame's centre and t = 2 A d + 2 (C_c + t_c - at_c,moving) + 1/2 +
+     * at_moving - C, where d = (C - at_ref - 1/2) / 2 + at_c,ref - C_c (coarse pixels). */
+    double th = c.angle * M_PI / 180, a = c.scale * cos(th), b = c.scale * sin(th);
+    double cx = (ctx->w - 1) / 2.0, cy = (ctx->h - 1) / 2.0;
+    double ccx = (coarse->w - 1) / 2.0, ccy = (coarse->h - 1) / 2.0;
+    double dx = (cx - ctx->ref_pl.at_x - 0.5) / 2 + coarse->ref_pl.at_x - ccx;
+    double dy = (cy - ctx->ref_pl.at_y - 0.5) / 2 + coarse->ref_pl.at_y - ccy;
+    double tx = 2 * (a * dx + b * dy) + 2 * (ccx + c.tx - cpl.at_x) + 0.5 + pl->at_x - cx;
+    double ty = 2 * (-b * dx + a * dy) + 2 * (ccy + c.ty - cpl.at_y) + 0.5 + pl->at_y - cy;
+    float *band;
+    warped_band_use(ctx, 1, &band);
+    double disc = ctx->p.iterations > 1 ? prepare_disc(ctx, pl, c.angle, c.scale, tx, ty) : 0;
+    pc_peak peak;
+    refine_translation(ctx, c.angle, c.scale, &tx, &ty, fill, disc, &peak);
+    warped_band_use(ctx, 0, &band);
+    *e = (estimate){.angle = c.angle, .scale = c.scale, .tx = tx, .ty = ty, .disc = disc, .peak = peak,
+                    .rounds = c.rounds, .converged = c.converged};
+    return 0;
+}
+
+int reg_similarity(reg_ctx *ctx, const reg_view *moving, reg_result *out, char *err, size_t errlen)
+{
+    placement pl;
+    if (!ctx->similarity) {
+        snprintf(err, errlen, "context was made for translation only");
+        return -1;
+    }
+    if (!ctx->have_ref) {
+        snprintf(err, errlen, "no reference image set");
+        return -1;
+    }
+    if (placement_of(moving, ctx->w, ctx->h, &pl, err, errlen) != 0) return -1;
+    float fill = frame_place(moving, &pl, ctx->placed, ctx->w, ctx->h);
+    estimate e;
+    if (!ctx->coarse) estimate_here(ctx, moving, &pl, fill, &e);
+    else if (estimate_coarse(ctx, &pl, fill, &e, err, errlen) != 0) return -1;
+    double error_px = verify_similarity(ctx, e.angle, e.scale, e.tx, e.ty, fill, e.disc);
+    double angle = e.angle;
     if (angle > 180) angle -= 360;
     if (angle <= -180) angle += 360;
-    result_fill(ctx, &pl, angle, scale, tx, ty, &peak, error_px, converged, out);
-    out->iterations = rounds;
+    result_fill(ctx, &pl, angle, e.scale, e.tx, e.ty, &e.peak, error_px, e.converged, out);
+    out->iterations = e.rounds;
     return 0;
 }
