@@ -1,4 +1,4 @@
-/* util.c -- time helpers, checked allocation and bounded string copy (see base.h). */
+/* util.c -- time helpers, checked allocation (large arrays on huge pages) and bounded string copy (see base.h). */
 #include "core/base/base.h"
 
 #include <ctype.h>
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 double time_monotonic(void)
 {
@@ -45,6 +46,20 @@ void *xmalloc(size_t size) { return checked(malloc(size ? size : 1), size); }
 void *xcalloc(size_t count, size_t size) { return checked(calloc(count ? count : 1, size ? size : 1), count * size); }
 void *xrealloc(void *ptr, size_t size) { return checked(realloc(ptr, size ? size : 1), size); }
 char *xstrdup(const char *s) { return checked(strdup(s), strlen(s) + 1); }
+
+/* A transparent huge page on x86-64 (and arm64 with 4 KiB pages). */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
+void *xmalloc_large(size_t size)
+{
+    if (size < HUGE_PAGE_BYTES) return xmalloc(size);
+    if (size > SIZE_MAX - HUGE_PAGE_BYTES) return checked(NULL, size);
+    size_t whole_pages = (size + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1);
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE_BYTES, whole_pages) != 0) return checked(NULL, size);
+    (void)madvise(p, whole_pages, MADV_HUGEPAGE);   /* refused: normal pages, which work as well */
+    return p;
+}
 
 size_t str_copy(char *dst, const char *src, size_t dst_size)
 {

@@ -230,7 +230,7 @@ static int write_map_png(const char *path, const xanes_result *r, char *err, siz
     int z = r->nz / 2;
     size_t n = (size_t)r->nx * r->ny;
     const float *slice = r->peak_energy + (size_t)z * n;
-    unsigned char *rgb = xmalloc(3 * n);
+    unsigned char *rgb = xmalloc_large(3 * n);
     for (size_t i = 0; i < n; i++) colour((slice[i] - r->hist_lo) / (r->hist_hi - r->hist_lo), rgb + 3 * i);
     int rc = image_write_png_rgb(path, rgb, r->nx, r->ny, err, errlen);
     free(rgb);
@@ -276,7 +276,7 @@ static int write_results(const char *path, const xanes_result *r, const xanes_pa
     size_t dims[3] = {(size_t)r->nz, (size_t)r->ny, (size_t)r->nx};
     int rank = r->nz > 1 ? 3 : 2;
     const size_t *d = rank == 3 ? dims : dims + 1;
-    int *status = xmalloc(n * sizeof(int)), *mask = xmalloc(n * sizeof(int));
+    int *status = xmalloc_large(n * sizeof(int)), *mask = xmalloc_large(n * sizeof(int));
     for (size_t v = 0; v < n; v++) {
         status[v] = r->status[v];
         mask[v] = r->status[v] == XANES_OK || r->status[v] == XANES_NO_PEAK;

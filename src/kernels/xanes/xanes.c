@@ -451,8 +451,9 @@ static float *bin_stack(const xanes_stack *s, const int bin[3], int dims[3])
     dims[2] = (s->nz + bin[2] - 1) / bin[2];
     if (bin[0] == 1 && bin[1] == 1 && bin[2] == 1) return s->data;
     size_t nout = (size_t)dims[0] * dims[1] * dims[2], nin = stack_voxels(s);
-    float *out = xcalloc((size_t)s->count * nout, sizeof(float));
+    float *out = xmalloc_large((size_t)s->count * nout * sizeof(float));
     unsigned *cnt = xcalloc(nout, sizeof(unsigned));
+    double *acc = xmalloc_large(nout * sizeof(double));   /* one image's block sums, reused for every image */
     for (int z = 0; z < s->nz; z++)
         for (int y = 0; y < s->ny; y++)
             for (int x = 0; x < s->nx; x++)
@@ -460,7 +461,7 @@ static float *bin_stack(const xanes_stack *s, const int bin[3], int dims[3])
     for (int k = 0; k < s->count; k++) {
         const float *src = s->data + (size_t)k * nin;
         float *dst = out + (size_t)k * nout;
-        double *acc = xcalloc(nout, sizeof(double));
+        memset(acc, 0, nout * sizeof(double));
         for (int z = 0; z < s->nz; z++)
             for (int y = 0; y < s->ny; y++) {
                 const float *row = src + ((size_t)z * s->ny + y) * s->nx;
@@ -468,8 +469,8 @@ static float *bin_stack(const xanes_stack *s, const int bin[3], int dims[3])
                 for (int x = 0; x < s->nx; x++) arow[x / bin[0]] += row[x];
             }
         for (size_t v = 0; v < nout; v++) dst[v] = (float)(acc[v] / cnt[v]);
-        free(acc);
     }
+    free(acc);
     free(cnt);
     return out;
 }
@@ -687,11 +688,11 @@ static void result_alloc(xanes_result *r, const int dims[3], int count, int hist
     r->ny = dims[1];
     r->nz = dims[2];
     size_t n = (size_t)dims[0] * dims[1] * dims[2];
-    /* Not initialised: the mask pass writes every voxel's mean absorption and edge jump, the fit pass every voxel's
-     * fit maps (in the workers, which also take the page faults of first use). */
+    /* Not initialised: the mask pass writes every voxel's mean absorption, edge jump and status, the fit pass every
+     * voxel's fit maps (in the workers, which also take the page faults of first use, on huge pages). */
     float **maps[] = {&r->peak_energy, &r->rmse, &r->r2, &r->adj_r2, &r->edge_jump, &r->mean_absorption};
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) *maps[i] = xmalloc(n * sizeof(float));
-    r->status = xcalloc(n, 1);
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) *maps[i] = xmalloc_large(n * sizeof(float));
+    r->status = xmalloc_large(n);
     r->hist_bins = hist_bins;
     r->hist = xcalloc((size_t)hist_bins, sizeof(long));
     r->spectrum_count = count;

@@ -128,7 +128,8 @@ const char *xrf_xraylib_version(void);
 
 /* ---- Correction kernel (xrf_correct.c) ---- */
 
-/* Maps of one scan: per element, width*height doubles. */
+/* Maps of one scan: per element, width*height doubles. xrf_maps_alloc does not initialise them (every caller writes
+ * each pixel), so the solver's own writes take the first-touch page faults, on huge pages (xmalloc_large). */
 typedef struct xrf_maps {
     int width, height, n_elements;
     double *map[XRF_MAX_ELEMENTS];

@@ -26,7 +26,7 @@ int xrf_maps_alloc(xrf_maps *m, int width, int height, int n_elements)
     m->width = width;
     m->height = height;
     m->n_elements = n_elements;
-    for (int c = 0; c < n_elements; c++) m->map[c] = xcalloc((size_t)width * height, sizeof(double));
+    for (int c = 0; c < n_elements; c++) m->map[c] = xmalloc_large((size_t)width * height * sizeof(double));
     return 0;
 }
 
@@ -132,7 +132,8 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
                         xrf_maps *corrected, xrf_maps *fractions)
 {
     if (cfg->num.faces == XRF_FACES_ESCAPE) {
-        double *map = xcalloc(xrf_depth_map_size(cfg, width, height), sizeof *map);
+        /* Not initialised: a row reads only the rows toward the detector, solved before it. */
+        double *map = xmalloc_large(xrf_depth_map_size(cfg, width, height) * sizeof *map);
         for (int y = height - 1; y >= 0; y--) solve_row(cfg, width, height, y, counts, i0, corrected, fractions, map, map);
         free(map);
         return 1;
@@ -186,7 +187,7 @@ static int jacobi(const xrf_config *cfg, int width, int height, const double *co
 {
     size_t size = all_rows_state_size(cfg, width, height);
     size_t pixels = (size_t)width * height;
-    double *states = xcalloc(size, sizeof *states), *scratch = xcalloc(size, sizeof *scratch);
+    double *states = xmalloc_large(size * sizeof *states), *scratch = xmalloc_large(size * sizeof *scratch);
     for (size_t p = 0; p < pixels; p++) {
         double sum = 0;
         for (int c = 0; c < cfg->n_elements; c++) sum += counts[c][p] / cfg->element[c].sensitivity;

@@ -200,7 +200,7 @@ static double *read_2d(hid_t file, const char *name, int *width, int *height, ch
     } else {
         *width = (int)dims[1];
         *height = (int)dims[0];
-        data = xmalloc(dims[0] * dims[1] * sizeof *data);
+        data = xmalloc_large(dims[0] * dims[1] * sizeof *data);
         if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
             snprintf(err, errlen, "cannot read %s", name);
             free(data);
@@ -237,7 +237,7 @@ int xrf_h5_read_raw(const char *path, const xrf_config *cfg, int *width, int *he
             if (!*i0) rc = -1;
         } else {
             size_t n = (size_t)*width * *height;
-            *i0 = xmalloc(n * sizeof **i0);
+            *i0 = xmalloc_large(n * sizeof **i0);
             for (size_t p = 0; p < n; p++) (*i0)[p] = 1;
         }
     }

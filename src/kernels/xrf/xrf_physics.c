@@ -730,6 +730,7 @@ int xrf_forward(const xrf_config *cfg, int width, int height, int slices, const 
         snprintf(err, errlen, "forward model: bad map size %dx%d", width, height);
         return -1;
     }
+    for (int c = 0; c < n; c++) memset(detected->map[c], 0, (size_t)width * height * sizeof(double));   /* sums */
     if (cfg->num.faces == XRF_FACES_ESCAPE) {
         forward_escape(cfg, width, height, slices, fractions, i0, detected);
         return 0;

@@ -101,7 +101,7 @@ void xrf_stream_set_callback(xrf_stream *s, xrf_row_callback cb, void *user)
 
 static double *nan_filled(size_t n)
 {
-    double *a = xmalloc(n * sizeof *a);
+    double *a = xmalloc_large(n * sizeof *a);
     for (size_t i = 0; i < n; i++) a[i] = NAN;
     return a;
 }
