@@ -128,6 +128,8 @@ def test_every_mapped_setting_reads_back_what_the_camera_took(gv):
     for name, value in (("BinX", 1), ("BinY", 1), ("MinX", 0), ("MinY", 0), ("SizeX", W), ("SizeY", H),
                         ("PixelFormat", 2)):
         pv("cam1:" + name).put(value, wait=True)
+        rbv = pv(f"cam1:{name}_RBV")          # the camera's readback arrives after the put's completion
+        wait_for(lambda: rbv.get() == value, what=lambda: f"{name}_RBV {rbv.get()} back to {value}")
 
 
 def test_settings_the_camera_lacks_are_refused_at_the_put(gv):
