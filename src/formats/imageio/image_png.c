@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static void png_error_handler(png_structp png, png_const_charp message)
 {
@@ -108,6 +109,9 @@ static int write_png8(const char *path, const unsigned char *pixels, int width, 
         return -1;
     }
     png_init_io(png, fp);
+    /* Maps and previews written at the end of every run: zlib's fastest level makes the file ~10 % larger and the
+     * write several times faster (at the default level it was ~40 % of a reloc-xanes run). */
+    png_set_compression_level(png, Z_BEST_SPEED);
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8,
                  channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
