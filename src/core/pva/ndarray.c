@@ -57,6 +57,18 @@ static void put_alarm(pva_buf *b, int severity, const char *message)
     pva_put_string(b, message ? message : "");
 }
 
+/* A source whose type holds n members (columns of a table, scalars of a structure) besides other_nodes fixed
+ * ones; refused, saying what, when there are none or the type tree cannot hold them all. */
+static pva_source *source_of_members(const char *name, int n, int other_nodes, const char *what, char *err,
+                                     size_t errlen)
+{
+    if (n < 1 || n > PVA_MAX_NODES - other_nodes) {
+        error_set(err, errlen, "'%s': %d %s (1 to %d)", name, n, what, PVA_MAX_NODES - other_nodes);
+        return NULL;
+    }
+    return pva_source_new(name, err, errlen);
+}
+
 /* ---------------------------------------------------------------------------------------------------
  * NTNDArray
  */
@@ -159,12 +171,7 @@ void pva_ndarray_post(pva_source *s, const pva_ndarray *a)
 pva_source *pva_table_source_add(const char *name, int ncols, const char *const *labels, char *err, size_t errlen)
 {
     /* Besides the columns the tree holds 12 nodes: itself, labels, value, descriptor, alarm (4), timeStamp (4). */
-    enum { TABLE_OTHER_NODES = 12 };
-    if (ncols < 1 || ncols > PVA_MAX_NODES - TABLE_OTHER_NODES) {
-        error_set(err, errlen, "'%s': %d columns (1 to %d)", name, ncols, PVA_MAX_NODES - TABLE_OTHER_NODES);
-        return NULL;
-    }
-    pva_source *s = pva_source_new(name, err, errlen);
+    pva_source *s = source_of_members(name, ncols, 12, "columns", err, errlen);
     if (!s)
         return NULL;
     s->ncols = ncols;
@@ -204,7 +211,6 @@ void pva_table_post(pva_source *s, const double *const *columns, long nrows, str
     put_alarm(&b, 0, NULL);
     put_time(&b, stamp);
     pva_source_publish(s, &b);
-    pva_buf_free(&b);
 }
 
 /* ---------------------------------------------------------------------------------------------------
@@ -214,12 +220,7 @@ pva_source *pva_struct_source_add(const char *name, const char *type_id, int nme
                                   char *err, size_t errlen)
 {
     /* Besides the members the tree holds 9 nodes: itself, alarm (4), timeStamp (4). */
-    enum { STRUCT_OTHER_NODES = 9 };
-    if (nmembers < 1 || nmembers > PVA_MAX_NODES - STRUCT_OTHER_NODES) {
-        error_set(err, errlen, "'%s': %d members (1 to %d)", name, nmembers, PVA_MAX_NODES - STRUCT_OTHER_NODES);
-        return NULL;
-    }
-    pva_source *s = pva_source_new(name, err, errlen);
+    pva_source *s = source_of_members(name, nmembers, 9, "members", err, errlen);
     if (!s)
         return NULL;
     static const uint8_t codes[] = { [PVA_MEMBER_DOUBLE] = PVA_DOUBLE, [PVA_MEMBER_INT] = PVA_INT32,
