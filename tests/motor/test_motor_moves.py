@@ -34,7 +34,9 @@ class Recorder:
         self.pvs = [epics.PV(P + n, callback=self._cb, form="native", auto_monitor=True) for n in names]
         for p in self.pvs:
             assert p.wait_for_connection(5.0)
-        wait_for(lambda: len(self.events) >= len(names), 30, "the first monitor of every channel")
+        wait_for(lambda: len(self.events) >= len(names), 30,
+                 lambda: f"the first monitor of every channel (arrived: {[n for n, _ in self.events]}; pyepics "
+                         f"subscribed: {[p._monref is not None for p in self.pvs]})")   # tells client from server
         with self.lock:
             self.events.clear()
 
