@@ -19,24 +19,36 @@ static int features_differ(const camera_settings *a, const camera_settings *b)
            a->trigger_source != b->trigger_source;
 }
 
-/* The camera's readbacks into the parameters (the _RBV records show what the camera took). */
-static void publish_readbacks(camera *cam, const camera_settings *got)
+/* The camera's readbacks into the parameters (the _RBV records show what the camera took), unless newer
+ * settings wait to be applied. An accepted write echoes its value into the parameter inside the record's
+ * processing, under the db lock: holding that lock here, every write whose settings this pass applied has
+ * echoed (the readback replaces the echo, never the reverse), and no write can come between the check and the
+ * values. Newer settings: their echo stays until the next pass applies them and publishes the camera's values,
+ * so a readback of older settings never flips an _RBV back. */
+static void publish_readbacks(camera *cam, const camera_settings *applied, const camera_settings *got)
 {
     param_port *p = cam->port;
-    param_set_double(p, P_ACQUIRE_TIME, got->acquire_time);
-    param_set_double(p, P_ACQUIRE_PERIOD, got->acquire_period);
-    param_set_double(p, P_GAIN, got->gain);
-    param_set_int(p, P_MIN_X, got->min_x);
-    param_set_int(p, P_MIN_Y, got->min_y);
-    param_set_int(p, P_SIZE_X, got->size_x);
-    param_set_int(p, P_SIZE_Y, got->size_y);
-    param_set_int(p, P_BIN_X, got->bin_x);
-    param_set_int(p, P_BIN_Y, got->bin_y);
-    param_set_int(p, P_IMAGE_MODE, got->image_mode);
-    param_set_int(p, P_NUM_IMAGES, got->num_images);
-    param_set_int(p, P_PIXEL_FORMAT, got->pixel_format);
-    param_set_int(p, P_TRIGGER_MODE, got->trigger_mode);
-    param_set_int(p, P_TRIGGER_SOURCE, got->trigger_source);
+    db_lock();
+    pthread_mutex_lock(&cam->lock);
+    int current = !features_differ(&cam->settings, applied);
+    pthread_mutex_unlock(&cam->lock);
+    if (current) {
+        param_set_double(p, P_ACQUIRE_TIME, got->acquire_time);
+        param_set_double(p, P_ACQUIRE_PERIOD, got->acquire_period);
+        param_set_double(p, P_GAIN, got->gain);
+        param_set_int(p, P_MIN_X, got->min_x);
+        param_set_int(p, P_MIN_Y, got->min_y);
+        param_set_int(p, P_SIZE_X, got->size_x);
+        param_set_int(p, P_SIZE_Y, got->size_y);
+        param_set_int(p, P_BIN_X, got->bin_x);
+        param_set_int(p, P_BIN_Y, got->bin_y);
+        param_set_int(p, P_IMAGE_MODE, got->image_mode);
+        param_set_int(p, P_NUM_IMAGES, got->num_images);
+        param_set_int(p, P_PIXEL_FORMAT, got->pixel_format);
+        param_set_int(p, P_TRIGGER_MODE, got->trigger_mode);
+        param_set_int(p, P_TRIGGER_SOURCE, got->trigger_source);
+    }
+    db_unlock();
     param_post(p);
 }
 
@@ -98,7 +110,7 @@ int camera_link_service(camera *cam, camera_link *link, const camera_settings *s
         if (src->ops->apply(src, NULL, s, &got, err, errlen) != 0)
             log_warn("camera", "%s: the camera refused a setting: %s", cam->port_name, err);
         link->applied = *s;
-        publish_readbacks(cam, &got);
+        publish_readbacks(cam, s, &got);
         publish_link(cam, link, s->acquire, s->acquire ? "Acquiring" : "Connected");
     } else if (features_differ(&link->applied, s)) {
         camera_settings got;
@@ -107,7 +119,7 @@ int camera_link_service(camera *cam, camera_link *link, const camera_settings *s
             str_copy(src->counters.last_error, err, sizeof src->counters.last_error);
         }
         link->applied = *s;
-        publish_readbacks(cam, &got);
+        publish_readbacks(cam, s, &got);
     }
     for (; link->triggers_fired != s->software_triggers; link->triggers_fired++)
         if (src->ops->trigger(src, err, errlen) != 0)
