@@ -50,7 +50,18 @@ def wait_for(predicate, timeout=30.0, what="condition", step=0.02):
     while not predicate():
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
+        flush_ca_requests()
         time.sleep(step)
+
+
+def flush_ca_requests():
+    """Sends what libca holds queued, as a client's event loop does (epics.poll). A monitor that pyepics subscribes
+    from its connection callback stays in libca's queue otherwise: libca refuses ca_pend_event inside a callback
+    (ECA_EVDISALLOW), so nothing flushes it until the client's thread next calls into CA."""
+    import sys
+    epics = sys.modules.get("epics")
+    if epics is not None and epics.ca.libca is not None:
+        epics.ca.flush_io()
 
 
 def pv(name, timeout=15.0):
