@@ -338,6 +338,7 @@ typedef struct block_sums {
     double peak[BLOCK], rmse[BLOCK], r2[BLOCK], adj_r2[BLOCK];
     unsigned char status[BLOCK];
     double *row;               /* per stack energy: the sum of its samples over the block (mask pass) */
+    double *row_lanes;         /* per stack energy: 8 partial sums of row, over columns l, l + 8, ... */
 } block_sums;
 
 /* Adds one window sample of nb columns (y, weights w[c] of the pseudo-inverse) to the fit sums. Inlined with a
@@ -519,52 +520,115 @@ static void finite_stats(const job *j, size_t v, int kept, double *spectrum, dou
     *jump = npre && npost ? post / npost - pre / npre : NAN;
 }
 
-/* Reads the block's samples once: the mask sums over all energies (mask pass) and the fit sums over the window's. */
-RELOC_AVX512_AVX2_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums *restrict s)
+/* Eight columns as one vector: every sum of a chunk of columns stays in registers while the chunk's samples of
+ * all energies go by (GCC's vector extensions: AVX-512 registers in the x86-64-v4 clone, pairs of smaller ones in
+ * the others). Adding row by row into per-column arrays instead cost a load and a store of every sum at every
+ * sample and held the loop to the store port. */
+typedef double chunk_d __attribute__((vector_size(8 * sizeof(double))));
+typedef float chunk_f __attribute__((vector_size(8 * sizeof(float))));
+enum { CHUNK = 8 };
+
+/* The chunk's samples of one energy as doubles; a chunk cut short by the block's end is padded with zeros. */
+static inline __attribute__((always_inline)) void load_chunk(const float *y, int n, chunk_d *v)
 {
-    const xanes_params *p = j->params;
+    chunk_f f = {0};
+    memcpy(&f, y, (size_t)n * sizeof(float));
+    *v = __builtin_convertvector(f, chunk_d);
+}
+
+/* The sums of the n columns from c0 (n <= w chunks: w vectors side by side, w and nc constants where inlined)
+ * over every energy (the mask pass's total, pre-edge, post-edge and row sums) and over the window's (the fit's, nc
+ * coefficients). Each column's sums add its samples in energy order, and lane l of row_lanes[k] adds the samples
+ * of the columns l, l + 8, ... in column order (a short last chunk's into lane 0 one by one), so the sums are
+ * those of a row-by-row pass. */
+static inline __attribute__((always_inline)) void sum_chunk(const job *j, size_t v0, int c0, int n, int w, int nc,
+                                                            block_sums *restrict s)
+{
     const fit_plan *plan = j->plan;
-    const double pre_e = p->edge_energy - p->edge_gap, post_e = p->edge_energy + p->edge_gap;
-    double *restrict total = s->total, *restrict pre_sum = s->pre, *restrict post_sum = s->post;
-    memset(s, 0, offsetof(block_sums, peak));
-    enum { LANES = 8 };
-    for (int k = 0, kk = 0; k < j->count; k++) {
-        const float *restrict y = j->data + (size_t)k * j->nvox + v0;
-        if (v0 + 2 * BLOCK <= j->nvox) /* the next block's row: 40 rows far apart defeat the hardware prefetcher */
-            for (int b = 0; b < BLOCK; b += 64 / (int)sizeof(float)) __builtin_prefetch(y + BLOCK + b);
-        if (j->mask_pass) {
-            const double e = j->energy[k], wpre = e <= pre_e, wpost = e >= post_e;
-            double lane[LANES] = {0}; /* the row's sum over the block, in a fixed order */
-            int b = 0;
-            for (; b + LANES <= nb; b += LANES)
-                for (int l = 0; l < LANES; l++) {
-                    const double v = y[b + l];
-                    total[b + l] += v;
-                    pre_sum[b + l] += wpre * v; /* NaN when v is: such voxels are redone (finite_stats) */
-                    post_sum[b + l] += wpost * v;
-                    lane[l] += v;
-                }
-            for (; b < nb; b++) {
-                const double v = y[b];
-                total[b] += v;
-                pre_sum[b] += wpre * v;
-                post_sum[b] += wpost * v;
-                lane[0] += v;
+    const float *data = j->data + v0 + c0;
+    const size_t nvox = j->nvox;
+    const int count = j->count, mask_pass = j->mask_pass;
+    const double *energy = j->energy;
+    double *row_lanes = s->row_lanes;
+    const double pre_e = j->params->edge_energy - j->params->edge_gap;
+    const double post_e = j->params->edge_energy + j->params->edge_gap;
+    const int prefetch = v0 + 2 * BLOCK <= nvox;
+    chunk_d total[2] = {{0}}, pre[2] = {{0}}, post[2] = {{0}}, sum[2] = {{0}}, sum2[2] = {{0}};
+    chunk_d coef[2][XANES_MAX_ORDER + 1] = {{{0}}};
+    for (int k = 0, kk = 0; k < count; k++) {
+        const float *y = data + (size_t)k * nvox;
+        if (prefetch) /* the next block's lines: 40 rows far apart defeat the hardware prefetcher */
+            for (int h = 0; h < w; h += 64 / (int)(CHUNK * sizeof(float))) __builtin_prefetch(y + BLOCK + h * CHUNK);
+        chunk_d v[2];
+        for (int h = 0; h < w; h++) load_chunk(y + h * CHUNK, n - h * CHUNK < CHUNK ? n - h * CHUNK : CHUNK, &v[h]);
+        if (mask_pass) {
+            const double in_pre = energy[k] <= pre_e ? 1.0 : 0.0, in_post = energy[k] >= post_e ? 1.0 : 0.0;
+            double *lanes = row_lanes + (size_t)k * CHUNK;
+            for (int h = 0; h < w; h++) {
+                total[h] += v[h];
+                pre[h] += in_pre * v[h]; /* NaN when v is: such voxels are redone (finite_stats) */
+                post[h] += in_post * v[h];
             }
-            double row = 0;
-            for (int l = 0; l < LANES; l++) row += lane[l];
-            s->row[k] = row;
+            if (n == w * CHUNK) {
+                chunk_d r;
+                memcpy(&r, lanes, sizeof r);
+                for (int h = 0; h < w; h++) r += v[h];
+                memcpy(lanes, &r, sizeof r);
+            } else {
+                for (int l = 0; l < n; l++) lanes[0] += y[l];
+            }
         }
         if (!plan || !plan->wanted[k]) continue;
-        double w[XANES_MAX_ORDER + 1];
-        for (int c = 0; c < plan->ncoef; c++) w[c] = plan->solve[(size_t)c * plan->m + kk];
-        kk++;
-        switch (plan->ncoef) {
-        case 3: add_window_row(s, 3, w, y, nb); break;
-        case 4: add_window_row(s, 4, w, y, nb); break;
-        default: add_window_row(s, 5, w, y, nb); break;
+        for (int c = 0; c < nc; c++) {
+            const double weight = plan->solve[(size_t)c * plan->m + kk];
+            for (int h = 0; h < w; h++) coef[h][c] += weight * v[h];
         }
+        for (int h = 0; h < w; h++) {
+            sum[h] += v[h];
+            sum2[h] += v[h] * v[h];
+        }
+        kk++;
     }
+    for (int h = 0; h < w; h++)
+        for (int l = 0; l < CHUNK && h * CHUNK + l < n; l++) {
+            const int col = c0 + h * CHUNK + l;
+            s->total[col] = total[h][l];
+            s->pre[col] = pre[h][l];
+            s->post[col] = post[h][l];
+            s->sum[col] = sum[h][l];
+            s->sum2[col] = sum2[h][l];
+            for (int c = 0; c < nc; c++) s->coef[c][col] = coef[h][c][l];
+        }
+}
+
+/* The block's columns: 16 at a time (a cache line of each energy's samples, two vectors) with n a constant, then
+ * the rest a chunk at a time. */
+static inline __attribute__((always_inline)) void sum_chunks(const job *j, size_t v0, int nb, int nc,
+                                                             block_sums *restrict s)
+{
+    int c0 = 0;
+    for (; c0 + 2 * CHUNK <= nb; c0 += 2 * CHUNK) sum_chunk(j, v0, c0, 2 * CHUNK, 2, nc, s);
+    for (; c0 + CHUNK <= nb; c0 += CHUNK) sum_chunk(j, v0, c0, CHUNK, 1, nc, s);
+    if (c0 < nb) sum_chunk(j, v0, c0, nb - c0, 1, nc, s);
+}
+
+/* Reads the block's samples once: the mask sums over all energies (mask pass) and the fit sums over the window's,
+ * a chunk of columns at a time. */
+RELOC_AVX512_AVX2_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums *restrict s)
+{
+    if (j->mask_pass) memset(s->row_lanes, 0, (size_t)j->count * CHUNK * sizeof *s->row_lanes);
+    switch (j->plan ? j->plan->ncoef : 0) {
+    case 0: sum_chunks(j, v0, nb, 0, s); break;
+    case 3: sum_chunks(j, v0, nb, 3, s); break;
+    case 4: sum_chunks(j, v0, nb, 4, s); break;
+    default: sum_chunks(j, v0, nb, 5, s); break;
+    }
+    if (j->mask_pass)
+        for (int k = 0; k < j->count; k++) {
+            double row = 0;
+            for (int l = 0; l < CHUNK; l++) row += s->row_lanes[(size_t)k * CHUNK + l];
+            s->row[k] = row;
+        }
 }
 
 /* Mean absorption, edge jump, the mask (status XANES_OK to be fitted, or XANES_MASKED) and the kept voxels' part
@@ -757,8 +821,11 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     j.hist = xcalloc((size_t)workers * p->hist_bins, sizeof(long));
     r->window_lo = r->hist_lo = p->window_lo; /* the histogram spans the window (the automatic one: set below) */
     r->window_hi = r->hist_hi = p->window_hi;
-    double *row_sums = xmalloc((size_t)workers * s->count * sizeof(double));
-    for (int w = 0; w < workers; w++) j.sums[w].row = row_sums + (size_t)w * s->count;
+    double *row_sums = xmalloc((size_t)workers * s->count * (1 + CHUNK) * sizeof(double));
+    for (int w = 0; w < workers; w++) {
+        j.sums[w].row = row_sums + (size_t)w * s->count * (1 + CHUNK);
+        j.sums[w].row_lanes = j.sums[w].row + s->count;
+    }
     parallel_for(blocks, workers, analyse_block, &j);
 
     /* Summed spectrum, sorted by energy. */
