@@ -8,9 +8,12 @@ no fitted-curve array), and the mean absorption over all energies as reloc also 
 the tool logs (the fit, mask, mean absorption, edge jump and summed spectrum, all cores); the tool also logs the HDF5
 read of the stack and the write of the maps, reported beside it (the goal: I/O not slower than the fit).
 The two results must agree to the float32 rounding of reloc's maps (numpy.polyfit's answer, which the tests
-check against)."""
+check against). The physical floor is printed beside them: one read of the whole stack (every sample added once, by
+bench/read_floor.c built here, on huge pages), on one core and on all: the kernel reads every sample once too."""
+import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +51,18 @@ def numpy_fit(energy, stack):
     return peak, r2, mean_absorption
 
 
+def read_floor(tmp, count):
+    """Best CPU and wall seconds of one read of count float32 samples, on one thread and on all cores."""
+    exe = Path(tmp) / "read_floor"
+    subprocess.run(["gcc", "-O3", "-march=native", "-pthread", "-o", str(exe),
+                    str(Path(__file__).resolve().parent / "read_floor.c")], check=True)
+    floors = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        out = subprocess.run([str(exe), str(count), "10", str(threads)], capture_output=True, text=True, check=True)
+        floors[threads] = json.loads(out.stdout)
+    return floors
+
+
 def main():
     rng = np.random.default_rng(1)
     peaks = 8348.5 + rng.uniform(-1, 1, (SIDE, SIDE))
@@ -72,6 +87,7 @@ def main():
             peer.append(time.perf_counter() - t0)
             peer_cpu.append(time.process_time() - c0)
         ours_peak = xs.read_result(Path(tmp) / "o.h5")["peak_energy"].ravel()
+        floors = read_floor(tmp, stack.size)
     # The maps are float32 (9.8e-4 eV apart at 8.3 keV): reloc's value must be numpy's rounded to float32, within
     # one float32 step where the double results straddle a rounding boundary.
     agree = np.nanmax(np.abs(ours_peak - peer_peak.ravel()))
@@ -88,6 +104,12 @@ def main():
     print(f"  numpy pseudo-inverse (lean)       : {min(peer):7.3f} s wall, {min(peer_cpu):.3f} s CPU")
     print(f"  ratio numpy / reloc kernel        : {min(peer) / best['kernel']:7.1f}x wall, "
           f"{min(peer_cpu) / best['kernel_cpu']:.1f}x CPU   (goal >= 5x, <= 0.1 s)")
+    for threads, f in floors.items():
+        print(f"  floor: one read of the stack, {threads} thread(s): {f['wall_ms'] / 1e3:7.3f} s wall, "
+              f"{f['cpu_ms'] / 1e3:.3f} s CPU ({f['gb_s']:.1f} GB/s)")
+    all_cores = floors[max(floors)]
+    print(f"  reloc kernel / floor              : {best['kernel'] / (all_cores['wall_ms'] / 1e3):7.1f}x wall, "
+          f"{best['kernel_cpu'] / (all_cores['cpu_ms'] / 1e3):.1f}x CPU")
     print(f"  I/O (read + write) / kernel       : {(best['read'] + best['write']) / best['kernel']:7.1f}x   "
           f"(goal <= 1)")
 
