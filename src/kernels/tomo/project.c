@@ -5,6 +5,7 @@
 #include "core/parallel/parallel.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ int tomo_geometry_check(const tomo_geometry *g, char *err, size_t errlen)
  * out once and applied to the B slices, whose values lie side by side (slice innermost): the loops over the batch
  * are contiguous and of constant length, which the compiler turns into vector instructions. Always inlined into
  * joseph() with constant adjoint and B, so each combination is compiled on its own. */
+#define FIXED_ONE 4294967296.0   /* 2^32: one pixel in the fixed-point u below */
+
 static inline __attribute__((always_inline)) void joseph_batch(const tomo_geometry *g, const float *restrict src,
                                                               float *restrict dst, const int adjoint, const int B)
 {
@@ -61,13 +64,17 @@ static inline __attribute__((always_inline)) void joseph_batch(const tomo_geomet
                 acc[0][z] = acc[1][z] = 0;
                 back[z] = adjoint ? (float)(src[ray * B + z] * length) : 0;
             }
-            double u = u0 + first * du - du;
+            /* u in 32.32 fixed point: stepping it is an integer add (a one-cycle chain from line to line, where a
+             * double add was four and held the loop), its integer part is floor(u) by a shift and its fraction the
+             * weight. Rounding du to 2^-32 moves u by less than n 2^-33 pixels, below the float weights' step. */
+            const int64_t du_fixed = (int64_t)llround(du * FIXED_ONE), below = -(int64_t)FIXED_ONE,
+                          beyond = (int64_t)n << 32;
+            int64_t u_fixed = (int64_t)llround((u0 + first * du) * FIXED_ONE) - du_fixed;
             for (int line = first; line <= last; line++) {
-                u += du;
-                if (u < -1 || u >= n) continue;
-                /* floor(u) by truncation of the positive u + 1: floor() is a libm call on baseline x86-64. */
-                int j0 = (int)(u + 1.0) - 1;
-                float w = (float)(u - j0), w0 = 1 - w;
+                u_fixed += du_fixed;
+                if (u_fixed < below || u_fixed >= beyond) continue;
+                int j0 = (int)(u_fixed >> 32);     /* arithmetic shift: floor, -1 included */
+                float w = (float)(uint32_t)u_fixed * (float)(1.0 / FIXED_ONE), w0 = 1 - w;
                 size_t at = (size_t)line * line_step + (size_t)j0 * stride;
                 int inside = (unsigned)j0 < (unsigned)(n - 1);
                 if (adjoint) {
