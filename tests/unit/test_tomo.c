@@ -199,6 +199,34 @@ static void full_batch_equals_one_slice_at_a_time(void **state)
     free(sinos);
 }
 
+/* Rays that pass far beside the slice (a huge detector offset or spacing: finite, so the geometry check lets them
+ * through; an infinite one it refuses) meet nothing: zero projections, nothing back-projected, and no overflow on
+ * the way (UBSan). */
+static void rays_far_beside_the_slice_meet_nothing(void **state)
+{
+    (void)state;
+    double angles[] = {0, 30, 45, 90, 150};
+    struct { double spacing, offset; } cases[] = {{1, 1e12}, {1, -1e300}, {1e300, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tomo_geometry g = {.n = 16, .n_det = 3, .n_angles = 5, .angles_deg = angles,
+                           .det_spacing = cases[c].spacing, .centre_offset = cases[c].offset};
+        assert_int_equal(tomo_geometry_check(&g, NULL, 0), 0);
+        float slice[16 * 16], sino[5 * 3], back[16 * 16];
+        for (int i = 0; i < 16 * 16; i++) slice[i] = 1;
+        for (int i = 0; i < 5 * 3; i++) sino[i] = 1;
+        tomo_project(&g, slice, sino);
+        for (int a = 0; a < 5; a++)
+            for (int k = 0; k < 3; k++)
+                if (k != 1 || g.centre_offset != 0) assert_true(sino[a * 3 + k] == 0);   /* the middle bin of a
+                                                                                           * centred detector is t = 0 */
+        for (int i = 0; i < 5 * 3; i++) sino[i] = (i % 3 == 1 && g.centre_offset == 0) ? 0 : 1;
+        tomo_backproject(&g, sino, back);
+        for (int i = 0; i < 16 * 16; i++) assert_true(back[i] == 0);
+    }
+    tomo_geometry infinite = {.n = 16, .n_det = 3, .n_angles = 5, .angles_deg = angles, .det_spacing = INFINITY};
+    assert_int_equal(tomo_geometry_check(&infinite, NULL, 0), -1);
+}
+
 static void projection_of_a_constant_is_the_chord_length(void **state)
 {
     (void)state;
@@ -460,6 +488,7 @@ int main(void)
         cmocka_unit_test(batches_stay_within_the_scratch_budget),
         cmocka_unit_test(slices_of_a_batch_stop_on_their_own_passes),
         cmocka_unit_test(full_batch_equals_one_slice_at_a_time),
+        cmocka_unit_test(rays_far_beside_the_slice_meet_nothing),
         cmocka_unit_test(projection_of_a_constant_is_the_chord_length),
         cmocka_unit_test(response_ratios_exact_and_non_negative),
         cmocka_unit_test(weight_fractions_follow_eq12),

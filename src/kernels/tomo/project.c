@@ -16,7 +16,8 @@ int tomo_geometry_check(const tomo_geometry *g, char *err, size_t errlen)
     if (g->n < 1 || g->n > 65536) why = "slice size out of range 1..65536";
     else if (g->n_det < 1 || g->n_det > 65536) why = "detector size out of range 1..65536";
     else if (g->n_angles < 1 || !g->angles_deg) why = "no tilt angles";
-    else if (!(g->det_spacing >= 0) || !isfinite(g->centre_offset)) why = "bad detector spacing or centre offset";
+    else if (!(g->det_spacing >= 0) || !isfinite(g->det_spacing) || !isfinite(g->centre_offset))
+        why = "bad detector spacing or centre offset";
     for (int a = 0; !why && a < g->n_angles; a++)
         if (!isfinite(g->angles_deg[a])) why = "tilt angles must be finite numbers";
     if (why && err && errlen) snprintf(err, errlen, "%s", why);
@@ -69,7 +70,11 @@ static inline __attribute__((always_inline)) void joseph_batch(const tomo_geomet
              * weight. Rounding du to 2^-32 moves u by less than n 2^-33 pixels, below the float weights' step. */
             const int64_t du_fixed = (int64_t)llround(du * FIXED_ONE), below = -(int64_t)FIXED_ONE,
                           beyond = (int64_t)n << 32;
-            int64_t u_fixed = (int64_t)llround((u0 + first * du) * FIXED_ONE) - du_fixed;
+            /* |du| <= 1 and at most 65536 lines: a ray starting beyond 2^30 pixels never meets the slice, and
+             * clamped there it still does not, while its fixed-point u cannot overflow (a huge detector spacing or
+             * centre offset passes the geometry check). */
+            const double u_start = fmin(fmax(u0 + first * du, -0x1p30), 0x1p30);
+            int64_t u_fixed = (int64_t)llround(u_start * FIXED_ONE) - du_fixed;
             for (int line = first; line <= last; line++) {
                 u_fixed += du_fixed;
                 if (u_fixed < below || u_fixed >= beyond) continue;
