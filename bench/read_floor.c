@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -25,17 +26,25 @@ static double seconds(clockid_t clock)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* Eight independent float accumulators: the adds vectorise and no add waits for the previous one. */
+/* Four independent vector accumulators of 16 floats (GCC vector extensions): the adds are vector instructions and
+ * no add waits for the previous one, so the loop is as fast as the loads can come. */
+typedef float floats16 __attribute__((vector_size(16 * sizeof(float))));
+
 static void *sum_part(void *arg)
 {
     part *p = arg;
-    float acc[8] = {0};
+    floats16 acc[4] = {{0}};
     size_t i = 0;
-    for (; i + 8 <= p->count; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += p->data[i + k];
+    for (; i + 64 <= p->count; i += 64)
+        for (int k = 0; k < 4; k++) {
+            floats16 v;
+            memcpy(&v, p->data + i + 16 * k, sizeof v);
+            acc[k] += v;
+        }
     double s = 0;
     for (; i < p->count; i++) s += p->data[i];
-    for (int k = 0; k < 8; k++) s += acc[k];
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 16; l++) s += acc[k][l];
     p->sum = s;
     return NULL;
 }

@@ -57,10 +57,12 @@ def wait_for(predicate, timeout=30.0, what="condition", step=0.02):
 def flush_ca_requests():
     """Sends what libca holds queued, as a client's event loop does (epics.poll). A monitor that pyepics subscribes
     from its connection callback stays in libca's queue otherwise: libca refuses ca_pend_event inside a callback
-    (ECA_EVDISALLOW), so nothing flushes it until the client's thread next calls into CA."""
+    (ECA_EVDISALLOW), so nothing flushes it until the client's thread next calls into CA. Only on the main thread,
+    whose context pyepics made: on another thread libca would make that thread a new, empty context to flush."""
     import sys
+    import threading
     epics = sys.modules.get("epics")
-    if epics is not None and epics.ca.libca is not None:
+    if epics is not None and epics.ca.libca is not None and threading.current_thread() is threading.main_thread():
         epics.ca.flush_io()
 
 

@@ -246,6 +246,7 @@ typedef struct camera_link {
     double next_attempt;             /* monotonic time of the next connect attempt */
     double next_check;               /* monotonic time of the next check while not acquiring */
     camera_settings applied;         /* what the camera was given last */
+    int readback_stale;              /* its readbacks were not published (newer settings were waiting) */
     unsigned long triggers_fired;
     unsigned long failed_attempts;
 } camera_link;

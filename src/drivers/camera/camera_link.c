@@ -23,15 +23,18 @@ static int features_differ(const camera_settings *a, const camera_settings *b)
  * settings wait to be applied. An accepted write echoes its value into the parameter inside the record's
  * processing, under the db lock: holding that lock here, every write whose settings this pass applied has
  * echoed (the readback replaces the echo, never the reverse), and no write can come between the check and the
- * values. Newer settings: their echo stays until the next pass applies them and publishes the camera's values,
- * so a readback of older settings never flips an _RBV back. */
-static void publish_readbacks(camera *cam, const camera_settings *applied, const camera_settings *got)
+ * values. Newer settings: nothing is published and link->readback_stale says so; the next pass applies the
+ * settings (or, when they went back to the applied ones meanwhile, only reads the camera back) and publishes,
+ * so a readback of older settings never flips an _RBV back and the last one is never lost. */
+static void publish_readbacks(camera *cam, camera_link *link, const camera_settings *applied,
+                              const camera_settings *got)
 {
     param_port *p = cam->port;
     db_lock();
     pthread_mutex_lock(&cam->lock);
     int current = !features_differ(&cam->settings, applied);
     pthread_mutex_unlock(&cam->lock);
+    link->readback_stale = !current;
     if (current) {
         param_set_double(p, P_ACQUIRE_TIME, got->acquire_time);
         param_set_double(p, P_ACQUIRE_PERIOD, got->acquire_period);
@@ -110,16 +113,16 @@ int camera_link_service(camera *cam, camera_link *link, const camera_settings *s
         if (src->ops->apply(src, NULL, s, &got, err, errlen) != 0)
             log_warn("camera", "%s: the camera refused a setting: %s", cam->port_name, err);
         link->applied = *s;
-        publish_readbacks(cam, s, &got);
+        publish_readbacks(cam, link, s, &got);
         publish_link(cam, link, s->acquire, s->acquire ? "Acquiring" : "Connected");
-    } else if (features_differ(&link->applied, s)) {
+    } else if (link->readback_stale || features_differ(&link->applied, s)) {
         camera_settings got;
         if (src->ops->apply(src, &link->applied, s, &got, err, errlen) != 0) {
             log_warn("camera", "%s: the camera refused a setting: %s", cam->port_name, err);
             str_copy(src->counters.last_error, err, sizeof src->counters.last_error);
         }
         link->applied = *s;
-        publish_readbacks(cam, s, &got);
+        publish_readbacks(cam, link, s, &got);
     }
     for (; link->triggers_fired != s->software_triggers; link->triggers_fired++)
         if (src->ops->trigger(src, err, errlen) != 0)

@@ -67,7 +67,8 @@ static inline __attribute__((always_inline)) void joseph_batch(const tomo_geomet
             }
             /* u in 32.32 fixed point: stepping it is an integer add (a one-cycle chain from line to line, where a
              * double add was four and held the loop), its integer part is floor(u) by a shift and its fraction the
-             * weight. Rounding du to 2^-32 moves u by less than n 2^-33 pixels, below the float weights' step. */
+             * weight. Rounding du to 2^-32 moves u by at most n 2^-33 pixels (2^-17 at n = 65536; the double chain
+             * drifted by as much), below the float weights' step for n < 512. */
             const int64_t du_fixed = (int64_t)llround(du * FIXED_ONE), below = -(int64_t)FIXED_ONE,
                           beyond = (int64_t)n << 32;
             /* |du| <= 1 and at most 65536 lines: a ray starting beyond 2^30 pixels never meets the slice, and

@@ -707,7 +707,7 @@ RELOC_AVX512_AVX2_CLONES static void store_fits(job *j, size_t v0, int nb, const
 }
 
 /* Adds the block's final statuses and peak energies to its statistics and the worker's histogram. */
-static void tally_block(const job *j, size_t v0, int nb, block_stats *st, long *hist)
+RELOC_AVX512_AVX2_CLONES static void tally_block(const job *j, size_t v0, int nb, block_stats *st, long *hist)
 {
     const xanes_result *r = j->r;
     const double lo = r->hist_lo, width = (r->hist_hi - r->hist_lo) / r->hist_bins;
