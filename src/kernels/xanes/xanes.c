@@ -562,13 +562,13 @@ static inline __attribute__((always_inline)) void sum_chunk(const job *j, size_t
         chunk_d v[2];
         for (int h = 0; h < w; h++) load_chunk(y + h * CHUNK, n - h * CHUNK < CHUNK ? n - h * CHUNK : CHUNK, &v[h]);
         if (mask_pass) {
-            const double in_pre = energy[k] <= pre_e ? 1.0 : 0.0, in_post = energy[k] >= post_e ? 1.0 : 0.0;
+            const int in_pre = energy[k] <= pre_e, in_post = energy[k] >= post_e;
             double *lanes = row_lanes + (size_t)k * CHUNK;
-            for (int h = 0; h < w; h++) {
-                total[h] += v[h];
-                pre[h] += in_pre * v[h]; /* NaN when v is: such voxels are redone (finite_stats) */
-                post[h] += in_post * v[h];
-            }
+            for (int h = 0; h < w; h++) total[h] += v[h]; /* not finite when a sample is: such voxels are redone */
+            if (in_pre)                                    /* (finite_stats) */
+                for (int h = 0; h < w; h++) pre[h] += v[h];
+            if (in_post)
+                for (int h = 0; h < w; h++) post[h] += v[h];
             if (n == w * CHUNK) {
                 chunk_d r;
                 memcpy(&r, lanes, sizeof r);
