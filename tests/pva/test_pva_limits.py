@@ -28,10 +28,14 @@ def limits_ioc(work, **settings):
     return running(ioc_module.Ioc(st_cmd(f'dbLoadRecords("{work / "limits.db"}")'), work, env=env), *ports)
 
 
+# How the client says the server refused it (or closed on it).
+REFUSAL = (ConnectionError, ProtocolError, PvaError, TimeoutError, OSError)
+
+
 def refused(connect):
     try:
         connect().close()
-    except (ConnectionError, ProtocolError, PvaError, TimeoutError, OSError):
+    except REFUSAL:
         return True
     return False
 
@@ -44,7 +48,7 @@ def admitted(server):
     def connect():
         try:
             clients.append(server.client(timeout=5.0))
-        except (ConnectionError, ProtocolError, PvaError, TimeoutError, OSError):
+        except REFUSAL:
             return False
         return True
 

@@ -24,14 +24,14 @@ int tomo_geometry_check(const tomo_geometry *g, char *err, size_t errlen)
     return why ? -1 : 0;
 }
 
+#define FIXED_ONE 4294967296.0   /* 2^32: one pixel in joseph_batch's fixed-point u */
+
 /* One pass over every (angle, beam, row-or-column) sample for B slices at once. Forward (adjoint = 0): src is the
  * slices, dst the sinograms, dst = W src. Adjoint: src is the sinograms, dst += W^T src. Both walk the same
  * samples with the same weights, which is what makes them transposes. The sample's position and weight are worked
  * out once and applied to the B slices, whose values lie side by side (slice innermost): the loops over the batch
  * are contiguous and of constant length, which the compiler turns into vector instructions. Always inlined into
  * joseph() with constant adjoint and B, so each combination is compiled on its own. */
-#define FIXED_ONE 4294967296.0   /* 2^32: one pixel in the fixed-point u below */
-
 static inline __attribute__((always_inline)) void joseph_batch(const tomo_geometry *g, const float *restrict src,
                                                               float *restrict dst, const int adjoint, const int B)
 {

@@ -337,30 +337,9 @@ typedef struct block_sums {
     /* filled by finish_block */
     double peak[BLOCK], rmse[BLOCK], r2[BLOCK], adj_r2[BLOCK];
     unsigned char status[BLOCK];
-    double *row;               /* per stack energy: the sum of its samples over the block (mask pass) */
-    double *row_lanes;         /* per stack energy: 8 partial sums of row, over columns l, l + 8, ... */
+    double *row_lanes;         /* per stack energy: its samples over the block in 8 lanes, lane l the columns l,
+                                * l + 8, ... (mask pass; lanes_total adds them up) */
 } block_sums;
-
-/* Adds one window sample of nb columns (y, weights w[c] of the pseudo-inverse) to the fit sums. Inlined with a
- * constant nc, so that one branch-free loop updates every sum (pointers are restrict-qualified locals: the build does
- * not assume strict aliasing, which would otherwise keep the loops scalar). */
-static inline __attribute__((always_inline)) void add_window_row(block_sums *s, int nc, const double *w,
-                                                                 const float *restrict y, int nb)
-{
-    double *restrict sum = s->sum, *restrict sum2 = s->sum2, *restrict c0 = s->coef[0], *restrict c1 = s->coef[1],
-                     *restrict c2 = s->coef[2], *restrict c3 = s->coef[3], *restrict c4 = s->coef[4];
-    const double w0 = w[0], w1 = w[1], w2 = w[2], w3 = nc > 3 ? w[3] : 0, w4 = nc > 4 ? w[4] : 0;
-    for (int b = 0; b < nb; b++) {
-        const double v = y[b];
-        sum[b] += v;
-        sum2[b] += v * v;
-        c0[b] += w0 * v;
-        c1[b] += w1 * v;
-        c2[b] += w2 * v;
-        if (nc > 3) c3[b] += w3 * v;
-        if (nc > 4) c4[b] += w4 * v;
-    }
-}
 
 /* RMSE, R^2, adjusted R^2, the peak and the status of nb columns from their fit sums. */
 RELOC_AVX512_AVX2_CLONES static void finish_block(const fit_plan *p, block_sums *s, int nb)
@@ -623,12 +602,14 @@ RELOC_AVX512_AVX2_CLONES static void sum_block(const job *j, size_t v0, int nb, 
     case 4: sum_chunks(j, v0, nb, 4, s); break;
     default: sum_chunks(j, v0, nb, 5, s); break;
     }
-    if (j->mask_pass)
-        for (int k = 0; k < j->count; k++) {
-            double row = 0;
-            for (int l = 0; l < CHUNK; l++) row += s->row_lanes[(size_t)k * CHUNK + l];
-            s->row[k] = row;
-        }
+}
+
+/* A row's sum over the block from its CHUNK lanes, added in lane order (the summed spectrum's fixed order). */
+static double lanes_total(const double *lanes)
+{
+    double sum = 0;
+    for (int l = 0; l < CHUNK; l++) sum += lanes[l];
+    return sum;
 }
 
 /* Mean absorption, edge jump, the mask (status XANES_OK to be fitted, or XANES_MASKED) and the kept voxels' part
@@ -659,22 +640,19 @@ RELOC_AVX512_AVX2_CLONES static void mask_block(job *j, size_t v0, int nb, const
         r->edge_jump[v0 + b] = (float)jump;
         r->status[v0 + b] = kept ? XANES_OK : XANES_MASKED;
     }
-    enum { LANES = 8 };
     for (int k = 0; k < j->count; k++) {
-        if (all_kept) { /* the row sums sum_block took, added in the same order */
-            spectrum[k] = s->row[k];
+        if (all_kept) { /* the row's lanes sum_block took */
+            spectrum[k] = lanes_total(s->row_lanes + (size_t)k * CHUNK);
             continue;
         }
         const float *restrict y = j->data + (size_t)k * j->nvox + v0;
         const double *restrict kp = keep;
-        double lane[LANES] = {0};
+        double lane[CHUNK] = {0}; /* the same lanes over the kept voxels only */
         int b = 0;
-        for (; b + LANES <= nb; b += LANES)
-            for (int l = 0; l < LANES; l++) lane[l] += kp[b + l] != 0 ? (double)y[b + l] : 0.0;
+        for (; b + CHUNK <= nb; b += CHUNK)
+            for (int l = 0; l < CHUNK; l++) lane[l] += kp[b + l] != 0 ? (double)y[b + l] : 0.0;
         for (; b < nb; b++) lane[0] += kp[b] != 0 ? (double)y[b] : 0.0;
-        double sum = 0;
-        for (int l = 0; l < LANES; l++) sum += lane[l];
-        spectrum[k] = sum;
+        spectrum[k] = lanes_total(lane);
     }
     for (int b = 0; b < nb; b++) {
         if (!redo[b]) continue;
@@ -821,11 +799,8 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     j.hist = xcalloc((size_t)workers * p->hist_bins, sizeof(long));
     r->window_lo = r->hist_lo = p->window_lo; /* the histogram spans the window (the automatic one: set below) */
     r->window_hi = r->hist_hi = p->window_hi;
-    double *row_sums = xmalloc((size_t)workers * s->count * (1 + CHUNK) * sizeof(double));
-    for (int w = 0; w < workers; w++) {
-        j.sums[w].row = row_sums + (size_t)w * s->count * (1 + CHUNK);
-        j.sums[w].row_lanes = j.sums[w].row + s->count;
-    }
+    double *row_sums = xmalloc((size_t)workers * s->count * CHUNK * sizeof(double));
+    for (int w = 0; w < workers; w++) j.sums[w].row_lanes = row_sums + (size_t)w * s->count * CHUNK;
     parallel_for(blocks, workers, analyse_block, &j);
 
     /* Summed spectrum, sorted by energy. */
