@@ -144,15 +144,20 @@ void xrf_maps_free(xrf_maps *m);
 int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
                       xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen);
 
-/* Row solver shared by the batch and streaming paths: solves pixels [x0, x1) of row y. `exit_next` holds the exit
+/* Row solver shared by the batch and streaming paths: solves pixels [x0, x1) of row y. `exit_state` holds the exit
  * state of row y+1 (per element and direction, the running optical depth of each digital line and the depth where
- * it ends; NULL at the edge); the row's own is written to `exit_out` for [x0, x1), and for the ghost columns beyond
- * a side when the span reaches it. Both are xrf_exit_state_size doubles; the row arrays are whole rows (by x). */
-size_t xrf_exit_state_size(const xrf_config *cfg, int width);
+ * it ends; not read when at_edge, nothing toward the detector) and is turned in place into row y's for [x0, x1), and
+ * for the ghost columns beyond a side when the span reaches it. It is xrf_exit_state_size doubles; the row arrays
+ * are whole rows (by x). A caller that keeps each row's state copies row y+1's into row y's with
+ * xrf_exit_state_carry first. */
+size_t xrf_exit_state_size(const xrf_config *cfg, int width, int height);
+/* Copies from `from` (row y+1's state) into `to` the entries that solving [x0, x1) of row y updates. */
+void xrf_exit_state_carry(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *from,
+                          double *to);
 /* Working memory of one xrf_solve_span call (doubles), owned by the caller so that a sweep allocates it once. */
 size_t xrf_span_scratch_size(const xrf_config *cfg, int width);
 void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
-                    const double *const *counts_row, const double *i0_row, const double *exit_next, double *exit_out,
+                    const double *const *counts_row, const double *i0_row, double *exit_state, int at_edge,
                     double *const *corrected_row, double *const *fractions_row, double *span_scratch);
 /* Pixel x of a row reads pixels [x + lowest, x + highest] of the next row toward the detector (planar faces). */
 void xrf_exit_stencil(const xrf_config *cfg, int *lowest, int *highest);
@@ -168,9 +173,9 @@ void xrf_solve_span_escape(const xrf_config *cfg, int width, int height, int y, 
                            const double *const *counts_row, const double *i0_row, const double *depth_read,
                            double *depth_write, double *const *corrected_row, double *const *fractions_row);
 /* The exit state of a row whose measured weight fractions are known (the forward model's step; the starting
- * point of the Jacobi iteration). */
+ * point of the Jacobi iteration), made in place as xrf_solve_span does. */
 void xrf_exit_state_row(const xrf_config *cfg, int width, int height, int y, const double *const *fractions_row,
-                        const double *exit_next, double *exit_out);
+                        double *exit_state, int at_edge);
 
 /* ---- Forward model (xrf_forward.c): the physics above, run on a 3D phantom ---- */
 

@@ -71,32 +71,34 @@ static void solve_row(const xrf_config *cfg, int width, int height, int y, const
                               corrected_row, fractions_row);
         return;
     }
-    size_t state = xrf_exit_state_size(cfg, width);
+    size_t state = xrf_exit_state_size(cfg, width, height);
     double *scratch = xmalloc(xrf_span_scratch_size(cfg, width) * sizeof *scratch);
-    xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width,
-                   y == height - 1 ? NULL : read + state * (y + 1), write + state * y, corrected_row, fractions_row,
-                   scratch);
+    int at_edge = y == height - 1;
+    if (!at_edge) xrf_exit_state_carry(cfg, width, height, y, 0, width, read + state * (y + 1), write + state * y);
+    xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width, write + state * y, at_edge,
+                   corrected_row, fractions_row, scratch);
     free(scratch);
 }
 
 static size_t all_rows_state_size(const xrf_config *cfg, int width, int height)
 {
     return cfg->num.faces == XRF_FACES_ESCAPE ? xrf_depth_map_size(cfg, width, height)
-                                              : xrf_exit_state_size(cfg, width) * height;
+                                              : xrf_exit_state_size(cfg, width, height) * height;
 }
 
 /* The planar sweep on both cores. Rows are solved one after the other (each needs the state of the row toward the
  * detector), each row in two spans at once: the calling thread takes [0, split), a helper thread [split, width).
  * A row's pixels do not depend on each other and each span runs the same row solver, so the result is the one
- * thread's, bit for bit. Ownership: row y's state is written into states[y & 1] (each thread its own columns) and
- * read from states[(y + 1) & 1]; the barrier after every row orders these. */
+ * thread's, bit for bit. Ownership: the state of the row last finished is turned into the next row's in place,
+ * each thread its own columns; a line crossing the split reads the other thread's entry, so the barrier after every
+ * row keeps either thread from starting a row before the other has finished the last. */
 typedef struct planar_sweep {
     const xrf_config *cfg;
     int width, height, split;
     const double *const *counts;
     const double *i0;
     xrf_maps *corrected, *fractions;
-    double *states[2];
+    double *state;
     pthread_barrier_t row_done;
 } planar_sweep;
 
@@ -111,8 +113,7 @@ static void sweep_span(planar_sweep *job, int x0, int x1)
         row_pointers(job->corrected->map, cfg->n_elements, job->width, y, corrected_row);
         row_pointers(job->fractions->map, cfg->n_elements, job->width, y, fractions_row);
         xrf_solve_span(cfg, job->width, job->height, y, x0, x1, counts_row, job->i0 + (size_t)y * job->width,
-                       y == job->height - 1 ? NULL : job->states[(y + 1) & 1], job->states[y & 1], corrected_row,
-                       fractions_row, scratch);
+                       job->state, y == job->height - 1, corrected_row, fractions_row, scratch);
         if (job->split < job->width) pthread_barrier_wait(&job->row_done);
     }
     free(scratch);
@@ -139,11 +140,9 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
         return 1;
     }
     /* Planar faces: only the previous row's state is needed. */
-    size_t state = xrf_exit_state_size(cfg, width);
     planar_sweep job = {.cfg = cfg, .width = width, .height = height, .split = width, .counts = counts, .i0 = i0,
                         .corrected = corrected, .fractions = fractions};
-    job.states[0] = xmalloc(state * sizeof(double));
-    job.states[1] = xmalloc(state * sizeof(double));
+    job.state = xmalloc(xrf_exit_state_size(cfg, width, height) * sizeof(double));
     pthread_t helper;
     if (width >= XRF_TWO_THREAD_MIN_WIDTH && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
         job.split = width / 2;
@@ -158,8 +157,7 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
         pthread_join(helper, NULL);
         pthread_barrier_destroy(&job.row_done);
     }
-    free(job.states[0]);
-    free(job.states[1]);
+    free(job.state);
     return 1;
 }
 
@@ -167,15 +165,17 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
  * from the detector edge inward: each pixel's absorption then comes from the whole current estimate. */
 static void states_from_fractions(const xrf_config *cfg, int width, int height, xrf_maps *fractions, double *states)
 {
-    size_t state = xrf_exit_state_size(cfg, width);
+    size_t state = xrf_exit_state_size(cfg, width, height);
     for (int y = height - 1; y >= 0; y--) {
         double *fractions_row[XRF_MAX_ELEMENTS];
         row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
-        if (cfg->num.faces == XRF_FACES_ESCAPE)
+        if (cfg->num.faces == XRF_FACES_ESCAPE) {
             xrf_depth_row(cfg, width, height, y, (const double *const *)fractions_row, states);
-        else
-            xrf_exit_state_row(cfg, width, height, y, (const double *const *)fractions_row,
-                               y == height - 1 ? NULL : states + state * (y + 1), states + state * y);
+            continue;
+        }
+        int at_edge = y == height - 1;
+        if (!at_edge) xrf_exit_state_carry(cfg, width, height, y, 0, width, states + state * (y + 1), states + state * y);
+        xrf_exit_state_row(cfg, width, height, y, (const double *const *)fractions_row, states + state * y, at_edge);
     }
 }
 

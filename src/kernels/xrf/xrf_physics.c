@@ -109,16 +109,38 @@ static inline double vector_expm1(double x)
  *
  * The state a row leaves for the row before it, per element line c and direction t: A, the line's optical depth
  * from this row on, and E, the depth at the line's end; for every column of the row and `ghost_columns` beyond
- * each side (lines that leave the map through a side are still counted over the part of the row they cross). */
+ * each side (lines that leave the map through a side are still counted over the part of the row they cross).
+ * It is stored by line, not by column: line u's entry stays where it is from row to row, so a row updates the
+ * state of the row after it in place (A grows by the row's depth, E changes only where a line ends) instead of
+ * copying every entry into a second buffer. Column j of row y is entry j + column0(y) of the (c, t) arrays;
+ * each array holds the row's columns, the ghosts and the drift of the offsets over the map's height. */
 
 static int row_width(const xrf_config *cfg, int width) { return width + 2 * cfg->ghost_columns; }
 
-size_t xrf_exit_state_size(const xrf_config *cfg, int width)
+static int line_offset(double slope, int row) { return (int)floor(row * slope + 0.5); }
+
+/* Entries of each A or E array: a row's columns and ghosts, plus how far the lines drift over the height. */
+static size_t state_stride(const xrf_config *cfg, int width, int height)
 {
-    return (size_t)cfg->n_elements * cfg->num.n_theta * 2 * row_width(cfg, width);
+    int drift = 0;
+    for (int t = 0; t < cfg->num.n_theta; t++) {
+        int o = abs(line_offset(cfg->theta_slope[t], height - 1));
+        if (o > drift) drift = o;
+    }
+    return (size_t)row_width(cfg, width) + drift;
 }
 
-static int line_offset(double slope, int row) { return (int)floor(row * slope + 0.5); }
+/* Where column 0 of row y sits in direction t's arrays: entry u + ghosts + the largest offset for line u. */
+static ptrdiff_t column0(const xrf_config *cfg, int height, int t, int y)
+{
+    double s = cfg->theta_slope[t];
+    return cfg->ghost_columns + (s > 0 ? line_offset(s, height - 1) : 0) - line_offset(s, y);
+}
+
+size_t xrf_exit_state_size(const xrf_config *cfg, int width, int height)
+{
+    return (size_t)cfg->n_elements * cfg->num.n_theta * 2 * state_stride(cfg, width, height);
+}
 
 /* Y where the line X = x_at_row0 + Y slope leaves the map (through the top or a side). */
 static inline double path_end(double slope, int width, int height, double x_at_row0)
@@ -133,26 +155,28 @@ static inline double positive_part(double v) { return v > 0 ? v : 0; }
 
 /* tau[(c * n_theta + t) * width + x] for x in [x0, x1): optical depth (unit path weight) along direction t from the
  * top edge of pixel (x, y) to where the ray leaves the map, at the line of element c, from the state of row y + 1
- * (NULL: row y is at the detector edge). `clip` is scratch of width doubles. */
+ * (not read when at_edge: row y is at the detector edge). `clip` is scratch of width doubles. */
 RELOC_AVX512_AVX2_CLONES
-static void exit_depths(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *exit_next,
-                        double *tau, double *clip)
+static void exit_depths(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *state,
+                        int at_edge, double *tau, double *clip)
 {
-    int n_theta = cfg->num.n_theta, g = cfg->ghost_columns, w2 = row_width(cfg, width);
+    int n_theta = cfg->num.n_theta;
+    size_t stride = state_stride(cfg, width, height);
     for (int t = 0; t < n_theta; t++) {
         double s = cfg->theta_slope[t], start = y + 0.5;
-        int o = line_offset(s, y), delta = line_offset(s, y + 1) - o;
+        int o = line_offset(s, y);
         /* Path of the pixel's own ray minus the path its line has accumulated. */
         for (int x = x0; x < x1; x++)
             clip[x] = positive_part(path_end(s, width, height, x - y * s) - start) -
                       positive_part(path_end(s, width, height, x - o) - start);
         for (int c = 0; c < cfg->n_elements; c++) {
             double *out = tau + ((size_t)c * n_theta + t) * width;
-            if (!exit_next) {
+            if (at_edge) {
                 for (int x = x0; x < x1; x++) out[x] = 0;
                 continue;
             }
-            const double *restrict a = exit_next + ((size_t)c * n_theta + t) * 2 * w2 + g + delta, *restrict e = a + w2;
+            const double *restrict a = state + ((size_t)c * n_theta + t) * 2 * stride + column0(cfg, height, t, y);
+            const double *restrict e = a + stride;
             const double *restrict crossing = clip;
             double *restrict depth = out;
             for (int x = x0; x < x1; x++) depth[x] = positive_part(a[x] + e[x] * crossing[x]);
@@ -161,62 +185,61 @@ static void exit_depths(const xrf_config *cfg, int width, int height, int y, int
 }
 
 /* The state of columns [j0, j1) of row y (ghost columns are j < 0 and j >= width) from the row's depths
- * (depth_row[c][x], x in [0, width)) and the state of row y + 1 (NULL: nothing toward the detector). Per line: A the
- * depth from this row on, E the depth where the line ends. A line whose step to the next row leaves the ghost
- * margin (|slope| + 2 columns) left the map rows ago; inside the map no step does. */
+ * (depth_row[c][x], x in [0, width)), made in place from the state of row y + 1 (not read when at_edge: nothing
+ * toward the detector). Per line: A the depth from this row on, E the depth where the line ends. A line whose step
+ * to the next row leaves the ghost margin (|slope| + 2 columns) left the map rows ago (its entry holds an older
+ * row's state); inside the map no step does. */
 RELOC_AVX512_AVX2_CLONES
 static void store_row_state(const xrf_config *cfg, int width, int height, int y, int j0, int j1,
-                            const double *const *depth_row, const double *exit_next, double *exit_out)
+                            const double *const *depth_row, int at_edge, double *state)
 {
     enum { BLOCK = 256 };
-    int n_theta = cfg->num.n_theta, g = cfg->ghost_columns, w2 = row_width(cfg, width);
+    int n_theta = cfg->num.n_theta, g = cfg->ghost_columns;
+    size_t stride = state_stride(cfg, width, height);
     int inner0 = j0 > 0 ? j0 : 0, inner1 = j1 < width ? j1 : width;
     double row_start = y - 0.5, row_end = y + 0.5;
     for (int t = 0; t < n_theta; t++) {
         double s = cfg->theta_slope[t];
         int o = line_offset(s, y), delta = line_offset(s, y + 1) - o;
-        size_t first_block = (size_t)t * 2 * w2 + g, element_stride = (size_t)n_theta * 2 * w2;
+        size_t first_block = (size_t)t * 2 * stride + column0(cfg, height, t, y);
+        size_t element_stride = (size_t)n_theta * 2 * stride;
         /* Inside the map, in blocks of columns: the lines' geometry once, then every element branch-free. */
         for (int b0 = inner0; b0 < inner1; b0 += BLOCK) {
             int b1 = inner1 - b0 > BLOCK ? b0 + BLOCK : inner1;
-            double length[BLOCK], carried[BLOCK];   /* of row y on each line; 1: the line goes on beyond row y */
+            double length[BLOCK], ends[BLOCK];   /* of row y on each line; ends: 1 where the line ends in row y */
             for (int j = b0; j < b1; j++) {
                 double end = path_end(s, width, height, j - o), l = end - row_start;
                 length[j - b0] = l < 0 ? 0 : l > 1 ? 1 : l;
-                carried[j - b0] = end > row_end ? 1 : 0;
+                ends[j - b0] = end > row_end ? 0 : 1;
             }
             for (int c = 0; c < cfg->n_elements; c++) {
-                size_t block = first_block + c * element_stride;
-                double *restrict a = exit_out + block + b0, *restrict e = a + w2;
+                double *restrict a = state + first_block + c * element_stride + b0, *restrict e = a + stride;
                 const double *restrict d = depth_row[c] + b0;
-                if (!exit_next) {
+                if (at_edge) {
                     for (int k = 0; k < b1 - b0; k++) {
                         a[k] = d[k] * length[k];
                         e[k] = d[k];
                     }
                     continue;
                 }
-                const double *restrict a_next = exit_next + block + delta + b0, *restrict e_next = a_next + w2;
                 for (int k = 0; k < b1 - b0; k++) {
-                    a[k] = d[k] * length[k] + a_next[k];
-                    e[k] = carried[k] != 0 ? e_next[k] : d[k];
+                    a[k] += d[k] * length[k];
+                    if (ends[k] != 0) e[k] = d[k];
                 }
             }
         }
         /* The ghost columns on either side, one by one (a few per row). */
-        int step_lo = exit_next ? -g - delta : 0, step_hi = exit_next ? width + g - delta : 0;
+        int step_lo = at_edge ? 0 : -g - delta, step_hi = at_edge ? 0 : width + g - delta;
         int ghost_ranges[2][2] = {{j0, j1 < 0 ? j1 : 0}, {j0 > width ? j0 : width, j1}};
         for (int c = 0; c < cfg->n_elements; c++) {
-            size_t block = first_block + c * element_stride;
-            double *a = exit_out + block, *e = a + w2;
-            const double *a_next = exit_next ? exit_next + block + delta : a, *e_next = a_next + w2;
+            double *a = state + first_block + c * element_stride, *e = a + stride;
             for (int side = 0; side < 2; side++)
                 for (int j = ghost_ranges[side][0]; j < ghost_ranges[side][1]; j++) {
                     double end = path_end(s, width, height, j - o), length = end - row_start;
                     double dj = depth_row[c][side == 0 ? 0 : width - 1];
                     int step = j >= step_lo && j < step_hi;
-                    a[j] = dj * (length < 0 ? 0 : length > 1 ? 1 : length) + (step ? a_next[j] : 0);
-                    e[j] = step && end > row_end ? e_next[j] : dj;
+                    a[j] = dj * (length < 0 ? 0 : length > 1 ? 1 : length) + (step ? a[j] : 0);
+                    e[j] = step && end > row_end ? e[j] : dj;
                 }
         }
     }
@@ -227,6 +250,21 @@ static void state_columns(const xrf_config *cfg, int width, int x0, int x1, int 
 {
     *j0 = x0 == 0 && x1 > 0 ? -cfg->ghost_columns : x0;
     *j1 = x1 == width && x0 < x1 ? width + cfg->ghost_columns : x1;
+}
+
+void xrf_exit_state_carry(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *from,
+                          double *to)
+{
+    int j0, j1;
+    state_columns(cfg, width, x0, x1, &j0, &j1);
+    if (j0 >= j1) return;
+    size_t stride = state_stride(cfg, width, height);
+    for (int c = 0; c < cfg->n_elements; c++)
+        for (int t = 0; t < cfg->num.n_theta; t++) {
+            size_t a = ((size_t)c * cfg->num.n_theta + t) * 2 * stride + column0(cfg, height, t, y) + j0;
+            memcpy(to + a, from + a, (size_t)(j1 - j0) * sizeof *to);
+            memcpy(to + a + stride, from + a + stride, (size_t)(j1 - j0) * sizeof *to);
+        }
 }
 
 void xrf_exit_stencil(const xrf_config *cfg, int *lowest, int *highest)
@@ -427,7 +465,7 @@ size_t xrf_span_scratch_size(const xrf_config *cfg, int width)
 }
 
 void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
-                    const double *const *counts_row, const double *i0_row, const double *exit_next, double *exit_out,
+                    const double *const *counts_row, const double *i0_row, double *exit_state, int at_edge,
                     double *const *corrected_row, double *const *fractions_row, double *span_scratch)
 {
     int n = cfg->n_elements;
@@ -435,7 +473,7 @@ void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0,
     double *tau = span_scratch;
     double *depths = tau + tau_size, *scratch = depths + (size_t)n * width, *depth_row[XRF_MAX_ELEMENTS];
     for (int c = 0; c < n; c++) depth_row[c] = depths + (size_t)c * width;
-    exit_depths(cfg, width, height, y, x0, x1, exit_next, tau, scratch);
+    exit_depths(cfg, width, height, y, x0, x1, exit_state, at_edge, tau, scratch);
     if (cfg->num.source_voxel == XRF_SOURCE_EXCLUDE) {
         solve_row_excluded(cfg, width, x0, x1, tau, counts_row, i0_row, scratch, corrected_row, fractions_row,
                            depth_row);
@@ -456,11 +494,11 @@ void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0,
     }
     int j0, j1;
     state_columns(cfg, width, x0, x1, &j0, &j1);
-    store_row_state(cfg, width, height, y, j0, j1, (const double *const *)depth_row, exit_next, exit_out);
+    store_row_state(cfg, width, height, y, j0, j1, (const double *const *)depth_row, at_edge, exit_state);
 }
 
 void xrf_exit_state_row(const xrf_config *cfg, int width, int height, int y, const double *const *fractions_row,
-                        const double *exit_next, double *exit_out)
+                        double *exit_state, int at_edge)
 {
     int n = cfg->n_elements;
     double *depths = xmalloc((size_t)n * width * sizeof *depths), *depth_row[XRF_MAX_ELEMENTS];
@@ -472,7 +510,7 @@ void xrf_exit_state_row(const xrf_config *cfg, int width, int height, int y, con
         for (int c = 0; c < n; c++) depth_row[c][x] = depth[1 + c];
     }
     store_row_state(cfg, width, height, y, -cfg->ghost_columns, width + cfg->ghost_columns,
-                    (const double *const *)depth_row, exit_next, exit_out);
+                    (const double *const *)depth_row, at_edge, exit_state);
     free(depths);
 }
 
@@ -735,16 +773,16 @@ int xrf_forward(const xrf_config *cfg, int width, int height, int slices, const 
         forward_escape(cfg, width, height, slices, fractions, i0, detected);
         return 0;
     }
-    size_t plane = (size_t)width * height, state = xrf_exit_state_size(cfg, width);
+    size_t plane = (size_t)width * height;
     double *tau = xmalloc(((size_t)n * cfg->num.n_theta + 1) * width * sizeof *tau);
-    double *next = xmalloc(state * sizeof *next), *cur = xmalloc(state * sizeof *cur);
+    double *state = xmalloc(xrf_exit_state_size(cfg, width, height) * sizeof *state);
     double *depths = xmalloc((size_t)n * width * sizeof *depths), *depth_row[XRF_MAX_ELEMENTS];
     for (int c = 0; c < n; c++) depth_row[c] = depths + (size_t)c * width;
     double *beam_depth = xcalloc(plane, sizeof *beam_depth);   /* beam optical depth above the current slice */
     for (int s = 0; s < slices; s++) {
         for (int y = height - 1; y >= 0; y--) {
-            const double *exit_next = y == height - 1 ? NULL : next;
-            exit_depths(cfg, width, height, y, 0, width, exit_next, tau, tau + (size_t)n * cfg->num.n_theta * width);
+            int at_edge = y == height - 1;
+            exit_depths(cfg, width, height, y, 0, width, state, at_edge, tau, tau + (size_t)n * cfg->num.n_theta * width);
             for (int x = 0; x < width; x++) {
                 size_t p = (size_t)y * width + x, v = (size_t)s * plane + p;
                 double w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS], afl[XRF_MAX_ELEMENTS];
@@ -760,16 +798,12 @@ int xrf_forward(const xrf_config *cfg, int width, int height, int slices, const 
                 }
             }
             store_row_state(cfg, width, height, y, -cfg->ghost_columns, width + cfg->ghost_columns,
-                            (const double *const *)depth_row, exit_next, cur);
-            double *swap = next;
-            next = cur;
-            cur = swap;
+                            (const double *const *)depth_row, at_edge, state);
         }
     }
     free(depths);
     free(tau);
-    free(next);
-    free(cur);
+    free(state);
     free(beam_depth);
     return 0;
 }

@@ -36,10 +36,10 @@ struct xrf_stream {
     double *raw[XRF_MAX_ELEMENTS], *corrected[XRF_MAX_ELEMENTS], *fractions[XRF_MAX_ELEMENTS], *i0;
     unsigned char *pixel_state;      /* xrf_row_state per pixel */
     int *final_in_row;               /* final pixels per row */
-    /* Planar faces. Row scans: the exit state of the last solved row, and of the one being solved. Column scans:
-     * the exit state of every row (exit_rows) and per row the edge of the final span (final_edge).
+    /* Planar faces. Row scans: the exit state of the last solved row, made into the next one's in place. Column
+     * scans: the exit state of every row (exit_rows) and per row the edge of the final span (final_edge).
      * Face escape: the depth map of every row (zero where nothing has arrived). */
-    double *exit_state, *exit_scratch, *exit_rows, *depth_map;
+    double *exit_state, *exit_rows, *depth_map;
     double *span_scratch;            /* the row solver's working memory (planar faces) */
     int *final_edge;
 };
@@ -76,12 +76,11 @@ static void release_maps(xrf_stream *s)
     free(s->pixel_state);
     free(s->final_in_row);
     free(s->exit_state);
-    free(s->exit_scratch);
     free(s->span_scratch);
     free(s->exit_rows);
     free(s->depth_map);
     free(s->final_edge);
-    s->i0 = s->exit_state = s->exit_scratch = s->exit_rows = s->depth_map = s->span_scratch = NULL;
+    s->i0 = s->exit_state = s->exit_rows = s->depth_map = s->span_scratch = NULL;
     s->pixel_state = NULL;
     s->final_in_row = s->final_edge = NULL;
 }
@@ -136,7 +135,7 @@ xrf_status xrf_stream_begin(xrf_stream *s, uint64_t scan_id, int width, int heig
     s->info.height = height;
     s->info.direction = dir;
     s->next_seq = 0;
-    size_t pixels = (size_t)width * height, state = xrf_exit_state_size(&s->cfg, width);
+    size_t pixels = (size_t)width * height, state = xrf_exit_state_size(&s->cfg, width, height);
     for (int c = 0; c < s->cfg.n_elements; c++) {
         s->raw[c] = nan_filled(pixels);
         s->corrected[c] = nan_filled(pixels);
@@ -154,7 +153,6 @@ xrf_status xrf_stream_begin(xrf_stream *s, uint64_t scan_id, int width, int heig
         for (int y = 0; y < height; y++) s->final_edge[y] = dir == XRF_SCAN_X_ASCENDING ? 0 : width;
     } else {
         s->exit_state = xmalloc(state * sizeof(double));
-        s->exit_scratch = xmalloc(state * sizeof(double));
     }
     if (s->cfg.num.faces == XRF_FACES_PLANAR)
         s->span_scratch = xmalloc(xrf_span_scratch_size(&s->cfg, width) * sizeof(double));
@@ -227,9 +225,9 @@ static xrf_status check_chunk(const xrf_stream *s, const xrf_chunk *ch, char *er
     return XRF_OK;
 }
 
-/* Solves pixels [x0, x1) of row y from exit_next (NULL at the detector edge) into exit_out; with face escape from
- * and into the depth map. */
-static void solve(xrf_stream *s, int y, int x0, int x1, const double *exit_next, double *exit_out)
+/* Solves pixels [x0, x1) of row y, turning the exit state of row y+1 (not read when at_edge) into row y's in place;
+ * with face escape from and into the depth map. */
+static void solve(xrf_stream *s, int y, int x0, int x1, double *exit_state, int at_edge)
 {
     int w = s->info.width, n = s->cfg.n_elements;
     size_t off = (size_t)y * w;
@@ -244,7 +242,7 @@ static void solve(xrf_stream *s, int y, int x0, int x1, const double *exit_next,
         xrf_solve_span_escape(&s->cfg, w, s->info.height, y, x0, x1, counts, s->i0 + off, s->depth_map, s->depth_map,
                               corrected, fractions);
     else
-        xrf_solve_span(&s->cfg, w, s->info.height, y, x0, x1, counts, s->i0 + off, exit_next, exit_out, corrected,
+        xrf_solve_span(&s->cfg, w, s->info.height, y, x0, x1, counts, s->i0 + off, exit_state, at_edge, corrected,
                        fractions, s->span_scratch);
 }
 
@@ -253,13 +251,10 @@ static void solve_row(xrf_stream *s, int y, int at_edge)
 {
     if (s->depth_map) {
         /* Rows toward the detector that have not arrived are zero in the depth map: no attenuation. */
-        solve(s, y, 0, s->info.width, NULL, NULL);
+        solve(s, y, 0, s->info.width, NULL, 1);
         return;
     }
-    solve(s, y, 0, s->info.width, at_edge ? NULL : s->exit_state, s->exit_scratch);
-    double *swap = s->exit_state;
-    s->exit_state = s->exit_scratch;
-    s->exit_scratch = swap;
+    solve(s, y, 0, s->info.width, s->exit_state, at_edge);
 }
 
 static void publish(xrf_stream *s, int y, int x0, int x1, xrf_row_state state)
@@ -303,6 +298,15 @@ static void apply_rows(xrf_stream *s, const xrf_chunk *ch)
     }
 }
 
+/* Column scans keep every row's state: a span of row y starts from row y+1's entries, copied into row y's. */
+static void solve_column_span(xrf_stream *s, int y, int x0, int x1, double *row_state, int at_edge)
+{
+    if (x0 >= x1) return;
+    size_t state = xrf_exit_state_size(&s->cfg, s->info.width, s->info.height);
+    if (!at_edge) xrf_exit_state_carry(&s->cfg, s->info.width, s->info.height, y, x0, x1, row_state + state, row_state);
+    solve(s, y, x0, x1, row_state, at_edge);
+}
+
 /* Column scans: the staircase. Row y's final span grows to what the final span of row y+1 supports; the new
  * columns beyond it are solved provisionally. */
 static void apply_columns(xrf_stream *s, const xrf_chunk *ch)
@@ -313,35 +317,35 @@ static void apply_columns(xrf_stream *s, const xrf_chunk *ch)
     if (s->depth_map) {
         int last = received == w;
         for (int y = h - 1; y >= 0; y--) {
-            solve(s, y, last ? 0 : c0, last ? w : c1, NULL, NULL);
+            solve(s, y, last ? 0 : c0, last ? w : c1, NULL, 1);
             publish(s, y, last ? 0 : c0, last ? w : c1, last ? XRF_ROW_FINAL : XRF_ROW_PROVISIONAL);
         }
         return;
     }
     int lowest, highest;
     xrf_exit_stencil(&s->cfg, &lowest, &highest);
-    size_t state = xrf_exit_state_size(&s->cfg, w);
+    size_t state = xrf_exit_state_size(&s->cfg, w, h);
     for (int y = h - 1; y >= 0; y--) {
-        const double *next = y == h - 1 ? NULL : s->exit_rows + state * (y + 1);
+        int at_edge = y == h - 1;
         double *out = s->exit_rows + state * y;
         int old = s->final_edge[y], edge;
         if (up) {   /* final: [0, edge) */
             int above = y == h - 1 ? w : s->final_edge[y + 1];
             edge = above == w ? received : above - highest;
             edge = edge < 0 ? 0 : edge > received ? received : edge;
-            solve(s, y, old, edge, next, out);
+            solve_column_span(s, y, old, edge, out, at_edge);
             publish(s, y, old, edge, XRF_ROW_FINAL);
             int lo = c0 > edge ? c0 : edge;
-            solve(s, y, lo, c1, next, out);
+            solve_column_span(s, y, lo, c1, out, at_edge);
             publish(s, y, lo, c1, XRF_ROW_PROVISIONAL);
         } else {    /* final: [edge, w) */
             int above = y == h - 1 ? 0 : s->final_edge[y + 1];
             edge = above == 0 ? w - received : above - lowest;
             edge = edge < w - received ? w - received : edge > w ? w : edge;
-            solve(s, y, edge, old, next, out);
+            solve_column_span(s, y, edge, old, out, at_edge);
             publish(s, y, edge, old, XRF_ROW_FINAL);
             int hi = c1 < edge ? c1 : edge;
-            solve(s, y, c0, hi, next, out);
+            solve_column_span(s, y, c0, hi, out, at_edge);
             publish(s, y, c0, hi, XRF_ROW_PROVISIONAL);
         }
         s->final_edge[y] = edge;
