@@ -148,12 +148,15 @@ int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double
  * state of row y+1 (per element and direction, the running optical depth of each digital line and the depth where
  * it ends; not read when at_edge, nothing toward the detector) and is turned in place into row y's for [x0, x1), and
  * for the ghost columns beyond a side when the span reaches it. It is xrf_exit_state_size doubles; the row arrays
- * are whole rows (by x). A caller that keeps each row's state copies row y+1's into row y's with
- * xrf_exit_state_carry first. */
+ * are whole rows (by x). It is indexed by line, so its size grows with the lines' drift over the height; a
+ * caller that keeps every row's state stores rows of xrf_exit_row_size doubles (indexed by column) and moves a
+ * span's entries in (row y+1's, before solving row y) and out (row y's, after) with xrf_exit_state_load/_save. */
 size_t xrf_exit_state_size(const xrf_config *cfg, int width, int height);
-/* Copies from `from` (row y+1's state) into `to` the entries that solving [x0, x1) of row y updates. */
-void xrf_exit_state_carry(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *from,
-                          double *to);
+size_t xrf_exit_row_size(const xrf_config *cfg, int width);
+void xrf_exit_state_load(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *next_row,
+                         double *state);
+void xrf_exit_state_save(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *state,
+                         double *row);
 /* Working memory of one xrf_solve_span call (doubles), owned by the caller so that a sweep allocates it once. */
 size_t xrf_span_scratch_size(const xrf_config *cfg, int width);
 void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0, int x1,

@@ -2,8 +2,9 @@
  * the converged answer), or the paper's Scheme 1 (Jacobi iteration over all pixels until sum Y_emit changes by less
  * than the tolerance), for either face model. Also the plain per-element map container.
  *
- * The state a row leaves for the rows before it: planar faces, its exit state (xrf_exit_state_size per row);
- * face escape, its row of the depth map (the solver reads the whole map). */
+ * The state a row leaves for the rows before it: planar faces, the line-indexed exit state the sweep turns from row
+ * to row in place (Scheme 1 keeps every row's as a stored exit row); face escape, its row of the depth map (the
+ * solver reads the whole map). */
 #include "kernels/xrf/xrf_internal.h"
 #include "kernels/xrf/xrf.h"
 
@@ -56,10 +57,12 @@ static double total_emission(const xrf_config *cfg, size_t pixels, const double 
     return sum;
 }
 
-/* Solves row y reading the rows toward the detector from `read`, writing row y's state into `write` (each holds the
- * state of every row). */
+/* Solves row y reading the rows toward the detector from `read` (the state of every row: the depth map with face
+ * escape, stored exit rows with planar faces). Face escape writes row y's depths into `work` (a depth map, which may
+ * be `read`); planar faces load row y+1's exit row into `work` (the line-indexed state, xrf_exit_state_size doubles)
+ * and solve in it. */
 static void solve_row(const xrf_config *cfg, int width, int height, int y, const double *const *counts,
-                      const double *i0, xrf_maps *corrected, xrf_maps *fractions, const double *read, double *write)
+                      const double *i0, xrf_maps *corrected, xrf_maps *fractions, const double *read, double *work)
 {
     const double *counts_row[XRF_MAX_ELEMENTS];
     double *corrected_row[XRF_MAX_ELEMENTS], *fractions_row[XRF_MAX_ELEMENTS];
@@ -67,23 +70,22 @@ static void solve_row(const xrf_config *cfg, int width, int height, int y, const
     row_pointers(corrected->map, cfg->n_elements, width, y, corrected_row);
     row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
     if (cfg->num.faces == XRF_FACES_ESCAPE) {
-        xrf_solve_span_escape(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width, read, write,
+        xrf_solve_span_escape(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width, read, work,
                               corrected_row, fractions_row);
         return;
     }
-    size_t state = xrf_exit_state_size(cfg, width, height);
     double *scratch = xmalloc(xrf_span_scratch_size(cfg, width) * sizeof *scratch);
     int at_edge = y == height - 1;
-    if (!at_edge) xrf_exit_state_carry(cfg, width, height, y, 0, width, read + state * (y + 1), write + state * y);
-    xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width, write + state * y, at_edge,
-                   corrected_row, fractions_row, scratch);
+    if (!at_edge) xrf_exit_state_load(cfg, width, height, y, 0, width, read + xrf_exit_row_size(cfg, width) * (y + 1), work);
+    xrf_solve_span(cfg, width, height, y, 0, width, counts_row, i0 + (size_t)y * width, work, at_edge, corrected_row,
+                   fractions_row, scratch);
     free(scratch);
 }
 
 static size_t all_rows_state_size(const xrf_config *cfg, int width, int height)
 {
     return cfg->num.faces == XRF_FACES_ESCAPE ? xrf_depth_map_size(cfg, width, height)
-                                              : xrf_exit_state_size(cfg, width, height) * height;
+                                              : xrf_exit_row_size(cfg, width) * height;
 }
 
 /* The planar sweep on both cores. Rows are solved one after the other (each needs the state of the row toward the
@@ -135,7 +137,8 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
     if (cfg->num.faces == XRF_FACES_ESCAPE) {
         /* Not initialised: a row reads only the rows toward the detector, solved before it. */
         double *map = xmalloc_large(xrf_depth_map_size(cfg, width, height) * sizeof *map);
-        for (int y = height - 1; y >= 0; y--) solve_row(cfg, width, height, y, counts, i0, corrected, fractions, map, map);
+        for (int y = height - 1; y >= 0; y--)
+            solve_row(cfg, width, height, y, counts, i0, corrected, fractions, map, map);
         free(map);
         return 1;
     }
@@ -161,11 +164,12 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
     return 1;
 }
 
-/* The state of every row (exit states, or the depth map with face escape) from the current weight fractions, built
- * from the detector edge inward: each pixel's absorption then comes from the whole current estimate. */
-static void states_from_fractions(const xrf_config *cfg, int width, int height, xrf_maps *fractions, double *states)
+/* The state of every row (exit rows, or the depth map with face escape) from the current weight fractions, built
+ * from the detector edge inward in `work`: each pixel's absorption then comes from the whole current estimate. */
+static void states_from_fractions(const xrf_config *cfg, int width, int height, xrf_maps *fractions, double *states,
+                                  double *work)
 {
-    size_t state = xrf_exit_state_size(cfg, width, height);
+    size_t row = xrf_exit_row_size(cfg, width);
     for (int y = height - 1; y >= 0; y--) {
         double *fractions_row[XRF_MAX_ELEMENTS];
         row_pointers(fractions->map, cfg->n_elements, width, y, fractions_row);
@@ -173,9 +177,8 @@ static void states_from_fractions(const xrf_config *cfg, int width, int height, 
             xrf_depth_row(cfg, width, height, y, (const double *const *)fractions_row, states);
             continue;
         }
-        int at_edge = y == height - 1;
-        if (!at_edge) xrf_exit_state_carry(cfg, width, height, y, 0, width, states + state * (y + 1), states + state * y);
-        xrf_exit_state_row(cfg, width, height, y, (const double *const *)fractions_row, states + state * y, at_edge);
+        xrf_exit_state_row(cfg, width, height, y, (const double *const *)fractions_row, work, y == height - 1);
+        xrf_exit_state_save(cfg, width, height, y, 0, width, work, states + row * y);
     }
 }
 
@@ -185,9 +188,9 @@ static void states_from_fractions(const xrf_config *cfg, int width, int height, 
 static int jacobi(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
                   xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen)
 {
-    size_t size = all_rows_state_size(cfg, width, height);
-    size_t pixels = (size_t)width * height;
-    double *states = xmalloc_large(size * sizeof *states), *scratch = xmalloc_large(size * sizeof *scratch);
+    size_t size = all_rows_state_size(cfg, width, height), pixels = (size_t)width * height;
+    size_t work_size = cfg->num.faces == XRF_FACES_ESCAPE ? size : xrf_exit_state_size(cfg, width, height);
+    double *states = xmalloc_large(size * sizeof *states), *work = xmalloc_large(work_size * sizeof *work);
     for (size_t p = 0; p < pixels; p++) {
         double sum = 0;
         for (int c = 0; c < cfg->n_elements; c++) sum += counts[c][p] / cfg->element[c].sensitivity;
@@ -199,9 +202,8 @@ static int jacobi(const xrf_config *cfg, int width, int height, const double *co
     int iterations = 0;
     while (iterations < cfg->num.max_iterations && !(change < cfg->num.tolerance)) {
         iterations++;
-        states_from_fractions(cfg, width, height, fractions, states);
-        for (int y = 0; y < height; y++) solve_row(cfg, width, height, y, counts, i0, corrected, fractions, states,
-                                                   scratch);
+        states_from_fractions(cfg, width, height, fractions, states, work);
+        for (int y = 0; y < height; y++) solve_row(cfg, width, height, y, counts, i0, corrected, fractions, states, work);
         double updated = total_emission(cfg, pixels, (const double *const *)corrected->map, i0);
         change = fabs(updated - emission) / emission;
         emission = updated;
@@ -209,7 +211,7 @@ static int jacobi(const xrf_config *cfg, int width, int height, const double *co
                  cfg->num.tolerance);
     }
     free(states);
-    free(scratch);
+    free(work);
     if (change < cfg->num.tolerance) return iterations;
     snprintf(err, errlen, "Jacobi iteration (Scheme 1) did not converge: sum of Y_emit still changed by %.3g after %d "
              "iterations (tolerance %g); raise max_iterations or use \"sweep\": \"gauss_seidel\"", change, iterations,

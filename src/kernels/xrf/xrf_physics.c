@@ -252,19 +252,47 @@ static void state_columns(const xrf_config *cfg, int width, int x0, int x1, int 
     *j1 = x1 == width && x0 < x1 ? width + cfg->ghost_columns : x1;
 }
 
-void xrf_exit_state_carry(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *from,
-                          double *to)
+size_t xrf_exit_row_size(const xrf_config *cfg, int width)
+{
+    return (size_t)cfg->n_elements * cfg->num.n_theta * 2 * row_width(cfg, width);
+}
+
+/* Copies between a stored row (column j of row `row` at entry j + ghosts of each A or E array) and the line-indexed
+ * state, for the lines through columns [j0, j1) of row y that also cross the stored row's columns and ghosts:
+ * from the state into the row when from_state, else the other way. */
+static void exchange_row(const xrf_config *cfg, int width, int height, int y, int row, int j0, int j1,
+                         const double *from, double *to, int from_state)
+{
+    int g = cfg->ghost_columns, w2 = row_width(cfg, width);
+    size_t stride = state_stride(cfg, width, height);
+    for (int t = 0; t < cfg->num.n_theta; t++) {
+        int delta = line_offset(cfg->theta_slope[t], row) - line_offset(cfg->theta_slope[t], y);
+        int lo = j0 + delta < -g ? -g - delta : j0, hi = j1 + delta > width + g ? width + g - delta : j1;
+        if (lo >= hi) continue;
+        for (int c = 0; c < cfg->n_elements; c++)
+            for (int half = 0; half < 2; half++) {   /* A, then E */
+                size_t line = ((size_t)c * cfg->num.n_theta + t) * 2 * stride + half * stride + column0(cfg, height, t, y) + lo;
+                size_t column = ((size_t)c * cfg->num.n_theta + t) * 2 * w2 + half * w2 + g + lo + delta;
+                memcpy(to + (from_state ? column : line), from + (from_state ? line : column),
+                       (size_t)(hi - lo) * sizeof *to);
+            }
+    }
+}
+
+void xrf_exit_state_load(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *next_row,
+                         double *state)
 {
     int j0, j1;
     state_columns(cfg, width, x0, x1, &j0, &j1);
-    if (j0 >= j1) return;
-    size_t stride = state_stride(cfg, width, height);
-    for (int c = 0; c < cfg->n_elements; c++)
-        for (int t = 0; t < cfg->num.n_theta; t++) {
-            size_t a = ((size_t)c * cfg->num.n_theta + t) * 2 * stride + column0(cfg, height, t, y) + j0;
-            memcpy(to + a, from + a, (size_t)(j1 - j0) * sizeof *to);
-            memcpy(to + a + stride, from + a + stride, (size_t)(j1 - j0) * sizeof *to);
-        }
+    exchange_row(cfg, width, height, y, y + 1, j0, j1, next_row, state, 0);
+}
+
+void xrf_exit_state_save(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *state,
+                         double *row)
+{
+    int j0, j1;
+    state_columns(cfg, width, x0, x1, &j0, &j1);
+    exchange_row(cfg, width, height, y, y, j0, j1, state, row, 1);
 }
 
 void xrf_exit_stencil(const xrf_config *cfg, int *lowest, int *highest)

@@ -36,9 +36,9 @@ struct xrf_stream {
     double *raw[XRF_MAX_ELEMENTS], *corrected[XRF_MAX_ELEMENTS], *fractions[XRF_MAX_ELEMENTS], *i0;
     unsigned char *pixel_state;      /* xrf_row_state per pixel */
     int *final_in_row;               /* final pixels per row */
-    /* Planar faces. Row scans: the exit state of the last solved row, made into the next one's in place. Column
-     * scans: the exit state of every row (exit_rows) and per row the edge of the final span (final_edge).
-     * Face escape: the depth map of every row (zero where nothing has arrived). */
+    /* Planar faces. exit_state: the line-indexed exit state (row scans: of the last solved row, made into the next
+     * one's in place). Column scans: besides, the exit row of every row (exit_rows) and per row the edge of the
+     * final span (final_edge). Face escape: the depth map of every row (zero where nothing has arrived). */
     double *exit_state, *exit_rows, *depth_map;
     double *span_scratch;            /* the row solver's working memory (planar faces) */
     int *final_edge;
@@ -135,7 +135,7 @@ xrf_status xrf_stream_begin(xrf_stream *s, uint64_t scan_id, int width, int heig
     s->info.height = height;
     s->info.direction = dir;
     s->next_seq = 0;
-    size_t pixels = (size_t)width * height, state = xrf_exit_state_size(&s->cfg, width, height);
+    size_t pixels = (size_t)width * height;
     for (int c = 0; c < s->cfg.n_elements; c++) {
         s->raw[c] = nan_filled(pixels);
         s->corrected[c] = nan_filled(pixels);
@@ -148,14 +148,14 @@ xrf_status xrf_stream_begin(xrf_stream *s, uint64_t scan_id, int width, int heig
         s->depth_map = xcalloc(xrf_depth_map_size(&s->cfg, width, height), sizeof(double));
     } else if (column_scan(dir)) {
         /* Zero exit state where nothing has arrived: provisional pixels see no attenuation there. */
-        s->exit_rows = xcalloc(state * height, sizeof(double));
+        s->exit_rows = xcalloc(xrf_exit_row_size(&s->cfg, width) * height, sizeof(double));
         s->final_edge = xmalloc(height * sizeof *s->final_edge);
         for (int y = 0; y < height; y++) s->final_edge[y] = dir == XRF_SCAN_X_ASCENDING ? 0 : width;
-    } else {
-        s->exit_state = xmalloc(state * sizeof(double));
     }
-    if (s->cfg.num.faces == XRF_FACES_PLANAR)
+    if (s->cfg.num.faces == XRF_FACES_PLANAR) {
+        s->exit_state = xmalloc(xrf_exit_state_size(&s->cfg, width, height) * sizeof(double));
         s->span_scratch = xmalloc(xrf_span_scratch_size(&s->cfg, width) * sizeof(double));
+    }
     log_info("xrf", "scan %" PRIu64 " started: %dx%d, %s", scan_id, width, height, direction_text(dir));
     return XRF_OK;
 }
@@ -298,13 +298,15 @@ static void apply_rows(xrf_stream *s, const xrf_chunk *ch)
     }
 }
 
-/* Column scans keep every row's state: a span of row y starts from row y+1's entries, copied into row y's. */
-static void solve_column_span(xrf_stream *s, int y, int x0, int x1, double *row_state, int at_edge)
+/* Column scans keep every row's exit row: a span of row y is solved from row y+1's, and row y's is kept. */
+static void solve_column_span(xrf_stream *s, int y, int x0, int x1, int at_edge)
 {
     if (x0 >= x1) return;
-    size_t state = xrf_exit_state_size(&s->cfg, s->info.width, s->info.height);
-    if (!at_edge) xrf_exit_state_carry(&s->cfg, s->info.width, s->info.height, y, x0, x1, row_state + state, row_state);
-    solve(s, y, x0, x1, row_state, at_edge);
+    int w = s->info.width, h = s->info.height;
+    size_t row = xrf_exit_row_size(&s->cfg, w);
+    if (!at_edge) xrf_exit_state_load(&s->cfg, w, h, y, x0, x1, s->exit_rows + row * (y + 1), s->exit_state);
+    solve(s, y, x0, x1, s->exit_state, at_edge);
+    xrf_exit_state_save(&s->cfg, w, h, y, x0, x1, s->exit_state, s->exit_rows + row * y);
 }
 
 /* Column scans: the staircase. Row y's final span grows to what the final span of row y+1 supports; the new
@@ -324,28 +326,26 @@ static void apply_columns(xrf_stream *s, const xrf_chunk *ch)
     }
     int lowest, highest;
     xrf_exit_stencil(&s->cfg, &lowest, &highest);
-    size_t state = xrf_exit_state_size(&s->cfg, w, h);
     for (int y = h - 1; y >= 0; y--) {
         int at_edge = y == h - 1;
-        double *out = s->exit_rows + state * y;
         int old = s->final_edge[y], edge;
         if (up) {   /* final: [0, edge) */
             int above = y == h - 1 ? w : s->final_edge[y + 1];
             edge = above == w ? received : above - highest;
             edge = edge < 0 ? 0 : edge > received ? received : edge;
-            solve_column_span(s, y, old, edge, out, at_edge);
+            solve_column_span(s, y, old, edge, at_edge);
             publish(s, y, old, edge, XRF_ROW_FINAL);
             int lo = c0 > edge ? c0 : edge;
-            solve_column_span(s, y, lo, c1, out, at_edge);
+            solve_column_span(s, y, lo, c1, at_edge);
             publish(s, y, lo, c1, XRF_ROW_PROVISIONAL);
         } else {    /* final: [edge, w) */
             int above = y == h - 1 ? 0 : s->final_edge[y + 1];
             edge = above == 0 ? w - received : above - lowest;
             edge = edge < w - received ? w - received : edge > w ? w : edge;
-            solve_column_span(s, y, edge, old, out, at_edge);
+            solve_column_span(s, y, edge, old, at_edge);
             publish(s, y, edge, old, XRF_ROW_FINAL);
             int hi = c1 < edge ? c1 : edge;
-            solve_column_span(s, y, c0, hi, out, at_edge);
+            solve_column_span(s, y, c0, hi, at_edge);
             publish(s, y, c0, hi, XRF_ROW_PROVISIONAL);
         }
         s->final_edge[y] = edge;
