@@ -75,6 +75,10 @@ asan:
 # Kernels whose vector loops take square roots: without errno, sqrt is one vector instruction (no call, no branch).
 $(OBJDIR)/src/kernels/xanes/xanes.o: CFLAGS += -fno-math-errno
 
+# Registration's refinement sums run as AVX2 and AVX-512 clones besides the baseline build; without fused
+# multiply-adds every clone gives the same bits as the baseline, so a result does not depend on the CPU.
+$(OBJDIR)/src/kernels/registration/phasecorr.o: CFLAGS += -ffp-contract=off
+
 # The per-element loops of array conversion and CA byte order (a camera frame is millions of elements) are
 # vectorised whatever the level: -O2 alone keeps them scalar.
 $(OBJDIR)/src/core/db/db_convert.o $(OBJDIR)/src/core/ca/dbr.o: CFLAGS += -ftree-vectorize -fvect-cost-model=dynamic

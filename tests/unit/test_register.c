@@ -248,6 +248,42 @@ static void similarity_rotation_scale(void **state)
 
 /* The live loop registers every camera frame: nothing may be allocated per frame. Counted through the
  * sanitizer's allocator hooks, so this runs in the ASan build (the one the test suite uses). */
+/* With threads > 1 a helper thread registers two of the four verification quarters: the verdict and its error
+ * estimate are those of one thread (each quarter runs the same one-thread transforms either way), for a right
+ * match, a wrong one and similarity, frame after frame. */
+static void quarters_on_a_helper_thread_agree(void **state)
+{
+    (void)state;
+    reg_params p1, p2;
+    reg_params_default(&p1);
+    p1.iterations = 4;
+    p2 = p1;
+    p2.threads = 2;
+    fixture one, two;
+    fixture_open(&one, 9, 0.02, &p1, 1);
+    fixture_open(&two, 9, 0.02, &p2, 1);
+    const double moves[][4] = {{0, 1, 2.6, -1.4}, {0, 1, -11.3, 7.9}, {9, 1.05, 1.5, -2.5}};
+    for (int i = 0; i < 4; i++) {
+        if (i < 3) draw(one.mov, N, N, moves[i][0], moves[i][1], moves[i][2], moves[i][3]);
+        else noise(one.mov, N * N, 1, 77);   /* nothing in common */
+        memcpy(two.mov, one.mov, sizeof(float) * N * N);
+        reg_view m1 = view_of(one.mov, N, N), m2 = view_of(two.mov, N, N);
+        for (int similar = 0; similar < 2; similar++) {
+            int (*run)(reg_ctx *, const reg_view *, reg_result *, char *, size_t) =
+                similar ? reg_similarity : reg_translate;
+            assert_int_equal(run(one.ctx, &m1, &one.r, one.err, sizeof one.err), 0);
+            assert_int_equal(run(two.ctx, &m2, &two.r, two.err, sizeof two.err), 0);
+            assert_int_equal(one.r.confident, two.r.confident);
+            assert_true(fabs(one.r.error_px - two.r.error_px) <= 1e-3 ||
+                        (isinf(one.r.error_px) && isinf(two.r.error_px)));
+            assert_true(fabs(one.r.shift_x - two.r.shift_x) <= 1e-3 && fabs(one.r.shift_y - two.r.shift_y) <= 1e-3);
+        }
+        assert_int_equal(two.r.confident, i < 3);
+    }
+    fixture_close(&one);
+    fixture_close(&two);
+}
+
 static void no_allocation_per_frame(void **state)
 {
     (void)state;
@@ -428,6 +464,7 @@ int main(void)
         cmocka_unit_test(noisy_match_stays_confident_and_accurate),
         cmocka_unit_test(roi_of_the_reference),
         cmocka_unit_test(similarity_rotation_scale),
+        cmocka_unit_test(quarters_on_a_helper_thread_agree),
         cmocka_unit_test(no_allocation_per_frame),
         cmocka_unit_test(parameters_are_checked),
         cmocka_unit_test(band_pass_and_tukey_still_register),

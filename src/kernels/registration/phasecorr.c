@@ -162,6 +162,16 @@ static inline float cross_element(const float *g, const float *f, float *c, floa
 }
 
 #ifdef __SSE2__
+/* re + i im = g conj(f) for the four complex numbers at g and f (interleaved): cross_element's first step. */
+static inline void product_sse(const float *g, const float *f, __m128 *re, __m128 *im)
+{
+    __m128 g0 = _mm_loadu_ps(g), g1 = _mm_loadu_ps(g + 4), f0 = _mm_loadu_ps(f), f1 = _mm_loadu_ps(f + 4);
+    __m128 gr = _mm_shuffle_ps(g0, g1, _MM_SHUFFLE(2, 0, 2, 0)), gi = _mm_shuffle_ps(g0, g1, _MM_SHUFFLE(3, 1, 3, 1));
+    __m128 fr = _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(2, 0, 2, 0)), fi = _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(3, 1, 3, 1));
+    *re = _mm_add_ps(_mm_mul_ps(gr, fr), _mm_mul_ps(gi, fi));
+    *im = _mm_sub_ps(_mm_mul_ps(gi, fr), _mm_mul_ps(gr, fi));
+}
+
 /* cross_element on four elements at a time from column l while l + 4 <= end, for p = 1 or 0.5 (the same IEEE
  * operations in the same order, so the same values). Adds sum |c| to *norm; returns the first column left. */
 static int cross_run_sse(const float *g, const float *f, float *c, const float *band, float p, int l, int end,
@@ -170,14 +180,8 @@ static int cross_run_sse(const float *g, const float *f, float *c, const float *
     const __m128 tiny = _mm_set1_ps(1e-30f), one = _mm_set1_ps(1.0f);
     __m128 acc = _mm_setzero_ps();
     for (; l + 4 <= end; l += 4) {
-        __m128 g0 = _mm_loadu_ps(g + 2 * l), g1 = _mm_loadu_ps(g + 2 * l + 4);
-        __m128 f0 = _mm_loadu_ps(f + 2 * l), f1 = _mm_loadu_ps(f + 2 * l + 4);
-        __m128 gr = _mm_shuffle_ps(g0, g1, _MM_SHUFFLE(2, 0, 2, 0));
-        __m128 gi = _mm_shuffle_ps(g0, g1, _MM_SHUFFLE(3, 1, 3, 1));
-        __m128 fr = _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(2, 0, 2, 0));
-        __m128 fi = _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(3, 1, 3, 1));
-        __m128 re = _mm_add_ps(_mm_mul_ps(gr, fr), _mm_mul_ps(gi, fi));
-        __m128 im = _mm_sub_ps(_mm_mul_ps(gi, fr), _mm_mul_ps(gr, fi));
+        __m128 re, im;
+        product_sse(g + 2 * l, f + 2 * l, &re, &im);
         __m128 mag2 = _mm_add_ps(_mm_mul_ps(re, re), _mm_mul_ps(im, im)), mag = _mm_sqrt_ps(mag2);
         __m128 scale = _mm_div_ps(one, p == 1 ? mag : _mm_sqrt_ps(mag));
         scale = _mm_and_ps(_mm_cmpgt_ps(mag2, tiny), scale);
@@ -196,8 +200,11 @@ static int cross_run_sse(const float *g, const float *f, float *c, const float *
 
 /* cross = band * G conj(F) / |G F|^whitening, so that the correlation peaks at the moving image's displacement.
  * Returns the sum of |cross| over the full spectrum, the height of a perfect correlation peak. Columns 0 and w/2
- * (w even) count once, the others twice (half_weight): the middle ones run four at a time where SSE2 is there. */
-static double cross_power(pc_core *pc, const fftwf_complex *ref)
+ * (w even) count once, the others twice (half_weight): the middle ones run four at a time where SSE2 is there.
+ * Only the columns below row_cols[k] of row k are made (the band filter is zero beyond them, and the refinement
+ * reads no further); copy, unless NULL, receives the whole spectrum, zero beyond them, for the inverse FFT
+ * (which destroys its input): written while each row is in the cache, instead of a copy of the whole cross. */
+static double cross_power(pc_core *pc, const fftwf_complex *ref, fftwf_complex *copy)
 {
     const float *f = (const float *)ref, *g = (const float *)pc->spec;
     float *c = (float *)pc->cross, p = (float)pc->p->whitening;
@@ -206,27 +213,144 @@ static double cross_power(pc_core *pc, const fftwf_complex *ref)
     for (int k = 0; k < pc->h; k++) {
         const float *band = pc->band ? pc->band + (size_t)k * hw : NULL;
         size_t at = 2 * (size_t)k * hw;
+        int cols = pc->row_cols[k], l = 1;
         double inner = 0;
-        int l = 1;
+        if (cols > 0) {
 #ifdef __SSE2__
-        if (p == 1 || p == 0.5f) l = cross_run_sse(g + at, f + at, c + at, band, p, l, inner_end, &inner);
+            /* The blocks of four as over the whole row, up to the one holding the band's last column: the
+             * columns past it add zeros, so the sums are the same. */
+            int blocks_end = 1 + (cols + 2) / 4 * 4;
+            if (p == 1 || p == 0.5f)
+                l = cross_run_sse(g + at, f + at, c + at, band, p, l, blocks_end < inner_end ? blocks_end : inner_end,
+                                  &inner);
 #endif
-        for (; l < hw; l++) {
-            float share = cross_element(g + at + 2 * l, f + at + 2 * l, c + at + 2 * l, p, band ? band[l] : 1);
-            inner += l < inner_end ? share : share / 2;   /* column w/2 counts once */
+            for (; l < cols; l++) {
+                float share = cross_element(g + at + 2 * l, f + at + 2 * l, c + at + 2 * l, p, band ? band[l] : 1);
+                inner += l < inner_end ? share : share / 2;   /* column w/2 counts once */
+            }
+            norm += 2 * inner + cross_element(g + at, f + at, c + at, p, band ? band[0] : 1);
         }
-        norm += 2 * inner + cross_element(g + at, f + at, c + at, p, band ? band[0] : 1);
+        if (copy) {
+            size_t made = 2 * (size_t)(cols > l ? cols : cols > 0 ? l : 0);
+            float *out = (float *)(copy + (size_t)k * hw);
+            memcpy(out, c + at, sizeof(float) * made);
+            memset(out + made, 0, sizeof(float) * (2 * (size_t)hw - made));
+        }
     }
     return norm;
 }
 
-/* y += a x, in blocks of 8 that the compiler turns into vector instructions at -O2. */
-static void axpy(float *restrict y, float a, const float *restrict x, size_t n)
+/* y += a x, in blocks of 16 that the compiler turns into vector instructions of any width at -O2. */
+static inline void axpy(float *restrict y, float a, const float *restrict x, size_t n)
 {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) y[i + j] += a * x[i + j];
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) y[i + j] += a * x[i + j];
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* y += a0 x0, then a1 x1, a2 x2 and a3 x3: the sums of four axpy calls bit for bit (the Makefile keeps the
+ * compiler from fusing multiply and add here), but y is loaded and stored once for the four rows instead of four
+ * times, which bounded the refinement. */
+static inline void axpy4(float *restrict y, const float *a, const float *restrict x0, const float *restrict x1,
+                         const float *restrict x2, const float *restrict x3, size_t n)
+{
+    float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++)
+            y[i + j] = y[i + j] + a0 * x0[i + j] + a1 * x1[i + j] + a2 * x2[i + j] + a3 * x3[i + j];
+    for (; i < n; i++) y[i] = y[i] + a0 * x0[i] + a1 * x1[i] + a2 * x2[i] + a3 * x3[i];
+}
+
+/* Rows of the spectrum that add to one chunk of the refinement sums, with their twiddle rows and lengths. */
+typedef struct row_group {
+    const float *row[4];
+    const float complex *e[4];   /* ey + k * n of each row k */
+    size_t len[4];               /* floats of each row in the chunk */
+    int count;
+} row_group;
+
+/* Adds the group's rows to the sums acc_re/acc_im (n of them, stride floats apart, from the chunk's start): the
+ * columns all rows share four rows at a time, then the longer rows' ends one row at a time, so that every sum
+ * still takes its rows in order. */
+RELOC_AVX512_AVX2_CLONES static void add_group(const row_group *g, float *acc_re, float *acc_im, int n,
+                                               size_t stride)
+{
+    size_t shared = g->len[0];
+    for (int j = 1; j < g->count; j++) shared = g->len[j] < shared ? g->len[j] : shared;
+    if (g->count == 4) {
+        for (int i = 0; i < n; i++) {
+            float re[4], im[4];
+            for (int j = 0; j < 4; j++) {
+                re[j] = crealf(g->e[j][i]);
+                im[j] = cimagf(g->e[j][i]);
+            }
+            axpy4(acc_re + i * stride, re, g->row[0], g->row[1], g->row[2], g->row[3], shared);
+            axpy4(acc_im + i * stride, im, g->row[0], g->row[1], g->row[2], g->row[3], shared);
+        }
+    } else {
+        shared = 0;   /* fewer rows (the last of a chunk): one at a time throughout */
+    }
+    for (int j = 0; j < g->count; j++) {
+        if (g->len[j] <= shared) continue;
+        for (int i = 0; i < n; i++) {
+            axpy(acc_re + i * stride + shared, crealf(g->e[j][i]), g->row[j] + shared, g->len[j] - shared);
+            axpy(acc_im + i * stride + shared, cimagf(g->e[j][i]), g->row[j] + shared, g->len[j] - shared);
+        }
+    }
+}
+
+/* prod = g conj(f) over n interleaved floats (n even): the unwhitened cross-power product, four complex numbers
+ * at a time where SSE2 is there (the compiler's own vectors of it fuse multiply and add in the AVX clones). */
+static void product(float *restrict prod, const float *restrict g, const float *restrict f, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    for (; i + 8 <= n; i += 8) {
+        __m128 re, im;
+        product_sse(g + i, f + i, &re, &im);
+        _mm_storeu_ps(prod + i, _mm_unpacklo_ps(re, im));
+        _mm_storeu_ps(prod + i + 4, _mm_unpackhi_ps(re, im));
+    }
+#endif
+    for (; i < n; i += 2) {
+        prod[i] = g[i] * f[i] + g[i + 1] * f[i + 1];
+        prod[i + 1] = g[i + 1] * f[i] - g[i] * f[i + 1];
+    }
+}
+
+/* Stage 1 of dft_region (see there): acc_re/acc_im[i * len + c] = sum over the rows k in -neg .. pos-1 of re/im
+ * (ey[k * n + i]) * s_k[c], each row up to its last column inside the band when band != 0; with t, of the product
+ * s_k conj(t_k) instead, made a chunk of four rows at a time in the cache and never stored whole. The columns go
+ * in chunks whose 2n sums stay in the L1 cache while every row adds to them. */
+static void sum_rows(const pc_core *pc, const fftwf_complex *s, const fftwf_complex *t, int n, size_t len, int neg,
+                     int pos, int band)
+{
+    float *acc_re = pc->acc, *acc_im = pc->acc + (size_t)n * len, prod[4][REFINE_CHUNK];
+    memset(pc->acc, 0, sizeof(float) * 2 * n * len);
+    for (size_t c0 = 0; c0 < len; c0 += REFINE_CHUNK) {
+        row_group g = {.count = 0};
+        for (int kk = -neg; kk < pos; kk++) {
+            int k = kk < 0 ? kk + pc->h : kk;
+            size_t row_len = band ? 2 * (size_t)pc->row_cols[k] : len;
+            if (row_len <= c0) continue;
+            size_t chunk = row_len - c0 < REFINE_CHUNK ? row_len - c0 : REFINE_CHUNK;
+            const float *row = (const float *)(s + (size_t)k * pc->hw) + c0;
+            if (t) {
+                product(prod[g.count], row, (const float *)(t + (size_t)k * pc->hw) + c0, chunk);
+                row = prod[g.count];
+            }
+            g.len[g.count] = chunk;
+            g.row[g.count] = row;
+            g.e[g.count++] = pc->ey + (size_t)k * n;
+            if (g.count == 4) {
+                add_group(&g, acc_re + c0, acc_im + c0, n, len);
+                g.count = 0;
+            }
+        }
+        if (g.count) add_group(&g, acc_re + c0, acc_im + c0, n, len);
+    }
 }
 
 /* Fills e[m * stride] = weight(m) * exp(2 pi i m x / period) for m = 0 .. count-1 by recurrence (double
@@ -239,10 +363,12 @@ static void twiddles(float complex *e, size_t stride, int count, double x, doubl
         e[m * stride] = (weighted ? half_weight(m, w) : 1) * (float complex)val;
 }
 
-/* Evaluates the real correlation from spectrum s (half spectrum, full-spectrum sum) on the grid
- * (y0 + (i - r) / f, x0 + (j - r) / f), i, j in [0, 2r], into pc->region[i * (2r+1) + j]. With band != 0 only
- * the rows and columns inside the band filter's support are visited (the rest of s is zero). */
-static void dft_region(pc_core *pc, const fftwf_complex *s, double y0, double x0, double f, int r, int band)
+/* Evaluates the real correlation from spectrum s (half spectrum, full-spectrum sum), or from the product
+ * s conj(t) when t != NULL, on the grid (y0 + (i - r) / f, x0 + (j - r) / f), i, j in [0, 2r], into
+ * pc->region[i * (2r+1) + j]. With band != 0 only the rows and columns inside the band filter's support are
+ * visited (the rest of s is zero). */
+static void dft_region(pc_core *pc, const fftwf_complex *s, const fftwf_complex *t, double y0, double x0, double f,
+                       int r, int band)
 {
     int n = 2 * r + 1, h = pc->h, w = pc->w, hw = pc->hw;
     /* Rows with centred frequency |kk| < rows (Nyquist negative, as numpy's fftfreq), columns below cols. */
@@ -259,26 +385,11 @@ static void dft_region(pc_core *pc, const fftwf_complex *s, double y0, double x0
     for (int j = 0; j < n; j++) twiddles(pc->ex + (size_t)j * hw, 1, cols, x0 + (j - r) / f, w, 1, 1, w);
     /* Stage 1 (the O(N n) part): sum over the rows of the spectrum for each wanted y. The complex product
      * e * row is kept as two real sums, re(e) * row and im(e) * row over the interleaved floats, recombined in
-     * stage 2: plain multiply-adds over contiguous floats, which the compiler vectorizes. The columns go in
-     * chunks whose 2n sums stay in the L1 cache while every row adds to them; each row only up to its last
-     * column inside the band (a disc, not the rectangle around it). */
+     * stage 2: plain multiply-adds over contiguous floats, which the compiler vectorizes; each row only up to its
+     * last column inside the band (a disc, not the rectangle around it). */
     size_t len = 2 * (size_t)cols;
     float *acc_re = pc->acc, *acc_im = pc->acc + (size_t)n * len;
-    memset(pc->acc, 0, sizeof(float) * 2 * n * len);
-    for (size_t c0 = 0; c0 < len; c0 += REFINE_CHUNK) {
-        for (int kk = -neg; kk < pos; kk++) {
-            int k = kk < 0 ? kk + h : kk;
-            size_t row_len = band ? 2 * (size_t)pc->row_cols[k] : len;
-            if (row_len <= c0) continue;
-            size_t chunk = row_len - c0 < REFINE_CHUNK ? row_len - c0 : REFINE_CHUNK;
-            const float *row = (const float *)(s + (size_t)k * hw) + c0;
-            for (int i = 0; i < n; i++) {
-                float complex e = pc->ey[(size_t)k * n + i];
-                axpy(acc_re + i * len + c0, crealf(e), row, chunk);
-                axpy(acc_im + i * len + c0, cimagf(e), row, chunk);
-            }
-        }
-    }
+    sum_rows(pc, s, t, n, len, neg, pos, band);
     /* Stage 2: a = sum_k e_k row_k = (acc_re[2l] - acc_im[2l+1]) + i (acc_re[2l+1] + acc_im[2l]); the real part of
      * the sum over columns of a * ex for each wanted x. */
     for (int i = 0; i < n; i++) {
@@ -376,8 +487,7 @@ void pc_correlate(pc_core *pc, pc_peak *out)
 
 void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out)
 {
-    double norm = cross_power(pc, ref);
-    memcpy(pc->scratch, pc->cross, sizeof(fftwf_complex) * pc->nspec);
+    double norm = cross_power(pc, ref, pc->scratch);
     fftwf_execute_dft_c2r(pc->inv, pc->scratch, pc->real);
     int py, px;
     coarse_peak(pc, &py, &px, &out->value, &out->psr);
@@ -390,11 +500,11 @@ void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, p
 
 void pc_refine_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out)
 {
-    out->norm = cross_power(pc, ref);
+    out->norm = cross_power(pc, ref, NULL);
     /* Continue from the level the first pass reached, or start again when it already reached upsample. */
     if (out->level >= upsample) out->level = 1;
     if (upsample <= 1) {   /* no level runs: the peak's height from this cross spectrum, at the integer peak */
-        dft_region(pc, pc->cross, out->dy, out->dx, 1, 0, 1);
+        dft_region(pc, pc->cross, NULL, out->dy, out->dx, 1, 0, 1);
         out->value = pc->region[0];
     }
     pc_refine(pc, upsample, out);
@@ -412,7 +522,7 @@ void pc_refine(pc_core *pc, int upsample, pc_peak *out)
         x = round(x * f) / f;
         /* Re-centre (a few times at most) while the maximum sits on the edge of the evaluated grid. */
         for (int tries = 0; tries < 4; tries++) {
-            dft_region(pc, pc->cross, y, x, f, r, 1);
+            dft_region(pc, pc->cross, NULL, y, x, f, r, 1);
             int bi = 0;
             for (int i = 1; i < n * n; i++)
                 if (peak_score(pc, pc->region[i]) > peak_score(pc, pc->region[bi])) bi = i;
@@ -434,13 +544,7 @@ void pc_refine(pc_core *pc, int upsample, pc_peak *out)
 void pc_match_quality(pc_core *pc, const fftwf_complex *ref, double ref_energy, pc_peak *out)
 {
     /* The unwhitened, unfiltered correlation at the peak. */
-    float *prod = (float *)pc->scratch;
-    const float *f = (const float *)ref, *g = (const float *)pc->spec;
-    for (size_t i = 0; i < 2 * pc->nspec; i += 2) {
-        prod[i] = g[i] * f[i] + g[i + 1] * f[i + 1];
-        prod[i + 1] = g[i + 1] * f[i] - g[i] * f[i + 1];
-    }
-    dft_region(pc, pc->scratch, out->dy, out->dx, 1, 0, 0);
+    dft_region(pc, pc->spec, ref, out->dy, out->dx, 1, 0, 0);
     double r_fg = pc->region[0], e_g = spectrum_energy(pc, pc->spec);
     double rho = ref_energy > 0 && e_g > 0 ? r_fg / sqrt(ref_energy * e_g) : 0;
     out->correlation = fmax(-1, fmin(1, rho));

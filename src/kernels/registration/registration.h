@@ -74,7 +74,8 @@ typedef struct reg_params {
     double tolerance;        /* similarity: rounds stop once the last one moved no pixel by more than this
                                 (pixels; never finer than the translation lattice, sqrt(2) / upsample) */
     double max_error;        /* confident only when the estimated mapping error is at most this (pixels) */
-    int threads;             /* FFTW threads of one registration; workers over frames in reg_align_stack */
+    int threads;             /* FFTW threads of one registration, and above 1 a helper thread for half of the
+                                verification quarters; workers over frames in reg_align_stack */
     reg_plan_effort effort;  /* FFTW planning rigour; MEASURE (default) and PATIENT plans are slow to make the
                                 first time and then come from the wisdom file */
 } reg_params;

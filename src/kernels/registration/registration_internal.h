@@ -162,12 +162,8 @@ struct reg_ctx {
     float *warped;               /* the moving image warped by the current estimate */
     float *warped_band;          /* the band filter of translations on warped images */
     float *disc_win;             /* the reference's disc window (prepare_disc), for the first pass of each probe */
-    /* verify.c: the quarter-frame correlator and the reference's quarter spectra, with the regions they were
-     * made for (w == 0: none) */
-    pc_core qpc;
-    fftwf_complex *qspec[4];
-    double qenergy[4];
-    placement qkey[4];
+    struct verifier *verifier;   /* verify.c: the quarter registrations' correlators, cached reference spectra and
+                                    helper thread */
 };
 
 /* context.c: fills out from a frame-coordinate transform found for a moving image placed as pl, with the
