@@ -154,35 +154,85 @@ static inline double path_end(double slope, int width, int height, double x_at_r
 
 static inline double positive_part(double v) { return v > 0 ? v : 0; }
 
-/* tau[(c * n_theta + t) * width + x] for x in [x0, x1): optical depth (unit path weight) along direction t from the
- * top edge of pixel (x, y) to where the ray leaves the map, at the line of element c, from the state of row y + 1
- * (not read when at_edge: row y is at the detector edge). `clip` is scratch of width doubles. */
-RELOC_AVX512_AVX2_CLONES
-static void exit_depths(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *state,
-                        int at_edge, double *tau, double *clip)
+/* Columns of [x0, x1) where the ray of a pixel of row y or its line (offset o) may leave through a side, the only
+ * columns where the two paths differ (elsewhere both end at the top): toward the side the slope leans to, widened by
+ * a column or two against rounding (inside the range the difference is computed exactly, so a wider range changes
+ * nothing). With s > 0, X = x_at_row0 + Y s reaches X = width - 0.5 below the top where x_at_row0 > width - 0.5 -
+ * top s; the pixel's ray has x_at_row0 = x - y s, its line x - o. With s < 0, the same at X = -0.5. */
+static void side_exit_columns(double s, int width, int height, int y, int o, int x0, int x1, int *lo, int *hi)
 {
-    int n_theta = cfg->num.n_theta;
+    double top = height - 0.5;
+    *lo = *hi = x0;
+    if (s > 0) {
+        double first = fmin(width - 0.5 - (top - y) * s, width - 0.5 - top * s + o);
+        *lo = first - 2 < x0 ? x0 : first - 2 > x1 ? x1 : (int)floor(first) - 1;
+        *hi = x1;
+    } else if (s < 0) {
+        double last = fmax(-0.5 - (top - y) * s, -0.5 - top * s + o);
+        *hi = last + 2 > x1 ? x1 : last + 2 < x0 ? x0 : (int)ceil(last) + 2;
+    }
+}
+
+/* Row y's exit optical depths (unit path weight) as the line state holds them, read in place: along direction t
+ * from the top edge of pixel (x, y) to where its ray leaves the map, at the line of element c, the depth is
+ * a[c][t][x] (the line's A from row y + 1 on) outside [lo[t], hi[t]), and max(0, A + E crossing[t][x]) inside (the
+ * pixel's own path minus the path its line has accumulated, charged at the depth where the line ends). */
+typedef struct exit_lines {
+    const double *a[XRF_MAX_ELEMENTS][XRF_MAX_THETA], *e[XRF_MAX_ELEMENTS][XRF_MAX_THETA];
+    const double *crossing[XRF_MAX_THETA];
+    int lo[XRF_MAX_THETA], hi[XRF_MAX_THETA];
+} exit_lines;
+
+/* The exit lines of columns [x0, x1) of row y from the state of row y + 1, or, when at_edge (row y is at the
+ * detector edge: nothing toward it), all zero depths read from `zeros` (width doubles, zeroed here). `crossing`:
+ * scratch of n_theta * width doubles. */
+RELOC_AVX512_AVX2_CLONES
+static void exit_lines_of_row(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
+                              const double *state, int at_edge, double *zeros, double *crossing, exit_lines *lines)
+{
     size_t stride = state_stride(cfg, width, height);
-    for (int t = 0; t < n_theta; t++) {
+    if (at_edge)
+        for (int x = x0; x < x1; x++) zeros[x] = 0;
+    for (int t = 0; t < cfg->num.n_theta; t++) {
         double s = cfg->theta_slope[t], start = y + 0.5;
         int o = line_offset(s, y);
-        /* Path of the pixel's own ray minus the path its line has accumulated. */
-        for (int x = x0; x < x1; x++)
+        double *restrict clip = crossing + (size_t)t * width;
+        lines->crossing[t] = clip;
+        lines->lo[t] = lines->hi[t] = x0;
+        if (!at_edge) side_exit_columns(s, width, height, y, o, x0, x1, &lines->lo[t], &lines->hi[t]);
+        for (int x = lines->lo[t]; x < lines->hi[t]; x++)
             clip[x] = positive_part(path_end(s, width, height, x - y * s) - start) -
                       positive_part(path_end(s, width, height, x - o) - start);
         for (int c = 0; c < cfg->n_elements; c++) {
-            double *out = tau + ((size_t)c * n_theta + t) * width;
-            if (at_edge) {
-                for (int x = x0; x < x1; x++) out[x] = 0;
-                continue;
-            }
-            const double *restrict a = state + ((size_t)c * n_theta + t) * 2 * stride + column0(cfg, height, t, y);
-            const double *restrict e = a + stride;
-            const double *restrict crossing = clip;
-            double *restrict depth = out;
-            for (int x = x0; x < x1; x++) depth[x] = positive_part(a[x] + e[x] * crossing[x]);
+            const double *a = at_edge ? zeros : state + ((size_t)c * cfg->num.n_theta + t) * 2 * stride +
+                                                    column0(cfg, height, t, y);
+            lines->a[c][t] = a;
+            lines->e[c][t] = at_edge ? zeros : a + stride;
         }
     }
+}
+
+/* Exit depth of the clipped columns [lo, hi) of line (c, t) into depth[]. */
+static void clipped_depths(const exit_lines *lines, int c, int t, double *restrict depth)
+{
+    const double *restrict a = lines->a[c][t], *restrict e = lines->e[c][t], *restrict crossing = lines->crossing[t];
+    for (int x = lines->lo[t]; x < lines->hi[t]; x++) depth[x] = positive_part(a[x] + e[x] * crossing[x]);
+}
+
+/* tau[(c * n_theta + t) * width + x] for x in [x0, x1): the exit depths of row y (see exit_lines) as arrays, for
+ * the solvers that look them up pixel by pixel. `scratch`: (n_theta + 1) * width doubles. */
+RELOC_AVX512_AVX2_CLONES
+static void exit_depths(const xrf_config *cfg, int width, int height, int y, int x0, int x1, const double *state,
+                        int at_edge, double *tau, double *scratch)
+{
+    exit_lines lines;
+    exit_lines_of_row(cfg, width, height, y, x0, x1, state, at_edge, scratch, scratch + width, &lines);
+    for (int c = 0; c < cfg->n_elements; c++)
+        for (int t = 0; t < cfg->num.n_theta; t++) {
+            double *out = tau + ((size_t)c * cfg->num.n_theta + t) * width;
+            memcpy(out + x0, lines.a[c][t] + x0, (size_t)(x1 - x0) * sizeof *out);
+            clipped_depths(&lines, c, t, out);
+        }
 }
 
 /* The state of columns [j0, j1) of row y (ghost columns are j < 0 and j >= width) from the row's depths
@@ -391,11 +441,23 @@ static void planar_factor(const void *ctx, const double *depth, double *factor)
     for (int c = 0; c < pp->cfg->n_elements; c++) factor[c] = beam * afl[c];
 }
 
+/* afl[x] += count exp(-weight depth[x]) (mean of exponentials) or count weight depth[x] (exponential of the mean)
+ * for x in [from, to). */
+static inline void add_exit_terms(double *restrict afl, const double *restrict depth, int from, int to,
+                                  double weight, double count, int mean_exp)
+{
+    if (mean_exp)
+        for (int x = from; x < to; x++) afl[x] += count * vector_exp(-weight * depth[x]);
+    else
+        for (int x = from; x < to; x++) afl[x] += count * weight * depth[x];
+}
+
 /* Source voxel excluded: a pixel's exit factors do not depend on its own composition and its beam factor is common
  * to all its elements, so the fractions follow from the yields divided by the exit factors in one step; the row
- * is solved in passes over contiguous arrays. scratch: (n_elements + 2) * width doubles. */
+ * is solved in passes over contiguous arrays, the exit depths read from the line state where they are the lines'
+ * (no copy) and made only in the clipped columns. scratch: (n_elements + 3) * width doubles. */
 RELOC_AVX512_AVX2_CLONES
-static void solve_row_excluded(const xrf_config *cfg, int width, int x0, int x1, const double *tau,
+static void solve_row_excluded(const xrf_config *cfg, int width, int x0, int x1, const exit_lines *lines,
                                const double *const *counts_row, double *scratch,
                                double *const *corrected_row, double *const *fractions_row, double *const *depth_row)
 {
@@ -404,18 +466,19 @@ static void solve_row_excluded(const xrf_config *cfg, int width, int x0, int x1,
     const xrf_numerics *num = &cfg->num;
     int n = cfg->n_elements, mean_exp = num->averaging == XRF_AVG_MEAN_EXP;
     double norm = 1.0 / (num->n_theta * num->n_phi);
-    double *restrict total = scratch + (size_t)n * width, *restrict beam = total + width;
+    double *restrict total = scratch + (size_t)n * width, *restrict beam = total + width, *clipped = beam + width;
     for (int c = 0; c < n; c++) {
         double *restrict afl = scratch + (size_t)c * width;
         for (int x = x0; x < x1; x++) afl[x] = 0;
         for (int t = 0; t < num->n_theta; t++) {
-            const double *restrict depth = tau + ((size_t)c * num->n_theta + t) * width;
+            const double *line_depth = lines->a[c][t];
+            int lo = lines->lo[t], hi = lines->hi[t];
+            clipped_depths(lines, c, t, clipped);
             for (int k = 0; k < cfg->n_distinct[t]; k++) {
                 double weight = cfg->distinct_weight[t][k], count = cfg->distinct_count[t][k];
-                if (mean_exp)
-                    for (int x = x0; x < x1; x++) afl[x] += count * vector_exp(-weight * depth[x]);
-                else
-                    for (int x = x0; x < x1; x++) afl[x] += count * weight * depth[x];
+                add_exit_terms(afl, line_depth, x0, lo, weight, count, mean_exp);
+                add_exit_terms(afl, clipped, lo, hi, weight, count, mean_exp);
+                add_exit_terms(afl, line_depth, hi, x1, weight, count, mean_exp);
             }
         }
         /* Kept as 1 / A_FL: the yields and the corrected counts below multiply by it. */
@@ -489,9 +552,12 @@ static void solve_row_excluded(const xrf_config *cfg, int width, int x0, int x1,
     }
 }
 
+/* The span solver's scratch: the exit depths of every line (n_elements * n_theta rows; only the per-pixel solver
+ * uses them), the crossings (n_theta) and a zero row, the row's depths (n_elements), and solve_row_excluded's
+ * (n_elements + 3). */
 size_t xrf_span_scratch_size(const xrf_config *cfg, int width)
 {
-    return ((size_t)cfg->n_elements * cfg->num.n_theta + 2 * cfg->n_elements + 3) * width;
+    return ((size_t)cfg->n_elements * cfg->num.n_theta + cfg->num.n_theta + 2 * cfg->n_elements + 4) * width;
 }
 
 void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0, int x1,
@@ -499,14 +565,16 @@ void xrf_solve_span(const xrf_config *cfg, int width, int height, int y, int x0,
                     double *const *corrected_row, double *const *fractions_row, double *span_scratch)
 {
     int n = cfg->n_elements;
-    size_t tau_size = (size_t)n * cfg->num.n_theta * width;
-    double *tau = span_scratch;
-    double *depths = tau + tau_size, *scratch = depths + (size_t)n * width, *depth_row[XRF_MAX_ELEMENTS];
+    double *tau = span_scratch, *zeros = tau + (size_t)n * cfg->num.n_theta * width, *crossing = zeros + width;
+    double *depths = crossing + (size_t)cfg->num.n_theta * width, *scratch = depths + (size_t)n * width;
+    double *depth_row[XRF_MAX_ELEMENTS];
     for (int c = 0; c < n; c++) depth_row[c] = depths + (size_t)c * width;
-    exit_depths(cfg, width, height, y, x0, x1, exit_state, at_edge, tau, scratch);
     if (cfg->num.source_voxel == XRF_SOURCE_EXCLUDE) {
-        solve_row_excluded(cfg, width, x0, x1, tau, counts_row, scratch, corrected_row, fractions_row, depth_row);
+        exit_lines lines;
+        exit_lines_of_row(cfg, width, height, y, x0, x1, exit_state, at_edge, zeros, crossing, &lines);
+        solve_row_excluded(cfg, width, x0, x1, &lines, counts_row, scratch, corrected_row, fractions_row, depth_row);
     } else {
+        exit_depths(cfg, width, height, y, x0, x1, exit_state, at_edge, tau, zeros);
         planar_pixel pp = {.cfg = cfg, .tau = tau, .width = width};
         for (int x = x0; x < x1; x++) {
             double counts[XRF_MAX_ELEMENTS], w[XRF_MAX_ELEMENTS], depth[1 + XRF_MAX_ELEMENTS];
@@ -803,7 +871,7 @@ int xrf_forward(const xrf_config *cfg, int width, int height, int slices, const 
         return 0;
     }
     size_t plane = (size_t)width * height;
-    double *tau = xmalloc(((size_t)n * cfg->num.n_theta + 1) * width * sizeof *tau);
+    double *tau = xmalloc(((size_t)n * cfg->num.n_theta + cfg->num.n_theta + 1) * width * sizeof *tau);
     double *state = xmalloc(xrf_exit_state_size(cfg, width, height) * sizeof *state);
     double *depths = xmalloc((size_t)n * width * sizeof *depths), *depth_row[XRF_MAX_ELEMENTS];
     for (int c = 0; c < n; c++) depth_row[c] = depths + (size_t)c * width;
