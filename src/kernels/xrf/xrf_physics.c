@@ -165,7 +165,7 @@ static void side_exit_columns(double s, int width, int height, int y, int o, int
     *lo = *hi = x0;
     if (s > 0) {
         double first = fmin(width - 0.5 - (top - y) * s, width - 0.5 - top * s + o);
-        *lo = first - 2 < x0 ? x0 : first - 2 > x1 ? x1 : (int)floor(first) - 1;
+        *lo = first - 2 < x0 ? x0 : first - 2 >= x1 ? x1 : (int)floor(first) - 1;   /* never past x1 */
         *hi = x1;
     } else if (s < 0) {
         double last = fmax(-0.5 - (top - y) * s, -0.5 - top * s + o);
