@@ -86,10 +86,17 @@ def test_relocalization_takes_its_views_from_a_worker_ioc(two_iocs, start_ioc, s
     # the worker detected (A computes no views itself), with A's settings, on A's frames at A's stage position
     assert pv(W + "feat1:Diameter_RBV").get() == 17
     assert pv(W + "feat1:Processed_RBV").get() > 0
-    view = pv(W + "feat1:View_RBV").get()
-    assert view[6] == 17                                               # VIEW_DIAMETER
-    assert view[2] == pytest.approx(pv(A + "samx_um").get(), abs=0.01)  # VIEW_STAGE_X, Y: where A's stage stands
-    assert view[3] == pytest.approx(pv(A + "samy_um").get(), abs=0.01)
+    assert pv(W + "feat1:View_RBV").get()[6] == 17                   # VIEW_DIAMETER
+
+    def view_where_the_stage_stands():
+        """VIEW_STAGE_X, Y of the worker's newest view against A's stage now, once the frames in flight reach the
+        worker: a run's view fits within one live pixel of the stage, so its last one (and the worker's newest when
+        the run ends) may be of a frame stamped before A's readback settled on the last sub-pixel correction."""
+        view = pv(W + "feat1:View_RBV").get()
+        stage = pv(A + "samx_um").get(), pv(A + "samy_um").get()
+        return abs(view[2] - stage[0]) <= 0.01 and abs(view[3] - stage[1]) <= 0.01, (view[2:4], stage)
+    wait_for(lambda: view_where_the_stage_stands()[0], 30,
+             what=lambda: "the worker's view at A's stage position (view, stage): %s" % (view_where_the_stage_stands()[1],))
     assert put_status(A + "Reloc:LiveDiameter", 17) == ECA_NORMAL
 
     # the worker refuses the settings (its Diameter disabled): the start fails naming the channel
