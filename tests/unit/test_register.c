@@ -246,8 +246,6 @@ static void similarity_rotation_scale(void **state)
     fixture_close(&fx);
 }
 
-/* The live loop registers every camera frame: nothing may be allocated per frame. Counted through the
- * sanitizer's allocator hooks, so this runs in the ASan build (the one the test suite uses). */
 /* With threads > 1 a helper thread registers two of the four verification quarters: the verdict and its error
  * estimate are those of one thread (each quarter runs the same one-thread transforms either way), for a right
  * match, a wrong one and similarity, frame after frame. */
@@ -284,6 +282,8 @@ static void quarters_on_a_helper_thread_agree(void **state)
     fixture_close(&two);
 }
 
+/* The live loop registers every camera frame: nothing may be allocated per frame. Counted through the
+ * sanitizer's allocator hooks, so this runs in the ASan build (the one the test suite uses). */
 static void no_allocation_per_frame(void **state)
 {
     (void)state;

@@ -16,7 +16,7 @@ reg_ctx *reg_create(int width, int height, const reg_params *p, int similarity, 
     return context_make(width, height, p, similarity, 1, err, errlen);
 }
 
-reg_ctx *context_make(int width, int height, const reg_params *p, int similarity, int may_halve, char *err,
+reg_ctx *context_make(int width, int height, const reg_params *p, int similarity, int outer, char *err,
                       size_t errlen)
 {
     if (width < 8 || height < 8 || width > 65536 || height > 65536) {
@@ -33,8 +33,9 @@ reg_ctx *context_make(int width, int height, const reg_params *p, int similarity
     ctx->wy = xmalloc(sizeof(float) * side);
     ctx->ref_placed = xmalloc(sizeof(float) * (size_t)width * height);
     ctx->spec_alt = fftwf_alloc_complex((size_t)height * (width / 2 + 1));
-    if (pc_init(&ctx->pc, width, height, &ctx->p, 1, err, errlen) != 0 || verify_init(ctx, err, errlen) != 0 ||
-        (similarity && similarity_init(ctx, may_halve, err, errlen) != 0)) {
+    if (pc_init(&ctx->pc, width, height, &ctx->p, 1, err, errlen) != 0 ||
+        (outer && verify_init(ctx, err, errlen) != 0) ||
+        (similarity && similarity_init(ctx, outer, err, errlen) != 0)) {
         reg_destroy(ctx);
         return NULL;
     }
@@ -85,7 +86,7 @@ int reg_set_reference(reg_ctx *ctx, const reg_view *ref, char *err, size_t errle
     ctx->ref_pl = pl;
     ctx->have_ref = 1;
     ctx->alt_key.w = 0;
-    verify_forget_reference(ctx);
+    if (ctx->verifier) verify_forget_reference(ctx);
     if (ctx->similarity && similarity_set_reference(ctx, err, errlen) != 0) {
         ctx->have_ref = 0;
         return -1;

@@ -163,7 +163,7 @@ struct reg_ctx {
     float *warped_band;          /* the band filter of translations on warped images */
     float *disc_win;             /* the reference's disc window (prepare_disc), for the first pass of each probe */
     struct verifier *verifier;   /* verify.c: the quarter registrations' correlators, cached reference spectra and
-                                    helper thread */
+                                    helper thread; NULL in a coarse context (context_make, outer == 0) */
 };
 
 /* context.c: fills out from a frame-coordinate transform found for a moving image placed as pl, with the
@@ -189,13 +189,14 @@ double verify_quarters(reg_ctx *ctx, const reg_view *mv, int off_x, int off_y, d
  * integer shift (sx, sy), also covers. */
 void shared_region(const reg_ctx *ctx, const placement *pl, int sx, int sy, int *x0, int *y0, int *x1, int *y1);
 
-/* context.c: reg_create, with similarity's coarse stage allowed (may_halve != 0) or not (the coarse context
- * itself). */
-reg_ctx *context_make(int width, int height, const reg_params *p, int similarity, int may_halve, char *err,
+/* context.c: reg_create when outer != 0 (quarter verification, and similarity's coarse stage where the frame is
+ * large enough); outer == 0 makes that coarse context itself, which neither halves nor verifies (its caller
+ * estimates only: no quarter correlators, no helper thread). */
+reg_ctx *context_make(int width, int height, const reg_params *p, int similarity, int outer, char *err,
                       size_t errlen);
 
-/* similarity.c: the log-polar members of a context, or its coarse context (may_halve, frame large enough). */
-int similarity_init(reg_ctx *ctx, int may_halve, char *err, size_t errlen);
+/* similarity.c: the log-polar members of a context, or its coarse context (outer, frame large enough). */
+int similarity_init(reg_ctx *ctx, int outer, char *err, size_t errlen);
 void similarity_free(reg_ctx *ctx);
 /* Computes the reference's log-polar spectrum from the frame spectrum in ctx->pc.spec_ref, or hands the halved
  * reference to the coarse context. Returns 0, or -1 with a message. */

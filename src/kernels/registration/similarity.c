@@ -25,7 +25,7 @@ typedef struct estimate {
     int rounds, converged;
 } estimate;
 
-int similarity_init(reg_ctx *ctx, int may_halve, char *err, size_t errlen)
+int similarity_init(reg_ctx *ctx, int outer, char *err, size_t errlen)
 {
     ctx->similarity = 1;
     ctx->placed = xmalloc(sizeof(float) * (size_t)ctx->w * ctx->h);
@@ -34,7 +34,7 @@ int similarity_init(reg_ctx *ctx, int may_halve, char *err, size_t errlen)
     ctx->warped_band = xmalloc(sizeof(float) * ctx->pc.nspec);
     double high = ctx->p.band_high > 0 && ctx->p.band_high < WARPED_BAND_HIGH ? ctx->p.band_high : WARPED_BAND_HIGH;
     band_filter(ctx->w, ctx->h, ctx->p.band_low, high, ctx->warped_band);
-    if (may_halve && ctx->w >= 2 * COARSE_MIN_SIDE && ctx->h >= 2 * COARSE_MIN_SIDE) {
+    if (outer && ctx->w >= 2 * COARSE_MIN_SIDE && ctx->h >= 2 * COARSE_MIN_SIDE) {
         /* A coarse pixel is two of ours: the same translation lattice and tolerance in our pixels. */
         reg_params cp = ctx->p;
         cp.upsample = 2 * ctx->p.upsample < 10000 ? 2 * ctx->p.upsample : 10000;
