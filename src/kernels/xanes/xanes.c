@@ -499,96 +499,117 @@ static void finite_stats(const job *j, size_t v, int kept, double *spectrum, dou
     *jump = npre && npost ? post / npost - pre / npre : NAN;
 }
 
-/* Eight columns as one vector: every sum of a chunk of columns stays in registers while the chunk's samples of
- * all energies go by (GCC's vector extensions: AVX-512 registers in the x86-64-v4 clone, pairs of smaller ones in
- * the others). Adding row by row into per-column arrays instead cost a load and a store of every sum at every
- * sample and held the loop to the store port. */
+/* Columns as one vector: every sum of a few columns stays in registers while their samples of all energies go by.
+ * Adding row by row into per-column arrays instead cost a load and a store of every sum at every sample and held
+ * the loop to the store port. Two widths (GCC's vector extensions): where the CPU has AVX-512, eight doubles (one
+ * register), sixteen columns at a time (8 sums x 2 of the 32 registers); elsewhere four doubles (one AVX2
+ * register), eight columns at a time (8 sums x 2, about the 16 registers). Eight-double vectors on AVX2 spilled
+ * and the compiler moved their halves through the stack: 3-4x slower on an AMD EPYC (Zen 3) than these. The sums
+ * do not depend on the width. */
 typedef double chunk_d __attribute__((vector_size(8 * sizeof(double))));
 typedef float chunk_f __attribute__((vector_size(8 * sizeof(float))));
-enum { CHUNK = 8 };
+typedef double quad_d __attribute__((vector_size(4 * sizeof(double))));
+typedef float quad_f __attribute__((vector_size(4 * sizeof(float))));
+enum { CHUNK = 8, QUAD = 4, LINE_FLOATS = 64 / sizeof(float) };
 
-/* The chunk's samples of one energy as doubles; a chunk cut short by the block's end is padded with zeros. */
-static inline __attribute__((always_inline)) void load_chunk(const float *y, int n, chunk_d *v)
-{
-    chunk_f f = {0};
-    memcpy(&f, y, (size_t)n * sizeof(float));
-    *v = __builtin_convertvector(f, chunk_d);
-}
-
-/* The sums of the n columns from c0 (n <= w chunks: w vectors side by side, w and nc constants where inlined)
- * over every energy (the mask pass's total, pre-edge, post-edge and row sums) and over the window's (the fit's, nc
- * coefficients). Each column's sums add its samples in energy order, and lane l of row_lanes[k] adds the samples
- * of the columns l, l + 8, ... in column order (a short last chunk's into lane 0 one by one), so the sums are
- * those of a row-by-row pass. */
-static inline __attribute__((always_inline)) void sum_chunk(const job *j, size_t v0, int c0, int n, int w, int nc,
-                                                            block_sums *restrict s)
-{
-    const fit_plan *plan = j->plan;
-    const float *data = j->data + v0 + c0;
-    const size_t nvox = j->nvox;
-    const int count = j->count, mask_pass = j->mask_pass;
-    const double *energy = j->energy;
-    double *row_lanes = s->row_lanes;
-    const double pre_e = j->params->edge_energy - j->params->edge_gap;
-    const double post_e = j->params->edge_energy + j->params->edge_gap;
-    const int prefetch = v0 + 2 * BLOCK <= nvox;
-    chunk_d total[2] = {{0}}, pre[2] = {{0}}, post[2] = {{0}}, sum[2] = {{0}}, sum2[2] = {{0}};
-    chunk_d coef[2][XANES_MAX_ORDER + 1] = {{{0}}};
-    for (int k = 0, kk = 0; k < count; k++) {
-        const float *y = data + (size_t)k * nvox;
-        if (prefetch) /* the next block's lines: 40 rows far apart defeat the hardware prefetcher */
-            for (int h = 0; h < w; h += 64 / (int)(CHUNK * sizeof(float))) __builtin_prefetch(y + BLOCK + h * CHUNK);
-        chunk_d v[2];
-        for (int h = 0; h < w; h++) load_chunk(y + h * CHUNK, n - h * CHUNK < CHUNK ? n - h * CHUNK : CHUNK, &v[h]);
-        if (mask_pass) {
-            const int in_pre = energy[k] <= pre_e, in_post = energy[k] >= post_e;
-            double *lanes = row_lanes + (size_t)k * CHUNK;
-            for (int h = 0; h < w; h++) total[h] += v[h]; /* not finite when a sample is: such voxels are redone */
-            if (in_pre)                                    /* (finite_stats) */
-                for (int h = 0; h < w; h++) pre[h] += v[h];
-            if (in_post)
-                for (int h = 0; h < w; h++) post[h] += v[h];
-            if (n == w * CHUNK) {
-                chunk_d r;
-                memcpy(&r, lanes, sizeof r);
-                for (int h = 0; h < w; h++) r += v[h];
-                memcpy(lanes, &r, sizeof r);
-            } else {
-                for (int l = 0; l < n; l++) lanes[0] += y[l];
-            }
-        }
-        if (!plan || !plan->wanted[k]) continue;
-        for (int c = 0; c < nc; c++) {
-            const double weight = plan->solve[(size_t)c * plan->m + kk];
-            for (int h = 0; h < w; h++) coef[h][c] += weight * v[h];
-        }
-        for (int h = 0; h < w; h++) {
-            sum[h] += v[h];
-            sum2[h] += v[h] * v[h];
-        }
-        kk++;
+/* sum_chunk_##VEC: the sums of the n columns from c0 (n <= w vectors of LANES columns side by side, w and nc
+ * constants where inlined) over every energy (the mask pass's total, pre-edge, post-edge and row sums) and over the
+ * window's (the fit's, nc coefficients). Each column's sums add its samples in energy order, and lane l of
+ * row_lanes[k] adds the samples of the columns l, l + CHUNK, ... in column order (columns c0 .. c0 + n go to the
+ * lanes from c0 % CHUNK; a chunk cut short by the block's end, into lane 0 one by one), so the sums are those of a
+ * row-by-row pass. A vector cut short by the block's end is loaded padded with zeros. */
+#define DEFINE_SUM_CHUNK(VEC, FVEC, LANES, LOAD)                                                                     \
+    static inline __attribute__((always_inline)) void sum_chunk_##VEC(const job *j, size_t v0, int c0, int n, int w, \
+                                                                       int nc, block_sums *restrict s)              \
+    {                                                                                                               \
+        const fit_plan *plan = j->plan;                                                                             \
+        const float *data = j->data + v0 + c0;                                                                      \
+        const size_t nvox = j->nvox;                                                                                \
+        const int count = j->count, mask_pass = j->mask_pass;                                                       \
+        const double *energy = j->energy;                                                                           \
+        double *row_lanes = s->row_lanes + c0 % CHUNK;                                                              \
+        const double pre_e = j->params->edge_energy - j->params->edge_gap;                                          \
+        const double post_e = j->params->edge_energy + j->params->edge_gap;                                         \
+        /* the next block's lines, once per line: 40 rows far apart defeat the hardware prefetcher */               \
+        const int prefetch = v0 + 2 * BLOCK <= nvox && c0 % LINE_FLOATS == 0;                                       \
+        VEC total[2] = {{0}}, pre[2] = {{0}}, post[2] = {{0}}, sum[2] = {{0}}, sum2[2] = {{0}};                     \
+        VEC coef[2][XANES_MAX_ORDER + 1] = {{{0}}};                                                                 \
+        for (int k = 0, kk = 0; k < count; k++) {                                                                   \
+            const float *y = data + (size_t)k * nvox;                                                               \
+            if (prefetch)                                                                                           \
+                for (int h = 0; h < w * LANES; h += LINE_FLOATS) __builtin_prefetch(y + BLOCK + h);                 \
+            VEC v[2];                                                                                               \
+            for (int h = 0; h < w; h++) {                                                                           \
+                if (n - h * LANES >= LANES) {                                                                       \
+                    v[h] = LOAD(y + h * LANES);                                                                     \
+                } else {                                                                                            \
+                    FVEC f = {0};                                                                                   \
+                    memcpy(&f, y + h * LANES, (size_t)(n - h * LANES) * sizeof(float));                             \
+                    v[h] = __builtin_convertvector(f, VEC);                                                         \
+                }                                                                                                   \
+            }                                                                                                       \
+            if (mask_pass) {                                                                                        \
+                const int in_pre = energy[k] <= pre_e, in_post = energy[k] >= post_e;                               \
+                double *lanes = row_lanes + (size_t)k * CHUNK;                                                      \
+                for (int h = 0; h < w; h++) total[h] += v[h]; /* not finite when a sample is: redone (finite_stats) */ \
+                if (in_pre)                                                                                         \
+                    for (int h = 0; h < w; h++) pre[h] += v[h];                                                     \
+                if (in_post)                                                                                        \
+                    for (int h = 0; h < w; h++) post[h] += v[h];                                                    \
+                if (n == w * LANES) {                                                                               \
+                    for (int h = 0; h < w; h++) {                                                                   \
+                        double *at = lanes + h * LANES % CHUNK;                                                     \
+                        VEC r;                                                                                      \
+                        memcpy(&r, at, sizeof r);                                                                   \
+                        r += v[h];                                                                                  \
+                        memcpy(at, &r, sizeof r);                                                                   \
+                    }                                                                                               \
+                } else {                                                                                            \
+                    for (int l = 0; l < n; l++) lanes[0] += y[l];                                                   \
+                }                                                                                                   \
+            }                                                                                                       \
+            if (!plan || !plan->wanted[k]) continue;                                                                \
+            for (int c = 0; c < nc; c++) {                                                                          \
+                const double weight = plan->solve[(size_t)c * plan->m + kk];                                        \
+                for (int h = 0; h < w; h++) coef[h][c] += weight * v[h];                                            \
+            }                                                                                                       \
+            for (int h = 0; h < w; h++) {                                                                           \
+                sum[h] += v[h];                                                                                     \
+                sum2[h] += v[h] * v[h];                                                                             \
+            }                                                                                                       \
+            kk++;                                                                                                   \
+        }                                                                                                           \
+        for (int h = 0; h < w; h++)                                                                                 \
+            for (int l = 0; l < LANES && h * LANES + l < n; l++) {                                                  \
+                const int col = c0 + h * LANES + l;                                                                 \
+                s->total[col] = total[h][l];                                                                        \
+                s->pre[col] = pre[h][l];                                                                            \
+                s->post[col] = post[h][l];                                                                          \
+                s->sum[col] = sum[h][l];                                                                            \
+                s->sum2[col] = sum2[h][l];                                                                          \
+                for (int c = 0; c < nc; c++) s->coef[c][col] = coef[h][c][l];                                       \
+            }                                                                                                       \
     }
-    for (int h = 0; h < w; h++)
-        for (int l = 0; l < CHUNK && h * CHUNK + l < n; l++) {
-            const int col = c0 + h * CHUNK + l;
-            s->total[col] = total[h][l];
-            s->pre[col] = pre[h][l];
-            s->post[col] = post[h][l];
-            s->sum[col] = sum[h][l];
-            s->sum2[col] = sum2[h][l];
-            for (int c = 0; c < nc; c++) s->coef[c][col] = coef[h][c][l];
-        }
-}
+/* A whole vector's floats as doubles: one widening load (a float vector converted went through two halves). */
+#define LOAD_CHUNK(p) ((chunk_d){(p)[0], (p)[1], (p)[2], (p)[3], (p)[4], (p)[5], (p)[6], (p)[7]})
+#define LOAD_QUAD(p) ((quad_d){(p)[0], (p)[1], (p)[2], (p)[3]})
+DEFINE_SUM_CHUNK(chunk_d, chunk_f, CHUNK, LOAD_CHUNK)
+DEFINE_SUM_CHUNK(quad_d, quad_f, QUAD, LOAD_QUAD)
 
-/* The block's columns: 16 at a time (a cache line of each energy's samples, two vectors) with n a constant, then
- * the rest a chunk at a time. */
-static inline __attribute__((always_inline)) void sum_chunks(const job *j, size_t v0, int nb, int nc,
+/* The block's columns: with AVX-512 (wide), 16 at a time (a cache line of each energy's samples, two vectors) with
+ * n a constant, then the rest a chunk at a time; otherwise every whole chunk as two quads side by side; the part of
+ * a chunk left at the block's end as one short chunk either way (into lane 0, as sum_chunk_* says). */
+static inline __attribute__((always_inline)) void sum_chunks(const job *j, size_t v0, int nb, int nc, int wide,
                                                              block_sums *restrict s)
 {
     int c0 = 0;
-    for (; c0 + 2 * CHUNK <= nb; c0 += 2 * CHUNK) sum_chunk(j, v0, c0, 2 * CHUNK, 2, nc, s);
-    for (; c0 + CHUNK <= nb; c0 += CHUNK) sum_chunk(j, v0, c0, CHUNK, 1, nc, s);
-    if (c0 < nb) sum_chunk(j, v0, c0, nb - c0, 1, nc, s);
+    if (wide) {
+        for (; c0 + 2 * CHUNK <= nb; c0 += 2 * CHUNK) sum_chunk_chunk_d(j, v0, c0, 2 * CHUNK, 2, nc, s);
+        for (; c0 + CHUNK <= nb; c0 += CHUNK) sum_chunk_chunk_d(j, v0, c0, CHUNK, 1, nc, s);
+    } else {
+        for (; c0 + CHUNK <= nb; c0 += CHUNK) sum_chunk_quad_d(j, v0, c0, CHUNK, 2, nc, s);
+    }
+    if (c0 < nb) sum_chunk_chunk_d(j, v0, c0, nb - c0, 1, nc, s);
 }
 
 /* Reads the block's samples once: the mask sums over all energies (mask pass) and the fit sums over the window's,
@@ -596,11 +617,12 @@ static inline __attribute__((always_inline)) void sum_chunks(const job *j, size_
 RELOC_AVX512_AVX2_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums *restrict s)
 {
     if (j->mask_pass) memset(s->row_lanes, 0, (size_t)j->count * CHUNK * sizeof *s->row_lanes);
+    const int wide = __builtin_cpu_supports("avx512f");   /* such CPUs run the x86-64-v4 clone */
     switch (j->plan ? j->plan->ncoef : 0) {
-    case 0: sum_chunks(j, v0, nb, 0, s); break;
-    case 3: sum_chunks(j, v0, nb, 3, s); break;
-    case 4: sum_chunks(j, v0, nb, 4, s); break;
-    default: sum_chunks(j, v0, nb, 5, s); break;
+    case 0: sum_chunks(j, v0, nb, 0, wide, s); break;
+    case 3: sum_chunks(j, v0, nb, 3, wide, s); break;
+    case 4: sum_chunks(j, v0, nb, 4, wide, s); break;
+    default: sum_chunks(j, v0, nb, 5, wide, s); break;
     }
 }
 
