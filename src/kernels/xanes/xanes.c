@@ -132,8 +132,7 @@ void xanes_stack_free(xanes_stack *s)
 typedef struct fit_plan {
     int order, ncoef;
     int m;                     /* energies in the window */
-    int *index;                /* their indices in the stack */
-    unsigned char *wanted;     /* per stack energy: 1 when in the window */
+    int *index;                /* their indices in the stack, in stack order */
     double *t;                 /* scaled energies */
     double centre, scale;
     double t_lo, t_hi;         /* range of t in the window */
@@ -144,7 +143,6 @@ typedef struct fit_plan {
 static void plan_free(fit_plan *p)
 {
     free(p->index);
-    free(p->wanted);
     free(p->t);
     free(p->solve);
     free(p->gram);
@@ -177,11 +175,9 @@ static int plan_build(fit_plan *p, const double *energy, int n, int order, doubl
     p->order = order;
     p->ncoef = order + 1;
     p->index = xmalloc((size_t)(n ? n : 1) * sizeof(int));
-    p->wanted = xcalloc((size_t)(n ? n : 1), 1);
     double emin = INFINITY, emax = -INFINITY, sum = 0;
     for (int i = 0; i < n; i++)
         if (energy[i] >= lo && energy[i] <= hi) {
-            p->wanted[i] = 1;
             p->index[p->m++] = i;
             sum += energy[i];
             if (energy[i] < emin) emin = energy[i];
@@ -465,6 +461,7 @@ typedef struct job {
     const xanes_params *params;
     xanes_result *r;
     int mask_pass;             /* compute mean, edge jump, mask and summed spectrum */
+    int blocks;                /* of BLOCK voxels (the last one may be short) */
     const fit_plan *plan;      /* NULL: no fit in this pass */
     double *block_spectra;     /* blocks x count: each block's part of the summed spectrum (mask pass) */
     block_sums *sums;          /* one per worker */
@@ -512,13 +509,28 @@ typedef double quad_d __attribute__((vector_size(4 * sizeof(double))));
 typedef float quad_f __attribute__((vector_size(4 * sizeof(float))));
 enum { CHUNK = 8, QUAD = 4, LINE_FLOATS = 64 / sizeof(float) };
 
-/* sum_chunk_##VEC: the sums of the n columns from c0 (n <= w vectors of LANES columns side by side, w and nc
- * constants where inlined) over every energy (the mask pass's total, pre-edge, post-edge and row sums) and over the
- * window's (the fit's, nc coefficients). Each column's sums add its samples in energy order, and lane l of
- * row_lanes[k] adds the samples of the columns l, l + CHUNK, ... in column order (columns c0 .. c0 + n go to the
- * lanes from c0 % CHUNK; a chunk cut short by the block's end, into lane 0 one by one), so the sums are those of a
- * row-by-row pass. A vector cut short by the block's end is loaded padded with zeros. */
+/* load_##VEC: n columns of one energy's samples (n <= w vectors of LANES columns) as w vectors of doubles; a vector cut
+ * short by the block's end is padded with zeros.
+ * sum_chunk_##VEC: the sums of those columns from c0 (w and nc constants where inlined) over every energy (the mask
+ * pass's total, pre-edge, post-edge and row sums) and over the window's (the fit's, nc coefficients): two loops over
+ * the rows, the second reading the window's rows again from L1, so that each loop's sums stay in registers (all 16
+ * in one loop spilled two of them to the stack, through which they were added at every row). Each column's sums add
+ * its samples in energy order, and lane l of row_lanes[k] adds the samples of the columns l, l + CHUNK, ... in
+ * column order (columns c0 .. c0 + n go to the lanes from c0 % CHUNK; a chunk cut short by the block's end, into
+ * lane 0 one by one), so the sums are those of a row-by-row pass. */
 #define DEFINE_SUM_CHUNK(VEC, FVEC, LANES, LOAD)                                                                     \
+    static inline __attribute__((always_inline)) void load_##VEC(const float *y, int n, int w, VEC *v)               \
+    {                                                                                                               \
+        for (int h = 0; h < w; h++) {                                                                               \
+            if (n - h * LANES >= LANES) {                                                                           \
+                v[h] = LOAD(y + h * LANES);                                                                         \
+            } else {                                                                                                \
+                FVEC f = {0};                                                                                       \
+                memcpy(&f, y + h * LANES, (size_t)(n - h * LANES) * sizeof(float));                                 \
+                v[h] = __builtin_convertvector(f, VEC);                                                             \
+            }                                                                                                       \
+        }                                                                                                           \
+    }                                                                                                               \
     static inline __attribute__((always_inline)) void sum_chunk_##VEC(const job *j, size_t v0, int c0, int n, int w, \
                                                                        int nc, block_sums *restrict s)              \
     {                                                                                                               \
@@ -530,45 +542,41 @@ enum { CHUNK = 8, QUAD = 4, LINE_FLOATS = 64 / sizeof(float) };
         double *row_lanes = s->row_lanes + c0 % CHUNK;                                                              \
         const double pre_e = j->params->edge_energy - j->params->edge_gap;                                          \
         const double post_e = j->params->edge_energy + j->params->edge_gap;                                         \
-        /* the next block's lines, once per line: 40 rows far apart defeat the hardware prefetcher */               \
+        /* the next block's lines, once per line, in the loop that reads every row the pass needs: 40 rows far      \
+         * apart defeat the hardware prefetcher */                                                                  \
         const int prefetch = v0 + 2 * BLOCK <= nvox && c0 % LINE_FLOATS == 0;                                       \
         VEC total[2] = {{0}}, pre[2] = {{0}}, post[2] = {{0}}, sum[2] = {{0}}, sum2[2] = {{0}};                     \
         VEC coef[2][XANES_MAX_ORDER + 1] = {{{0}}};                                                                 \
-        for (int k = 0, kk = 0; k < count; k++) {                                                                   \
+        for (int k = 0; mask_pass && k < count; k++) {                                                              \
             const float *y = data + (size_t)k * nvox;                                                               \
             if (prefetch)                                                                                           \
                 for (int h = 0; h < w * LANES; h += LINE_FLOATS) __builtin_prefetch(y + BLOCK + h);                 \
             VEC v[2];                                                                                               \
-            for (int h = 0; h < w; h++) {                                                                           \
-                if (n - h * LANES >= LANES) {                                                                       \
-                    v[h] = LOAD(y + h * LANES);                                                                     \
-                } else {                                                                                            \
-                    FVEC f = {0};                                                                                   \
-                    memcpy(&f, y + h * LANES, (size_t)(n - h * LANES) * sizeof(float));                             \
-                    v[h] = __builtin_convertvector(f, VEC);                                                         \
+            load_##VEC(y, n, w, v);                                                                                 \
+            double *lanes = row_lanes + (size_t)k * CHUNK;                                                          \
+            for (int h = 0; h < w; h++) total[h] += v[h]; /* not finite when a sample is: redone (finite_stats) */  \
+            if (energy[k] <= pre_e)                                                                                 \
+                for (int h = 0; h < w; h++) pre[h] += v[h];                                                         \
+            if (energy[k] >= post_e)                                                                                \
+                for (int h = 0; h < w; h++) post[h] += v[h];                                                        \
+            if (n == w * LANES) {                                                                                   \
+                for (int h = 0; h < w; h++) {                                                                       \
+                    double *at = lanes + h * LANES % CHUNK;                                                         \
+                    VEC r;                                                                                          \
+                    memcpy(&r, at, sizeof r);                                                                       \
+                    r += v[h];                                                                                      \
+                    memcpy(at, &r, sizeof r);                                                                       \
                 }                                                                                                   \
+            } else {                                                                                                \
+                for (int l = 0; l < n; l++) lanes[0] += y[l];                                                       \
             }                                                                                                       \
-            if (mask_pass) {                                                                                        \
-                const int in_pre = energy[k] <= pre_e, in_post = energy[k] >= post_e;                               \
-                double *lanes = row_lanes + (size_t)k * CHUNK;                                                      \
-                for (int h = 0; h < w; h++) total[h] += v[h]; /* not finite when a sample is: redone (finite_stats) */ \
-                if (in_pre)                                                                                         \
-                    for (int h = 0; h < w; h++) pre[h] += v[h];                                                     \
-                if (in_post)                                                                                        \
-                    for (int h = 0; h < w; h++) post[h] += v[h];                                                    \
-                if (n == w * LANES) {                                                                               \
-                    for (int h = 0; h < w; h++) {                                                                   \
-                        double *at = lanes + h * LANES % CHUNK;                                                     \
-                        VEC r;                                                                                      \
-                        memcpy(&r, at, sizeof r);                                                                   \
-                        r += v[h];                                                                                  \
-                        memcpy(at, &r, sizeof r);                                                                   \
-                    }                                                                                               \
-                } else {                                                                                            \
-                    for (int l = 0; l < n; l++) lanes[0] += y[l];                                                   \
-                }                                                                                                   \
-            }                                                                                                       \
-            if (!plan || !plan->wanted[k]) continue;                                                                \
+        }                                                                                                           \
+        for (int kk = 0; plan && kk < plan->m; kk++) {                                                              \
+            const float *y = data + (size_t)plan->index[kk] * nvox;                                                 \
+            if (prefetch && !mask_pass)                                                                             \
+                for (int h = 0; h < w * LANES; h += LINE_FLOATS) __builtin_prefetch(y + BLOCK + h);                 \
+            VEC v[2];                                                                                               \
+            load_##VEC(y, n, w, v);                                                                                 \
             for (int c = 0; c < nc; c++) {                                                                          \
                 const double weight = plan->solve[(size_t)c * plan->m + kk];                                        \
                 for (int h = 0; h < w; h++) coef[h][c] += weight * v[h];                                            \
@@ -577,7 +585,6 @@ enum { CHUNK = 8, QUAD = 4, LINE_FLOATS = 64 / sizeof(float) };
                 sum[h] += v[h];                                                                                     \
                 sum2[h] += v[h] * v[h];                                                                             \
             }                                                                                                       \
-            kk++;                                                                                                   \
         }                                                                                                           \
         for (int h = 0; h < w; h++)                                                                                 \
             for (int l = 0; l < LANES && h * LANES + l < n; l++) {                                                  \
@@ -723,9 +730,8 @@ RELOC_AVX512_AVX2_CLONES static void tally_block(const job *j, size_t v0, int nb
     }
 }
 
-static void analyse_block(void *ctx, int item, int worker)
+static void analyse_block(job *j, int item, int worker)
 {
-    job *j = ctx;
     size_t v0 = (size_t)item * BLOCK;
     int nb = (int)(j->nvox - v0 < BLOCK ? j->nvox - v0 : BLOCK);
     block_sums *s = &j->sums[worker];
@@ -736,6 +742,17 @@ static void analyse_block(void *ctx, int item, int worker)
         store_fits(j, v0, nb, s);
         tally_block(j, v0, nb, &j->stats[item], j->hist + (size_t)worker * j->r->hist_bins);
     }
+}
+
+/* A worker's share: BLOCKS_PER_TASK consecutive blocks, so that the next block, whose rows sum_chunk_* prefetches,
+ * is mostly the same worker's (blocks handed out one at a time alternate between the workers). */
+enum { BLOCKS_PER_TASK = 8 };
+
+static void analyse_task(void *ctx, int task, int worker)
+{
+    job *j = ctx;
+    int end = (task + 1) * BLOCKS_PER_TASK < j->blocks ? (task + 1) * BLOCKS_PER_TASK : j->blocks;
+    for (int item = task * BLOCKS_PER_TASK; item < end; item++) analyse_block(j, item, worker);
 }
 
 static int cmp_by_energy(const void *a, const void *b, void *ctx)
@@ -813,8 +830,9 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     result_alloc(r, dims, s->count, p->hist_bins);
     job j = {.data = data, .nvox = (size_t)dims[0] * dims[1] * dims[2], .count = s->count, .energy = s->energy,
              .params = p, .r = r, .mask_pass = 1, .plan = automatic ? NULL : &plan};
-    int blocks = (int)((j.nvox + BLOCK - 1) / BLOCK);
-    int workers = parallel_workers(blocks, p->threads);
+    int blocks = j.blocks = (int)((j.nvox + BLOCK - 1) / BLOCK);
+    int tasks = (blocks + BLOCKS_PER_TASK - 1) / BLOCKS_PER_TASK;
+    int workers = parallel_workers(tasks, p->threads);
     j.block_spectra = xcalloc((size_t)blocks * s->count, sizeof(double));
     j.sums = xmalloc((size_t)workers * sizeof(block_sums));
     j.stats = xcalloc((size_t)blocks, sizeof(block_stats));
@@ -823,7 +841,7 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
     r->window_hi = r->hist_hi = p->window_hi;
     double *row_sums = xmalloc((size_t)workers * s->count * CHUNK * sizeof(double));
     for (int w = 0; w < workers; w++) j.sums[w].row_lanes = row_sums + (size_t)w * s->count * CHUNK;
-    parallel_for(blocks, workers, analyse_block, &j);
+    parallel_for(tasks, workers, analyse_task, &j);
 
     /* Summed spectrum, sorted by energy. */
     int *order = xmalloc((size_t)s->count * sizeof(int));
@@ -855,7 +873,7 @@ int xanes_analyse(const xanes_stack *s, const xanes_params *p, xanes_result *r, 
             goto done;
         j.mask_pass = 0;
         j.plan = &plan;
-        parallel_for(blocks, workers, analyse_block, &j);
+        parallel_for(tasks, workers, analyse_task, &j);
     }
     r->window_points = plan.m;
     statistics(r, j.stats, blocks, j.hist, workers);
