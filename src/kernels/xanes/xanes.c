@@ -499,10 +499,10 @@ static void finite_stats(const job *j, size_t v, int kept, double *spectrum, dou
 /* Columns as one vector: every sum of a few columns stays in registers while their samples of all energies go by.
  * Adding row by row into per-column arrays instead cost a load and a store of every sum at every sample and held
  * the loop to the store port. Two widths (GCC's vector extensions): where the CPU has AVX-512, eight doubles (one
- * register), sixteen columns at a time (8 sums x 2 of the 32 registers); elsewhere four doubles (one AVX2
- * register), eight columns at a time (8 sums x 2, about the 16 registers). Eight-double vectors on AVX2 spilled
- * and the compiler moved their halves through the stack: 3-4x slower on an AMD EPYC (Zen 3) than these. The sums
- * do not depend on the width. */
+ * register), sixteen columns at a time; elsewhere four doubles (one AVX2 register), eight columns at a time: two
+ * vectors of each sum, at most 5 sums in a loop (sum_chunk_*), within the 16 AVX2 registers. Eight-double vectors
+ * on AVX2 spilled and the compiler moved their halves through the stack: 3-4x slower on an AMD EPYC (Zen 3) than
+ * these. The sums do not depend on the width. */
 typedef double chunk_d __attribute__((vector_size(8 * sizeof(double))));
 typedef float chunk_f __attribute__((vector_size(8 * sizeof(float))));
 typedef double quad_d __attribute__((vector_size(4 * sizeof(double))));
@@ -619,8 +619,8 @@ static inline __attribute__((always_inline)) void sum_chunks(const job *j, size_
     if (c0 < nb) sum_chunk_chunk_d(j, v0, c0, nb - c0, 1, nc, s);
 }
 
-/* Reads the block's samples once: the mask sums over all energies (mask pass) and the fit sums over the window's,
- * a chunk of columns at a time. */
+/* Reads the block's samples from memory once (the window's again from L1): the mask sums over all energies (mask
+ * pass) and the fit sums over the window's, a few columns at a time. */
 RELOC_AVX512_AVX2_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums *restrict s)
 {
     if (j->mask_pass) memset(s->row_lanes, 0, (size_t)j->count * CHUNK * sizeof *s->row_lanes);
