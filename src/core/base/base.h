@@ -40,9 +40,12 @@ struct timespec time_add(struct timespec t, double seconds);
 /* Loops that also gain from AVX-512 and from FMA (results may differ in the last bit from the baseline build, but
  * every caller on one machine runs the same clone). */
 #define RELOC_AVX512_AVX2_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* Whether this CPU runs the x86-64-v4 (AVX-512) clone, for loops that pick their vector width by it. */
+#define RELOC_RUNS_AVX512_CLONE() __builtin_cpu_supports("x86-64-v4")
 #else
 #define RELOC_AVX2_CLONES
 #define RELOC_AVX512_AVX2_CLONES
+#define RELOC_RUNS_AVX512_CLONE() 0
 #endif
 
 /* Allocation that never returns NULL: out of memory logs and aborts, since no caller can recover. */

@@ -500,34 +500,39 @@ static void finite_stats(const job *j, size_t v, int kept, double *spectrum, dou
  * Adding row by row into per-column arrays instead cost a load and a store of every sum at every sample and held
  * the loop to the store port. Two widths (GCC's vector extensions): where the CPU has AVX-512, eight doubles (one
  * register), sixteen columns at a time; elsewhere four doubles (one AVX2 register), eight columns at a time: two
- * vectors of each sum, at most 5 sums in a loop (sum_chunk_*), within the 16 AVX2 registers. Eight-double vectors
- * on AVX2 spilled and the compiler moved their halves through the stack: 3-4x slower on an AMD EPYC (Zen 3) than
- * these. The sums do not depend on the width. */
+ * vectors of each sum, with up to nc + 2 sums in a loop (sum_chunk_*): 12 of the 16 AVX2 registers for orders 2 and
+ * 3, while order 4 spills one. Eight-double vectors on AVX2 spilled and the compiler moved their halves through the
+ * stack: 3-4x slower on an AMD EPYC (Zen 3) than these. The sums do not depend on the width. */
 typedef double chunk_d __attribute__((vector_size(8 * sizeof(double))));
-typedef float chunk_f __attribute__((vector_size(8 * sizeof(float))));
 typedef double quad_d __attribute__((vector_size(4 * sizeof(double))));
-typedef float quad_f __attribute__((vector_size(4 * sizeof(float))));
 enum { CHUNK = 8, QUAD = 4, LINE_FLOATS = 64 / sizeof(float) };
 
-/* load_##VEC: n columns of one energy's samples (n <= w vectors of LANES columns) as w vectors of doubles; a vector cut
- * short by the block's end is padded with zeros.
- * sum_chunk_##VEC: the sums of those columns from c0 (w and nc constants where inlined) over every energy (the mask
+/* The rows of the next block that a row of this one is read with, once per line: 40 rows far apart defeat the
+ * hardware prefetcher. */
+static inline __attribute__((always_inline)) void prefetch_next_block(const float *y, int columns)
+{
+    for (int h = 0; h < columns; h += LINE_FLOATS) __builtin_prefetch(y + BLOCK + h);
+}
+
+/* load_##VEC: n columns of one energy's samples (n <= w vectors of LANES columns) as w vectors of doubles; a vector
+ * cut short by the block's end is padded with zeros.
+ * sum_chunk_##VEC: the sums of those columns from c0 (a multiple of CHUNK; w and nc constants where inlined) over
+ * every energy (the mask
  * pass's total, pre-edge, post-edge and row sums) and over the window's (the fit's, nc coefficients): two loops over
  * the rows, the second reading the window's rows again from L1, so that each loop's sums stay in registers (all 16
  * in one loop spilled two of them to the stack, through which they were added at every row). Each column's sums add
  * its samples in energy order, and lane l of row_lanes[k] adds the samples of the columns l, l + CHUNK, ... in
- * column order (columns c0 .. c0 + n go to the lanes from c0 % CHUNK; a chunk cut short by the block's end, into
- * lane 0 one by one), so the sums are those of a row-by-row pass. */
-#define DEFINE_SUM_CHUNK(VEC, FVEC, LANES, LOAD)                                                                     \
+ * column order (a chunk cut short by the block's end, into lane 0 one by one), so the sums are those of a row-by-row
+ * pass. */
+#define DEFINE_SUM_CHUNK(VEC, LANES, LOAD)                                                                           \
     static inline __attribute__((always_inline)) void load_##VEC(const float *y, int n, int w, VEC *v)               \
     {                                                                                                               \
         for (int h = 0; h < w; h++) {                                                                               \
             if (n - h * LANES >= LANES) {                                                                           \
                 v[h] = LOAD(y + h * LANES);                                                                         \
             } else {                                                                                                \
-                FVEC f = {0};                                                                                       \
-                memcpy(&f, y + h * LANES, (size_t)(n - h * LANES) * sizeof(float));                                 \
-                v[h] = __builtin_convertvector(f, VEC);                                                             \
+                v[h] = (VEC){0};                                                                                    \
+                for (int l = 0; l < n - h * LANES; l++) v[h][l] = y[h * LANES + l];                                 \
             }                                                                                                       \
         }                                                                                                           \
     }                                                                                                               \
@@ -539,18 +544,16 @@ enum { CHUNK = 8, QUAD = 4, LINE_FLOATS = 64 / sizeof(float) };
         const size_t nvox = j->nvox;                                                                                \
         const int count = j->count, mask_pass = j->mask_pass;                                                       \
         const double *energy = j->energy;                                                                           \
-        double *row_lanes = s->row_lanes + c0 % CHUNK;                                                              \
+        double *row_lanes = s->row_lanes;                                                                           \
         const double pre_e = j->params->edge_energy - j->params->edge_gap;                                          \
         const double post_e = j->params->edge_energy + j->params->edge_gap;                                         \
-        /* the next block's lines, once per line, in the loop that reads every row the pass needs: 40 rows far      \
-         * apart defeat the hardware prefetcher */                                                                  \
+        /* in the loop that reads every row the pass needs */                                                       \
         const int prefetch = v0 + 2 * BLOCK <= nvox && c0 % LINE_FLOATS == 0;                                       \
         VEC total[2] = {{0}}, pre[2] = {{0}}, post[2] = {{0}}, sum[2] = {{0}}, sum2[2] = {{0}};                     \
         VEC coef[2][XANES_MAX_ORDER + 1] = {{{0}}};                                                                 \
         for (int k = 0; mask_pass && k < count; k++) {                                                              \
             const float *y = data + (size_t)k * nvox;                                                               \
-            if (prefetch)                                                                                           \
-                for (int h = 0; h < w * LANES; h += LINE_FLOATS) __builtin_prefetch(y + BLOCK + h);                 \
+            if (prefetch) prefetch_next_block(y, w * LANES);                                                        \
             VEC v[2];                                                                                               \
             load_##VEC(y, n, w, v);                                                                                 \
             double *lanes = row_lanes + (size_t)k * CHUNK;                                                          \
@@ -573,8 +576,7 @@ enum { CHUNK = 8, QUAD = 4, LINE_FLOATS = 64 / sizeof(float) };
         }                                                                                                           \
         for (int kk = 0; plan && kk < plan->m; kk++) {                                                              \
             const float *y = data + (size_t)plan->index[kk] * nvox;                                                 \
-            if (prefetch && !mask_pass)                                                                             \
-                for (int h = 0; h < w * LANES; h += LINE_FLOATS) __builtin_prefetch(y + BLOCK + h);                 \
+            if (prefetch && !mask_pass) prefetch_next_block(y, w * LANES);                                          \
             VEC v[2];                                                                                               \
             load_##VEC(y, n, w, v);                                                                                 \
             for (int c = 0; c < nc; c++) {                                                                          \
@@ -600,8 +602,8 @@ enum { CHUNK = 8, QUAD = 4, LINE_FLOATS = 64 / sizeof(float) };
 /* A whole vector's floats as doubles: one widening load (a float vector converted went through two halves). */
 #define LOAD_CHUNK(p) ((chunk_d){(p)[0], (p)[1], (p)[2], (p)[3], (p)[4], (p)[5], (p)[6], (p)[7]})
 #define LOAD_QUAD(p) ((quad_d){(p)[0], (p)[1], (p)[2], (p)[3]})
-DEFINE_SUM_CHUNK(chunk_d, chunk_f, CHUNK, LOAD_CHUNK)
-DEFINE_SUM_CHUNK(quad_d, quad_f, QUAD, LOAD_QUAD)
+DEFINE_SUM_CHUNK(chunk_d, CHUNK, LOAD_CHUNK)
+DEFINE_SUM_CHUNK(quad_d, QUAD, LOAD_QUAD)
 
 /* The block's columns: with AVX-512 (wide), 16 at a time (a cache line of each energy's samples, two vectors) with
  * n a constant, then the rest a chunk at a time; otherwise every whole chunk as two quads side by side; the part of
@@ -624,7 +626,7 @@ static inline __attribute__((always_inline)) void sum_chunks(const job *j, size_
 RELOC_AVX512_AVX2_CLONES static void sum_block(const job *j, size_t v0, int nb, block_sums *restrict s)
 {
     if (j->mask_pass) memset(s->row_lanes, 0, (size_t)j->count * CHUNK * sizeof *s->row_lanes);
-    const int wide = __builtin_cpu_supports("avx512f");   /* such CPUs run the x86-64-v4 clone */
+    const int wide = RELOC_RUNS_AVX512_CLONE();
     switch (j->plan ? j->plan->ncoef : 0) {
     case 0: sum_chunks(j, v0, nb, 0, wide, s); break;
     case 3: sum_chunks(j, v0, nb, 3, wide, s); break;
