@@ -9,6 +9,7 @@
 #include "kernels/xrf/xrf.h"
 
 #include "core/base/base.h"
+#include "core/parallel/parallel.h"
 
 #include <float.h>
 #include <math.h>
@@ -101,7 +102,7 @@ typedef struct planar_sweep {
     const double *i0;
     xrf_maps *corrected, *fractions;
     double *state;
-    pthread_barrier_t row_done;
+    parallel_barrier row_done;
 } planar_sweep;
 
 static void sweep_span(planar_sweep *job, int x0, int x1)
@@ -116,7 +117,7 @@ static void sweep_span(planar_sweep *job, int x0, int x1)
         row_pointers(job->fractions->map, cfg->n_elements, job->width, y, fractions_row);
         xrf_solve_span(cfg, job->width, job->height, y, x0, x1, counts_row, job->i0 + (size_t)y * job->width,
                        job->state, y == job->height - 1, corrected_row, fractions_row, scratch);
-        if (job->split < job->width) pthread_barrier_wait(&job->row_done);
+        if (job->split < job->width) parallel_barrier_wait(&job->row_done);
     }
     free(scratch);
 }
@@ -149,16 +150,12 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
     pthread_t helper;
     if (width >= XRF_TWO_THREAD_MIN_WIDTH && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
         job.split = width / 2;
-        pthread_barrier_init(&job.row_done, NULL, 2);
-        if (pthread_create(&helper, NULL, sweep_right_span, &job) != 0) {
-            pthread_barrier_destroy(&job.row_done);
-            job.split = width;
-        }
+        parallel_barrier_init(&job.row_done, 2);
+        if (pthread_create(&helper, NULL, sweep_right_span, &job) != 0) job.split = width;
     }
     sweep_span(&job, 0, job.split);
     if (job.split < width) {
         pthread_join(helper, NULL);
-        pthread_barrier_destroy(&job.row_done);
     }
     free(job.state);
     return 1;
