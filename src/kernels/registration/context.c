@@ -1,6 +1,6 @@
 /* context.c -- the public face of registration: the per-size context (plans and buffers made once), the
  * reference, translation-only registration with its overlap-window pass, the conversion of frame results into
- * image coordinates, and the FFT-floor timing aid. */
+ * image coordinates, and the timing aids (the FFT floor, the FFT share). */
 #include "kernels/registration/registration_internal.h"
 
 #include <math.h>
@@ -73,6 +73,8 @@ double reg_transform_floor(reg_ctx *ctx, int repeat)
     }
     return repeat > 0 ? (cpu_seconds() - t0) / repeat : 0;
 }
+
+double reg_fft_seconds(const reg_ctx *ctx) { return ctx->pc.fft_seconds + verify_fft_seconds(ctx); }
 
 const reg_params *reg_get_params(const reg_ctx *ctx) { return &ctx->p; }
 

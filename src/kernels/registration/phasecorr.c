@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -132,15 +133,31 @@ static double spectrum_energy(const pc_core *pc, const fftwf_complex *s)
     return e;
 }
 
+/* CPU seconds of the calling thread: a core is used by one thread at a time, which is charged for its FFTs
+ * (FFTW's own worker threads, with params.threads > 1, are not). */
+static double thread_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void forward(pc_core *pc, fftwf_complex *out)
+{
+    double t0 = thread_seconds();
+    fftwf_execute_dft_r2c(pc->fwd, pc->real, out);
+    pc->fft_seconds += thread_seconds() - t0;
+}
+
 void pc_transform(pc_core *pc, int reference)
 {
     if (reference) pc_transform_into(pc, pc->spec_ref, &pc->ref_energy);
-    else fftwf_execute_dft_r2c(pc->fwd, pc->real, pc->spec);
+    else forward(pc, pc->spec);
 }
 
 void pc_transform_into(pc_core *pc, fftwf_complex *out, double *energy)
 {
-    fftwf_execute_dft_r2c(pc->fwd, pc->real, out);
+    forward(pc, out);
     *energy = spectrum_energy(pc, out);
 }
 
@@ -488,7 +505,9 @@ void pc_correlate(pc_core *pc, pc_peak *out)
 void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out)
 {
     double norm = cross_power(pc, ref, pc->scratch);
+    double t0 = thread_seconds();
     fftwf_execute_dft_c2r(pc->inv, pc->scratch, pc->real);
+    pc->fft_seconds += thread_seconds() - t0;
     int py, px;
     coarse_peak(pc, &py, &px, &out->value, &out->psr);
     out->norm = norm;

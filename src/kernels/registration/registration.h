@@ -158,6 +158,11 @@ void reg_warp(const float *src, int w, int h, float *dst, int dw, int dh, double
  * averaged over repeat runs: the floor under any registration of a frame against a stored reference. Leaves
  * the reference untouched. */
 double reg_transform_floor(reg_ctx *ctx, int repeat);
+/* Benchmark aid: the CPU seconds the context's translation registrations have spent inside FFTW since it was
+ * made (the frame's transforms, the overlap pass's, the verdict's quarters), each charged to the thread that ran
+ * it; with params.threads > 1 FFTW's worker threads are not counted. The difference over a run is the FFT share
+ * of its time. Call between registrations. */
+double reg_fft_seconds(const reg_ctx *ctx);
 
 /* Edge map for contrast-robust matching (edges.c): dst (w x h) = |gradient| of src smoothed by a Gaussian of
  * sigma pixels (central differences, borders repeated). The map drops the grey levels and the sign of the

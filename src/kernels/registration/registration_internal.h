@@ -84,6 +84,7 @@ typedef struct pc_core {
     float complex *ey, *ex;      /* subpixel refinement: h*REFINE_MAX, REFINE_MAX*hw */
     float *acc;                  /* 4*REFINE_MAX*hw */
     double *region;              /* REFINE_MAX^2 */
+    double fft_seconds;          /* CPU seconds its transforms took, charged to the thread that owns the core */
 } pc_core;
 
 /* What phase correlation found, in frame pixels. */
@@ -182,6 +183,8 @@ void translate_view(reg_ctx *ctx, const reg_view *v, const placement *pl, int ov
 int verify_init(reg_ctx *ctx, char *err, size_t errlen);
 void verify_free(reg_ctx *ctx);
 void verify_forget_reference(reg_ctx *ctx);
+/* The quarter correlators' fft_seconds, summed (call between frames: the helper is idle then). */
+double verify_fft_seconds(const reg_ctx *ctx);
 double verify_quarters(reg_ctx *ctx, const reg_view *mv, int off_x, int off_y, double expect_x, double expect_y,
                        int x0, int y0, int x1, int y1);
 

@@ -187,6 +187,12 @@ void verify_forget_reference(reg_ctx *ctx)
     for (int q = 0; q < 4; q++) ctx->verifier->qkey[q].w = 0;
 }
 
+double verify_fft_seconds(const reg_ctx *ctx)
+{
+    const struct verifier *v = ctx->verifier;
+    return v ? v->core[0].pc.fft_seconds + v->core[1].pc.fft_seconds : 0;
+}
+
 double verify_quarters(reg_ctx *ctx, const reg_view *mv, int off_x, int off_y, double expect_x, double expect_y,
                        int x0, int y0, int x1, int y1)
 {
