@@ -60,7 +60,7 @@ static void correction_inverts_forward_model(void **state)
         xrf_maps detected, corrected, fractions;
         render(&cfg, w, i0, &detected);
         char err[256];
-        assert_int_equal(xrf_correct_batch(&cfg, W, H, (const double *const *)detected.map, i0, &corrected,
+        assert_int_equal(xrf_correct_batch(&cfg, W, H, (const double *const *)detected.map, i0, 2, &corrected,
                                            &fractions, err, sizeof err), 1);
         double attenuated = 0;
         for (int c = 0; c < cfg.n_elements; c++)
@@ -131,7 +131,7 @@ static void stream_equals_batch_and_rejects_cleanly(void **state)
     xrf_maps detected, batch, batch_fractions;
     render(&cfg, w, i0, &detected);
     char err[256];
-    assert_int_equal(xrf_correct_batch(&cfg, W, H, (const double *const *)detected.map, i0, &batch,
+    assert_int_equal(xrf_correct_batch(&cfg, W, H, (const double *const *)detected.map, i0, 2, &batch,
                                        &batch_fractions, err, sizeof err), 1);
     static const int chunk_sizes[] = {1, 2, 5, 3};
     static const xrf_scan_direction dirs[] = {XRF_SCAN_Y_DESCENDING, XRF_SCAN_Y_ASCENDING, XRF_SCAN_X_ASCENDING,

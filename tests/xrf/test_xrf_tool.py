@@ -62,3 +62,12 @@ def test_simulator_refuses_bad_arguments(tmp_path, args, message):
     result = run([BIN / "reloc-sim-xrf", "--config", CONFIGS["feni"], "--out", tmp_path / "s.h5", *args], check=False)
     assert result.returncode in (1, 2) and message in result.stderr, result.stderr
     assert not (tmp_path / "s.h5").exists()
+
+
+@pytest.mark.parametrize("threads", ["0", "3", "two", "1.5", ""])
+def test_bad_thread_count_is_refused(tmp_path, threads):
+    simulate(CONFIGS["feni"], tmp_path / "s.h5", size=8)
+    result = run([BIN / "reloc-xrfcorr", tmp_path / "s.h5", "--config", CONFIGS["feni"], "--out", tmp_path / "o.h5",
+                  "--threads", threads], check=False)
+    assert result.returncode == 2 and "--threads must be 1 or 2" in result.stderr, result.stderr
+    assert not (tmp_path / "o.h5").exists()

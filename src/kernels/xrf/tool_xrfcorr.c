@@ -1,6 +1,8 @@
 /* tool_xrfcorr.c -- reloc-xrfcorr: self-absorption correction of XRF maps from the command line.
  *
- *   reloc-xrfcorr MAP.h5 --config CFG.json [--out OUT.h5]     batch: /raw/<El> and /I0 in, corrected file out
+ *   reloc-xrfcorr MAP.h5 --config CFG.json [--out OUT.h5] [--threads 1|2]
+ *                                                             batch: /raw/<El> and /I0 in, corrected file out (on
+ *                                                             two cores unless --threads 1)
  *   reloc-xrfcorr --config CFG.json --listen ENDPOINT [--pub ENDPOINT] [--out-dir DIR] [--scans N]
  *                                                             streaming: chunks over ZeroMQ PULL until N scans end
  *                                                             (default 1; 0: until SIGINT/SIGTERM)
@@ -9,6 +11,7 @@
 #include "kernels/xrf/xrf.h"
 
 #include "core/base/base.h"
+#include "core/toolargs/toolargs.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -23,13 +26,13 @@ static void on_signal(int sig) { stop_requested = sig; }
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: reloc-xrfcorr MAP.h5 --config CFG.json [--out OUT.h5]\n"
+            "usage: reloc-xrfcorr MAP.h5 --config CFG.json [--out OUT.h5] [--threads 1|2]\n"
             "       reloc-xrfcorr --config CFG.json --listen ENDPOINT [--pub ENDPOINT] [--out-dir DIR] [--scans N]\n"
             "                     (--scans: exit after N complete scans, default 1; 0: run until SIGINT/SIGTERM)\n"
             "       reloc-xrfcorr --config CFG.json --coefficients\n");
 }
 
-static int run_batch(const xrf_config *cfg, const char *in, const char *out)
+static int run_batch(const xrf_config *cfg, const char *in, const char *out, int threads)
 {
     char err[512];
     int width, height;
@@ -42,7 +45,7 @@ static int run_batch(const xrf_config *cfg, const char *in, const char *out)
     struct timespec cpu0, cpu1;   /* CPU time of all threads: the work done, whatever else runs on the machine */
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
     double t0 = time_monotonic();
-    int iterations = xrf_correct_batch(cfg, width, height, (const double *const *)raw.map, i0, &corrected,
+    int iterations = xrf_correct_batch(cfg, width, height, (const double *const *)raw.map, i0, threads, &corrected,
                                        &fractions, err, sizeof err);
     int rc = 1;
     if (iterations < 0) {
@@ -57,8 +60,9 @@ static int run_batch(const xrf_config *cfg, const char *in, const char *out)
         if (h && xrf_h5_write_maps(h, (const double *const *)raw.map, i0, &corrected, &fractions, iterations, err,
                                    sizeof err) == 0 &&
             xrf_h5_close(h, err, sizeof err) == 0) {
-            printf("{\"output\": \"%s\", \"width\": %d, \"height\": %d, \"iterations\": %d, \"seconds\": %.6f, "
-                   "\"cpu_seconds\": %.6f}\n", out, width, height, iterations, seconds, cpu_seconds);
+            printf("{\"output\": \"%s\", \"width\": %d, \"height\": %d, \"iterations\": %d, \"threads\": %d, "
+                   "\"seconds\": %.6f, \"cpu_seconds\": %.6f}\n", out, width, height, iterations, threads, seconds,
+                   cpu_seconds);
             rc = 0;
         } else {
             log_error("xrfcorr", "%s", err);
@@ -91,7 +95,7 @@ static int run_listen(const xrf_config *cfg, const char *pull, const char *pub, 
 int main(int argc, char **argv)
 {
     const char *config = NULL, *in = NULL, *out = NULL, *listen = NULL, *pub = NULL, *out_dir = NULL;
-    int scans = 1, coefficients = 0;
+    int scans = 1, coefficients = 0, threads = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -101,6 +105,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--pub") && has_value) pub = argv[++i];
         else if (!strcmp(a, "--out-dir") && has_value) out_dir = argv[++i];
         else if (!strcmp(a, "--scans") && has_value) scans = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && has_value) {
+            if (toolargs_int(argv[++i], 1, 2, &threads) != 0) {
+                fprintf(stderr, "reloc-xrfcorr: --threads must be 1 or 2, not '%s'\n", argv[i]);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--coefficients")) coefficients = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         else if (a[0] != '-' && !in) in = a;
@@ -126,5 +136,5 @@ int main(int argc, char **argv)
                  (int)(strlen(in) > 3 && !strcmp(in + strlen(in) - 3, ".h5") ? strlen(in) - 3 : strlen(in)), in);
         out = default_out;
     }
-    return run_batch(&cfg, in, out);
+    return run_batch(&cfg, in, out, threads);
 }

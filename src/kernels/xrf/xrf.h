@@ -139,10 +139,13 @@ int xrf_maps_alloc(xrf_maps *m, int width, int height, int n_elements);
 void xrf_maps_free(xrf_maps *m);
 
 /* Batch correction of a whole map. counts[c] and i0 are width*height. Writes corrected counts (what the detector
- * would see without self-absorption) and weight fractions. Returns the number of iterations used (sweeps), or -1
- * with a message. */
+ * would see without self-absorption) and weight fractions. threads: 1 solves on the calling thread alone; 2 (or
+ * more) splits each row of the planar sweep between it and a helper thread when the map is at least
+ * XRF_TWO_THREAD_MIN_WIDTH wide and the machine has a second core. The maps are the same bit for bit either way.
+ * Returns the number of iterations used (sweeps), or -1 with a message. */
+#define XRF_TWO_THREAD_MIN_WIDTH 32
 int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
-                      xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen);
+                      int threads, xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen);
 
 /* Row solver shared by the batch and streaming paths: solves pixels [x0, x1) of row y. `exit_state` holds the exit
  * state of row y+1 (per element and direction, the running optical depth of each digital line and the depth where

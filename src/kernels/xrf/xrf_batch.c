@@ -129,11 +129,10 @@ static void *sweep_right_span(void *arg)
     return NULL;
 }
 
-/* Maps narrower than this are swept by one thread: a barrier per row would cost more than it saves. */
-#define XRF_TWO_THREAD_MIN_WIDTH 32
-
+/* Maps narrower than XRF_TWO_THREAD_MIN_WIDTH are swept by one thread: a barrier per row would cost more than it
+ * saves. */
 static int gauss_seidel(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
-                        xrf_maps *corrected, xrf_maps *fractions)
+                        int threads, xrf_maps *corrected, xrf_maps *fractions)
 {
     if (cfg->num.faces == XRF_FACES_ESCAPE) {
         /* Not initialised: a row reads only the rows toward the detector, solved before it. */
@@ -148,7 +147,7 @@ static int gauss_seidel(const xrf_config *cfg, int width, int height, const doub
                         .corrected = corrected, .fractions = fractions};
     job.state = xmalloc(xrf_exit_state_size(cfg, width, height) * sizeof(double));
     pthread_t helper;
-    if (width >= XRF_TWO_THREAD_MIN_WIDTH && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
+    if (threads > 1 && width >= XRF_TWO_THREAD_MIN_WIDTH && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
         job.split = width / 2;
         parallel_barrier_init(&job.row_done, 2);
         if (pthread_create(&helper, NULL, sweep_right_span, &job) != 0) job.split = width;
@@ -227,7 +226,7 @@ static size_t count_outside(const double *v, size_t n, double low)
 }
 
 int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double *const *counts, const double *i0,
-                      xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen)
+                      int threads, xrf_maps *corrected, xrf_maps *fractions, char *err, size_t errlen)
 {
     size_t pixels = (size_t)width * height;
     int suspect = count_outside(i0, pixels, 0) > 0;
@@ -249,7 +248,7 @@ int xrf_correct_batch(const xrf_config *cfg, int width, int height, const double
     }
     int iterations = cfg->num.sweep == XRF_SWEEP_JACOBI
                          ? jacobi(cfg, width, height, counts, i0, corrected, fractions, err, errlen)
-                         : gauss_seidel(cfg, width, height, counts, i0, corrected, fractions);
+                         : gauss_seidel(cfg, width, height, counts, i0, threads, corrected, fractions);
     if (iterations < 0) {
         xrf_maps_free(corrected);
         xrf_maps_free(fractions);
