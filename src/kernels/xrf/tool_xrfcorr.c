@@ -60,7 +60,7 @@ static int run_batch(const xrf_config *cfg, const char *in, const char *out, int
         if (h && xrf_h5_write_maps(h, (const double *const *)raw.map, i0, &corrected, &fractions, iterations, err,
                                    sizeof err) == 0 &&
             xrf_h5_close(h, err, sizeof err) == 0) {
-            printf("{\"output\": \"%s\", \"width\": %d, \"height\": %d, \"iterations\": %d, \"threads\": %d, "
+            printf("{\"output\": \"%s\", \"width\": %d, \"height\": %d, \"iterations\": %d, \"threads_asked\": %d, "
                    "\"seconds\": %.6f, \"cpu_seconds\": %.6f}\n", out, width, height, iterations, threads, seconds,
                    cpu_seconds);
             rc = 0;
