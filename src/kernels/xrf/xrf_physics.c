@@ -233,6 +233,27 @@ static void exit_depths(const xrf_config *cfg, int width, int height, int y, int
         }
 }
 
+/* Columns [*lo, *hi) of [j0, j1) whose line (offset o in row y) leaves the map through a side before the end of
+ * row y (path_end <= y + 0.5), widened by two columns against rounding. Every other line of the row crosses all of
+ * it and goes on toward the top: length 1, not ending there -- except in the top row, where every line ends. With
+ * s > 0 the line of column j leaves at Y = (width - 0.5 - j + o) / s, which is <= y + 0.5 from
+ * j >= width - 0.5 + o - (y + 0.5) s on; with s < 0 at Y = (j - o + 0.5) / -s, up to j <= o - 0.5 - (y + 0.5) s. */
+static void row_end_columns(double s, int width, int height, int y, int o, int j0, int j1, int *lo, int *hi)
+{
+    *lo = j0;
+    *hi = j1;
+    if (y >= height - 1) return;
+    if (s > 0) {
+        double first = width - 0.5 + o - (y + 0.5) * s - 2;
+        *lo = first <= j0 ? j0 : first >= j1 ? j1 : (int)floor(first);
+    } else if (s < 0) {
+        double last = o - 0.5 - (y + 0.5) * s + 2;
+        *hi = last >= j1 ? j1 : last <= j0 ? j0 : (int)ceil(last);
+    } else {
+        *hi = j0;
+    }
+}
+
 /* The state of columns [j0, j1) of row y (ghost columns are j < 0 and j >= width) from the row's depths
  * (depth_row[c][x], x in [0, width)), made in place from the state of row y + 1 (not read when at_edge: nothing
  * toward the detector). Per line: A the depth from this row on, E the depth where the line ends. A line whose step
@@ -252,9 +273,19 @@ static void store_row_state(const xrf_config *cfg, int width, int height, int y,
         int o = line_offset(s, y), delta = line_offset(s, y + 1) - o;
         size_t first_block = (size_t)t * 2 * stride + column0(cfg, height, t, y);
         size_t element_stride = (size_t)n_theta * 2 * stride;
-        /* Inside the map, in blocks of columns: the lines' geometry once, then every element branch-free. */
-        for (int b0 = inner0; b0 < inner1; b0 += BLOCK) {
-            int b1 = inner1 - b0 > BLOCK ? b0 + BLOCK : inner1;
+        /* Inside the map: lines that cross the whole row and go on add its depth; the few that leave through a side
+         * within it (and all in the top row, or when nothing is toward the detector) in blocks of columns: the lines'
+         * geometry once, then every element branch-free. */
+        int lo = inner0, hi = inner1;
+        if (!at_edge) row_end_columns(s, width, height, y, o, inner0, inner1, &lo, &hi);
+        for (int c = 0; c < cfg->n_elements; c++) {
+            double *restrict a = state + first_block + c * element_stride;
+            const double *restrict d = depth_row[c];
+            for (int j = inner0; j < lo; j++) a[j] += d[j];
+            for (int j = hi; j < inner1; j++) a[j] += d[j];
+        }
+        for (int b0 = lo; b0 < hi; b0 += BLOCK) {
+            int b1 = hi - b0 > BLOCK ? b0 + BLOCK : hi;
             double length[BLOCK], ends[BLOCK];   /* of row y on each line; ends: 1 where the line ends in row y */
             for (int j = b0; j < b1; j++) {
                 double end = path_end(s, width, height, j - o), l = end - row_start;
