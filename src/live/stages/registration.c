@@ -68,6 +68,9 @@ typedef struct registration {
     registration_settings wanted;
     long generation;
     int load_pending, take_pending;
+    uint64_t take_after;           /* TakeReference uses the first frame newer than this (the ring's newest at the
+                                    * request): a frame read out before it, still in the stage's hands, would be
+                                    * of the view before the stage or the sample moved */
     char load_path[512];
     /* stage thread only */
     reg_ctx *ctx;
@@ -125,6 +128,7 @@ static int registration_write(analysis_stage *s, const param_write *w, char *err
             rc = PARAM_ASYNC;
         } else if (v) {
             r->take_pending = 1;
+            r->take_after = frame_ring_published(camera_ring(s->cam));
             rc = PARAM_ASYNC;
         }
         pthread_mutex_unlock(&s->lock);
@@ -335,7 +339,7 @@ static int registration_process(analysis_stage *s, const frame *f, const float *
 {
     registration *r = s->impl;
     pthread_mutex_lock(&s->lock);
-    int take = r->take_pending;
+    int take = r->take_pending && f->id > r->take_after;
     pthread_mutex_unlock(&s->lock);
     if (take) {
         size_t n = (size_t)f->width * f->height;
