@@ -142,10 +142,18 @@ static double thread_seconds(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* real -> out, and the correlation's scratch -> real, each charged to the core. */
 static void forward(pc_core *pc, fftwf_complex *out)
 {
     double t0 = thread_seconds();
     fftwf_execute_dft_r2c(pc->fwd, pc->real, out);
+    pc->fft_seconds += thread_seconds() - t0;
+}
+
+static void inverse(pc_core *pc)
+{
+    double t0 = thread_seconds();
+    fftwf_execute_dft_c2r(pc->inv, pc->scratch, pc->real);
     pc->fft_seconds += thread_seconds() - t0;
 }
 
@@ -505,9 +513,7 @@ void pc_correlate(pc_core *pc, pc_peak *out)
 void pc_correlate_against(pc_core *pc, const fftwf_complex *ref, int upsample, pc_peak *out)
 {
     double norm = cross_power(pc, ref, pc->scratch);
-    double t0 = thread_seconds();
-    fftwf_execute_dft_c2r(pc->inv, pc->scratch, pc->real);
-    pc->fft_seconds += thread_seconds() - t0;
+    inverse(pc);
     int py, px;
     coarse_peak(pc, &py, &px, &out->value, &out->psr);
     out->norm = norm;

@@ -59,11 +59,8 @@ static double beam_factor(int n_voxels, double a)
  * r^11 it replaces, one multiply-add longer, reached 8.6e-15), 2^k put in the exponent. q is evaluated by Estrin's
  * scheme (pairs of coefficients, then pairs of pairs with r^2 and r^4): four dependent multiply-adds instead of
  * Horner's eight, which left the exp loops waiting on latency (worst error 1.32e-15 against long double expl on
- * 2,000,000 arguments, half in [-40, 0] and half in [-700, 0]; Horner 1.25e-15). */
-static inline double vector_exp_times_pow2(double x, int m);
-static inline double vector_exp(double x) { return vector_exp_times_pow2(x, 0); }
-
-/* 2^m exp(x), m >= 0 small: m goes into the exponent with 2^k, exactly (a product by 2^m rounds nothing). */
+ * 2,000,000 arguments, half in [-40, 0] and half in [-700, 0]; Horner 1.25e-15). This
+ * computes 2^m exp(x) for a small m >= 0, put into the exponent with 2^k: exact, a product by 2^m rounds nothing. */
 static inline double vector_exp_times_pow2(double x, int m)
 {
     const double shifter = 6755399441055744.0;   /* 1.5 * 2^52: adding it rounds to an integer in the low bits */
@@ -84,6 +81,8 @@ static inline double vector_exp_times_pow2(double x, int m)
     memcpy(&scale, &scale_bits, sizeof scale);
     return x < -708.0 ? 0.0 : p * scale;
 }
+
+static inline double vector_exp(double x) { return vector_exp_times_pow2(x, 0); }
 
 /* expm1(x) for x <= 0 to a few 1e-16 relative: the Taylor series to x^14 near 0, exp(x) - 1 beyond. */
 static inline double vector_expm1(double x)
