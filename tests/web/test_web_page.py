@@ -1,7 +1,8 @@
 """The web live view as an operator sees it in an 800 px wide Chromium window, on the default IOC (st.cmd
 unchanged), driven by drive_web_page.js step by step: the page reflows (no horizontal scrolling, the lists under
 the image); the crosshair is at the beam pixel that Beam:Calibrate set (not the image centre); the scale bar
-matches the camera's pixel size; the match confidence is shown to 3 significant digits; clicking while moves are
+matches the camera's pixel size; the match confidence is shown to 3 significant digits (registration paused while
+the page is read, so both are of one frame); clicking while moves are
 disabled says so in red; a move the motors refuse is shown in red with the reason; a click beside the crosshair
 brings that point to the calibrated beam; STOP stops a moving motor
 without Move:Enable; the image is marked stale once frames stop arriving."""
@@ -31,6 +32,15 @@ def test_what_the_operator_sees(node_modules, web_ioc, tmp_path):  # noqa: F811
     assert pv("Live:BeamX").get() == 200 and pv("Live:BeamY").get() == 150   # the setpoints, which autosave keeps
     assert pv("reg1:TakeReference").put(1, wait=True, timeout=30)
     wait_for(lambda: (pv("reg1:Confidence_RBV").get() or 0) > 0, 20, "a match confidence")
+    # The confidence changes with every frame's noise: registration pauses (Enable 0) while the page is read, so
+    # the value shown and the PV are of the same frame. Paused once a new frame went by without being analysed.
+    assert pv("reg1:Enable").put(0, wait=True)
+
+    def paused():
+        processed, uid = pv("reg1:Processed_RBV").get(), pv("cam1:UniqueId_RBV").get()
+        wait_for(lambda: pv("cam1:UniqueId_RBV").get() > uid, 10, "a new frame")
+        return pv("reg1:Processed_RBV").get() == processed
+    wait_for(paused, 20, "registration to pause")
 
     shots = tmp_path / "shots"
     shots.mkdir()
@@ -65,6 +75,7 @@ def test_what_the_operator_sees(node_modules, web_ioc, tmp_path):  # noqa: F811
         assert 0.1 * width <= length_px <= 0.3 * width and round(mantissa, 6) in (1, 2, 5), overlay
         shown = step("shows")["shows"]["Match confidence"]
         confidence = pv("reg1:Confidence_RBV").get()
+        assert pv("reg1:Enable").put(1, wait=True)
         assert significant_digits(shown) <= 3 and float(shown) == pytest.approx(confidence, rel=0.01), shown
 
         disabled = step("disabled")
@@ -95,6 +106,7 @@ def test_what_the_operator_sees(node_modules, web_ioc, tmp_path):  # noqa: F811
         assert stale["visible"] and "no new frame" in stale["text"], stale
         assert driver.wait(30) == 0, driver.stderr.read()
     finally:
+        pv("reg1:Enable").put(1, wait=True)
         if driver.poll() is None:
             driver.kill()
             driver.wait()
