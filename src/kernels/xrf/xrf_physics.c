@@ -497,11 +497,11 @@ static inline void add_exit_terms(double *restrict afl, const double *restrict d
 {
     /* A count of 2^m (1 or 2 with phi and -phi alike) goes into the exp's exponent: no multiply. */
     int m = __builtin_ctz((unsigned)count);
-    double weight_log2e = -weight * 1.4426950408889634;
+    double factor = -weight, factor_log2e = factor * 1.4426950408889634;
     if (mean_exp && count == 1 << m)
-        for (int x = from; x < to; x++) afl[x] += vector_exp_of_product(depth[x], -weight, weight_log2e, m);
+        for (int x = from; x < to; x++) afl[x] += vector_exp_of_product(depth[x], factor, factor_log2e, m);
     else if (mean_exp)
-        for (int x = from; x < to; x++) afl[x] += count * vector_exp(-weight * depth[x]);
+        for (int x = from; x < to; x++) afl[x] += count * vector_exp_of_product(depth[x], factor, factor_log2e, 0);
     else
         for (int x = from; x < to; x++) afl[x] += count * weight * depth[x];
 }
