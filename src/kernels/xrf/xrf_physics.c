@@ -54,19 +54,21 @@ static double beam_factor(int n_voxels, double a)
 
 /* exp(x) for x <= 709, 0 below -708, without branches or calls so that loops over it vectorise: x = k ln2 + r with
  * |r| <= ln2/2, exp(r) = 1 + r + r^2 q(r) with q of degree 8 interpolating (exp(r) - 1 - r) / r^2 at the Chebyshev
- * points of [-ln2/2, ln2/2] (computed with mpmath.chebyfit at 40 digits; 1.1e-15 on 4,000 arguments in [-40, 0]
- * against mpmath), 2^k put in the exponent. q is evaluated by Estrin's scheme (pairs of coefficients, then pairs
- * of pairs with r^2 and r^4): four dependent multiply-adds instead of Horner's eight. The exp loops wait on this
- * chain's latency, not on arithmetic, so the chain is kept short: r is x - k ln2 in one multiply-add with ln 2
- * rounded to a double (no second Cody-Waite term), x is not clamped before the reduction (below -708 the scale is
- * nonsense and the result replaced by 0), and for exp(a b) k comes from a in one multiply-add beside the product
- * (vector_exp_of_product); together 15 % of a one-core correction of 1000 x 1000 pixels. The error left by the
- * single term, k times ln 2's rounding (2.3e-17), is of the size of the rounding in the argument itself, a product
- * -weight * depth. Worst relative error of exp(-w d) against long double on 1,000,000 random (w, d) with -w d in
- * [-40, 0] and as many in [-700, -40]: 8.9e-15 and 1.4e-13, where a correctly rounded exp of the rounded product
- * has 3.7e-15 and 5.7e-14 (with the second term and the product first: 1.3e-15 on top of that rounding).
- * exp_reduce does the reduction and q and gives 2^(k + m), m a small integer >= 0 (exact: a product by 2^m rounds
- * nothing). */
+ * points of [-ln2/2, ln2/2] (computed with mpmath.chebyfit at 40 digits; q's own error 1.1e-15 on 4,000 arguments
+ * in [-40, 0] against mpmath), 2^k put in the exponent. q is evaluated by Estrin's scheme (pairs of coefficients,
+ * then pairs of pairs with r^2 and r^4): four dependent multiply-adds instead of Horner's eight. The exp loops wait
+ * on this chain's latency, not on arithmetic, so the chain is kept short: r is x - k ln2 with ln 2 rounded to a
+ * double (no second Cody-Waite term; one multiply-add in the AVX2 and AVX-512 builds, the baseline build rounds
+ * the product too), x is not clamped before the reduction (below -708 the scale is nonsense and the result
+ * replaced by 0), and for exp(a b) k comes from a in one multiply-add beside the product (vector_exp_of_product);
+ * together 15 % of a one-core correction of 1000 x 1000 pixels. What the single term leaves, k times ln 2's
+ * rounding (2.3e-17), is of the size of the rounding in the argument itself, a product -weight * depth. Worst
+ * relative error of exp(-w d) against long double on 1,000,000 random (w, d) with -w d in [-40, 0] and as many in
+ * [-700, -40]: 5.9e-15 and 8.1e-14 with multiply-adds (8.8e-15 and 1.4e-13 in the baseline build), where a
+ * correctly rounded exp of the rounded product has 3.7e-15 and 5.7e-14, and the two-term reduction had 4.6e-15 and
+ * 5.8e-14. exp_reduce does the reduction and q and gives 2^(k + m), m a small integer >= 0 (exact: a product by 2^m
+ * rounds nothing). */
+#define LOG2_E 1.4426950408889634
 typedef struct exp_parts {
     double r, r2, q, scale;
 } exp_parts;
@@ -100,15 +102,17 @@ static inline double vector_exp_of_product(double a, double b, double b_log2e, i
     return x < -708.0 ? 0.0 : p * e.scale;
 }
 
-static inline double vector_exp(double x) { return vector_exp_of_product(x, 1.0, 1.4426950408889634, 0); }
+static inline double vector_exp(double x) { return vector_exp_of_product(x, 1.0, LOG2_E, 0); }
 
-/* expm1(x) for x <= 0 to 3e-15 relative (worst near x = -ln2/2, where q's error is a larger share of the result),
- * -1 below -708: from the same reduction, 2^k (r + r^2 q(r)) + (2^k - 1), where 2^k - 1 is exact and, for |x| <
- * ln2/2, k = 0 and r = x, so nothing cancels; one exp's work instead of a series beside an exp. */
+/* expm1(x) for x <= 0 to 3e-15 relative (worst near x = -ln2/2, where q's error is a larger share of the result;
+ * the 14-term series it replaces, computed beside an exp, had 7e-16), -1 below -708: from the same reduction,
+ * 2^k (r + r^2 q(r)) + (2^k - 1), where 2^k - 1 is exact for k >= -53 (below, the result rounds to -1 anyway) and,
+ * for |x| < ln2/2, k = 0 and r = x, so nothing cancels. One exp's work instead of a series beside an exp: ~4 % of a
+ * one-core correction (it runs twice per pixel, for the beam factor). */
 static inline double vector_expm1(double x)
 {
     double clamped = x < -708.0 ? -708.0 : x;
-    exp_parts e = exp_reduce(clamped, clamped * 1.4426950408889634, 0);
+    exp_parts e = exp_reduce(clamped, clamped * LOG2_E, 0);
     return e.scale * (e.r + e.r2 * e.q) + (e.scale - 1.0);
 }
 
@@ -497,7 +501,7 @@ static inline void add_exit_terms(double *restrict afl, const double *restrict d
 {
     /* A count of 2^m (1 or 2 with phi and -phi alike) goes into the exp's exponent: no multiply. */
     int m = __builtin_ctz((unsigned)count);
-    double factor = -weight, factor_log2e = factor * 1.4426950408889634;
+    double factor = -weight, factor_log2e = factor * LOG2_E;
     if (mean_exp && count == 1 << m)
         for (int x = from; x < to; x++) afl[x] += vector_exp_of_product(depth[x], factor, factor_log2e, m);
     else if (mean_exp)
