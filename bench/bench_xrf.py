@@ -2,10 +2,10 @@
 elements (Fe, Ni, Cu K alpha; 5 x 3 cone directions) for reloc (C, on both cores and on one: --threads 1) and for a
 lean vectorised numpy implementation of the same scheme (tests/xrf/xrf_numpy.py: per row a few array operations over
 elements, directions and columns, no Python loop over pixels; one core), alternating, best of REPEATS each, with the
-ratios; wall time and CPU time (all threads: the work, whatever else the shared machine runs). The floor under writing
-the result: a one-shot process gets the six output maps (48 MB) as fresh pages, which the kernel zeroes on first
-touch (bench/page_floor.c, built here, allocates them as reloc does and touches each page once, nothing else). Then the correction latency per row while a scan
-streams in over ZeroMQ (both scan directions)."""
+ratios; wall time and CPU time (all threads: the work, whatever else the shared machine runs). The floor under
+writing the result: a one-shot process gets the six output maps (48 MB) as fresh pages, which the kernel zeroes on
+first touch (bench/page_floor.c, built here, allocates them as reloc does and touches each page once, nothing else).
+Then the correction latency per row while a scan streams in over ZeroMQ (both scan directions)."""
 import json
 import os
 import statistics

@@ -9,12 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double seconds(clockid_t clock)
-{
-    struct timespec t;
-    clock_gettime(clock, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "floor_clock.h"
 
 int main(int argc, char **argv)
 {

@@ -12,14 +12,9 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define HUGE_PAGE_BYTES (2u << 20)
+#include "floor_clock.h"
 
-static double seconds(clockid_t clock)
-{
-    struct timespec t;
-    clock_gettime(clock, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#define HUGE_PAGE_BYTES (2u << 20)
 
 int main(int argc, char **argv)
 {

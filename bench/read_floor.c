@@ -13,18 +13,13 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "floor_clock.h"
+
 typedef struct part {
     const float *data;
     size_t count;
     double sum;
 } part;
-
-static double seconds(clockid_t clock)
-{
-    struct timespec t;
-    clock_gettime(clock, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* Four independent vector accumulators of 16 floats (GCC vector extensions): the adds are vector instructions and
  * no add waits for the previous one, so the loop is as fast as the loads can come. */

@@ -26,8 +26,11 @@ void log_msg(log_level level, const char *module, const char *fmt, ...)
 #define log_warn(mod, ...)  log_msg(LOG_WARN, mod, __VA_ARGS__)
 #define log_error(mod, ...) log_msg(LOG_ERROR, mod, __VA_ARGS__)
 
-/* Time. Monotonic seconds for intervals and rates; wall-clock for time stamps. */
+/* Time. Monotonic seconds for intervals and rates; wall-clock for time stamps; CPU seconds of the whole process
+ * (all its threads) or of the calling thread, for the work itself on a shared machine. */
 double time_monotonic(void);
+double time_process_cpu(void);
+double time_thread_cpu(void);
 struct timespec time_wall(void);
 /* Adds seconds (may be fractional) to a timespec, normalizing nanoseconds. */
 struct timespec time_add(struct timespec t, double seconds);

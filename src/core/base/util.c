@@ -9,12 +9,18 @@
 #include <strings.h>
 #include <sys/mman.h>
 
-double time_monotonic(void)
+static double clock_seconds(clockid_t clock)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
+double time_monotonic(void) { return clock_seconds(CLOCK_MONOTONIC); }
+
+double time_process_cpu(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
+
+double time_thread_cpu(void) { return clock_seconds(CLOCK_THREAD_CPUTIME_ID); }
 
 struct timespec time_wall(void)
 {

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/base/base.h"
 
@@ -55,23 +54,16 @@ void reg_destroy(reg_ctx *ctx)
     free(ctx);
 }
 
-static double cpu_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 double reg_transform_floor(reg_ctx *ctx, int repeat)
 {
     pc_core *pc = &ctx->pc;
     memset(pc->real, 0, sizeof(float) * pc->n);
-    double t0 = cpu_seconds();
+    double t0 = time_process_cpu();
     for (int i = 0; i < repeat; i++) {
         fftwf_execute_dft_r2c(pc->fwd, pc->real, pc->spec);
         fftwf_execute_dft_c2r(pc->inv, pc->spec, pc->real);
     }
-    return repeat > 0 ? (cpu_seconds() - t0) / repeat : 0;
+    return repeat > 0 ? (time_process_cpu() - t0) / repeat : 0;
 }
 
 double reg_fft_seconds(const reg_ctx *ctx) { return ctx->pc.fft_seconds + verify_fft_seconds(ctx); }

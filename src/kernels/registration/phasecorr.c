@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -133,28 +132,21 @@ static double spectrum_energy(const pc_core *pc, const fftwf_complex *s)
     return e;
 }
 
-/* CPU seconds of the calling thread: a core is used by one thread at a time, which is charged for its FFTs
- * (FFTW's own worker threads, with params.threads > 1, are not). */
-static double thread_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-/* real -> out, and the correlation's scratch -> real, each charged to the core. */
+/* real -> out, and the correlation's scratch -> real, each charged to the core in CPU seconds of the calling
+ * thread: a core is used by one thread at a time (FFTW's own worker threads, with params.threads > 1, are not
+ * counted). */
 static void forward(pc_core *pc, fftwf_complex *out)
 {
-    double t0 = thread_seconds();
+    double t0 = time_thread_cpu();
     fftwf_execute_dft_r2c(pc->fwd, pc->real, out);
-    pc->fft_seconds += thread_seconds() - t0;
+    pc->fft_seconds += time_thread_cpu() - t0;
 }
 
 static void inverse(pc_core *pc)
 {
-    double t0 = thread_seconds();
+    double t0 = time_thread_cpu();
     fftwf_execute_dft_c2r(pc->inv, pc->scratch, pc->real);
-    pc->fft_seconds += thread_seconds() - t0;
+    pc->fft_seconds += time_thread_cpu() - t0;
 }
 
 void pc_transform(pc_core *pc, int reference)

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/base/base.h"
 #include "core/toolargs/toolargs.h"
@@ -68,13 +67,6 @@ typedef struct timing {
     int repeat;
     double wall, cpu, fft_cpu, pair_wall, pair_cpu, floor_cpu;
 } timing;
-
-static double cpu_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void print_json(const reg_result *r, const reg_params *p, int similarity, int fw, int fh, double f_ref,
                        double f_mov, const timing *tm)
@@ -182,9 +174,9 @@ static void time_runs(reg_ctx *ctx, const register_options *o, const reg_view *r
 {
     char err[512];
     reg_result scratch;
-    double t0 = time_monotonic(), c0 = cpu_now(), fft0 = reg_fft_seconds(ctx);
+    double t0 = time_monotonic(), c0 = time_process_cpu(), fft0 = reg_fft_seconds(ctx);
     for (int i = 0; i < o->repeat; i++) run(ctx, mov, &scratch, err, sizeof err);
-    double t1 = time_monotonic(), c1 = cpu_now();
+    double t1 = time_monotonic(), c1 = time_process_cpu();
     tm->cpu = (c1 - c0) / o->repeat;
     tm->fft_cpu = (reg_fft_seconds(ctx) - fft0) / o->repeat;
     for (int i = 0; i < o->repeat; i++) {
@@ -193,7 +185,7 @@ static void time_runs(reg_ctx *ctx, const register_options *o, const reg_view *r
     }
     tm->wall = (t1 - t0) / o->repeat;
     tm->pair_wall = (time_monotonic() - t1) / o->repeat;
-    tm->pair_cpu = (cpu_now() - c1) / o->repeat;
+    tm->pair_cpu = (time_process_cpu() - c1) / o->repeat;
     tm->floor_cpu = reg_transform_floor(ctx, o->repeat);
 }
 

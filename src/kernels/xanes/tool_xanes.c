@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <xraylib.h>
 
 #define PATH_LEN 4096
@@ -445,13 +444,10 @@ static int run(const xanes_options *o)
     log_info("xanes", "read %d energies %.2f..%.2f eV, %d x %d x %d voxels in %.3f s (%s); order %d", s.count,
              s.energy[0], s.energy[s.count - 1], s.nx, s.ny, s.nz, time_monotonic() - t_read,
              mapping.base ? "mapped from the file" : "copied", o->p.order);
-    double t0 = time_monotonic();
-    struct timespec cpu0, cpu1;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+    double t0 = time_monotonic(), cpu0 = time_process_cpu();
     xanes_result r;
     int rc = xanes_analyse(&s, &o->p, &r, err, sizeof err);
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
-    double t_fit = time_monotonic() - t0;
+    double t_fit = time_monotonic() - t0, cpu_fit = time_process_cpu() - cpu0;
     if (mapping.base) { /* the samples are the file's mapping, not the stack's to free */
         s.data = NULL;
         h5array_unmap(&mapping);
@@ -462,7 +458,7 @@ static int run(const xanes_options *o)
         return 1;
     }
     log_info("xanes", "fitted %ld voxels in %.3f s (CPU %.3f s, all threads)", r.n_ok + r.n_no_peak, t_fit,
-             (double)(cpu1.tv_sec - cpu0.tv_sec) + 1e-9 * (double)(cpu1.tv_nsec - cpu0.tv_nsec));
+             cpu_fit);
     rc = write_outputs(o, &r);
     xanes_result_free(&r);
     return rc;

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static volatile sig_atomic_t stop_requested;
 
@@ -42,18 +41,15 @@ static int run_batch(const xrf_config *cfg, const char *in, const char *out, int
         log_error("xrfcorr", "%s", err);
         return 1;
     }
-    struct timespec cpu0, cpu1;   /* CPU time of all threads: the work done, whatever else runs on the machine */
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
-    double t0 = time_monotonic();
+    /* CPU time of all threads: the work done, whatever else runs on the machine */
+    double t0 = time_monotonic(), cpu0 = time_process_cpu();
     int iterations = xrf_correct_batch(cfg, width, height, (const double *const *)raw.map, i0, threads, &corrected,
                                        &fractions, err, sizeof err);
     int rc = 1;
     if (iterations < 0) {
         log_error("xrfcorr", "%s: %s", in, err);
     } else {
-        double seconds = time_monotonic() - t0;
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
-        double cpu_seconds = (cpu1.tv_sec - cpu0.tv_sec) + 1e-9 * (cpu1.tv_nsec - cpu0.tv_nsec);
+        double seconds = time_monotonic() - t0, cpu_seconds = time_process_cpu() - cpu0;
         log_info("xrfcorr", "%s: %dx%d, %d elements corrected in %.3f s (%d iterations, %.3g pixels/s)", in, width,
                  height, cfg->n_elements, seconds, iterations, width * (double)height / seconds);
         xrf_h5 *h = xrf_h5_create(out, cfg, width, height, 0, err, sizeof err);
