@@ -94,9 +94,13 @@ def test_particles_are_brought_under_the_beam_and_the_removed_one_is_not_found(i
     expected = "".join(f"mesh samx {(x - 2) / 1000:.4f} {(x + 2) / 1000:.4f} 8 samy {(y - 2) / 1000:.4f} "
                        f"{(y + 2) / 1000:.4f} 8 0.2\n" for x, y in found[:20])
     assert export.read_text() == expected
-    # the last particle visited (the removed one) left the stage near where it should have been
+    # every particle visited once (nearest first), and the last one visited left the stage near where it should
+    # have been
+    visits = [int(row.split(",")[-1]) for row in table.splitlines()[1:]]
+    assert sorted(visits) == list(range(1, 22))
+    last_visited = visits.index(21)
     last = get("samx.RBV") * 1000, get("samy.RBV") * 1000
-    assert np.hypot(last[0] - run["stages"][20][0], last[1] - run["stages"][20][1]) < 3.0
+    assert np.hypot(last[0] - run["stages"][last_visited][0], last[1] - run["stages"][last_visited][1]) < 3.0
 
 
 # rotations over the whole circle (every 30 deg) and small odd ones, offsets out to 300 um (the search starts
@@ -159,14 +163,15 @@ def test_pause_holds_resume_continues_abort_stops_the_motors(ioc, scene):
     put("samx", 0.0)
     put("samy", 0.0)
     epics.caput(P + "Reloc:Start", 1, wait=False)
-    wait_for(lambda: get("Reloc:Current_RBV") >= 1, 60)
+    wait_for(lambda: get("Reloc:Progress_RBV") > 0, 60)     # a particle visited (nearest first: any index)
     put("Reloc:Pause", 1)                            # the step under way finishes, then the run holds
     wait_for(lambda: get("Reloc:State_RBV", as_string=True) == "paused", 20)
-    held = get("Reloc:Current_RBV")
+    held, current = get("Reloc:Progress_RBV"), get("Reloc:Current_RBV")
     time.sleep(1.0)
-    assert get("Reloc:Current_RBV") == held and get("samx.DMOV") == 1 and get("Move:Busy_RBV") == 1
+    assert get("Reloc:Progress_RBV") == held and get("Reloc:Current_RBV") == current
+    assert get("samx.DMOV") == 1 and get("Move:Busy_RBV") == 1
     put("Reloc:Pause", 0)
-    wait_for(lambda: get("Reloc:Current_RBV") > held, 20)
+    wait_for(lambda: get("Reloc:Progress_RBV") > held, 20)
     put("Reloc:Abort", 1)
     wait_for(lambda: get("Move:Busy_RBV") == 0, 10)
     status = np.asarray(get("Reloc:Status_RBV"))[:21]

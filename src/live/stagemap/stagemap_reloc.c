@@ -9,7 +9,9 @@
  *      those over the reference, no rival placement near it, the scale within bounds. Otherwise the run
  *      stops before any particle is reported. The found mount (offset, rotation, scale, flip) and the
  *      residual of the fit are published.
- *   2. each particle of the list is moved under the beam and looked for in a fresh frame: "found" only when
+ *   2. each particle of the list is moved under the beam and looked for in a fresh frame, nearest first: the next
+ *      is the one the fit puts closest to a point it was measured on (the coarse match's features, the particles
+ *      found so far), since the fit's error grows with the distance it extrapolates; "found" only when
  *      exactly one feature lies within Reloc:CaptureRadius, it is within Reloc:MatchTolerance of where the
  *      fit puts the particle, and the frame's other features agree with the fit; then the stage is corrected
  *      until the particle is within Reloc:Tolerance of the beam. Every found particle joins the fit.
@@ -407,6 +409,7 @@ static void publish_mount(stagemap *m, const affine2d *prior, const affine2d *to
 typedef struct particle_result {
     double x, y, residual;
     int status;
+    int visit; /* 1 for the first visited (nearest first), 0 not visited */
 } particle_result;
 
 /* Whether a frame agrees with the fit, apart from the particle looked for (within radius of target): a frame
@@ -512,22 +515,41 @@ static int visit(stagemap *m, const double target[2], const point_list *ref_px, 
     return rc;
 }
 
-static void publish(stagemap *m, const particle_result *res, int n, int done, const point_list *px, int result,
-                    const reloc_settings *s)
+/* The unvisited particle (status pending) the fit puts nearest a point of measured, the stage points the fit was
+ * made from: extrapolating the least, it is the best-placed to find next, and once found it moves the fit's
+ * support toward the particles still to come. */
+static int nearest_unvisited(const point_list *chosen, const particle_result *res, const affine2d *to_stage,
+                             const point_list *measured)
+{
+    int best = -1;
+    double best_d = INFINITY;
+    for (int i = 0; i < chosen->n; i++) {
+        if (res[i].status != RELOC_PENDING) continue;
+        double at[2], d = INFINITY;
+        affine_apply(to_stage, chosen->p[i][0], chosen->p[i][1], &at[0], &at[1]);
+        for (int j = 0; j < measured->n; j++) d = fmin(d, hypot(measured->p[j][0] - at[0], measured->p[j][1] - at[1]));
+        if (best < 0 || d < best_d) best = i, best_d = d;
+    }
+    return best;
+}
+
+/* Publishes the results so far: done particles visited, current the index of the one under way (-1: none). */
+static void publish(stagemap *m, const particle_result *res, int n, int done, int current, const point_list *px,
+                    int result, const reloc_settings *s)
 {
     double *x = xmalloc((size_t)(n ? n : 1) * sizeof *x), *y = xmalloc((size_t)(n ? n : 1) * sizeof *y),
            *resid = xmalloc((size_t)(n ? n : 1) * sizeof *resid);
     int32_t *status = xmalloc((size_t)(n ? n : 1) * sizeof *status);
-    size_t cap = 128 + (size_t)n * 96, len = 0;
+    size_t cap = 128 + (size_t)n * 128, len = 0;
     char *table = xmalloc(cap);
-    len += (size_t)snprintf(table, cap, "index,ref_u,ref_v,stage_x_um,stage_y_um,residual_um,status\n");
+    len += (size_t)snprintf(table, cap, "index,ref_u,ref_v,stage_x_um,stage_y_um,residual_um,status,visit\n");
     static const char *names[] = {"pending", "found", "ambiguous", "not found", "aborted", "not converged"};
     int found = 0;
     for (int i = 0; i < n; i++) {
         x[i] = res[i].x, y[i] = res[i].y, resid[i] = res[i].residual, status[i] = res[i].status;
         found += res[i].status == RELOC_FOUND;
-        len += (size_t)snprintf(table + len, cap - len, "%d,%.3f,%.3f,%.4f,%.4f,%.4f,%s\n", i, px->p[i][0], px->p[i][1],
-                                res[i].x, res[i].y, res[i].residual, names[res[i].status]);
+        len += (size_t)snprintf(table + len, cap - len, "%d,%.3f,%.3f,%.4f,%.4f,%.4f,%s,%d\n", i, px->p[i][0],
+                                px->p[i][1], res[i].x, res[i].y, res[i].residual, names[res[i].status], res[i].visit);
     }
     db_lock();
     m->nrelocated = 0;
@@ -544,7 +566,7 @@ static void publish(stagemap *m, const particle_result *res, int n, int done, co
     param_set_array(p, P_RELOC_STATUS, status, n);
     param_set_string(p, P_RELOC_TABLE, table);
     param_set_int(p, P_RELOC_FOUND, found);
-    param_set_int(p, P_RELOC_CURRENT, done < n ? done : -1);
+    param_set_int(p, P_RELOC_CURRENT, current);
     param_set_double(p, P_RELOC_PROGRESS, n ? 100.0 * done / n : 100.0);
     param_set_int(p, P_RELOC_RESULT, result);
     param_set_double(p, P_RELOC_ELAPSED, time_monotonic() - s->started);
@@ -581,7 +603,7 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
     stagemap_view sv = {0};
     image ref;
     memset(&ref, 0, sizeof ref);
-    publish(m, res, n, 0, &chosen, RESULT_RUNNING, &s);
+    publish(m, res, n, 0, -1, &chosen, RESULT_RUNNING, &s);
     state(m, "detecting features of the reference");
     if (n == 0) {
         error_set(err, errlen, "no particles: write their reference pixels to Particles");
@@ -611,22 +633,25 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
     if (fit_pairs(&src, &dst, mirrored, &to_stage, &rms, err, errlen)) goto out;
     publish_mount(m, &prior, &to_stage, rms);
     for (int k = 0; k < n; k++) {
+        int i = nearest_unvisited(&chosen, res, &to_stage, &dst);
         char what[64];
-        snprintf(what, sizeof what, "particle %d of %d", k + 1, n);
+        snprintf(what, sizeof what, "particle %d (%d of %d)", i + 1, k + 1, n);
         state(m, what);
-        publish(m, res, n, k, &chosen, RESULT_RUNNING, &s);
+        res[i].visit = k + 1;
+        publish(m, res, n, k, i, &chosen, RESULT_RUNNING, &s);
         double target[2];
-        affine_apply(&to_stage, chosen.p[k][0], chosen.p[k][1], &target[0], &target[1]);
-        if (visit(m, target, &ref_px, &to_stage, &s, &res[k], &sv, err, errlen)) goto out;
-        if (res[k].status == RELOC_ABORTED) {
-            for (int i = k; i < n; i++) res[i].status = RELOC_ABORTED;
+        affine_apply(&to_stage, chosen.p[i][0], chosen.p[i][1], &target[0], &target[1]);
+        if (visit(m, target, &ref_px, &to_stage, &s, &res[i], &sv, err, errlen)) goto out;
+        if (res[i].status == RELOC_ABORTED) {
+            for (int j = 0; j < n; j++)
+                if (res[j].status == RELOC_PENDING) res[j].status = RELOC_ABORTED;
             result = RESULT_ABORTED;
-            error_set(err, errlen, "aborted at particle %d", k);
+            error_set(err, errlen, "aborted at particle %d", i);
             goto out;
         }
-        if (res[k].status == RELOC_FOUND) {       /* a measured pair: the fit only gets better */
-            points_add(&src, chosen.p[k][0], chosen.p[k][1]);
-            points_add(&dst, res[k].x, res[k].y);
+        if (res[i].status == RELOC_FOUND) {       /* a measured pair: the fit only gets better */
+            points_add(&src, chosen.p[i][0], chosen.p[i][1]);
+            points_add(&dst, res[i].x, res[i].y);
             affine2d refit;
             char ignored[128];
             if (fit_pairs(&src, &dst, mirrored, &refit, &rms, ignored, sizeof ignored) == 0) to_stage = refit;
@@ -639,7 +664,7 @@ int stagemap_reloc_run(stagemap *m, char *err, size_t errlen)
     rc = 0;
     result = RESULT_DONE;
 out:
-    publish(m, res, n, rc == 0 ? n : 0, &chosen, result, &s);
+    publish(m, res, n, rc == 0 ? n : 0, -1, &chosen, result, &s);
     if (rc == 0) {
         char done[128];
         snprintf(done, sizeof done, "done in %.1f s", time_monotonic() - s.started);
